@@ -1,0 +1,80 @@
+"""Reads shared by the API, the admin and jobs: visibility and access (SPEC section 2).
+
+Visibility is one selector per model: a rep sees their own records, a manager the
+records of their org subtree (the units they manage and everything below), an admin
+the whole tenant. Access functions return the object or raise ``NotFound``, so an
+out-of-scope id is answered 404 exactly like a missing one.
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from django.db.models import Exists, F, Model, OuterRef, Q, QuerySet
+from rest_framework.exceptions import NotFound
+
+from crm.models import Membership, OrgUnit, OrgUnitManager, Role
+
+M = TypeVar("M", bound=Model)
+
+
+def in_managed_subtree(member: Membership, unit_path: str) -> Exists:
+    """True for rows whose org unit (at ``unit_path``) lies under a unit ``member`` manages.
+
+    One correlated ``EXISTS`` with an indexed prefix match: the cost does not grow
+    with the depth of the tree.
+    """
+    return Exists(
+        OrgUnitManager.objects.filter(membership_id=member.pk)
+        .annotate(row_path=OuterRef(unit_path))
+        .filter(row_path__startswith=F("org_unit__path"))
+    )
+
+
+def org_subtree(unit: OrgUnit) -> QuerySet[OrgUnit]:
+    """The unit and all its descendants, in one query whatever the depth."""
+    return OrgUnit.objects.filter(path__startswith=unit.path)
+
+
+def visible_org_units(member: Membership) -> QuerySet[OrgUnit]:
+    units = OrgUnit.objects.all()
+    if member.role == Role.ADMIN:
+        return units
+    own_unit = Q(pk=member.org_unit_id) if member.org_unit_id else Q(pk__in=[])
+    if member.role == Role.MANAGER:
+        return units.filter(own_unit | Q(in_managed_subtree(member, "path")))
+    return units.filter(own_unit)
+
+
+def visible_memberships(member: Membership) -> QuerySet[Membership]:
+    members = Membership.objects.all()
+    if member.role == Role.ADMIN:
+        return members
+    if member.role == Role.MANAGER:
+        return members.filter(Q(pk=member.pk) | Q(in_managed_subtree(member, "org_unit__path")))
+    return members.filter(pk=member.pk)
+
+
+def get_visible(queryset: QuerySet[M], pk: object) -> M:
+    """Return the object with ``pk`` from a visibility-filtered queryset, or raise 404."""
+    try:
+        return queryset.get(pk=pk)
+    except (queryset.model.DoesNotExist, ValueError, TypeError) as error:
+        raise NotFound() from error
+
+
+def get_visible_org_unit(member: Membership, pk: object) -> OrgUnit:
+    return get_visible(visible_org_units(member), pk)
+
+
+def get_visible_membership(member: Membership, pk: object) -> Membership:
+    return get_visible(visible_memberships(member), pk)
+
+
+def is_manager_of(manager: Membership, member: Membership) -> bool:
+    """Whether ``manager`` may steer ``member`` (admin, or member inside their subtree)."""
+    if manager.role == Role.ADMIN:
+        return True
+    if manager.role != Role.MANAGER or member.org_unit_id is None:
+        return False
+    return visible_memberships(manager).filter(pk=member.pk).exists()
