@@ -11,6 +11,7 @@ class CrmConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        import crm.api.schema  # noqa: F401  (registers the OpenAPI auth extensions)
         from crm.db import on_connection_created
 
         connection_created.connect(on_connection_created, dispatch_uid="crm_app_role")

@@ -39,7 +39,7 @@ def load_membership_for_token(token: Any) -> Membership:
     if tenant_id is None or tenant_id != current_tenant_id():
         raise exceptions.AuthenticationFailed(_("Token is not bound to a tenant."), "token_invalid")
     membership = (
-        Membership.objects.select_related("user", "org_unit")
+        Membership.objects.select_related("user", "org_unit", "tenant")
         .filter(pk=token.get(MEMBERSHIP_CLAIM))
         .first()
     )

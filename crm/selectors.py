@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TypeVar
 
 from django.db.models import Exists, F, Model, OuterRef, Q, QuerySet
+from django.db.models.functions import Left, Length
 from rest_framework.exceptions import NotFound
 
 from crm.models import Membership, OrgUnit, OrgUnitManager, Role
@@ -21,13 +22,13 @@ M = TypeVar("M", bound=Model)
 def in_managed_subtree(member: Membership, unit_path: str) -> Exists:
     """True for rows whose org unit (at ``unit_path``) lies under a unit ``member`` manages.
 
-    One correlated ``EXISTS`` with an indexed prefix match: the cost does not grow
-    with the depth of the tree.
+    One correlated ``EXISTS`` over the manager's few unit links, comparing materialised
+    paths by prefix: the cost does not grow with the depth of the tree.
     """
     return Exists(
         OrgUnitManager.objects.filter(membership_id=member.pk)
-        .annotate(row_path=OuterRef(unit_path))
-        .filter(row_path__startswith=F("org_unit__path"))
+        .annotate(row_prefix=Left(OuterRef(unit_path), Length("org_unit__path")))
+        .filter(row_prefix=F("org_unit__path"))
     )
 
 

@@ -69,7 +69,13 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             message = str(detail[0])
         response.data = error_body(_flatten_codes(exc.get_codes()), message, fields)
     else:
-        response.data = error_body(_flatten_codes(exc.get_codes()), str(exc.detail))
+        detail = exc.detail
+        if isinstance(detail, dict):  # e.g. simplejwt's {"detail": ..., "code": ...}
+            message = str(detail.get("detail", _("Request failed.")))
+            code = str(detail.get("code") or exc.default_code)
+        else:
+            message, code = str(detail), _flatten_codes(exc.get_codes())
+        response.data = error_body(code, message)
     return response
 
 

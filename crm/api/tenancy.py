@@ -20,6 +20,7 @@ from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from crm import selectors, services
+from crm.api.base import TenantViewMixin
 from crm.api.filters import SyncFilterSet
 from crm.authentication import (
     MEMBERSHIP_CLAIM,
@@ -345,7 +346,7 @@ class OrgUnitSerializer(serializers.ModelSerializer[OrgUnit]):
         return data
 
 
-class OrgUnitViewSet(viewsets.ModelViewSet[OrgUnit]):
+class OrgUnitViewSet(TenantViewMixin[OrgUnit], viewsets.ModelViewSet[OrgUnit]):
     """The org tree. Reps see their unit, managers their subtrees, admins everything."""
 
     serializer_class = OrgUnitSerializer
@@ -355,8 +356,10 @@ class OrgUnitViewSet(viewsets.ModelViewSet[OrgUnit]):
     ordering_fields = ["name", "path", "depth", "created_at", "updated_at"]
     ordering = ["path"]
 
-    def get_queryset(self) -> QuerySet[OrgUnit]:
-        return selectors.visible_org_units(self.request.membership).prefetch_related(  # type: ignore[attr-defined]
+    model = OrgUnit
+
+    def visible_queryset(self, member: Membership) -> QuerySet[OrgUnit]:
+        return selectors.visible_org_units(member).prefetch_related(
             Prefetch(
                 "orgunitmanager_set",
                 queryset=OrgUnitManager.objects.all(),
@@ -367,7 +370,7 @@ class OrgUnitViewSet(viewsets.ModelViewSet[OrgUnit]):
     def perform_create(self, serializer: serializers.BaseSerializer[OrgUnit]) -> None:
         data = serializer.validated_data
         serializer.instance = services.org_unit_create(
-            tenant=self.request.membership.tenant,  # type: ignore[attr-defined]
+            tenant=self.membership.tenant,
             name=data["name"],
             parent=data.get("parent"),
             managers=data.get("managers", ()),
@@ -402,6 +405,7 @@ class MemberFilter(SyncFilterSet):
 
 
 class MemberViewSet(
+    TenantViewMixin[Membership],
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,
@@ -419,9 +423,11 @@ class MemberViewSet(
     def get_serializer_class(self) -> type[MemberSerializer]:
         return MemberCreateSerializer if self.action == "create" else MemberSerializer
 
-    def get_queryset(self) -> QuerySet[Membership]:
+    model = Membership
+
+    def visible_queryset(self, member: Membership) -> QuerySet[Membership]:
         return (
-            selectors.visible_memberships(self.request.membership)  # type: ignore[attr-defined]
+            selectors.visible_memberships(member)
             .select_related("user")
             .prefetch_related(_managed_links())
         )
@@ -431,7 +437,7 @@ class MemberViewSet(
         data.pop("is_active", None)
         data.pop("end_date", None)
         serializer.instance = services.membership_create(
-            tenant=self.request.membership.tenant,  # type: ignore[attr-defined]
+            tenant=self.membership.tenant,
             **data,
         )
         serializer.instance.managed_links = []  # type: ignore[attr-defined]
@@ -469,6 +475,7 @@ class ApiTokenSerializer(serializers.ModelSerializer[ApiToken]):
 
 
 class ApiTokenViewSet(
+    TenantViewMixin[ApiToken],
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,
@@ -484,7 +491,9 @@ class ApiTokenViewSet(
     search_fields = ["name", "prefix"]
     filterset_fields = ["acts_as"]
 
-    def get_queryset(self) -> QuerySet[ApiToken]:
+    model = ApiToken
+
+    def visible_queryset(self, member: Membership) -> QuerySet[ApiToken]:
         return ApiToken.objects.all()
 
     @extend_schema(
@@ -496,7 +505,7 @@ class ApiTokenViewSet(
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         issued = services.api_token_create(
-            acts_as=serializer.validated_data.get("acts_as") or request.membership,  # type: ignore[attr-defined]
+            acts_as=serializer.validated_data.get("acts_as") or self.membership,
             name=serializer.validated_data["name"],
         )
         return Response(
@@ -527,7 +536,7 @@ class JobRunSerializer(serializers.ModelSerializer[JobRun]):
         read_only_fields = fields
 
 
-class JobRunViewSet(viewsets.ReadOnlyModelViewSet[JobRun]):
+class JobRunViewSet(TenantViewMixin[JobRun], viewsets.ReadOnlyModelViewSet[JobRun]):
     """Background job runs of the tenant (admins only)."""
 
     serializer_class = JobRunSerializer
@@ -536,5 +545,7 @@ class JobRunViewSet(viewsets.ReadOnlyModelViewSet[JobRun]):
     ordering_fields = ["started_at", "finished_at"]
     ordering = ["-started_at"]
 
-    def get_queryset(self) -> QuerySet[JobRun]:
+    model = JobRun
+
+    def visible_queryset(self, member: Membership) -> QuerySet[JobRun]:
         return JobRun.objects.all()
