@@ -4,8 +4,6 @@ where a scope is entered (with the request middleware and the Celery base task).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
-
 import pytest
 from django.conf import settings
 from django.core.cache import cache
@@ -13,12 +11,14 @@ from rest_framework.test import APIClient
 
 from config.celery import app as celery_app
 from crm.api.tenancy import issue_tokens
-from crm.models import Membership, Role
+from crm.models import Membership
 from crm.tenancy import tenant_scope
 from tests.factories import TenantTree, build_tenant_tree
 
 # Transactional tests (the real-worker ones) flush tables between tests.
 settings.DATABASE_APP_ROLE_CAN_TRUNCATE = True
+# Hashing strength is not under test; a fast hasher keeps fixture set-up quick.
+settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture(autouse=True)
@@ -62,6 +62,3 @@ def client_for() -> Callable[[Membership], APIClient]:
 def admin_a(tree_a: TenantTree) -> Membership:
     return tree_a.members["admin"]
 
-
-def role_of(member: Membership) -> Any:
-    return Role(member.role)

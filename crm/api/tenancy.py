@@ -85,11 +85,19 @@ def issue_tokens(membership: Membership) -> dict[str, Any]:
     }
 
 
-class TokenObtainView(APIView):
-    """Exchange username and password (and a tenant slug) for JWTs bound to one membership."""
+class PublicAuthView(APIView):
+    """Auth endpoints: the credential is in the body, and failures are 401 with a challenge."""
 
     authentication_classes: list[Any] = []
     permission_classes = [AllowAny]
+
+    def get_authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="api"'
+
+
+class TokenObtainView(PublicAuthView):
+    """Exchange username and password (and a tenant slug) for JWTs bound to one membership."""
+
     throttle_classes = [LoginIPThrottle, LoginUserThrottle]
 
     @extend_schema(request=TokenObtainSerializer, responses=TokenPairSerializer)
@@ -143,11 +151,8 @@ def _scoped_membership(refresh: RefreshToken) -> Membership:
     return load_membership_for_token(refresh)
 
 
-class TokenRefreshView(APIView):
+class TokenRefreshView(PublicAuthView):
     """Trade a refresh token for a new pair; the old refresh token is blacklisted."""
-
-    authentication_classes: list[Any] = []
-    permission_classes = [AllowAny]
 
     @extend_schema(request=RefreshSerializer, responses=TokenPairSerializer)
     def post(self, request: Request) -> Response:
@@ -165,11 +170,8 @@ class TokenRefreshView(APIView):
             return Response(issue_tokens(membership))
 
 
-class TokenRevokeView(APIView):
+class TokenRevokeView(PublicAuthView):
     """Revoke a refresh token, or with ``all`` every token of the membership at once."""
-
-    authentication_classes: list[Any] = []
-    permission_classes = [AllowAny]
 
     @extend_schema(
         request=inline_serializer(

@@ -1,0 +1,149 @@
+"""Cross-tenant harness: every API route, found from the URL configuration, is probed
+with another tenant's admin token. New endpoints are covered without anyone remembering;
+a route without a probe object fails the test until one is added to ``PROBES``."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from django.urls import URLPattern, URLResolver, get_resolver
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from crm.models import JobRun, Membership
+from crm.services import api_token_create
+from crm.tenancy import tenant_scope
+from tests.factories import TenantTree
+
+pytestmark = pytest.mark.django_db
+
+# Routes that expose no tenant object by id, with the reason.
+NOT_OBJECT_ROUTES = {
+    "auth-token": "login: credentials in the body",
+    "auth-token-refresh": "credential in the body, bound to its own tenant",
+    "auth-token-revoke": "credential in the body, bound to its own tenant",
+    "me": "always the caller",
+    "schema": "public schema",
+    "docs": "public docs page",
+}
+
+# basename -> a function creating (or picking) one object of tenant A to probe.
+PROBES: dict[str, Callable[[TenantTree], Any]] = {
+    "org-unit": lambda tree: tree.units["south"],
+    "member": lambda tree: tree.members["south-rep"],
+    "api-token": lambda tree: api_token_create(acts_as=tree.members["admin"], name="probe").token,
+    "job-run": lambda tree: JobRun.objects.create(
+        tenant=tree.tenant, task_name="probe", finished_at=timezone.now()
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Route:
+    name: str
+    basename: str | None
+    detail: bool
+    actions: dict[str, str]
+    prefix: str
+
+
+def _walk(patterns: list[Any], prefix: str = "") -> Iterator[tuple[str, URLPattern]]:
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            yield from _walk(pattern.url_patterns, prefix + str(pattern.pattern))
+        elif isinstance(pattern, URLPattern):
+            yield prefix + str(pattern.pattern), pattern
+
+
+def api_routes() -> list[Route]:
+    routes: dict[str, Route] = {}
+    for regex, pattern in _walk(get_resolver().url_patterns):
+        if not regex.startswith("api/v1/") or "(?P<format>" in regex or not pattern.name:
+            continue
+        callback = pattern.callback
+        initkwargs = getattr(callback, "initkwargs", {}) or {}
+        routes[pattern.name] = Route(
+            name=pattern.name,
+            basename=initkwargs.get("basename"),
+            detail="(?P<pk>" in regex,
+            actions=getattr(callback, "actions", None) or {},
+            prefix=regex,
+        )
+    return list(routes.values())
+
+
+def _url(route: Route, pk: Any = None) -> str:
+    path = route.prefix
+    if pk is not None:
+        path = re.sub(r"\(\?P<pk>[^)]*\)", str(pk), path)
+    return "/" + path.replace("^", "").replace("$", "")
+
+
+def test_the_harness_finds_the_routes_it_must_probe() -> None:
+    names = {route.name for route in api_routes()}
+    assert {"org-unit-list", "org-unit-detail", "member-detail", "me"} <= names
+
+
+def test_every_route_is_probed_or_declared_not_to_expose_tenant_objects() -> None:
+    unclassified = [
+        route.name
+        for route in api_routes()
+        if route.basename is None and route.name not in NOT_OBJECT_ROUTES
+    ]
+    missing_probes = sorted(
+        {route.basename for route in api_routes() if route.basename}
+        - set(PROBES)
+    )
+    assert unclassified == [], "add these routes to NOT_OBJECT_ROUTES with a reason"
+    assert missing_probes == [], "add a probe object for these viewsets to PROBES"
+
+
+def test_no_route_shows_or_changes_another_tenants_objects(
+    tree_a: TenantTree, tree_b: TenantTree, client_for: Callable[[Membership], APIClient]
+) -> None:
+    with tenant_scope(tree_a.tenant):
+        targets = {basename: make(tree_a) for basename, make in PROBES.items()}
+    owner = client_for(tree_a.members["admin"])
+    intruder = client_for(tree_b.members["admin"])
+    failures: list[str] = []
+    probed = 0
+    for route in api_routes():
+        if route.basename is None:
+            continue
+        target = targets[route.basename]
+        if not route.detail:
+            # The owner's admin lists the object: the probe is real, not a wrong URL.
+            own = owner.get(_url(route), {"page_size": 200})
+            assert own.status_code == 200, (route.name, own.status_code)
+            assert target.pk in {row["id"] for row in own.json()["results"]}, route.name
+            response = intruder.get(_url(route), {"page_size": 200})
+            assert response.status_code == 200, (route.name, response.status_code)
+            if target.pk in {row.get("id") for row in response.json()["results"]}:
+                failures.append(f"{route.name}: lists tenant A's object {target.pk}")
+            probed += 1
+            continue
+        url = _url(route, target.pk)
+        if "get" in route.actions:
+            assert owner.get(url).status_code == 200, url
+        for method, expected in (
+            ("get", 404),
+            ("patch", 404),
+            ("put", 404),
+            ("post", 404),
+            ("delete", 404),
+        ):
+            if method not in route.actions:
+                continue
+            response = getattr(intruder, method)(url, {}, format="json")
+            probed += 1
+            if response.status_code != expected:
+                failures.append(f"{method.upper()} {url}: {response.status_code}, not {expected}")
+    assert failures == []
+    assert probed >= 2 * len(PROBES)
+    with tenant_scope(tree_a.tenant):
+        for basename, target in targets.items():
+            assert type(target).objects.filter(pk=target.pk).exists(), basename
