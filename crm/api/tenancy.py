@@ -340,13 +340,6 @@ class OrgUnitSerializer(serializers.ModelSerializer[OrgUnit]):
             fields["managers"].child_relation.queryset = selectors.visible_memberships(membership)  # type: ignore[attr-defined]
         return fields
 
-    def to_representation(self, instance: OrgUnit) -> dict[str, Any]:
-        data = super().to_representation(instance)
-        links = getattr(instance, "manager_links", None)
-        if links is not None:
-            data["managers"] = sorted(link.membership_id for link in links)
-        return data
-
 
 class OrgUnitViewSet(TenantViewMixin[OrgUnit], viewsets.ModelViewSet[OrgUnit]):
     """The org tree. Reps see their unit, managers their subtrees, admins everything."""
@@ -362,11 +355,7 @@ class OrgUnitViewSet(TenantViewMixin[OrgUnit], viewsets.ModelViewSet[OrgUnit]):
 
     def visible_queryset(self, member: Membership) -> QuerySet[OrgUnit]:
         return selectors.visible_org_units(member).prefetch_related(
-            Prefetch(
-                "orgunitmanager_set",
-                queryset=OrgUnitManager.objects.all(),
-                to_attr="manager_links",
-            )
+            Prefetch("managers", queryset=Membership.objects.only("id").order_by("id"))
         )
 
     def perform_create(self, serializer: serializers.BaseSerializer[OrgUnit]) -> None:
