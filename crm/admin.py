@@ -25,7 +25,7 @@ def request_membership(request: HttpRequest) -> Membership | None:
     return getattr(request, "membership", None)
 
 
-class TenantScopedAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class TenantScopedAdmin(admin.ModelAdmin):
     """Base of every admin of a tenant-owned model."""
 
     def visible_queryset(self, member: Membership) -> QuerySet[Any]:
@@ -77,7 +77,7 @@ class TenantScopedAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
-class OrgUnitManagerInline(admin.TabularInline):  # type: ignore[type-arg]
+class OrgUnitManagerInline(admin.TabularInline):
     model = OrgUnitManager
     extra = 0
     verbose_name = _("manager")
@@ -165,7 +165,7 @@ class ScopeSafeModelFormMetaclass(ModelFormMetaclass):
             return super().__new__(mcs, name, bases, attrs)
 
 
-class MembershipAddForm(forms.ModelForm, metaclass=ScopeSafeModelFormMetaclass):  # type: ignore[type-arg]
+class MembershipAddForm(forms.ModelForm, metaclass=ScopeSafeModelFormMetaclass):
     username = forms.CharField(label=_("username"), max_length=150)
     email = forms.EmailField(label=_("email"), required=False)
     first_name = forms.CharField(label=_("first name"), max_length=150, required=False)
@@ -197,7 +197,9 @@ class MembershipAdmin(TenantScopedAdmin):
     def username(self, member: Membership) -> str:
         return member.user.get_username()
 
-    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> Any:
         if obj is None:
             kwargs["form"] = MembershipAddForm
             kwargs["fields"] = None
@@ -291,7 +293,15 @@ class ApiTokenAdmin(TenantScopedAdmin):
 class JobRunAdmin(TenantScopedAdmin):
     list_display = ["task_name", "status", "started_at", "finished_at", "counts"]
     list_filter = ["status", "task_name"]
-    readonly_fields = ["task_name", "task_id", "status", "started_at", "finished_at", "counts", "error"]
+    readonly_fields = [
+        "task_name",
+        "task_id",
+        "status",
+        "started_at",
+        "finished_at",
+        "counts",
+        "error",
+    ]
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return self._is_tenant_admin(request) or request.user.is_superuser
@@ -307,7 +317,7 @@ class JobRunAdmin(TenantScopedAdmin):
 
 
 @admin.register(Tenant)
-class TenantAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class TenantAdmin(admin.ModelAdmin):
     """Tenants are platform objects: only the platform superuser manages them."""
 
     list_display = ["name", "slug", "time_zone", "currency", "fiscal_year_start_month", "is_active"]

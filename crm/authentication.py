@@ -89,7 +89,9 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
             .first()
         )
         if token is None or token.revoked_at is not None:
-            raise exceptions.AuthenticationFailed(_("Invalid or revoked API token."), "token_invalid")
+            raise exceptions.AuthenticationFailed(
+                _("Invalid or revoked API token."), "token_invalid"
+            )
         membership = token.acts_as
         if not membership.is_active or not membership.user.is_active:
             raise exceptions.AuthenticationFailed(

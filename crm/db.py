@@ -15,8 +15,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connections
-from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.backends.base.base import NO_DB_ALIAS
+from django.db.backends.base.base import NO_DB_ALIAS, BaseDatabaseWrapper
 from psycopg import sql
 
 _owner_mode = False

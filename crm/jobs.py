@@ -18,7 +18,7 @@ from crm.models import JobRun
 from crm.tenancy import tenant_scope
 
 
-class TenantTask(Task):  # type: ignore[type-arg]
+class TenantTask(Task):
     """Base class of every task that reads or writes tenant data.
 
     The task body returns a dict of counts (rows processed, alerts opened, ...), stored
@@ -53,6 +53,6 @@ class TenantTask(Task):  # type: ignore[type-arg]
         return counts
 
 
-def enqueue_on_commit(task: Task, tenant_id: int, *args: Any, **kwargs: Any) -> None:  # type: ignore[type-arg]
+def enqueue_on_commit(task: Task, tenant_id: int, *args: Any, **kwargs: Any) -> None:
     """Send the task once the current transaction commits, never before its data exists."""
     transaction.on_commit(lambda: task.delay(tenant_id, *args, **kwargs))

@@ -97,8 +97,8 @@ class _SessionTenantScope:
         membership = (
             Membership.objects.select_related("user", "org_unit", "tenant")
             .filter(
-                pk=self.request.session.get(SESSION_MEMBERSHIP_KEY),
-                user_id=self.request.user.pk,
+                pk=self.request.session.get(SESSION_MEMBERSHIP_KEY) or 0,
+                user_id=self.request.user.pk or 0,
                 is_active=True,
             )
             .first()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import zoneinfo
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -89,7 +89,12 @@ class TenantOwned(models.Model):
         Tenant, on_delete=models.CASCADE, related_name="+", db_index=False, editable=False
     )
 
-    objects = ScopedManager(tenant="tenant")
+    # The default manager raises outside a tenant scope (django-scopes); type checkers
+    # see the plain manager it derives from.
+    if TYPE_CHECKING:
+        objects: ClassVar[models.Manager[Self]]
+    else:
+        objects = ScopedManager(tenant="tenant")
 
     class Meta:
         abstract = True
@@ -114,7 +119,7 @@ class OrgUnit(TenantOwned):
     )
     path = models.CharField(_("path"), max_length=1000, editable=False, default="")
     depth = models.PositiveSmallIntegerField(_("depth"), default=0, editable=False)
-    managers = models.ManyToManyField(
+    managers: models.ManyToManyField[Membership, OrgUnitManager] = models.ManyToManyField(
         "Membership",
         through="OrgUnitManager",
         related_name="managed_units",
@@ -228,6 +233,9 @@ class OrgUnitManager(TenantOwned):
             models.Index(fields=["tenant", "membership"], name="orgunitmanager_member"),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.membership_id} manages {self.org_unit_id}"
+
 
 class ApiToken(TenantOwned):
     """An integration token. Only its SHA-256 is stored; the key is shown once."""
@@ -290,4 +298,3 @@ class JobRun(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.task_name} {self.started_at:%Y-%m-%d %H:%M} {self.status}"
-

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TypeVar
 
+from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import Exists, F, Model, OuterRef, Q, QuerySet
 from django.db.models.functions import Left, Length
 from rest_framework.exceptions import NotFound
@@ -60,7 +61,7 @@ def get_visible(queryset: QuerySet[M], pk: object) -> M:
     """Return the object with ``pk`` from a visibility-filtered queryset, or raise 404."""
     try:
         return queryset.get(pk=pk)
-    except (queryset.model.DoesNotExist, ValueError, TypeError) as error:
+    except (ObjectDoesNotExist, ValueError, TypeError) as error:
         raise NotFound() from error
 
 

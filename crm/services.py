@@ -14,7 +14,6 @@ from datetime import date
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F, Value
@@ -105,11 +104,13 @@ def org_unit_set_managers(*, unit: OrgUnit, managers: Iterable[Membership]) -> N
 
 def _find_or_create_user(
     *, username: str, email: str, first_name: str, last_name: str, password: str | None
-) -> AbstractBaseUser:
+) -> Any:
     user_model = get_user_model()
     user = user_model.objects.filter(username=username).first()
     if user is None:
-        user = user_model(username=username, email=email, first_name=first_name, last_name=last_name)
+        user = user_model(
+            username=username, email=email, first_name=first_name, last_name=last_name
+        )
         if password:
             user.set_password(password)
         else:
@@ -142,10 +143,14 @@ def membership_create(
     """Add a user (created when new) to the tenant with a role and an org unit."""
     _check_same_tenant(tenant.pk, org_unit)
     user = _find_or_create_user(
-        username=username, email=email, first_name=first_name, last_name=last_name, password=password
+        username=username,
+        email=email,
+        first_name=first_name,
+        last_name=last_name,
+        password=password,
     )
-    if is_staff and not user.is_staff:  # type: ignore[attr-defined]
-        user.is_staff = True  # type: ignore[attr-defined]
+    if is_staff and not user.is_staff:
+        user.is_staff = True
         user.save(update_fields=["is_staff"])
     if Membership.objects.filter(user=user).exists():
         raise ValidationError({"username": _("This user is already a member of this tenant.")})

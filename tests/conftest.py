@@ -4,6 +4,7 @@ where a scope is entered (with the request middleware and the Celery base task).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+
 import pytest
 from django.conf import settings
 from django.core.cache import cache
@@ -61,4 +62,3 @@ def client_for() -> Callable[[Membership], APIClient]:
 @pytest.fixture
 def admin_a(tree_a: TenantTree) -> Membership:
     return tree_a.members["admin"]
-

@@ -70,7 +70,9 @@ def build_tenant_tree(slug: str, name: str) -> TenantTree:
             tree.tenant, "manager", Role.MANAGER, tree.units["north"], slug=slug
         )
         org_unit_set_managers(unit=tree.units["north"], managers=[tree.members["manager"]])
-        tree.members["rep"] = add_member(tree.tenant, "rep", Role.REP, tree.units["north-1"], slug=slug)
+        tree.members["rep"] = add_member(
+            tree.tenant, "rep", Role.REP, tree.units["north-1"], slug=slug
+        )
         tree.members["rep2"] = add_member(
             tree.tenant, "rep2", Role.REP, tree.units["north-1"], slug=slug
         )

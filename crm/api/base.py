@@ -19,7 +19,7 @@ class TenantViewMixin(Generic[M]):
 
     @property
     def membership(self) -> Membership:
-        return self.request.membership  # type: ignore[no-any-return]
+        return self.request.membership
 
     def visible_queryset(self, member: Membership) -> QuerySet[M]:
         raise NotImplementedError

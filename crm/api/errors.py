@@ -57,7 +57,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         message = _("Invalid input.")
         if isinstance(detail, dict):
             fields = {key: value for key, value in detail.items() if key != "non_field_errors"}
-            non_field = detail.get("non_field_errors")
+            non_field: Any = detail.get("non_field_errors")
             if non_field:
                 message = str(non_field[0])
             elif fields:
@@ -69,12 +69,12 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             message = str(detail[0])
         response.data = error_body(_flatten_codes(exc.get_codes()), message, fields)
     else:
-        detail = exc.detail
-        if isinstance(detail, dict):  # e.g. simplejwt's {"detail": ..., "code": ...}
-            message = str(detail.get("detail", _("Request failed.")))
-            code = str(detail.get("code") or exc.default_code)
+        other: Any = exc.detail
+        if isinstance(other, dict):  # e.g. simplejwt's {"detail": ..., "code": ...}
+            message = str(other.get("detail", _("Request failed.")))
+            code = str(other.get("code") or exc.default_code)
         else:
-            message, code = str(detail), _flatten_codes(exc.get_codes())
+            message, code = str(other), _flatten_codes(exc.get_codes())
         response.data = error_body(code, message)
     return response
 

@@ -23,8 +23,16 @@ class ScopeSafeFilterSetMetaclass(FilterSetMetaclass):
             return super().__new__(mcs, name, bases, attrs)
 
 
-class SyncFilterSet(django_filters.FilterSet, metaclass=ScopeSafeFilterSetMetaclass):
-    """``updated_since`` for mobile offline sync (SPEC section 8)."""
+class TenantFilterSet(django_filters.FilterSet, metaclass=ScopeSafeFilterSetMetaclass):
+    """Base of every filter set of a tenant model.
+
+    Views declare a ``filterset_class`` derived from this one, never ``filterset_fields``:
+    a class built on the fly would resolve its lookups outside the scope-safe metaclass.
+    """
+
+
+class SyncFilterSet(TenantFilterSet):
+    """Adds ``updated_since`` for mobile offline sync (SPEC section 8)."""
 
     updated_since = django_filters.IsoDateTimeFilter(
         field_name="updated_at",

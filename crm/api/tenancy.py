@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import django_filters
-from django.contrib.auth import authenticate, get_user_model
+from django.contrib.auth import authenticate
 from django.db.models import Prefetch, QuerySet
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import exceptions, mixins, serializers, status, viewsets
-from rest_framework.decorators import action
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -21,13 +20,13 @@ from rest_framework_simplejwt.tokens import RefreshToken
 
 from crm import selectors, services
 from crm.api.base import TenantViewMixin
-from crm.api.filters import SyncFilterSet
+from crm.api.filters import SyncFilterSet, TenantFilterSet
 from crm.authentication import (
     MEMBERSHIP_CLAIM,
     TENANT_CLAIM,
     TOKEN_VERSION_CLAIM,
 )
-from crm.models import ApiToken, JobRun, Membership, OrgUnit, OrgUnitManager, Role, Tenant
+from crm.models import ApiToken, JobRun, Membership, OrgUnit, OrgUnitManager, Tenant
 from crm.permissions import IsTenantAdmin, IsTenantAdminOrReadOnly
 from crm.tenancy import platform_scope, tenant_scope
 
@@ -190,7 +189,8 @@ class TokenRevokeView(PublicAuthView):
         with tenant_scope(tenant_id):
             membership = _scoped_membership(token)
             token.blacklist()
-            if str(request.data.get("all", "")).lower() in {"1", "true"}:
+            revoke_all = request.data.get("all", "") if isinstance(request.data, dict) else ""
+            if str(revoke_all).lower() in {"1", "true"}:
                 services.membership_revoke_tokens(membership=membership)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -224,6 +224,9 @@ class UserSerializer(serializers.Serializer[Any]):
 
 class MemberSerializer(serializers.ModelSerializer[Membership]):
     user = UserSerializer(read_only=True)
+    org_unit: serializers.PrimaryKeyRelatedField[OrgUnit] = serializers.PrimaryKeyRelatedField(
+        queryset=OrgUnit.objects.none(), allow_null=True, required=False
+    )
     display_name = serializers.CharField(read_only=True)
     managed_units = serializers.SerializerMethodField()
 
@@ -248,11 +251,12 @@ class MemberSerializer(serializers.ModelSerializer[Membership]):
     def get_managed_units(self, member: Membership) -> list[int]:
         return sorted(link.org_unit_id for link in member.managed_links)  # type: ignore[attr-defined]
 
-    def validate_org_unit(self, unit: OrgUnit | None) -> OrgUnit | None:
-        # The queryset is already scoped to the tenant; check the caller's visibility too.
-        if unit is not None:
-            selectors.get_visible_org_unit(self.context["request"].membership, unit.pk)
-        return unit
+    def get_fields(self) -> dict[str, Any]:
+        fields = super().get_fields()
+        membership = getattr(self.context.get("request"), "membership", None)
+        if membership is not None:
+            fields["org_unit"].queryset = selectors.visible_org_units(membership)  # type: ignore[attr-defined]
+        return fields
 
 
 class MemberCreateSerializer(MemberSerializer):
@@ -322,7 +326,10 @@ class OrgUnitFilter(SyncFilterSet):
 
 
 class OrgUnitSerializer(serializers.ModelSerializer[OrgUnit]):
-    managers = serializers.PrimaryKeyRelatedField(
+    parent: Any = serializers.PrimaryKeyRelatedField(
+        queryset=OrgUnit.objects.none(), allow_null=True, required=False
+    )
+    managers: Any = serializers.PrimaryKeyRelatedField(
         many=True, queryset=Membership.objects.none(), required=False
     )
 
@@ -333,8 +340,7 @@ class OrgUnitSerializer(serializers.ModelSerializer[OrgUnit]):
 
     def get_fields(self) -> dict[str, Any]:
         fields = super().get_fields()
-        request = self.context.get("request")
-        membership = getattr(request, "membership", None)
+        membership = getattr(self.context.get("request"), "membership", None)
         if membership is not None:
             fields["parent"].queryset = selectors.visible_org_units(membership)  # type: ignore[attr-defined]
             fields["managers"].child_relation.queryset = selectors.visible_memberships(membership)  # type: ignore[attr-defined]
@@ -373,7 +379,7 @@ class OrgUnitViewSet(TenantViewMixin[OrgUnit], viewsets.ModelViewSet[OrgUnit]):
         serializer.instance = services.org_unit_update(
             unit=serializer.instance,
             name=data.get("name"),
-            parent=data["parent"] if "parent" in data else services.UNSET,
+            parent=data.get("parent", services.UNSET),
             managers=data.get("managers"),
         )
 
@@ -407,7 +413,13 @@ class MemberViewSet(
 
     permission_classes = [IsTenantAdminOrReadOnly]
     filterset_class = MemberFilter
-    search_fields = ["user__username", "user__first_name", "user__last_name", "user__email", "title"]
+    search_fields = [
+        "user__username",
+        "user__first_name",
+        "user__last_name",
+        "user__email",
+        "title",
+    ]
     ordering_fields = ["user__username", "start_date", "created_at", "updated_at", "role"]
     ordering = ["user__username"]
 
@@ -446,7 +458,7 @@ class MemberViewSet(
 
 
 class ApiTokenSerializer(serializers.ModelSerializer[ApiToken]):
-    acts_as = serializers.PrimaryKeyRelatedField(
+    acts_as: Any = serializers.PrimaryKeyRelatedField(
         queryset=Membership.objects.none(),
         required=False,
         help_text=_("The member whose visibility the token has; yourself by default."),
@@ -465,6 +477,12 @@ class ApiTokenSerializer(serializers.ModelSerializer[ApiToken]):
         return fields
 
 
+class ApiTokenFilter(TenantFilterSet):
+    class Meta:
+        model = ApiToken
+        fields = ["acts_as"]
+
+
 class ApiTokenViewSet(
     TenantViewMixin[ApiToken],
     mixins.ListModelMixin,
@@ -480,7 +498,7 @@ class ApiTokenViewSet(
     ordering = ["-created_at"]
     ordering_fields = ["created_at", "last_used_at", "name"]
     search_fields = ["name", "prefix"]
-    filterset_fields = ["acts_as"]
+    filterset_class = ApiTokenFilter
 
     model = ApiToken
 
@@ -527,12 +545,18 @@ class JobRunSerializer(serializers.ModelSerializer[JobRun]):
         read_only_fields = fields
 
 
+class JobRunFilter(TenantFilterSet):
+    class Meta:
+        model = JobRun
+        fields = ["task_name", "status"]
+
+
 class JobRunViewSet(TenantViewMixin[JobRun], viewsets.ReadOnlyModelViewSet[JobRun]):
     """Background job runs of the tenant (admins only)."""
 
     serializer_class = JobRunSerializer
     permission_classes = [IsTenantAdmin]
-    filterset_fields = ["task_name", "status"]
+    filterset_class = JobRunFilter
     ordering_fields = ["started_at", "finished_at"]
     ordering = ["-started_at"]
 

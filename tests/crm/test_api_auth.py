@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.utils import timezone
@@ -19,7 +20,7 @@ pytestmark = pytest.mark.django_db
 TOKEN_URL = "/api/v1/auth/token/"
 
 
-def login(client: APIClient, username: str, password: str = PASSWORD, **extra: str) -> object:
+def login(client: APIClient, username: str, password: str = PASSWORD, **extra: str) -> Any:
     return client.post(TOKEN_URL, {"username": username, "password": password, **extra})
 
 
@@ -40,7 +41,9 @@ def test_login_returns_tokens_bound_to_the_membership(
     assert me.json()["tenant"]["slug"] == "acme"
 
 
-def test_wrong_password_is_401_in_the_error_format(api_client: APIClient, tree_a: TenantTree) -> None:
+def test_wrong_password_is_401_in_the_error_format(
+    api_client: APIClient, tree_a: TenantTree
+) -> None:
     response = login(api_client, "acme-rep", "nope")
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "authentication_failed"
@@ -69,9 +72,7 @@ def test_a_user_in_several_tenants_must_choose_one(
     api_client: APIClient, tree_a: TenantTree, tree_b: TenantTree
 ) -> None:
     with tenant_scope(tree_b.tenant):
-        membership_create(
-            tenant=tree_b.tenant, username="acme-rep", email="acme-rep@example.com"
-        )
+        membership_create(tenant=tree_b.tenant, username="acme-rep", email="acme-rep@example.com")
     ambiguous = login(api_client, "acme-rep")
     assert ambiguous.status_code == 400
     assert "acme, globex" in ambiguous.json()["error"]["fields"]["tenant"][0]
@@ -120,7 +121,9 @@ def test_refresh_issues_a_new_pair_and_blacklists_the_old_refresh_token(
     assert replay.status_code == 401
 
 
-def test_revoke_all_invalidates_access_tokens_at_once(api_client: APIClient, tree_a: TenantTree) -> None:
+def test_revoke_all_invalidates_access_tokens_at_once(
+    api_client: APIClient, tree_a: TenantTree
+) -> None:
     body = login(api_client, "acme-rep").json()
     revoked = api_client.post(
         "/api/v1/auth/token/revoke/", {"refresh": body["refresh"], "all": True}
@@ -136,7 +139,9 @@ def test_revoke_all_invalidates_access_tokens_at_once(api_client: APIClient, tre
     )
 
 
-def test_login_attempts_are_throttled_per_username(api_client: APIClient, tree_a: TenantTree) -> None:
+def test_login_attempts_are_throttled_per_username(
+    api_client: APIClient, tree_a: TenantTree
+) -> None:
     statuses = [login(api_client, "acme-rep", "wrong").status_code for _ in range(5)]
     assert statuses == [401] * 5
     blocked = login(api_client, "acme-rep", PASSWORD)
@@ -144,7 +149,9 @@ def test_login_attempts_are_throttled_per_username(api_client: APIClient, tree_a
     assert blocked.json()["error"]["code"] == "throttled"
 
 
-def test_login_attempts_are_throttled_per_address(api_client: APIClient, tree_a: TenantTree) -> None:
+def test_login_attempts_are_throttled_per_address(
+    api_client: APIClient, tree_a: TenantTree
+) -> None:
     statuses = [login(api_client, f"someone-{n}", "wrong").status_code for n in range(5)]
     assert statuses == [401] * 5
     assert login(api_client, "acme-rep").status_code == 429

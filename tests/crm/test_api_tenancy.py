@@ -22,17 +22,23 @@ def ids(response: object) -> set[int]:
     return {row["id"] for row in response.json()["results"]}  # type: ignore[attr-defined]
 
 
-def test_a_rep_sees_only_themselves_and_their_unit(tree_a: TenantTree, client_for: ClientFor) -> None:
+def test_a_rep_sees_only_themselves_and_their_unit(
+    tree_a: TenantTree, client_for: ClientFor
+) -> None:
     rep = client_for(tree_a.members["rep"])
     assert ids(rep.get("/api/v1/members/")) == {tree_a.members["rep"].pk}
     assert ids(rep.get("/api/v1/org-units/")) == {tree_a.units["north-1"].pk}
 
 
-def test_a_rep_cannot_see_another_reps_membership(tree_a: TenantTree, client_for: ClientFor) -> None:
+def test_a_rep_cannot_see_another_reps_membership(
+    tree_a: TenantTree, client_for: ClientFor
+) -> None:
     rep = client_for(tree_a.members["rep"])
     response = rep.get(f"/api/v1/members/{tree_a.members['rep2'].pk}/")
     assert response.status_code == 404
-    assert response.json() == {"error": {"code": "not_found", "message": "Not found.", "fields": {}}}
+    assert response.json() == {
+        "error": {"code": "not_found", "message": "Not found.", "fields": {}}
+    }
 
 
 def test_a_manager_sees_their_subtree_and_nothing_beside_it(
@@ -133,14 +139,18 @@ def test_a_parent_from_another_tenant_is_rejected_and_nothing_is_written(
     tree_a: TenantTree, tree_b: TenantTree, client_for: ClientFor
 ) -> None:
     admin = client_for(tree_a.members["admin"])
-    response = admin.post("/api/v1/org-units/", {"name": "Smuggled", "parent": tree_b.units["north"].pk})
+    response = admin.post(
+        "/api/v1/org-units/", {"name": "Smuggled", "parent": tree_b.units["north"].pk}
+    )
     assert response.status_code == 400
     assert "parent" in response.json()["error"]["fields"]
     with tenant_scope(tree_a.tenant):
         assert not OrgUnit.objects.filter(name="Smuggled").exists()
 
 
-def test_reps_and_managers_cannot_write_the_org_tree(tree_a: TenantTree, client_for: ClientFor) -> None:
+def test_reps_and_managers_cannot_write_the_org_tree(
+    tree_a: TenantTree, client_for: ClientFor
+) -> None:
     for nickname in ("rep", "manager"):
         client = client_for(tree_a.members[nickname])
         assert client.post("/api/v1/org-units/", {"name": "X"}).status_code == 403
@@ -150,7 +160,9 @@ def test_reps_and_managers_cannot_write_the_org_tree(tree_a: TenantTree, client_
         assert response.status_code == 403
 
 
-def test_an_admin_adds_a_member_who_can_then_log_in(tree_a: TenantTree, client_for: ClientFor) -> None:
+def test_an_admin_adds_a_member_who_can_then_log_in(
+    tree_a: TenantTree, client_for: ClientFor
+) -> None:
     admin = client_for(tree_a.members["admin"])
     response = admin.post(
         "/api/v1/members/",
@@ -173,7 +185,9 @@ def test_an_admin_adds_a_member_who_can_then_log_in(tree_a: TenantTree, client_f
     assert login.status_code == 200
 
 
-def test_adding_a_member_with_bad_input_writes_nothing(tree_a: TenantTree, client_for: ClientFor) -> None:
+def test_adding_a_member_with_bad_input_writes_nothing(
+    tree_a: TenantTree, client_for: ClientFor
+) -> None:
     admin = client_for(tree_a.members["admin"])
     response = admin.post(
         "/api/v1/members/",

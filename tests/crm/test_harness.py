@@ -95,8 +95,7 @@ def test_every_route_is_probed_or_declared_not_to_expose_tenant_objects() -> Non
         if route.basename is None and route.name not in NOT_OBJECT_ROUTES
     ]
     missing_probes = sorted(
-        {route.basename for route in api_routes() if route.basename}
-        - set(PROBES)
+        {route.basename for route in api_routes() if route.basename} - set(PROBES)
     )
     assert unclassified == [], "add these routes to NOT_OBJECT_ROUTES with a reason"
     assert missing_probes == [], "add a probe object for these viewsets to PROBES"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from django.db import DatabaseError, connection, transaction
 from django_scopes import ScopeError
@@ -62,7 +64,7 @@ def test_the_app_connects_as_a_role_that_is_neither_superuser_nor_owner() -> Non
     assert (user, superuser, bypass, owned) == (app_role(), False, False, 0)
 
 
-def _raw_count(sql: str, params: list[object] | None = None) -> int:
+def _raw_count(sql: str, params: list[Any] | None = None) -> int:
     with connection.cursor() as cursor:
         cursor.execute(sql, params or [])
         return int(cursor.fetchone()[0])
@@ -94,25 +96,23 @@ def test_raw_sql_cannot_write_into_or_change_another_tenant(
     other_unit = tree_b.units["north"]
     with tenant_scope(tree_a.tenant):
         with connection.cursor() as cursor:
-            cursor.execute(
-                "UPDATE crm_orgunit SET name = 'hacked' WHERE id = %s", [other_unit.pk]
-            )
+            cursor.execute("UPDATE crm_orgunit SET name = 'hacked' WHERE id = %s", [other_unit.pk])
             assert cursor.rowcount == 0
             cursor.execute("DELETE FROM crm_orgunit WHERE id = %s", [other_unit.pk])
             assert cursor.rowcount == 0
-        with pytest.raises(DatabaseError, match="row-level security"), transaction.atomic():
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "INSERT INTO crm_orgunit (tenant_id, name, path, depth, created_at, updated_at)"
-                    " VALUES (%s, 'smuggled', '/', 0, now(), now())",
-                    [tree_b.tenant.pk],
-                )
-        with pytest.raises(DatabaseError, match="row-level security"), transaction.atomic():
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "UPDATE crm_orgunit SET tenant_id = %s WHERE id = %s",
-                    [tree_b.tenant.pk, tree_a.units["south"].pk],
-                )
+        refused = pytest.raises(DatabaseError, match="row-level security")
+        with refused, transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO crm_orgunit (tenant_id, name, path, depth, created_at, updated_at)"
+                " VALUES (%s, 'smuggled', '/', 0, now(), now())",
+                [tree_b.tenant.pk],
+            )
+        refused = pytest.raises(DatabaseError, match="row-level security")
+        with refused, transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE crm_orgunit SET tenant_id = %s WHERE id = %s",
+                [tree_b.tenant.pk, tree_a.units["south"].pk],
+            )
     with tenant_scope(tree_b.tenant):
         assert _raw_count("SELECT count(*) FROM crm_orgunit WHERE name = 'hacked'") == 0
         assert _raw_count("SELECT count(*) FROM crm_orgunit WHERE id = %s", [other_unit.pk]) == 1
@@ -139,7 +139,10 @@ def test_nested_scopes_restore_the_outer_tenant(tree_a: TenantTree, tree_b: Tena
             assert _raw_count(
                 "SELECT count(*) FROM crm_membership WHERE tenant_id = %s", [tree_b.tenant.pk]
             ) == len(tree_b.members)
-        assert _raw_count(
-            "SELECT count(*) FROM crm_membership WHERE tenant_id = %s", [tree_b.tenant.pk]
-        ) == 0
+        assert (
+            _raw_count(
+                "SELECT count(*) FROM crm_membership WHERE tenant_id = %s", [tree_b.tenant.pk]
+            )
+            == 0
+        )
         assert _raw_count("SELECT count(*) FROM crm_membership") == len(tree_a.members)

@@ -65,7 +65,7 @@ def _test_database_url() -> str:
 def _drop_connection_pools() -> None:
     """Forget pooled broker connections, which were opened for the previous broker URL."""
     celery_app.close()
-    celery_app.amqp._producer_pool = None
+    celery_app.amqp._producer_pool = None  # type: ignore[attr-defined]
 
 
 @pytest.fixture
@@ -82,10 +82,25 @@ def worker_queue(tmp_path: Path, transactional_db: None) -> Iterator[str]:
     }
     log = (tmp_path / "worker.log").open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo",
-         "--loglevel=INFO", "-Q", queue, "--without-heartbeat", "--without-gossip",
-         "--without-mingle"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "--pool=solo",
+            "--loglevel=INFO",
+            "-Q",
+            queue,
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     # Publishing before the worker has declared its queue would route the message nowhere.
     deadline = time.monotonic() + 60
@@ -94,7 +109,7 @@ def worker_queue(tmp_path: Path, transactional_db: None) -> Iterator[str]:
             raise AssertionError((tmp_path / "worker.log").read_text()[-3000:])
         time.sleep(0.2)
     previous = (celery_app.conf.broker_url, celery_app.conf.broker_transport_options)
-    celery_app.conf.broker_url = broker
+    celery_app.conf["broker_url"] = broker
     celery_app.conf.broker_transport_options = options
     celery_app.conf.task_always_eager = False
     _drop_connection_pools()
@@ -107,7 +122,10 @@ def worker_queue(tmp_path: Path, transactional_db: None) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
         log.close()
-        celery_app.conf.broker_url, celery_app.conf.broker_transport_options = previous
+        (
+            celery_app.conf["broker_url"],
+            celery_app.conf["broker_transport_options"],
+        ) = previous
         celery_app.conf.task_always_eager = True
         _drop_connection_pools()
 
@@ -127,7 +145,7 @@ def _wait_for_run(tenant_id: int, timeout: float = 60.0) -> JobRun:
 def test_a_real_worker_runs_a_task_inside_its_tenant_and_sees_no_other(
     worker_queue: str, tree_a: TenantTree, tree_b: TenantTree
 ) -> None:
-    tenant_census.apply_async(args=[tree_a.tenant.pk], queue=worker_queue)
+    tenant_census.apply_async(args=(tree_a.tenant.pk,), queue=worker_queue)
     run = _wait_for_run(tree_a.tenant.pk)
     assert run.status == JobRun.Status.SUCCEEDED, run.error
     assert run.finished_at is not None and run.task_id
@@ -145,11 +163,11 @@ def test_a_real_worker_runs_a_task_inside_its_tenant_and_sees_no_other(
 def test_enqueue_on_commit_sends_nothing_until_the_transaction_commits(
     tree_a: TenantTree, django_capture_on_commit_callbacks: object
 ) -> None:
-    with django_capture_on_commit_callbacks(execute=True) as callbacks:  # type: ignore[operator]
-        with transaction.atomic():
-            enqueue_on_commit(tenant_census, tree_a.tenant.pk)
-            with tenant_scope(tree_a.tenant):
-                assert not JobRun.objects.exists()
+    capture = django_capture_on_commit_callbacks(execute=True)  # type: ignore[operator]
+    with capture as callbacks, transaction.atomic():
+        enqueue_on_commit(tenant_census, tree_a.tenant.pk)
+        with tenant_scope(tree_a.tenant):
+            assert not JobRun.objects.exists()
     assert len(callbacks) == 1
     with tenant_scope(tree_a.tenant):
         run = JobRun.objects.get()

@@ -29,14 +29,38 @@ UNITS = [
 
 # (username, first name, last name, role, unit name or None for the root, manages, start)
 PEOPLE: list[tuple[str, str, str, str, str | None, bool, date]] = [
-    ("demo-manager", "Wei", "Zhang 张伟", Role.MANAGER, "华东大区 East China", True, date(2021, 3, 1)),
+    (
+        "demo-manager",
+        "Wei",
+        "Zhang 张伟",
+        Role.MANAGER,
+        "华东大区 East China",
+        True,
+        date(2021, 3, 1),
+    ),
     ("li.na", "Na", "Li 李娜", Role.MANAGER, "华南大区 South China", True, date(2020, 7, 1)),
-    ("wang.fang", "Fang", "Wang 王芳", Role.MANAGER, "上海一组 Shanghai Team 1", True, date(2021, 1, 4)),
+    (
+        "wang.fang",
+        "Fang",
+        "Wang 王芳",
+        Role.MANAGER,
+        "上海一组 Shanghai Team 1",
+        True,
+        date(2021, 1, 4),
+    ),
     ("chen.jie", "Jie", "Chen 陈杰", Role.MANAGER, "杭州组 Hangzhou Team", True, date(2022, 2, 14)),
     ("liu.yang", "Yang", "Liu 刘洋", Role.MANAGER, "广州组 Guangzhou Team", True, date(2021, 9, 1)),
     ("zhao.min", "Min", "Zhao 赵敏", Role.MANAGER, "深圳组 Shenzhen Team", True, date(2023, 4, 3)),
     ("demo-rep", "Lei", "Sun 孙磊", Role.REP, "上海一组 Shanghai Team 1", False, date(2023, 5, 8)),
-    ("zhou.jing", "Jing", "Zhou 周静", Role.REP, "上海一组 Shanghai Team 1", False, date(2022, 8, 1)),
+    (
+        "zhou.jing",
+        "Jing",
+        "Zhou 周静",
+        Role.REP,
+        "上海一组 Shanghai Team 1",
+        False,
+        date(2022, 8, 1),
+    ),
     ("wu.hao", "Hao", "Wu 吴昊", Role.REP, "上海一组 Shanghai Team 1", False, date(2024, 1, 2)),
     ("xu.li", "Li", "Xu 徐丽", Role.REP, "杭州组 Hangzhou Team", False, date(2021, 11, 15)),
     ("ma.chao", "Chao", "Ma 马超", Role.REP, "杭州组 Hangzhou Team", False, date(2023, 3, 20)),
@@ -47,7 +71,15 @@ PEOPLE: list[tuple[str, str, str, str, str | None, bool, date]] = [
     ("luo.ping", "Ping", "Luo 罗平", Role.REP, "深圳组 Shenzhen Team", False, date(2021, 4, 19)),
     ("song.jia", "Jia", "Song 宋佳", Role.REP, "深圳组 Shenzhen Team", False, date(2023, 10, 9)),
     ("tang.kai", "Kai", "Tang 唐凯", Role.REP, "深圳组 Shenzhen Team", False, date(2025, 2, 17)),
-    ("emma.wright", "Emma", "Wright", Role.REP, "上海一组 Shanghai Team 1", False, date(2022, 3, 7)),
+    (
+        "emma.wright",
+        "Emma",
+        "Wright",
+        Role.REP,
+        "上海一组 Shanghai Team 1",
+        False,
+        date(2022, 3, 7),
+    ),
 ]
 
 
