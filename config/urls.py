@@ -7,9 +7,11 @@ from django.views import defaults
 
 from crm.api.errors import api_not_found, api_server_error
 from crm.health import healthz
+from crm.views import switch_tenant
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
+    path("admin/switch-tenant/", switch_tenant, name="switch-tenant"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(("crm.api.urls", "api"), namespace="api")),
     path("i18n/", include("django.conf.urls.i18n")),
