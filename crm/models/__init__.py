@@ -1,0 +1,53 @@
+"""CRM models: tenancy (tenant, org tree, membership, tokens, job runs) and records."""
+
+from crm.models.records import (
+    Activity,
+    Contact,
+    Customer,
+    Lead,
+    Notification,
+    Opportunity,
+    Payment,
+    Pipeline,
+    ProductLine,
+    StageChange,
+    Stage,
+    SyncModel,
+    Visit,
+)
+from crm.models.tenancy import (
+    ApiToken,
+    JobRun,
+    Membership,
+    OrgUnit,
+    OrgUnitManager,
+    Role,
+    Tenant,
+    TenantOwned,
+    validate_time_zone,
+)
+
+__all__ = [
+    "Activity",
+    "ApiToken",
+    "Contact",
+    "Customer",
+    "JobRun",
+    "Lead",
+    "Membership",
+    "Notification",
+    "Opportunity",
+    "OrgUnit",
+    "OrgUnitManager",
+    "Payment",
+    "Pipeline",
+    "ProductLine",
+    "Role",
+    "Stage",
+    "StageChange",
+    "SyncModel",
+    "Tenant",
+    "TenantOwned",
+    "Visit",
+    "validate_time_zone",
+]
