@@ -15,7 +15,20 @@ from django.db.models import Exists, F, Model, OuterRef, Q, QuerySet
 from django.db.models.functions import Left, Length
 from rest_framework.exceptions import NotFound
 
-from crm.models import Membership, OrgUnit, OrgUnitManager, Role
+from crm.models import (
+    Activity,
+    Contact,
+    Customer,
+    Lead,
+    Membership,
+    Notification,
+    Opportunity,
+    OrgUnit,
+    OrgUnitManager,
+    Payment,
+    Role,
+    Visit,
+)
 
 M = TypeVar("M", bound=Model)
 
@@ -80,3 +93,52 @@ def is_manager_of(manager: Membership, member: Membership) -> bool:
     if manager.role != Role.MANAGER or member.org_unit_id is None:
         return False
     return visible_memberships(manager).filter(pk=member.pk).exists()
+
+
+# --- CRM records -----------------------------------------------------------------------
+
+
+def owned_by_visible(member: Membership, owner_field: str = "owner") -> Q:
+    """Rows whose ``owner_field`` is a member the caller may see (SPEC section 2)."""
+    if member.role == Role.ADMIN:
+        return Q()
+    if member.role == Role.MANAGER:
+        return Q(**{f"{owner_field}__in": visible_memberships(member).values("pk")})
+    return Q(**{owner_field: member.pk})
+
+
+def visible_customers(member: Membership) -> QuerySet[Customer]:
+    """Own (or subtree's) customers plus the public pool (no owner), visible to everyone."""
+    customers = Customer.objects.all()
+    if member.role == Role.ADMIN:
+        return customers
+    return customers.filter(owned_by_visible(member) | Q(owner__isnull=True))
+
+
+def visible_contacts(member: Membership) -> QuerySet[Contact]:
+    return Contact.objects.filter(customer__in=visible_customers(member).values("pk"))
+
+
+def visible_leads(member: Membership) -> QuerySet[Lead]:
+    return Lead.objects.filter(owned_by_visible(member))
+
+
+def visible_opportunities(member: Membership) -> QuerySet[Opportunity]:
+    return Opportunity.objects.filter(owned_by_visible(member))
+
+
+def visible_payments(member: Membership) -> QuerySet[Payment]:
+    return Payment.objects.filter(owned_by_visible(member, "opportunity__owner"))
+
+
+def visible_visits(member: Membership) -> QuerySet[Visit]:
+    return Visit.objects.filter(owned_by_visible(member, "rep"))
+
+
+def visible_activities(member: Membership) -> QuerySet[Activity]:
+    return Activity.objects.filter(owned_by_visible(member))
+
+
+def visible_notifications(member: Membership) -> QuerySet[Notification]:
+    """Notifications are personal: everyone, admins included, sees only their own."""
+    return Notification.objects.filter(recipient=member)

@@ -10,8 +10,8 @@ from crm.models.records import (
     Payment,
     Pipeline,
     ProductLine,
-    StageChange,
     Stage,
+    StageChange,
     SyncModel,
     Visit,
 )

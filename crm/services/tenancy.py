@@ -263,6 +263,9 @@ def tenant_create(
         root = OrgUnit.objects.filter(parent__isnull=True).order_by("pk").first()
         if root is None:
             root = org_unit_create(tenant=tenant, name=name)
+        from crm.services.records import pipeline_create_default
+
+        pipeline_create_default(tenant=tenant)
         admin = Membership.objects.filter(user__username=admin_username).first()
         if admin is None:
             admin = membership_create(
