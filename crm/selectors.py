@@ -107,36 +107,43 @@ def owned_by_visible(member: Membership, owner_field: str = "owner") -> Q:
     return Q(**{owner_field: member.pk})
 
 
-def visible_customers(member: Membership) -> QuerySet[Customer]:
+def visible_customers(member: Membership, *, include_deleted: bool = False) -> QuerySet[Customer]:
     """Own (or subtree's) customers plus the public pool (no owner), visible to everyone."""
-    customers = Customer.objects.all()
+    customers = (Customer.all_objects if include_deleted else Customer.objects).all()
     if member.role == Role.ADMIN:
         return customers
     return customers.filter(owned_by_visible(member) | Q(owner__isnull=True))
 
 
-def visible_contacts(member: Membership) -> QuerySet[Contact]:
-    return Contact.objects.filter(customer__in=visible_customers(member).values("pk"))
+def visible_contacts(member: Membership, *, include_deleted: bool = False) -> QuerySet[Contact]:
+    rows = Contact.all_objects if include_deleted else Contact.objects
+    return rows.filter(customer__in=visible_customers(member, include_deleted=True).values("pk"))
 
 
-def visible_leads(member: Membership) -> QuerySet[Lead]:
-    return Lead.objects.filter(owned_by_visible(member))
+def visible_leads(member: Membership, *, include_deleted: bool = False) -> QuerySet[Lead]:
+    return (Lead.all_objects if include_deleted else Lead.objects).filter(owned_by_visible(member))
 
 
-def visible_opportunities(member: Membership) -> QuerySet[Opportunity]:
-    return Opportunity.objects.filter(owned_by_visible(member))
+def visible_opportunities(
+    member: Membership, *, include_deleted: bool = False
+) -> QuerySet[Opportunity]:
+    rows = Opportunity.all_objects if include_deleted else Opportunity.objects
+    return rows.filter(owned_by_visible(member))
 
 
-def visible_payments(member: Membership) -> QuerySet[Payment]:
-    return Payment.objects.filter(owned_by_visible(member, "opportunity__owner"))
+def visible_payments(member: Membership, *, include_deleted: bool = False) -> QuerySet[Payment]:
+    rows = Payment.all_objects if include_deleted else Payment.objects
+    return rows.filter(owned_by_visible(member, "opportunity__owner"))
 
 
-def visible_visits(member: Membership) -> QuerySet[Visit]:
-    return Visit.objects.filter(owned_by_visible(member, "rep"))
+def visible_visits(member: Membership, *, include_deleted: bool = False) -> QuerySet[Visit]:
+    rows = Visit.all_objects if include_deleted else Visit.objects
+    return rows.filter(owned_by_visible(member, "rep"))
 
 
-def visible_activities(member: Membership) -> QuerySet[Activity]:
-    return Activity.objects.filter(owned_by_visible(member))
+def visible_activities(member: Membership, *, include_deleted: bool = False) -> QuerySet[Activity]:
+    rows = Activity.all_objects if include_deleted else Activity.objects
+    return rows.filter(owned_by_visible(member))
 
 
 def visible_notifications(member: Membership) -> QuerySet[Notification]:

@@ -14,9 +14,10 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from crm.models import JobRun, Membership
+from crm.models import JobRun, Membership, Pipeline
 from crm.services import api_token_create
 from crm.tenancy import tenant_scope
+from tests import records
 from tests.factories import TenantTree
 
 pytestmark = pytest.mark.django_db
@@ -39,6 +40,16 @@ PROBES: dict[str, Callable[[TenantTree], Any]] = {
     "job-run": lambda tree: JobRun.objects.create(
         tenant=tree.tenant, task_name="probe", finished_at=timezone.now()
     ),
+    "customer": lambda tree: records.customer(tree),
+    "contact": lambda tree: records.contact(tree),
+    "lead": lambda tree: records.lead(tree),
+    "product-line": lambda tree: records.product_line(tree),
+    "pipeline": lambda tree: Pipeline.objects.get(is_default=True),
+    "opportunity": lambda tree: records.opportunity(tree),
+    "payment": lambda tree: records.received_payment(tree),
+    "visit": lambda tree: records.visit(tree),
+    "activity": lambda tree: records.activity(tree),
+    "notification": lambda tree: records.notification(tree, tree.members["admin"]),
 }
 
 
@@ -70,7 +81,11 @@ def api_routes() -> list[Route]:
             name=pattern.name,
             basename=initkwargs.get("basename"),
             detail="(?P<pk>" in regex,
-            actions=getattr(callback, "actions", None) or {},
+            actions={
+                method: name
+                for method, name in (getattr(callback, "actions", None) or {}).items()
+                if method in getattr(getattr(callback, "cls", None), "http_method_names", [])
+            },
             prefix=regex,
         )
     return list(routes.values())
@@ -114,6 +129,14 @@ def test_no_route_shows_or_changes_another_tenants_objects(
         if route.basename is None:
             continue
         target = targets[route.basename]
+        if not route.detail and not route.name.endswith("-list"):
+            # Collection actions (tombstones): the other tenant's object never appears.
+            response = intruder.get(_url(route), {"since": "2000-01-01T00:00:00Z"})
+            assert response.status_code == 200, (route.name, response.status_code)
+            if target.pk in {row.get("id") for row in response.json()["results"]}:
+                failures.append(f"{route.name}: lists tenant A's object {target.pk}")
+            probed += 1
+            continue
         if not route.detail:
             # The owner's admin lists the object: the probe is real, not a wrong URL.
             own = owner.get(_url(route), {"page_size": 200})

@@ -1,0 +1,127 @@
+"""Builders of CRM records for tests, through the services (must run inside a tenant scope)."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from decimal import Decimal
+
+from django.utils import timezone
+
+from crm import services
+from crm.models import (
+    Activity,
+    Contact,
+    Customer,
+    Lead,
+    Membership,
+    Notification,
+    Opportunity,
+    Payment,
+    ProductLine,
+    Stage,
+    Visit,
+)
+from crm.models.records import StageKind
+from tests.factories import TenantTree
+
+SHANGHAI = (Decimal("31.230416"), Decimal("121.473701"))
+
+
+def stage(kind: str = StageKind.OPEN, order: int | None = None) -> Stage:
+    stages = Stage.objects.filter(pipeline__is_default=True, kind=kind).order_by("order")
+    return stages.get(order=order) if order is not None else stages.first()  # type: ignore[return-value]
+
+
+def customer(
+    tree: TenantTree,
+    owner: Membership | None = None,
+    *,
+    name: str = "上海申达 Shenda",
+    pool: bool = False,
+) -> Customer:
+    member = owner or tree.members["south-rep"]
+    return Customer.objects.create(
+        tenant=tree.tenant,
+        name=name,
+        owner=None if pool else member,
+        first_owner=None if pool else member,
+        latitude=SHANGHAI[0],
+        longitude=SHANGHAI[1],
+        level="A",
+    )
+
+
+def contact(tree: TenantTree) -> Contact:
+    return Contact.objects.create(tenant=tree.tenant, customer=customer(tree), name="王经理")
+
+
+def lead(tree: TenantTree, owner: Membership | None = None) -> Lead:
+    return Lead.objects.create(
+        tenant=tree.tenant,
+        name="刘先生",
+        company="Hangzhou Bright",
+        owner=owner or tree.members["south-rep"],
+    )
+
+
+def product_line(tree: TenantTree) -> ProductLine:
+    return ProductLine.objects.create(tenant=tree.tenant, name="Cloud ERP", is_new=True)
+
+
+def opportunity(
+    tree: TenantTree, owner: Membership | None = None, *, amount: Decimal = Decimal("120000.00")
+) -> Opportunity:
+    member = owner or tree.members["south-rep"]
+    deal, _created = services.opportunity_create(
+        member=member,
+        customer=customer(tree, member),
+        name="ERP rollout",
+        amount=amount,
+        expected_close_date=date.today() + timedelta(days=30),
+    )
+    return deal
+
+
+def won_opportunity(tree: TenantTree, owner: Membership | None = None) -> Opportunity:
+    deal = opportunity(tree, owner)
+    return services.opportunity_move(
+        member=deal.owner, opportunity=deal, stage=stage(StageKind.WON)
+    )
+
+
+def received_payment(tree: TenantTree, owner: Membership | None = None) -> Payment:
+    deal = won_opportunity(tree, owner)
+    payment, _created = services.payment_record(
+        member=deal.owner,
+        opportunity=deal,
+        amount=Decimal("50000.00"),
+        received_date=date.today(),
+    )
+    return payment
+
+
+def visit(tree: TenantTree, rep: Membership | None = None) -> Visit:
+    member = rep or tree.members["south-rep"]
+    return Visit.objects.create(
+        tenant=tree.tenant,
+        customer=customer(tree, member),
+        rep=member,
+        planned_start=timezone.now() + timedelta(hours=2),
+        purpose="Demo",
+    )
+
+
+def activity(tree: TenantTree, owner: Membership | None = None) -> Activity:
+    return Activity.objects.create(
+        tenant=tree.tenant,
+        type="call",
+        subject="Follow up on quote",
+        owner=owner or tree.members["south-rep"],
+        due_at=timezone.now() - timedelta(days=1),
+    )
+
+
+def notification(tree: TenantTree, recipient: Membership) -> Notification:
+    return Notification.objects.create(
+        tenant=tree.tenant, recipient=recipient, kind="digest", text="3 follow-ups overdue"
+    )
