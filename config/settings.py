@@ -233,6 +233,16 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": "/api/v1",
+    "ENUM_NAME_OVERRIDES": {
+        "ForecastCategoryEnum": "crm.models.records.ForecastCategory",
+        "StageKindEnum": "crm.models.records.StageKind",
+        "LeadStatusEnum": "crm.models.records.LeadStatus",
+        "PaymentStatusEnum": "crm.models.records.PaymentStatus",
+        "JobRunStatusEnum": "crm.models.tenancy.JobRun.Status",
+        "ActivityTypeEnum": "crm.models.records.ActivityType",
+        "LevelEnum": "crm.models.records.Level",
+        "RoleEnum": "crm.models.tenancy.Role",
+    },
 }
 
 # --- Cache (throttling state) --------------------------------------------------------

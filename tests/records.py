@@ -51,8 +51,8 @@ def customer(
     )
 
 
-def contact(tree: TenantTree) -> Contact:
-    return Contact.objects.create(tenant=tree.tenant, customer=customer(tree), name="王经理")
+def contact(tree: TenantTree, owner: Membership | None = None) -> Contact:
+    return Contact.objects.create(tenant=tree.tenant, customer=customer(tree, owner), name="王经理")
 
 
 def lead(tree: TenantTree, owner: Membership | None = None) -> Lead:
@@ -64,8 +64,8 @@ def lead(tree: TenantTree, owner: Membership | None = None) -> Lead:
     )
 
 
-def product_line(tree: TenantTree) -> ProductLine:
-    return ProductLine.objects.create(tenant=tree.tenant, name="Cloud ERP", is_new=True)
+def product_line(tree: TenantTree, name: str = "Cloud ERP") -> ProductLine:
+    return ProductLine.objects.create(tenant=tree.tenant, name=name, is_new=True)
 
 
 def opportunity(

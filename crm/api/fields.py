@@ -11,7 +11,7 @@ from rest_framework import serializers
 from crm.models import Membership
 
 
-class VisiblePrimaryKeyField(serializers.PrimaryKeyRelatedField):  # type: ignore[type-arg]
+class VisiblePrimaryKeyField(serializers.PrimaryKeyRelatedField):
     """An id the caller may see: another tenant's or another rep's id is 'does not exist'.
 
     ``selector`` is the model's visibility selector (``crm.selectors.visible_*``); without

@@ -39,7 +39,7 @@ from crm.models import (
 from crm.models.records import StageKind
 from crm.permissions import IsTenantAdminOrReadOnly
 
-MONEY = {"max_digits": 16, "decimal_places": 2}
+MONEY: dict[str, Any] = {"max_digits": 16, "decimal_places": 2}
 
 
 def _member_field(**kwargs: Any) -> VisiblePrimaryKeyField:

@@ -45,7 +45,7 @@ class SyncSerializerMixin(serializers.Serializer[Any]):
 class SyncViewSetMixin:
     """Create, update and delete through the sync services; list tombstones."""
 
-    request: Request
+    request: Any
     model: type[SyncModel]
     selector: Callable[..., QuerySet[Any]]
 
@@ -60,9 +60,8 @@ class SyncViewSetMixin:
         """Default create: a plain row owned by the tenant; resources override it."""
 
         def create() -> Model:
-            instance = self.model(
-                tenant_id=self.request.membership.tenant_id, client_id=client_id, **data
-            )  # type: ignore[attr-defined]
+            member = self.request.membership
+            instance = self.model(tenant_id=member.tenant_id, client_id=client_id, **data)
             instance.full_clean(exclude=["tenant"], validate_unique=False)
             instance.save()
             return instance
@@ -117,7 +116,7 @@ class SyncViewSetMixin:
         since = parse_datetime(raw) if raw else None
         if since is None:
             raise ValidationError({"since": [_("Give an ISO 8601 date and time.")]})
-        member = self.request.membership  # type: ignore[attr-defined]
+        member = self.request.membership
         rows = (
             self.selector(member, include_deleted=True)
             .filter(deleted_at__gte=since)

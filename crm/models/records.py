@@ -21,7 +21,7 @@ from django_scopes import ScopedManager
 
 from crm.models.tenancy import Membership, OrgUnit, TenantOwned
 
-MONEY = {"max_digits": 16, "decimal_places": 2}
+MONEY: dict[str, Any] = {"max_digits": 16, "decimal_places": 2}
 LATITUDE = [MinValueValidator(Decimal("-90")), MaxValueValidator(Decimal("90"))]
 LONGITUDE = [MinValueValidator(Decimal("-180")), MaxValueValidator(Decimal("180"))]
 
@@ -33,7 +33,7 @@ class LiveManager(models.Manager[Any]):
         return super().get_queryset().filter(deleted_at__isnull=True)
 
 
-def _member_fk(verbose: str, related: str, *, null: bool = False) -> Any:
+def _member_fk(verbose: Any, related: str, *, null: bool = False) -> Any:
     return models.ForeignKey(
         Membership,
         verbose_name=verbose,

@@ -525,7 +525,7 @@ def lead_convert(
 
 def check_visible(member: Membership, **objects: Any) -> None:
     """Every id in a payload must be visible to the caller; else 404 like any unknown id."""
-    checks = {
+    checks: dict[type[Model], Callable[[Membership], Any]] = {
         Customer: selectors.visible_customers,
         Opportunity: selectors.visible_opportunities,
         Lead: selectors.visible_leads,
