@@ -7,6 +7,7 @@ platform superuser without a chosen tenant works in the explicit platform scope
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django import forms
@@ -18,7 +19,27 @@ from django.utils.translation import gettext_lazy as _
 from django_scopes import scopes_disabled
 
 from crm import selectors, services
-from crm.models import ApiToken, JobRun, Membership, OrgUnit, OrgUnitManager, Role, Tenant
+from crm.models import (
+    ApiToken,
+    Customer,
+    JobRun,
+    Lead,
+    Membership,
+    Opportunity,
+    OrgUnit,
+    OrgUnitManager,
+    Role,
+    Tenant,
+)
+
+# Foreign-key choices in admin forms: only what the user may see.
+VISIBLE_CHOICES: dict[Any, Callable[[Membership], QuerySet[Any]]] = {
+    OrgUnit: selectors.visible_org_units,
+    Membership: lambda member: selectors.visible_memberships(member).select_related("user"),
+    Customer: selectors.visible_customers,
+    Lead: selectors.visible_leads,
+    Opportunity: selectors.visible_opportunities,
+}
 
 
 def request_membership(request: HttpRequest) -> Membership | None:
@@ -69,11 +90,9 @@ class TenantScopedAdmin(admin.ModelAdmin):
 
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         member = request_membership(request)
-        if member is not None:
-            if db_field.related_model is OrgUnit:
-                kwargs["queryset"] = selectors.visible_org_units(member)
-            elif db_field.related_model is Membership:
-                kwargs["queryset"] = selectors.visible_memberships(member).select_related("user")
+        selector = VISIBLE_CHOICES.get(db_field.related_model)
+        if member is not None and selector is not None:
+            kwargs["queryset"] = selector(member)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
