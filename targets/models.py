@@ -1,1 +1,283 @@
-"""Models of this app arrive with their issue; see docs/SPEC.md."""
+"""Targets (SPEC section 4): plans, target nodes, ramp schedules, commitments,
+adjustments and achievement snapshots. The arithmetic lives in the pure modules
+``targets.calendar``, ``targets.allocation`` and ``targets.achievement_math``."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from crm.models import Membership, OrgUnit, ProductLine, TenantOwned
+
+VALUE: dict[str, Any] = {"max_digits": 18, "decimal_places": 2}
+
+
+def _fk(model: Any, related: str = "+", *, null: bool = True, **kwargs: Any) -> Any:
+    return models.ForeignKey(
+        model,
+        null=null,
+        blank=null,
+        on_delete=kwargs.pop("on_delete", models.PROTECT),
+        related_name=related,
+        db_index=False,
+        **kwargs,
+    )
+
+
+class PlanStatus(models.TextChoices):
+    DRAFT = "draft", _("Draft")
+    PUBLISHED = "published", _("Published")
+    LOCKED = "locked", _("Locked")
+
+
+class PeriodKind(models.TextChoices):
+    YEAR = "year", _("Year")
+    QUARTER = "quarter", _("Quarter")
+    MONTH = "month", _("Month")
+
+
+class TargetPlan(TenantOwned):
+    """An annual goal for one metric, decomposed into target nodes."""
+
+    fiscal_year = models.PositiveSmallIntegerField(
+        _("fiscal year"), help_text=_("Named by the calendar year it starts in.")
+    )
+    metric = models.CharField(_("metric"), max_length=40)
+    name = models.CharField(_("name"), max_length=120, default="Annual plan")
+    annual_total = models.DecimalField(
+        _("annual total"), validators=[MinValueValidator(Decimal("0"))], **VALUE
+    )
+    status = models.CharField(
+        _("status"), max_length=16, choices=PlanStatus.choices, default=PlanStatus.DRAFT
+    )
+    settings: models.JSONField[Any, Any] = models.JSONField(
+        _("decomposition settings"), default=dict, blank=True, editable=False
+    )
+    unassigned = models.DecimalField(
+        _("unassigned"),
+        default=Decimal("0"),
+        editable=False,
+        help_text=_("What ramp-up without preserve-total left unassigned."),
+        **VALUE,
+    )
+    created_by = _fk(Membership, verbose_name=_("created by"))
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("target plan")
+        verbose_name_plural = _("target plans")
+        ordering = ["-fiscal_year", "metric", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "fiscal_year", "metric", "name"], name="targetplan_uniq"
+            ),
+            models.UniqueConstraint(fields=["tenant", "id"], name="targetplan_tenant_id_uniq"),
+        ]
+        indexes = [models.Index(fields=["tenant", "updated_at"], name="targetplan_updated")]
+
+    def __str__(self) -> str:
+        return f"FY{self.fiscal_year} {self.metric} · {self.name}"
+
+
+class Target(TenantOwned):
+    """One node: plan × period × assignee (unit or member) × optional product line.
+
+    ``value`` null = not set; 0 = not applicable (no attainment). Periods are the
+    fiscal year (index 0), its quarters (1–4) and months (1–12, fiscal order).
+    """
+
+    plan = _fk(TargetPlan, "targets", null=False, on_delete=models.CASCADE)
+    period_kind = models.CharField(_("period"), max_length=8, choices=PeriodKind.choices)
+    period_index = models.PositiveSmallIntegerField(_("period index"))
+    period_start = models.DateField(_("period start"))
+    period_end = models.DateField(_("period end"))
+    org_unit = _fk(OrgUnit, verbose_name=_("org unit"))
+    member = _fk(Membership, verbose_name=_("member"))
+    product_line = _fk(ProductLine, verbose_name=_("product line"))
+    value = models.DecimalField(_("target"), null=True, blank=True, **VALUE)
+    version = models.PositiveIntegerField(_("version"), default=1, editable=False)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("target")
+        verbose_name_plural = _("targets")
+        ordering = ["plan", "period_kind", "period_index"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=[
+                    "tenant",
+                    "plan",
+                    "period_kind",
+                    "period_index",
+                    "org_unit",
+                    "member",
+                    "product_line",
+                ],
+                name="target_node_uniq",
+                nulls_distinct=False,
+            ),
+            models.UniqueConstraint(fields=["tenant", "id"], name="target_tenant_id_uniq"),
+            models.CheckConstraint(
+                condition=(Q(org_unit__isnull=True) & Q(member__isnull=False))
+                | (Q(org_unit__isnull=False) & Q(member__isnull=True)),
+                name="target_one_assignee",
+            ),
+            models.CheckConstraint(
+                condition=Q(value__isnull=True) | Q(value__gte=0), name="target_value_gte_0"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["tenant", "member", "period_start"], name="target_member"),
+            models.Index(fields=["tenant", "org_unit", "period_start"], name="target_unit"),
+            models.Index(fields=["tenant", "updated_at"], name="target_updated"),
+        ]
+
+    def __str__(self) -> str:
+        who = f"member {self.member_id}" if self.member_id else f"unit {self.org_unit_id}"
+        return f"{self.plan_id} {self.period_kind} {self.period_index} {who}"
+
+
+class RampSchedule(TenantOwned):
+    """Tenure month → capacity factor, e.g. ``[[1, "0.3"], [4, "0.6"], [7, "1"]]``."""
+
+    name = models.CharField(_("name"), max_length=80)
+    steps: models.JSONField[Any, Any] = models.JSONField(_("steps"))
+    is_default = models.BooleanField(_("default"), default=False)
+
+    class Meta:
+        verbose_name = _("ramp schedule")
+        verbose_name_plural = _("ramp schedules")
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "name"], name="rampschedule_name_uniq"),
+            models.UniqueConstraint(fields=["tenant", "id"], name="rampschedule_tenant_id_uniq"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class AdjustmentTrigger(models.TextChoices):
+    MARKET = "market", _("Market")
+    PERSONNEL = "personnel", _("Personnel")
+    PRODUCT = "product", _("Product")
+    OTHER = "other", _("Other")
+
+
+class AdjustmentStatus(models.TextChoices):
+    REQUESTED = "requested", _("Requested")
+    APPLIED = "applied", _("Applied")
+    REJECTED = "rejected", _("Rejected")
+
+
+class TargetAdjustment(TenantOwned):
+    """A new version of a published target: never rewritten, only appended."""
+
+    target = _fk(Target, "adjustments", null=False, on_delete=models.CASCADE)
+    old_value = models.DecimalField(_("old value"), null=True, blank=True, **VALUE)
+    new_value = models.DecimalField(
+        _("new value"), validators=[MinValueValidator(Decimal("0"))], **VALUE
+    )
+    target_version = models.PositiveIntegerField(_("target version"))
+    reason = models.TextField(_("reason"))
+    trigger = models.CharField(_("trigger"), max_length=16, choices=AdjustmentTrigger.choices)
+    status = models.CharField(
+        _("status"),
+        max_length=16,
+        choices=AdjustmentStatus.choices,
+        default=AdjustmentStatus.REQUESTED,
+    )
+    requested_by = _fk(Membership, verbose_name=_("requested by"))
+    approved_by = _fk(Membership, verbose_name=_("approved by"))
+    effective_from = models.DateField(_("effective from"))
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
+    decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("target adjustment")
+        verbose_name_plural = _("target adjustments")
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "id"], name="adjustment_tenant_id_uniq"),
+        ]
+        indexes = [
+            models.Index(fields=["tenant", "target", "created_at"], name="adjustment_target"),
+            models.Index(fields=["tenant", "status"], name="adjustment_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.target_id}: {self.old_value} → {self.new_value}"
+
+
+class Commitment(TenantOwned):
+    """Bottom-up: what a member or manager commits to for a period of a plan."""
+
+    plan = _fk(TargetPlan, "commitments", null=False, on_delete=models.CASCADE)
+    period_kind = models.CharField(_("period"), max_length=8, choices=PeriodKind.choices)
+    period_index = models.PositiveSmallIntegerField(_("period index"))
+    org_unit = _fk(OrgUnit, verbose_name=_("org unit"))
+    member = _fk(Membership, verbose_name=_("member"))
+    value = models.DecimalField(_("value"), validators=[MinValueValidator(Decimal("0"))], **VALUE)
+    note = models.CharField(_("note"), max_length=300, blank=True)
+    submitted_by = _fk(Membership, verbose_name=_("submitted by"))
+    submitted_at = models.DateTimeField(_("submitted at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("commitment")
+        verbose_name_plural = _("commitments")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "plan", "period_kind", "period_index", "org_unit", "member"],
+                name="commitment_uniq",
+                nulls_distinct=False,
+            ),
+            models.UniqueConstraint(fields=["tenant", "id"], name="commitment_tenant_id_uniq"),
+            models.CheckConstraint(
+                condition=(Q(org_unit__isnull=True) & Q(member__isnull=False))
+                | (Q(org_unit__isnull=False) & Q(member__isnull=True)),
+                name="commitment_one_assignee",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.plan_id} {self.period_kind} {self.period_index}: {self.value}"
+
+
+class AchievementSnapshot(TenantOwned):
+    """A target's achievement as of a date, filled by the nightly job (SPEC section 7)."""
+
+    target = _fk(Target, "snapshots", null=False, on_delete=models.CASCADE)
+    as_of = models.DateField(_("as of"))
+    actual = models.DecimalField(_("actual"), **VALUE)
+    attainment = models.DecimalField(
+        _("attainment"), max_digits=12, decimal_places=4, null=True, blank=True
+    )
+    expected_to_date = models.DecimalField(_("expected to date"), null=True, blank=True, **VALUE)
+    pace = models.DecimalField(_("pace"), max_digits=12, decimal_places=4, null=True, blank=True)
+    status = models.CharField(_("status"), max_length=16, blank=True)
+    gap = models.DecimalField(_("gap"), null=True, blank=True, **VALUE)
+    required_per_day = models.DecimalField(_("required per day"), null=True, blank=True, **VALUE)
+    projected = models.DecimalField(_("projected"), null=True, blank=True, **VALUE)
+    projected_commit = models.DecimalField(_("projected (commit)"), null=True, blank=True, **VALUE)
+    computed_at = models.DateTimeField(_("computed at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("achievement snapshot")
+        verbose_name_plural = _("achievement snapshots")
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "target", "as_of"], name="snapshot_uniq"),
+            models.UniqueConstraint(fields=["tenant", "id"], name="snapshot_tenant_id_uniq"),
+            models.CheckConstraint(
+                condition=Q(attainment__isnull=True) | Q(attainment__gte=0),
+                name="snapshot_attainment_gte_0",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.target_id} @ {self.as_of}"

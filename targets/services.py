@@ -1,0 +1,676 @@
+"""Writes of the targets app (SPEC section 4): plans, decomposition, publishing, locking,
+adjustments with approval, commitments. One transaction per service."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from crm import selectors as crm_selectors
+from crm.exceptions import Conflict, NotFound
+from crm.models import Membership, OrgUnit, OrgUnitManager, ProductLine, Role, Tenant
+from targets import allocation, calendar
+from targets.metrics import get_metric
+from targets.models import (
+    AdjustmentStatus,
+    Commitment,
+    PeriodKind,
+    PlanStatus,
+    Target,
+    TargetAdjustment,
+    TargetPlan,
+)
+from targets.selectors import CreditIndex, Key, monthly_actuals, unit_paths
+
+ZERO_DECIMAL_CURRENCIES = {"JPY", "KRW", "VND", "CLP", "ISK", "HUF", "TWD"}
+
+
+def quantum_for(tenant: Tenant, metric_key: str) -> Decimal:
+    """The currency's minor unit for amounts, 1 for counts (SPEC section 4)."""
+    if not get_metric(metric_key).is_amount:
+        return Decimal(1)
+    return Decimal(1) if tenant.currency in ZERO_DECIMAL_CURRENCIES else Decimal("0.01")
+
+
+# --- plans ----------------------------------------------------------------------------
+
+
+def plan_create(
+    *,
+    member: Membership,
+    fiscal_year: int,
+    metric: str,
+    annual_total: Decimal,
+    name: str = "Annual plan",
+) -> TargetPlan:
+    if member.role != Role.ADMIN:
+        raise ValidationError(_("Only tenant admins create target plans."))
+    try:
+        get_metric(metric)
+    except ValueError as error:
+        raise ValidationError({"metric": str(error)}) from error
+    tenant = Tenant.objects.get(pk=member.tenant_id)
+    quantum = quantum_for(tenant, metric)
+    if annual_total < 0 or annual_total % quantum != 0:
+        raise ValidationError(
+            {"annual_total": _("Must be non-negative and a multiple of %s.") % quantum}
+        )
+    try:
+        with transaction.atomic():
+            return TargetPlan.objects.create(
+                tenant=tenant,
+                fiscal_year=fiscal_year,
+                metric=metric,
+                name=name,
+                annual_total=annual_total,
+                created_by=member,
+            )
+    except IntegrityError as error:
+        raise Conflict(_("A plan for this fiscal year, metric and name exists already.")) from error
+
+
+def _set_status(plan: TargetPlan, *, allowed_from: set[str], to: str) -> TargetPlan:
+    with transaction.atomic():
+        locked = TargetPlan.objects.select_for_update().get(pk=plan.pk)
+        if locked.status not in allowed_from:
+            raise Conflict(
+                _("A %(status)s plan cannot become %(to)s.") % {"status": locked.status, "to": to}
+            )
+        if to == PlanStatus.PUBLISHED and not Target.objects.filter(plan=locked).exists():
+            raise ValidationError(_("Decompose the plan before publishing it."))
+        locked.status = to
+        locked.save(update_fields=["status", "updated_at"])
+        return locked
+
+
+def plan_publish(*, member: Membership, plan: TargetPlan) -> TargetPlan:
+    _require_admin(member)
+    return _set_status(plan, allowed_from={PlanStatus.DRAFT}, to=PlanStatus.PUBLISHED)
+
+
+def plan_lock(*, member: Membership, plan: TargetPlan) -> TargetPlan:
+    _require_admin(member)
+    return _set_status(plan, allowed_from={PlanStatus.PUBLISHED}, to=PlanStatus.LOCKED)
+
+
+def _require_admin(member: Membership) -> None:
+    if member.role != Role.ADMIN:
+        raise ValidationError(_("Only tenant admins change a plan's status."))
+
+
+# --- decomposition --------------------------------------------------------------------
+
+
+@dataclass
+class DecomposeSettings:
+    """How to decompose (SPEC section 4): validated by the API, stored on the plan."""
+
+    time_method: str = "equal"
+    time_weights: list[Decimal] | None = None
+    org_method: str = "equal"
+    org_methods_by_depth: dict[int, str] = field(default_factory=dict)
+    potential: dict[str, Decimal] = field(default_factory=dict)
+    alpha: Decimal | None = None
+    manual: dict[str, Decimal] = field(default_factory=dict)
+    headroom: Decimal = Decimal(0)
+    product_shares: dict[int, Decimal] = field(default_factory=dict)
+    new_product_multiplier: Decimal = Decimal(1)
+    ramp: bool = True
+    ramp_steps: list[tuple[int, Decimal]] | None = None
+    preserve_total: bool = True
+    include_managers: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        def plain(value: Any) -> Any:
+            if isinstance(value, Decimal):
+                return str(value)
+            if isinstance(value, dict):
+                return {str(k): plain(v) for k, v in value.items()}
+            if isinstance(value, (list, tuple)):
+                return [plain(v) for v in value]
+            return value
+
+        return {name: plain(getattr(self, name)) for name in self.__dataclass_fields__}
+
+
+@dataclass
+class Node:
+    key: Key
+    name: str
+    parent: Key | None
+    depth: int
+    annual: Decimal = Decimal(0)
+    months: list[Decimal] = field(default_factory=list)
+    products: dict[int, list[Decimal]] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        quarters = allocation.quarter_totals(self.months) if self.months else []
+        return {
+            "assignee": {"type": self.key[0], "id": self.key[1], "name": self.name},
+            "parent": None
+            if self.parent is None
+            else {"type": self.parent[0], "id": self.parent[1]},
+            "depth": self.depth,
+            "year": str(self.annual),
+            "quarters": [str(q) for q in quarters],
+            "months": [str(m) for m in self.months],
+            "product_lines": {
+                str(pl): {"year": str(sum(values, Decimal(0))), "months": [str(v) for v in values]}
+                for pl, values in self.products.items()
+            },
+        }
+
+
+@dataclass
+class Decomposition:
+    plan: TargetPlan
+    nodes: list[Node]
+    unassigned: Decimal
+    time_weights: list[Decimal]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "plan": self.plan.pk,
+            "annual_total": str(self.plan.annual_total),
+            "unassigned": str(self.unassigned),
+            "time_weights": [str(w) for w in self.time_weights],
+            "nodes": [node.as_json() for node in self.nodes],
+        }
+
+
+def _history_of(index: CreditIndex, key: Key) -> Decimal:
+    return index.total(key, range(1, 13))
+
+
+def _tenant_monthly(index: CreditIndex, root: OrgUnit) -> list[Decimal]:
+    return [index.total(("unit", root.pk), [month]) for month in range(1, 13)]
+
+
+def plan_decompose(
+    *, member: Membership, plan: TargetPlan, settings: DecomposeSettings, dry_run: bool = False
+) -> Decomposition:
+    """Decompose the plan: org split (annual), product split, time split (SPEC section 4).
+
+    ``dry_run`` returns the whole tree without saving; otherwise the plan's targets are
+    replaced in one transaction. Only a draft plan is decomposed.
+    """
+    _require_admin(member)
+    if plan.status != PlanStatus.DRAFT:
+        raise Conflict(_("Only a draft plan can be decomposed; adjust published targets."))
+    tenant = Tenant.objects.get(pk=plan.tenant_id)
+    start_month = tenant.fiscal_year_start_month
+    quantum = quantum_for(tenant, plan.metric)
+    fiscal_months = calendar.months(plan.fiscal_year, start_month)
+    year = calendar.fiscal_year(plan.fiscal_year, start_month)
+
+    units = list(OrgUnit.objects.order_by("path"))
+    roots = [unit for unit in units if unit.parent_id is None]
+    if len(roots) != 1:
+        raise ValidationError(_("The org tree needs exactly one root unit."))
+    root = roots[0]
+    # Personal targets go to reps (and managers when asked): a manager's number is
+    # their unit's, and admins run the system.
+    roles = [Role.REP, Role.MANAGER] if settings.include_managers else [Role.REP]
+    members = list(
+        Membership.objects.filter(
+            is_active=True, org_unit__isnull=False, start_date__lte=year.end, role__in=roles
+        )
+        .exclude(end_date__lt=year.start)
+        .select_related("user")
+        .order_by("pk")
+    )
+    children: dict[int, list[Key]] = defaultdict(list)
+    names: dict[Key, str] = {}
+    depth: dict[Key, int] = {}
+    for unit in units:
+        names[("unit", unit.pk)] = unit.name
+        depth[("unit", unit.pk)] = unit.depth
+        if unit.parent_id is not None:
+            children[unit.parent_id].append(("unit", unit.pk))
+    for person in members:
+        assert person.org_unit_id is not None
+        key: Key = ("member", person.pk)
+        names[key] = person.display_name
+        children[person.org_unit_id].append(key)
+
+    methods_used = {settings.org_method, *settings.org_methods_by_depth.values()}
+    needs_history = bool(methods_used & {"history", "blend"}) or settings.time_method == "seasonal"
+    history_index = CreditIndex()
+    if needs_history:
+        last_year = calendar.fiscal_year(plan.fiscal_year - 1, start_month)
+        history_index = CreditIndex.build(
+            monthly_actuals(tenant, plan.metric, plan.fiscal_year - 1, last_year.end),
+            unit_paths(),
+        )
+
+    schedule = allocation.DEFAULT_RAMP
+    if settings.ramp_steps:
+        schedule = allocation.RampSchedule(settings.ramp_steps)
+    factors12: dict[Key, list[Decimal]] = {}
+    mean_factors: dict[Key, Decimal] = {}
+    if settings.ramp:
+        for person in members:
+            factors = allocation.monthly_factors(
+                fiscal_months, person.start_date, person.end_date, schedule
+            )
+            if any(factor != 1 for factor in factors):
+                factors12[("member", person.pk)] = factors
+                mean_factors[("member", person.pk)] = allocation.mean_factor(factors)
+
+    def label(key: Key) -> str:
+        return f"{key[0]}:{key[1]}"
+
+    try:
+        annual: dict[Key, Decimal] = {("unit", root.pk): plan.annual_total}
+        parents: dict[Key, Key | None] = {("unit", root.pk): None}
+        unassigned = Decimal(0)
+        queue: list[Key] = [("unit", root.pk)]
+        while queue:
+            parent = queue.pop(0)
+            kids = children.get(parent[1], []) if parent[0] == "unit" else []
+            if not kids:
+                continue
+            method = settings.org_methods_by_depth.get(depth[parent], settings.org_method)
+            budget = allocation.with_headroom(annual[parent], settings.headroom, quantum)
+            if method == "manual":
+                values = {kid: settings.manual.get(label(kid)) for kid in kids}
+                missing = [label(kid) for kid, value in values.items() if value is None]
+                if missing:
+                    raise ValidationError(
+                        {"manual": _("Give a value for %s.") % ", ".join(missing)}
+                    )
+                parts = allocation.check_manual(
+                    annual[parent],
+                    {k: v for k, v in values.items() if v is not None},
+                    settings.headroom,
+                    quantum=quantum,
+                )
+            else:
+                weights = allocation.org_weights(
+                    method,  # type: ignore[arg-type]
+                    kids,
+                    history={kid: _history_of(history_index, kid) for kid in kids},
+                    potential={kid: settings.potential.get(label(kid), Decimal(0)) for kid in kids}
+                    if method in ("potential", "blend")
+                    else None,
+                    alpha=settings.alpha,
+                )
+                ramped = {kid: mean_factors[kid] for kid in kids if kid in mean_factors}
+                parts, left = allocation.ramped_org_split(
+                    budget, weights, ramped, quantum, settings.preserve_total
+                )
+                unassigned += left
+            for kid, value in parts.items():
+                annual[kid] = value
+                parents[kid] = parent
+                queue.append(kid)
+
+        tenant_history = _tenant_monthly(history_index, root) if needs_history else None
+        weights12 = allocation.time_weights(
+            settings.time_method,  # type: ignore[arg-type]
+            history=tenant_history,
+            manual=settings.time_weights,
+        )
+        product_parts: dict[int, Decimal] = {}
+        if settings.product_shares:
+            lines = dict(
+                ProductLine.objects.filter(pk__in=settings.product_shares).values_list(
+                    "pk", "is_new"
+                )
+            )
+            unknown = set(settings.product_shares) - set(lines)
+            if unknown:
+                raise ValidationError({"product_shares": _("Unknown product lines: %s") % unknown})
+            product_parts = allocation.product_weights(
+                settings.product_shares, lines, settings.new_product_multiplier
+            )
+
+        nodes: list[Node] = []
+        for key, value in annual.items():
+            node_weights = weights12
+            if key in factors12:
+                node_weights = allocation.ramped_time_weights(weights12, factors12[key])
+            node = Node(
+                key=key,
+                name=names[key],
+                parent=parents[key],
+                depth=depth.get(key, -1),
+                annual=value,
+            )
+            node.months = allocation.split_year(value, node_weights, quantum)
+            if product_parts:
+                for line, part in allocation.allocate(value, product_parts, quantum).items():
+                    node.products[line] = allocation.split_year(part, node_weights, quantum)
+            nodes.append(node)
+    except allocation.ManualValuesMismatch as error:
+        raise ValidationError(
+            {
+                "manual": _(
+                    "Manual values add up to %(actual)s, not %(expected)s "
+                    "(difference %(difference)s)."
+                )
+                % {
+                    "actual": error.actual,
+                    "expected": error.expected,
+                    "difference": error.difference,
+                }
+            }
+        ) from error
+    except ValueError as error:
+        raise ValidationError(str(error)) from error
+
+    result = Decomposition(plan=plan, nodes=nodes, unassigned=unassigned, time_weights=weights12)
+    if dry_run:
+        return result
+    with transaction.atomic():
+        locked = TargetPlan.objects.select_for_update().get(pk=plan.pk)
+        if locked.status != PlanStatus.DRAFT:
+            raise Conflict(_("Only a draft plan can be decomposed; adjust published targets."))
+        Target.objects.filter(plan=locked).delete()
+        _copy_targets(locked, nodes, year, fiscal_months, start_month)
+        locked.settings = {**settings.as_json(), "time_weights_used": [str(w) for w in weights12]}
+        locked.unassigned = unassigned
+        locked.save(update_fields=["settings", "unassigned", "updated_at"])
+        result.plan = locked
+    return result
+
+
+def _copy_targets(
+    plan: TargetPlan,
+    nodes: list[Node],
+    year: calendar.Period,
+    fiscal_months: list[calendar.Period],
+    start_month: int,
+) -> None:
+    """Write every node's year, quarters and months in one INSERT … SELECT FROM unnest.
+
+    One statement whatever the size of the tree (COPY would be faster still, but
+    PostgreSQL refuses COPY FROM into tables with row-level security).
+    """
+    quarters = calendar.quarters(plan.fiscal_year, start_month)
+    columns: dict[str, list[Any]] = defaultdict(list)
+
+    def row(
+        kind: str, index: int, period: calendar.Period, key: Key, line: int | None, value: Decimal
+    ) -> None:
+        columns["kind"].append(kind)
+        columns["index"].append(index)
+        columns["start"].append(period.start)
+        columns["end"].append(period.end)
+        columns["unit"].append(key[1] if key[0] == "unit" else None)
+        columns["member"].append(key[1] if key[0] == "member" else None)
+        columns["line"].append(line)
+        columns["value"].append(value)
+
+    for node in nodes:
+        series: list[tuple[int | None, list[Decimal]]] = [(None, node.months)]
+        series += list(node.products.items())
+        for line, months in series:
+            row(PeriodKind.YEAR, 0, year, node.key, line, sum(months, Decimal(0)))
+            for index, value in enumerate(allocation.quarter_totals(months), start=1):
+                row(PeriodKind.QUARTER, index, quarters[index - 1], node.key, line, value)
+            for index, value in enumerate(months, start=1):
+                row(PeriodKind.MONTH, index, fiscal_months[index - 1], node.key, line, value)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO targets_target (tenant_id, plan_id, period_kind, period_index,
+                period_start, period_end, org_unit_id, member_id, product_line_id, value,
+                version, updated_at)
+            SELECT %s, %s, k, i, s, e, u, m, l, v, 1, now()
+            FROM unnest(%s::text[], %s::int[], %s::date[], %s::date[], %s::bigint[],
+                        %s::bigint[], %s::bigint[], %s::numeric[]) AS t(k, i, s, e, u, m, l, v)
+            """,
+            [
+                plan.tenant_id,
+                plan.pk,
+                columns["kind"],
+                columns["index"],
+                columns["start"],
+                columns["end"],
+                columns["unit"],
+                columns["member"],
+                columns["line"],
+                columns["value"],
+            ],
+        )
+
+
+# --- adjustments ---------------------------------------------------------------------
+
+
+def _can_steer(member: Membership, target: Target) -> bool:
+    """Admins steer every target; managers those of their subtree (never their own)."""
+    if member.role == Role.ADMIN:
+        return True
+    if member.role != Role.MANAGER:
+        return False
+    if target.member_id is not None:
+        if target.member_id == member.pk:
+            return False
+        return crm_selectors.visible_memberships(member).filter(pk=target.member_id).exists()
+    unit = OrgUnit.objects.only("path").get(pk=target.org_unit_id)
+    managed = OrgUnitManager.objects.filter(membership=member).values_list(
+        "org_unit__path", flat=True
+    )
+    return any(unit.path.startswith(path) and unit.path != path for path in managed)
+
+
+def _is_above(approver: Membership, target: Target, requester: Membership | None) -> bool:
+    """An admin, or a manager steering the target who is not the requester."""
+    if requester is not None and approver.pk == requester.pk:
+        return False
+    return _can_steer(approver, target)
+
+
+def _months_of(target: Target) -> list[Target]:
+    months = Target.objects.filter(
+        plan_id=target.plan_id,
+        period_kind=PeriodKind.MONTH,
+        org_unit_id=target.org_unit_id,
+        member_id=target.member_id,
+        product_line_id=target.product_line_id,
+        period_start__gte=target.period_start,
+        period_end__lte=target.period_end,
+    ).order_by("period_index")
+    return list(months.select_for_update(of=("self",)))
+
+
+def _apply_value(target: Target, new_value: Decimal, effective_from: date) -> None:
+    """Set a node and keep its quarter and year equal to the sum of their months.
+
+    A month changes itself; a quarter or year spreads the difference over its months
+    not yet elapsed on ``effective_from``, by the plan's time weights (SPEC section 4).
+    """
+    plan = target.plan
+    tenant = Tenant.objects.get(pk=target.tenant_id)
+    quantum = quantum_for(tenant, plan.metric)
+    if target.period_kind == PeriodKind.MONTH:
+        changed = {target.pk: new_value}
+    else:
+        months = _months_of(target)
+        open_months = [m for m in months if m.period_end >= effective_from]
+        if not open_months:
+            raise ValidationError(
+                {"effective_from": _("Every month of this period has elapsed already.")}
+            )
+        current = sum((m.value or Decimal(0) for m in months), Decimal(0))
+        difference = new_value - current
+        weights_used = [Decimal(w) for w in plan.settings.get("time_weights_used", [])] or [
+            Decimal(1)
+        ] * 12
+        weights = {m.pk: weights_used[m.period_index - 1] for m in open_months}
+        spread = allocation.allocate(abs(difference), weights, quantum)
+        sign = 1 if difference >= 0 else -1
+        changed = {}
+        for month in open_months:
+            value = (month.value or Decimal(0)) + sign * spread[month.pk]
+            if value < 0:
+                raise ValidationError(
+                    {"new_value": _("This would make a remaining month negative.")}
+                )
+            changed[month.pk] = value
+    for pk, value in changed.items():
+        Target.objects.filter(pk=pk).update(
+            value=value, version=F("version") + 1, updated_at=timezone.now()
+        )
+    # Re-derive the quarters and the year of the same assignee from their months.
+    sample = Target.objects.get(pk=next(iter(changed)))
+    family = Target.objects.filter(
+        plan_id=sample.plan_id,
+        org_unit_id=sample.org_unit_id,
+        member_id=sample.member_id,
+        product_line_id=sample.product_line_id,
+    )
+    month_values = dict(
+        family.filter(period_kind=PeriodKind.MONTH).values_list("period_index", "value")
+    )
+    months12 = [month_values.get(index) or Decimal(0) for index in range(1, 13)]
+    for index, value in enumerate(allocation.quarter_totals(months12), start=1):
+        family.filter(period_kind=PeriodKind.QUARTER, period_index=index).exclude(
+            value=value
+        ).update(value=value, version=F("version") + 1, updated_at=timezone.now())
+    family.filter(period_kind=PeriodKind.YEAR).exclude(value=sum(months12, Decimal(0))).update(
+        value=sum(months12, Decimal(0)),
+        version=F("version") + 1,
+        updated_at=timezone.now(),
+    )
+
+
+def target_adjust(
+    *,
+    member: Membership,
+    target: Target,
+    new_value: Decimal,
+    reason: str,
+    trigger: str,
+    effective_from: date | None = None,
+    expected_version: int | None = None,
+) -> TargetAdjustment:
+    """Request a new value for a published target (SPEC section 4 "Adjustment").
+
+    Published plan: applied at once when the requester steers the target. Locked plan:
+    recorded as requested, applied when a manager above or an admin approves. The
+    history is append-only; concurrent adjustments of one node serialise on its row.
+    """
+    if not reason.strip():
+        raise ValidationError({"reason": _("Say why the target changes.")})
+    if new_value < 0:
+        raise ValidationError({"new_value": _("A target cannot be negative.")})
+    with transaction.atomic():
+        locked = (
+            Target.objects.select_for_update(of=("self",)).select_related("plan").get(pk=target.pk)
+        )
+        if not _can_steer(member, locked):
+            raise NotFound()
+        if locked.plan.status == PlanStatus.DRAFT:
+            raise Conflict(_("Targets of a draft plan change by decomposing it again."))
+        if expected_version is not None and locked.version != expected_version:
+            raise Conflict(_("This target changed meanwhile (newer version). Reload it."))
+        tenant = Tenant.objects.get(pk=locked.tenant_id)
+        quantum = quantum_for(tenant, locked.plan.metric)
+        if new_value % quantum != 0:
+            raise ValidationError({"new_value": _("Must be a multiple of %s.") % quantum})
+        adjustment = TargetAdjustment.objects.create(
+            tenant_id=locked.tenant_id,
+            target=locked,
+            old_value=locked.value,
+            new_value=new_value,
+            target_version=locked.version,
+            reason=reason.strip(),
+            trigger=trigger,
+            requested_by=member,
+            effective_from=effective_from or timezone.localdate(),
+        )
+        if locked.plan.status == PlanStatus.PUBLISHED:
+            _apply_value(locked, new_value, adjustment.effective_from)
+            adjustment.status = AdjustmentStatus.APPLIED
+            adjustment.approved_by = member
+            adjustment.decided_at = timezone.now()
+            adjustment.save(update_fields=["status", "approved_by", "decided_at"])
+        return adjustment
+
+
+def adjustment_decide(
+    *, member: Membership, adjustment: TargetAdjustment, approve: bool
+) -> TargetAdjustment:
+    """Approve (apply) or reject a requested adjustment of a locked plan."""
+    with transaction.atomic():
+        locked = (
+            TargetAdjustment.objects.select_for_update(of=("self",))
+            .select_related("requested_by")
+            .get(pk=adjustment.pk)
+        )
+        if locked.status != AdjustmentStatus.REQUESTED:
+            raise Conflict(_("This adjustment has been decided already."))
+        target = (
+            Target.objects.select_for_update(of=("self",))
+            .select_related("plan")
+            .get(pk=locked.target_id)
+        )
+        if not _is_above(member, target, locked.requested_by):
+            raise ValidationError(
+                _("An adjustment is approved by a manager above the requester or an admin.")
+            )
+        if approve:
+            locked.old_value = target.value
+            _apply_value(target, locked.new_value, locked.effective_from)
+        locked.status = AdjustmentStatus.APPLIED if approve else AdjustmentStatus.REJECTED
+        locked.approved_by = member
+        locked.decided_at = timezone.now()
+        locked.save(update_fields=["status", "approved_by", "decided_at", "old_value"])
+        return locked
+
+
+# --- bottom-up ---------------------------------------------------------------------------
+
+
+def commitment_submit(
+    *,
+    member: Membership,
+    plan: TargetPlan,
+    period_kind: str,
+    period_index: int,
+    value: Decimal,
+    assignee_member: Membership | None = None,
+    assignee_unit: OrgUnit | None = None,
+    note: str = "",
+) -> Commitment:
+    """A member commits for themselves; a manager for a unit they manage (bottom-up)."""
+    if value < 0:
+        raise ValidationError({"value": _("A commitment cannot be negative.")})
+    if assignee_unit is None and assignee_member is None:
+        assignee_member = member
+    if assignee_member is not None and assignee_member.pk != member.pk:
+        raise ValidationError({"member": _("Members commit for themselves.")})
+    if (
+        assignee_unit is not None
+        and not OrgUnitManager.objects.filter(membership=member, org_unit=assignee_unit).exists()
+        and member.role != Role.ADMIN
+    ):
+        raise ValidationError({"org_unit": _("Managers commit for the units they manage.")})
+    with transaction.atomic():
+        commitment, _created = Commitment.objects.update_or_create(
+            plan=plan,
+            period_kind=period_kind,
+            period_index=period_index,
+            org_unit=assignee_unit,
+            member=assignee_member,
+            defaults={
+                "tenant_id": plan.tenant_id,
+                "value": value,
+                "note": note,
+                "submitted_by": member,
+                "submitted_at": timezone.now(),
+            },
+        )
+        return commitment
