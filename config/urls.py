@@ -1,19 +1,26 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
 from django.urls import include, path
 from django.views import defaults
 
+from crm.api import urls as crm_api_urls
 from crm.api.errors import api_not_found, api_server_error
 from crm.health import healthz
 from crm.views import switch_tenant
+from targets import api as targets_api
+
+# One API namespace; each app contributes its routes (crm never imports the others).
+api_urlpatterns: list[Any] = [*crm_api_urls.urlpatterns, *targets_api.urlpatterns]
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("admin/switch-tenant/", switch_tenant, name="switch-tenant"),
     path("admin/", admin.site.urls),
-    path("api/v1/", include(("crm.api.urls", "api"), namespace="api")),
+    path("api/v1/", include((api_urlpatterns, "api"), namespace="api")),
     path("i18n/", include("django.conf.urls.i18n")),
 ]
 

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 from django.db import connection
 
@@ -51,7 +52,7 @@ def monthly_actuals(tenant: Tenant, metric_key: str, fiscal_year: int, up_to: da
         WHERE r.day BETWEEN %(start)s AND %(end)s
         GROUP BY 1, 2, 3, 4
     """
-    params = {
+    params: dict[str, Any] = {
         "tenant": tenant.pk,
         "tz": tenant.time_zone,
         "fy": year.start.year,
@@ -85,7 +86,7 @@ def open_pipeline(tenant: Tenant, fiscal_year: int, after: date) -> list[Bucket]
           AND o.expected_close_date > %(after)s AND o.expected_close_date <= %(end)s
         GROUP BY 1, 2, 3, 4
     """
-    params = {
+    params: dict[str, Any] = {
         "tenant": tenant.pk,
         "fy": year.start.year,
         "start_month": year.start.month,

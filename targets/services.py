@@ -458,7 +458,7 @@ def _can_steer(member: Membership, target: Target) -> bool:
         if target.member_id == member.pk:
             return False
         return crm_selectors.visible_memberships(member).filter(pk=target.member_id).exists()
-    unit = OrgUnit.objects.only("path").get(pk=target.org_unit_id)
+    unit = OrgUnit.objects.only("path").get(pk=target.org_unit_id or 0)
     managed = OrgUnitManager.objects.filter(membership=member).values_list(
         "org_unit__path", flat=True
     )

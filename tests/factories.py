@@ -4,6 +4,7 @@ so tests build data exactly as the product does."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 
 import factory
 from django.contrib.auth import get_user_model
@@ -45,6 +46,7 @@ def add_member(
         role=role,
         org_unit=unit,
         is_staff=True,
+        start_date=date(2020, 1, 6),  # tenured: no ramp-up unless a test asks for it
     )
 
 

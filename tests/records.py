@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.utils import timezone
 
@@ -124,4 +125,59 @@ def activity(tree: TenantTree, owner: Membership | None = None) -> Activity:
 def notification(tree: TenantTree, recipient: Membership) -> Notification:
     return Notification.objects.create(
         tenant=tree.tenant, recipient=recipient, kind="digest", text="3 follow-ups overdue"
+    )
+
+
+def published_plan(tree: TenantTree, *, fiscal_year: int = 2026, metric: str = "won_amount") -> Any:
+    """A decomposed, published plan (equal splits) of 1,200,000 for the tree's tenant."""
+    from targets.models import TargetPlan
+    from targets.services import DecomposeSettings, plan_create, plan_decompose, plan_publish
+
+    existing = TargetPlan.objects.filter(fiscal_year=fiscal_year, metric=metric).first()
+    if existing is not None:
+        return existing
+    admin = tree.members["admin"]
+    plan = plan_create(
+        member=admin, fiscal_year=fiscal_year, metric=metric, annual_total=Decimal("1200000.00")
+    )
+    plan_decompose(member=admin, plan=plan, settings=DecomposeSettings())
+    return plan_publish(member=admin, plan=plan)
+
+
+def rep_target(
+    tree: TenantTree, member: Membership | None = None, kind: str = "month", index: int = 1
+) -> Any:
+    from targets.models import Target
+
+    plan = published_plan(tree)
+    return Target.objects.get(
+        plan=plan,
+        member=member or tree.members["south-rep"],
+        period_kind=kind,
+        period_index=index,
+        product_line=None,
+    )
+
+
+def adjustment(tree: TenantTree) -> Any:
+    from targets.services import target_adjust
+
+    return target_adjust(
+        member=tree.members["admin"],
+        target=rep_target(tree),
+        new_value=Decimal("90000.00"),
+        reason="Territory change",
+        trigger="personnel",
+    )
+
+
+def commitment(tree: TenantTree) -> Any:
+    from targets.services import commitment_submit
+
+    return commitment_submit(
+        member=tree.members["south-rep"],
+        plan=published_plan(tree),
+        period_kind="month",
+        period_index=1,
+        value=Decimal("120000.00"),
     )

@@ -24,6 +24,7 @@ pytestmark = pytest.mark.django_db
 
 # Routes that expose no tenant object by id, with the reason.
 NOT_OBJECT_ROUTES = {
+    "me-targets": "always the caller's own targets",
     "auth-token": "login: credentials in the body",
     "auth-token-refresh": "credential in the body, bound to its own tenant",
     "auth-token-revoke": "credential in the body, bound to its own tenant",
@@ -50,6 +51,10 @@ PROBES: dict[str, Callable[[TenantTree], Any]] = {
     "visit": lambda tree: records.visit(tree),
     "activity": lambda tree: records.activity(tree),
     "notification": lambda tree: records.notification(tree, tree.members["admin"]),
+    "target-plan": lambda tree: records.published_plan(tree),
+    "target": lambda tree: records.rep_target(tree),
+    "target-adjustment": lambda tree: records.adjustment(tree),
+    "commitment": lambda tree: records.commitment(tree),
 }
 
 
