@@ -178,11 +178,12 @@ NEXT_STEPS = ["发送报价 Send a quote", "安排演示 Arrange a demo", "约�
 
 # Moves out of each open stage (orders 1–4; 5 won, 6 lost): (cumulative probability, target).
 # Deals mostly advance one stage, sometimes skip one, and drop out at every stage.
+# About 30% of the deals that close are won.
 TRANSITIONS = {
-    1: [(0.60, 2), (0.67, 3), (1.0, 6)],
-    2: [(0.65, 3), (0.70, 4), (1.0, 6)],
-    3: [(0.65, 4), (0.73, 5), (1.0, 6)],
-    4: [(0.65, 5), (1.0, 6)],
+    1: [(0.64, 2), (0.70, 3), (1.0, 6)],
+    2: [(0.68, 3), (0.73, 4), (1.0, 6)],
+    3: [(0.68, 4), (0.76, 5), (1.0, 6)],
+    4: [(0.68, 5), (1.0, 6)],
 }
 MEAN_DWELL_DAYS = {1: 12.0, 2: 16.0, 3: 12.0, 4: 10.0}
 WON, LOST = 5, 6
@@ -658,6 +659,14 @@ class HistoryGenerator:
         self.utc_offset = offset.total_seconds() if offset else 0.0
         # The new product line was launched six months ago (mid-window for short windows).
         self.launch = self.as_of - min(182.0, volumes.months * 15.2) * DAY
+        # The share of the window each rep has been selling in.
+        self.active_share = [
+            max(
+                0.02,
+                min(1.0, (self.as_of - max(rep.start, self.start)) / (self.as_of - self.start)),
+            )
+            for rep in self.reps
+        ]
         self.counts = Counts()
         self.customers = _Customers()
         self.opportunities = _Opportunities()
@@ -748,8 +757,13 @@ class HistoryGenerator:
     def _customers(self) -> None:
         """Customers round their rep's city, with one or two contacts; 8% in the public pool."""
         rng, reps, table = self.rng, self.reps, self.customers
-        # Books differ in size: a few reps hold many more accounts than the others.
-        cumulative = list(itertools.accumulate(rng.lognormvariate(0, 0.5) for _ in reps))
+        # Books differ in size: a few reps hold many more accounts than the others, and
+        # a rep who joined during the window has a smaller one.
+        cumulative = list(
+            itertools.accumulate(
+                rng.lognormvariate(0, 0.5) * (0.5 + share / 2) for share in self.active_share
+            )
+        )
         with self.progress.phase("customers", self.volumes.customers) as advance:
             for size in _chunks(self.volumes.customers, self.customer_chunk):
                 customers: list[tuple[Any, ...]] = []
@@ -814,10 +828,19 @@ class HistoryGenerator:
                 advance(size)
 
     def _random_owned_customer(self) -> int:
-        owned = self.customers.owned
+        """A customer with an owner, less likely the shorter its rep has been selling.
+
+        Deals, visits and activities happen only while the rep is with the company, so a
+        rep who joined two months ago has two months' worth of them, not the window's.
+        """
+        owned, rep_of = self.customers.owned, self.customers.rep
         if not owned:
             raise ValueError("Opportunities, visits and activities need customers with an owner.")
-        return owned[self.rng.randrange(len(owned))]
+        for _attempt in range(50):
+            index = owned[self.rng.randrange(len(owned))]
+            if self.rng.random() < self.active_share[rep_of[index]]:
+                break
+        return index
 
     def _leads(self) -> None:
         """线索: new, working, qualified (most converted into a customer and a deal), lost."""
@@ -1134,7 +1157,7 @@ class HistoryGenerator:
                         )
                         if due <= self.as_of:
                             if rng.random() < 0.85:
-                                done = due + rng.uniform(-2, 1) * DAY
+                                done = self._work_time(due + rng.uniform(-2, 1) * DAY)
                                 done = min(max(created + 60, done), self.as_of)
                             else:
                                 self.counts.overdue_follow_ups += 1

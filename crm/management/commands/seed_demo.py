@@ -1,7 +1,11 @@
-"""``manage.py seed_demo``: the demo tenant with an org tree and about 20 members.
+"""``manage.py seed_demo``: the demo tenant with an org tree, about 20 members and 18
+months of CRM history (``crm.datagen``): a few hundred customers, ~1,500 deals moving
+through the stages, wins and losses with reasons, payments, visits, activities with some
+overdue follow-ups, a few leads and four product lines, one of them new.
 
-Idempotent: running it again finds what exists and adds only what is missing.
-Later issues extend it with CRM history, targets and incentives.
+Idempotent: running it again finds what exists and adds only what is missing; the
+history is written once, when the tenant has no opportunities yet.
+Later issues extend it with targets and incentives.
 """
 
 from __future__ import annotations
@@ -10,12 +14,18 @@ from datetime import date
 from typing import Any
 
 from django.core.management.base import BaseCommand
+from django.utils import timezone
 
-from crm.models import Membership, OrgUnit, Role
+from crm import datagen
+from crm.models import Membership, Opportunity, OrgUnit, Role
 from crm.services import membership_create, org_unit_create, org_unit_set_managers, tenant_create
 from crm.tenancy import tenant_scope
 
 DEMO_PASSWORD = "demo"
+HISTORY = datagen.Volumes(
+    customers=300, opportunities=1_500, activities=6_000, visits=1_200, leads=40, months=18
+)
+HISTORY_SEED = 2024
 
 # (name, parent name); the root is the company itself.
 UNITS = [
@@ -124,12 +134,25 @@ class Command(BaseCommand):
                     org_unit_set_managers(unit=unit, managers=[*unit.managers.all(), member])
                 created_people += 1
             total_members = Membership.objects.count()
+            deals = Opportunity.all_objects.count()
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo tenant '{tenant.slug}': {created_units} units and {created_people} members "
                 f"added ({total_members} members in all)."
             )
         )
+        if deals:
+            self.stdout.write(f"History already there ({deals:,} opportunities): nothing added.")
+        else:
+            now = timezone.now()
+            reps = datagen.existing_reps(tenant, as_of=now)
+            counts = datagen.generate_history(tenant, reps, HISTORY, seed=HISTORY_SEED, as_of=now)
+            self.stdout.write(
+                f"History of {HISTORY.months} months added: {counts.customers:,} customers, "
+                f"{counts.opportunities:,} opportunities ({counts.won:,} won, {counts.lost:,} "
+                f"lost), {counts.payments:,} payments, {counts.visits:,} visits, "
+                f"{counts.activities:,} activities, {counts.leads:,} leads."
+            )
         self.stdout.write(
             "Logins (password 'demo'): demo-admin (admin), demo-manager (manager, East China), "
             "demo-rep (rep, Shanghai Team 1)."
