@@ -1,0 +1,91 @@
+"""Plan to close (SPEC section 5): what a target node still needs, from its gap and the
+trailing twelve months' funnel, with the rates and fallback level of every figure."""
+
+from __future__ import annotations
+
+import math
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext as _
+
+from crm.models import Membership, OrgUnit, Pipeline, Tenant
+from funnel import rates
+from funnel.selectors import Window, histories_for, open_stages
+from targets.achievement import plan_achievements
+from targets.models import Target
+
+
+def plan_to_close(target: Target, as_of: date) -> dict[str, Any]:
+    if target.plan.metric != "won_amount":
+        raise ValidationError(
+            {
+                "target": _("Plan to close works from a won-amount target; this one counts %s.")
+                % target.plan.metric
+            }
+        )
+    tenant = Tenant.objects.get(pk=target.tenant_id)
+    achievement = plan_achievements(target.plan, as_of, [target])[target.pk]
+    gap = achievement.gap or Decimal(0)
+    pipeline = Pipeline.objects.get(is_default=True)
+    window = Window(as_of - timedelta(days=364), as_of, tenant.time_zone)
+    member = (
+        Membership.objects.select_related("org_unit").get(pk=target.member_id)
+        if target.member_id
+        else None
+    )
+    unit = member.org_unit if member is not None else OrgUnit.objects.get(pk=target.org_unit_id)
+    levels = histories_for(pipeline, window, member=member, unit=unit)
+    stages = open_stages(pipeline)
+    result = rates.plan_to_close(gap, levels, stage_order=[str(stage.pk) for stage in stages])
+    remaining_weeks = math.ceil(achievement.remaining_days / 7)
+    names = {str(stage.pk): str(stage) for stage in stages} | {rates.WON: _("Won")}
+
+    def figure(value: rates.Figure) -> dict[str, Any]:
+        used = value.rate
+        return {
+            "value": value.value,
+            "per_week": rates.per_week(value.value, remaining_weeks),
+            "reason": value.reason,
+            "source": used.source if used else None,
+            "rate": None
+            if used is None
+            else {
+                "value": str(used.value),
+                "numerator": str(used.numerator),
+                "denominator": str(used.denominator),
+            },
+        }
+
+    return {
+        "target": target.pk,
+        "as_of": as_of,
+        "gap": str(gap),
+        "remaining_days": achievement.remaining_days,
+        "remaining_weeks": remaining_weeks,
+        "window": {"start": window.start, "end": window.end},
+        "wins": figure(result.wins),
+        "stages": [
+            {
+                "stage": int(need.stage),
+                "stage_name": names[need.stage],
+                "next_stage": names[need.next_stage],
+                "needed": figure(need.needed),
+            }
+            for need in result.stages
+        ],
+        "new_opportunities": figure(result.new_opportunities),
+        "leads": figure(result.leads),
+        "verified_visits": figure(result.verified_visits),
+        "histories": [
+            {
+                "level": level.level,
+                "closed_deals": level.closed_deals,
+                "won_deals": level.won_deals,
+                "won_amount": str(level.won_amount),
+            }
+            for level in levels
+        ],
+    }

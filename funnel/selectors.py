@@ -1,0 +1,384 @@
+"""Set-based funnel reads (SPEC section 5) over stage changes, opportunities, leads and
+visits, for any window, pipeline, org unit or member, within the caller's visibility.
+
+Every figure is one SQL aggregate (GROUP BY, FILTER, window functions); Python only
+touches the handful of grouped rows. The arithmetic on those counts is ``funnel.rates``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.db import connection
+from django.db.models import (
+    Count,
+    DateTimeField,
+    DurationField,
+    ExpressionWrapper,
+    F,
+    Max,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+)
+from django.db.models.functions import Coalesce, Greatest, Now
+
+from crm import selectors as crm_selectors
+from crm.models import (
+    Activity,
+    Lead,
+    Membership,
+    Opportunity,
+    OrgUnit,
+    Pipeline,
+    Stage,
+    Tenant,
+    Visit,
+)
+from crm.models.records import StageKind
+from funnel import rates
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Who and what a funnel question covers: the caller's visibility narrowed to a
+    pipeline, an org unit's subtree or one member."""
+
+    caller: Membership
+    pipeline: Pipeline
+    org_unit: OrgUnit | None = None
+    member: Membership | None = None
+
+    def opportunities(self) -> QuerySet[Opportunity]:
+        rows = crm_selectors.visible_opportunities(self.caller).filter(pipeline=self.pipeline)
+        if self.org_unit is not None:
+            rows = rows.filter(owner__org_unit__path__startswith=self.org_unit.path)
+        if self.member is not None:
+            rows = rows.filter(owner=self.member)
+        return rows
+
+    def owned(self, model: type[Lead] | type[Visit], owner_field: str) -> QuerySet[Any]:
+        rows = model.objects.filter(crm_selectors.owned_by_visible(self.caller, owner_field))
+        if self.org_unit is not None:
+            rows = rows.filter(**{f"{owner_field}__org_unit__path__startswith": self.org_unit.path})
+        if self.member is not None:
+            rows = rows.filter(**{owner_field: self.member})
+        return rows
+
+
+@dataclass(frozen=True)
+class Window:
+    """Dates ``start`` … ``end`` inclusive, in the tenant's time zone."""
+
+    start: date
+    end: date
+    time_zone: str
+
+    def bounds(self) -> tuple[datetime, datetime]:
+        zone = ZoneInfo(self.time_zone)
+        return (
+            datetime.combine(self.start, time.min, zone),
+            datetime.combine(self.end + timedelta(days=1), time.min, zone),
+        )
+
+
+def open_stages(pipeline: Pipeline) -> list[Stage]:
+    return list(Stage.objects.filter(pipeline=pipeline, kind=StageKind.OPEN).order_by("order"))
+
+
+def _sql(queryset: QuerySet[Any]) -> tuple[str, tuple[Any, ...]]:
+    sql, params = queryset.values("id").query.sql_with_params()
+    return sql, tuple(params)
+
+
+def _reach_histogram(ids: QuerySet[Any]) -> dict[int, int]:
+    """How far each opportunity got: the highest non-lost stage order it ever entered."""
+    ids_sql, params = _sql(ids)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT reach, COUNT(*) FROM (
+                SELECT sc.opportunity_id, MAX(s."order") FILTER (WHERE s.kind <> 'lost') AS reach
+                FROM crm_stagechange sc JOIN crm_stage s ON s.id = sc.to_stage_id
+                WHERE sc.opportunity_id IN ({ids_sql})
+                GROUP BY sc.opportunity_id
+            ) per_deal WHERE reach IS NOT NULL GROUP BY reach
+            """,
+            params,
+        )
+        return {int(reach): count for reach, count in cursor.fetchall()}
+
+
+def reached_counts(ids: QuerySet[Any], stages: list[Stage]) -> dict[str, int]:
+    """#reached per open stage (keyed by stage id): entered it or any later non-lost stage."""
+    histogram = _reach_histogram(ids)
+    return {
+        str(stage.pk): sum(count for reach, count in histogram.items() if reach >= stage.order)
+        for stage in stages
+    }
+
+
+def cohort_conversion(scope: Scope, window: Window) -> rates.CohortConversion:
+    start, end = window.bounds()
+    cohort = scope.opportunities().filter(created_at__gte=start, created_at__lt=end)
+    stages = open_stages(scope.pipeline)
+    totals = cohort.aggregate(
+        created=Count("id"), won=Count("id", filter=Q(stage__kind=StageKind.WON))
+    )
+    return rates.cohort_conversion(
+        [str(stage.pk) for stage in stages],
+        reached_counts(cohort, stages),
+        totals["created"],
+        totals["won"],
+    )
+
+
+def closed_win_rate(scope: Scope, window: Window) -> dict[str, Any]:
+    closed = scope.opportunities().filter(
+        closed_date__gte=window.start, closed_date__lte=window.end
+    )
+    totals = closed.aggregate(
+        won=Count("id", filter=Q(stage__kind=StageKind.WON)),
+        lost=Count("id", filter=Q(stage__kind=StageKind.LOST)),
+    )
+    return {**totals, "win_rate": rates.closed_win_rate(totals["won"], totals["lost"])}
+
+
+def loss_by_stage(scope: Scope, window: Window) -> list[dict[str, Any]]:
+    """Each lost deal at the last open stage before the loss, with its amount and reason."""
+    lost = scope.opportunities().filter(
+        stage__kind=StageKind.LOST, closed_date__gte=window.start, closed_date__lte=window.end
+    )
+    ids_sql, params = _sql(lost)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            WITH last_loss AS (
+                SELECT DISTINCT ON (sc.opportunity_id) sc.opportunity_id, sc.from_stage_id
+                FROM crm_stagechange sc JOIN crm_stage s ON s.id = sc.to_stage_id
+                WHERE s.kind = 'lost' AND sc.opportunity_id IN ({ids_sql})
+                ORDER BY sc.opportunity_id, sc.changed_at DESC, sc.id DESC
+            )
+            SELECT l.from_stage_id, o.lost_reason, COUNT(*), COALESCE(SUM(o.amount), 0)
+            FROM last_loss l JOIN crm_opportunity o ON o.id = l.opportunity_id
+            GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2
+            """,
+            params,
+        )
+        return [
+            {"stage": stage, "reason": reason, "count": count, "amount": Decimal(amount)}
+            for stage, reason, count, amount in cursor.fetchall()
+        ]
+
+
+def time_in_stage(scope: Scope, window: Window) -> list[dict[str, Any]]:
+    """Days from entering a stage to leaving it, for exits inside the window."""
+    start, end = window.bounds()
+    ids_sql, params = _sql(scope.opportunities())
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            WITH spans AS (
+                SELECT sc.to_stage_id AS stage_id, sc.changed_at AS entered,
+                       LEAD(sc.changed_at) OVER (
+                           PARTITION BY sc.opportunity_id ORDER BY sc.changed_at, sc.id
+                       ) AS left_at
+                FROM crm_stagechange sc
+                WHERE sc.opportunity_id IN (
+                    SELECT DISTINCT opportunity_id FROM crm_stagechange
+                    WHERE changed_at >= %s AND changed_at < %s
+                      AND opportunity_id IN ({ids_sql})
+                )
+            )
+            SELECT stage_id, COUNT(*),
+                   AVG(EXTRACT(EPOCH FROM left_at - entered)) / 86400,
+                   PERCENTILE_CONT(0.5) WITHIN GROUP (
+                       ORDER BY EXTRACT(EPOCH FROM left_at - entered)) / 86400
+            FROM spans WHERE left_at >= %s AND left_at < %s
+            GROUP BY stage_id
+            """,
+            (start, end, *params, start, end),
+        )
+        return [
+            {"stage": stage, "exits": count, "mean_days": _days(mean), "median_days": _days(median)}
+            for stage, count, mean, median in cursor.fetchall()
+        ]
+
+
+def cycle_time(scope: Scope, window: Window) -> dict[str, Any]:
+    """Creation → won, in days, for the wins closed in the window."""
+    won = scope.opportunities().filter(
+        stage__kind=StageKind.WON, closed_date__gte=window.start, closed_date__lte=window.end
+    )
+    ids_sql, params = _sql(won)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT COUNT(*), AVG(o.closed_date - (o.created_at AT TIME ZONE %s)::date),
+                   PERCENTILE_CONT(0.5) WITHIN GROUP (
+                       ORDER BY o.closed_date - (o.created_at AT TIME ZONE %s)::date)
+            FROM crm_opportunity o WHERE o.id IN ({ids_sql})
+            """,
+            (window.time_zone, window.time_zone, *params),
+        )
+        count, mean, median = cursor.fetchone()
+    return {"wins": count, "mean_days": _days(mean), "median_days": _days(median)}
+
+
+def _days(value: Any) -> Decimal | None:
+    return None if value is None else Decimal(str(value)).quantize(Decimal("0.01"))
+
+
+def weighted_pipeline(scope: Scope, window: Window) -> dict[str, Any]:
+    """Σ amount × probability (override, else the stage's) of open deals expected to close
+    in the window, in total and by forecast category (override, else the stage's)."""
+    probability = Coalesce("probability_override", "stage__probability")
+    grouped = (
+        scope.opportunities()
+        .filter(
+            stage__kind=StageKind.OPEN,
+            amount__isnull=False,
+            expected_close_date__gte=window.start,
+            expected_close_date__lte=window.end,
+        )
+        .values("forecast_category_override", "stage__forecast_category")
+        .annotate(
+            deals=Count("id"),
+            total_amount=Sum("amount"),
+            weighted_amount=Sum(F("amount") * probability / Decimal(100)),
+        )
+        .order_by()
+    )
+    categories: dict[str, dict[str, Any]] = {}
+    for row in grouped:
+        key = row["forecast_category_override"] or row["stage__forecast_category"]
+        bucket = categories.setdefault(
+            key, {"deals": 0, "amount": Decimal(0), "weighted": Decimal(0)}
+        )
+        bucket["deals"] += row["deals"]
+        bucket["amount"] += row["total_amount"] or 0
+        bucket["weighted"] += row["weighted_amount"] or 0
+    total = {
+        "deals": sum(c["deals"] for c in categories.values()),
+        "amount": sum((c["amount"] for c in categories.values()), Decimal(0)),
+        "weighted": sum((c["weighted"] for c in categories.values()), Decimal(0)),
+    }
+    return {"total": total, "by_forecast_category": categories}
+
+
+def stale_deals(
+    scope: Scope, *, default_rot_days: int, now: datetime | None = None
+) -> QuerySet[Opportunity]:
+    """Open deals with no activity nor stage change for their stage's rot days (the
+    tenant default where the stage sets none), oldest touch first."""
+    last_activity = Subquery(
+        Activity.objects.filter(opportunity=OuterRef("pk"))
+        .values("opportunity")
+        .annotate(last=Max(Coalesce("done_at", "created_at")))
+        .values("last")[:1]
+    )
+    rot = ExpressionWrapper(
+        Coalesce("stage__rot_days", Value(default_rot_days)) * timedelta(days=1),
+        output_field=DurationField(),
+    )
+    reference = Value(now, output_field=DateTimeField()) if now is not None else Now()
+    return (
+        scope.opportunities()
+        .filter(stage__kind=StageKind.OPEN)
+        .annotate(
+            last_touch=Greatest("stage_entered_at", Coalesce(last_activity, "stage_entered_at")),
+            stale_after=ExpressionWrapper(reference - rot, output_field=DateTimeField()),
+        )
+        .filter(last_touch__lt=F("stale_after"))
+        .order_by("last_touch", "pk")
+    )
+
+
+def tenant_of(member: Membership) -> Tenant:
+    return Tenant.objects.get(pk=member.tenant_id)
+
+
+# --- plan to close ---------------------------------------------------------------------
+
+
+def level_history(
+    level: rates.Level,
+    opportunities: QuerySet[Opportunity],
+    leads: QuerySet[Lead],
+    visits: QuerySet[Visit],
+    stages: list[Stage],
+    window: Window,
+) -> rates.History:
+    """One fallback level's trailing figures for the reverse funnel (SPEC section 5)."""
+    start, end = window.bounds()
+    in_window = Q(closed_date__gte=window.start, closed_date__lte=window.end)
+    totals = opportunities.aggregate(
+        closed=Count("id", filter=in_window & Q(stage__kind__in=[StageKind.WON, StageKind.LOST])),
+        won=Count("id", filter=in_window & Q(stage__kind=StageKind.WON)),
+        won_amount=Sum("amount", filter=in_window & Q(stage__kind=StageKind.WON)),
+        created=Count("id", filter=Q(created_at__gte=start, created_at__lt=end)),
+    )
+    closed = opportunities.filter(in_window, stage__kind__in=[StageKind.WON, StageKind.LOST])
+    lead_totals = leads.filter(created_at__gte=start, created_at__lt=end).aggregate(
+        created=Count("id"), converted=Count("id", filter=Q(converted_at__isnull=False))
+    )
+    return rates.History(
+        level=level,
+        closed_deals=totals["closed"],
+        won_deals=totals["won"],
+        won_amount=totals["won_amount"] or Decimal(0),
+        reached_counts=reached_counts(closed, stages),
+        new_opportunities=totals["created"],
+        leads_created=lead_totals["created"],
+        leads_converted=lead_totals["converted"],
+        verified_visits=visits.filter(
+            verified=True, check_in_at__gte=start, check_in_at__lt=end
+        ).count(),
+    )
+
+
+def histories_for(
+    pipeline: Pipeline,
+    window: Window,
+    *,
+    member: Membership | None,
+    unit: OrgUnit | None,
+) -> list[rates.History]:
+    """Member, unit and tenant histories (whichever apply), in fallback order."""
+    stages = open_stages(pipeline)
+    all_deals = Opportunity.objects.filter(pipeline=pipeline)
+    levels: list[rates.History] = []
+    if member is not None:
+        levels.append(
+            level_history(
+                "member",
+                all_deals.filter(owner=member),
+                Lead.objects.filter(owner=member),
+                Visit.objects.filter(rep=member),
+                stages,
+                window,
+            )
+        )
+    if unit is not None:
+        prefix = unit.path
+        levels.append(
+            level_history(
+                "unit",
+                all_deals.filter(owner__org_unit__path__startswith=prefix),
+                Lead.objects.filter(owner__org_unit__path__startswith=prefix),
+                Visit.objects.filter(rep__org_unit__path__startswith=prefix),
+                stages,
+                window,
+            )
+        )
+    levels.append(
+        level_history("tenant", all_deals, Lead.objects.all(), Visit.objects.all(), stages, window)
+    )
+    return levels

@@ -1,0 +1,478 @@
+"""Early warnings (SPEC section 5): rules as data per tenant, evaluated set-based for a
+date. Each firing condition opens or updates exactly one alert per rule + subject +
+period (a database constraint); alerts whose condition cleared are resolved. Safe to run
+any number of times."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.db import connection, transaction
+from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
+
+from crm import selectors as crm_selectors
+from crm.models import Activity, Membership, Opportunity, Pipeline, Role, Tenant
+from crm.models.records import StageKind
+from funnel import selectors
+from funnel.models import (
+    DEFAULT_SEVERITY,
+    DEFAULT_THRESHOLDS,
+    Alert,
+    AlertStatus,
+    RuleKey,
+    WarningRule,
+)
+from targets.achievement import plan_achievements
+from targets.calendar import fiscal_year_of
+from targets.models import PeriodKind, PlanStatus, Target, TargetPlan
+
+
+@dataclass(frozen=True)
+class Firing:
+    subject_type: str
+    subject_id: int
+    period: str
+    observed: Decimal
+    threshold: Decimal
+    owner_id: int | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def ensure_rules(tenant_id: int) -> list[WarningRule]:
+    """The six rules of the spec for the tenant, created with defaults when missing."""
+    existing = {rule.key: rule for rule in WarningRule.objects.all()}
+    missing = [
+        WarningRule(
+            tenant_id=tenant_id,
+            key=key,
+            thresholds=dict(DEFAULT_THRESHOLDS[key]),
+            severity=DEFAULT_SEVERITY[key],
+        )
+        for key in RuleKey.values
+        if key not in existing
+    ]
+    if missing:
+        WarningRule.objects.bulk_create(missing, ignore_conflicts=True)
+        existing = {rule.key: rule for rule in WarningRule.objects.all()}
+    return [existing[key] for key in RuleKey.values]
+
+
+def visible_alerts(member: Membership) -> QuerySet[Alert]:
+    """Reps see alerts about their own records; managers their subtree's and the
+    tenant-wide ones (no owner); admins every alert."""
+    alerts = Alert.objects.all()
+    if member.role == Role.ADMIN:
+        return alerts
+    if member.role == Role.MANAGER:
+        return alerts.filter(crm_selectors.owned_by_visible(member) | Q(owner__isnull=True))
+    return alerts.filter(owner=member)
+
+
+# Stored untranslated with the alert; rendered in the reader's language (gettext_noop
+# marks them for makemessages).
+DECLINE_DETAIL = gettext_noop(
+    "won amount and collections over the last %(days)s days are %(now)s, down %(observed)s "
+    "from %(then)s a year earlier (threshold %(threshold)s)."
+)
+NO_VISIT_DETAIL = gettext_noop("no verified visit in %(threshold)s days (last: %(since)s).")
+
+MESSAGES: dict[str, str] = {
+    RuleKey.LOW_WIN_RATE: gettext_noop(
+        "Win rate over the last %(days)s days is %(observed)s (%(won)s won of %(closed)s "
+        "closed), below the threshold of %(threshold)s."
+    ),
+    RuleKey.BEHIND_PACE: gettext_noop(
+        "Pace is %(observed)s: actual %(actual)s against %(expected)s expected by %(as_of)s "
+        "(target %(target)s), below the %(threshold)s that counts as off track."
+    ),
+    RuleKey.CONVERSION_DROP: gettext_noop(
+        "Conversion from %(stage)s fell from %(previous)s to %(observed)s this period "
+        "(%(reached)s reached it), a drop of %(drop)s points, more than %(threshold)s."
+    ),
+    RuleKey.KEY_CUSTOMER_DECLINE: gettext_noop("Key account %(customer)s: %(detail)s"),
+    RuleKey.STALE_DEAL: gettext_noop(
+        "Deal %(deal)s has had no activity nor stage change for %(observed)s days "
+        "(limit %(threshold)s days in its stage)."
+    ),
+    RuleKey.OVERDUE_FOLLOW_UPS: gettext_noop(
+        "%(observed)s follow-ups are overdue, more than the %(threshold)s allowed."
+    ),
+}
+
+
+def alert_message(alert: Alert) -> str:
+    """The alert's sentence in the active language, with its numbers."""
+    params = {
+        **alert.params,
+        "observed": alert.params.get("observed", alert.observed),
+        "threshold": alert.params.get("threshold", alert.threshold),
+    }
+    if alert.rule == RuleKey.KEY_CUSTOMER_DECLINE:
+        params["detail"] = _(params.get("detail_template", "")) % params
+    return _(MESSAGES[alert.rule]) % params
+
+
+def _percent(value: Decimal) -> str:
+    return f"{(value * 100).quantize(Decimal('0.1'))} %"
+
+
+# --- the six rules --------------------------------------------------------------------
+
+
+def _low_win_rate(rule: WarningRule, tenant: Tenant, as_of: date) -> list[Firing]:
+    days = int(rule.threshold("window_days"))
+    threshold = rule.decimal("win_rate")
+    rows = (
+        Opportunity.objects.all()
+        .filter(closed_date__gt=as_of - timedelta(days=days), closed_date__lte=as_of)
+        .values("owner")
+        .annotate(
+            won=Count("id", filter=Q(stage__kind=StageKind.WON)),
+            lost=Count("id", filter=Q(stage__kind=StageKind.LOST)),
+        )
+    )
+    firings = []
+    for row in rows:
+        closed = row["won"] + row["lost"]
+        if closed < int(rule.threshold("min_closed")):
+            continue
+        win_rate = Decimal(row["won"]) / Decimal(closed)
+        if win_rate < threshold:
+            firings.append(
+                Firing(
+                    "member",
+                    row["owner"],
+                    f"{as_of:%Y-%m}",
+                    win_rate.quantize(Decimal("0.0001")),
+                    threshold,
+                    row["owner"],
+                    {
+                        "days": days,
+                        "won": row["won"],
+                        "closed": closed,
+                        "observed": _percent(win_rate),
+                        "threshold": _percent(threshold),
+                    },
+                )
+            )
+    return firings
+
+
+def _behind_pace(rule: WarningRule, tenant: Tenant, as_of: date) -> list[Firing]:
+    fy = fiscal_year_of(as_of, tenant.fiscal_year_start_month)
+    firings = []
+    plans = TargetPlan.objects.filter(
+        fiscal_year=fy, status__in=[PlanStatus.PUBLISHED, PlanStatus.LOCKED]
+    )
+    threshold = Decimal(1) - Decimal(tenant.pace_threshold)
+    for plan in plans:
+        nodes = list(
+            Target.objects.filter(
+                plan=plan,
+                product_line__isnull=True,
+                period_start__lte=as_of,
+                period_end__gte=as_of,
+                period_kind__in=[PeriodKind.MONTH, PeriodKind.YEAR],
+            )
+        )
+        results = plan_achievements(plan, as_of, nodes)
+        for node in nodes:
+            result = results[node.pk]
+            if result.status != "off_track" or result.pace is None:
+                continue
+            key = "Y" if node.period_kind == PeriodKind.YEAR else f"M{node.period_index:02d}"
+            firings.append(
+                Firing(
+                    "target",
+                    node.pk,
+                    f"FY{plan.fiscal_year}-{key}",
+                    result.pace,
+                    threshold,
+                    node.member_id,
+                    {
+                        "expected": str((result.expected_to_date or 0).quantize(Decimal("0.01"))),
+                        "actual": str(result.actual.quantize(Decimal("0.01"))),
+                        "target": str(result.target),
+                        "as_of": as_of.isoformat(),
+                        "observed": _percent(result.pace),
+                        "threshold": _percent(threshold),
+                        "metric": plan.metric,
+                    },
+                )
+            )
+    return firings
+
+
+def _conversion_drop(rule: WarningRule, tenant: Tenant, as_of: date) -> list[Firing]:
+    admin = Membership(tenant_id=tenant.pk, role=Role.ADMIN)
+    pipeline = Pipeline.objects.filter(is_default=True).first()
+    if pipeline is None:
+        return []
+    scope = selectors.Scope(caller=admin, pipeline=pipeline)
+    this_start = as_of.replace(day=1)
+    previous_end = this_start - timedelta(days=1)
+    current = selectors.cohort_conversion(
+        scope, selectors.Window(this_start, as_of, tenant.time_zone)
+    )
+    previous = selectors.cohort_conversion(
+        scope, selectors.Window(previous_end.replace(day=1), previous_end, tenant.time_zone)
+    )
+    drop_threshold = rule.decimal("drop_points")
+    minimum = int(rule.threshold("min_cohort"))
+    names = {str(stage.pk): str(stage) for stage in selectors.open_stages(pipeline)}
+    firings = []
+    for now_row, before_row in zip(current.stages, previous.stages, strict=True):
+        if now_row.reached < minimum or before_row.reached < minimum:
+            continue
+        if now_row.rate_to_next_stage is None or before_row.rate_to_next_stage is None:
+            continue
+        drop = before_row.rate_to_next_stage - now_row.rate_to_next_stage
+        if drop >= drop_threshold:
+            firings.append(
+                Firing(
+                    "stage",
+                    int(now_row.stage),
+                    f"{as_of:%Y-%m}",
+                    now_row.rate_to_next_stage,
+                    drop_threshold,
+                    None,
+                    {
+                        "stage": names[now_row.stage],
+                        "previous": _percent(before_row.rate_to_next_stage),
+                        "observed": _percent(now_row.rate_to_next_stage),
+                        "reached": now_row.reached,
+                        "drop": str((drop * 100).quantize(Decimal("0.1"))),
+                        "threshold": str((drop_threshold * 100).quantize(Decimal("0.1"))),
+                    },
+                )
+            )
+    return firings
+
+
+def _key_customer_decline(rule: WarningRule, tenant: Tenant, as_of: date) -> list[Firing]:
+    days = int(rule.threshold("window_days"))
+    no_visit_days = int(rule.threshold("no_visit_days"))
+    decline = rule.decimal("decline")
+    zone = ZoneInfo(tenant.time_zone)
+    visit_since = datetime.combine(as_of - timedelta(days=no_visit_days - 1), time.min, zone)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            WITH money AS (
+                SELECT o.customer_id, o.amount AS value, o.closed_date AS day
+                FROM crm_opportunity o JOIN crm_stage s ON s.id = o.stage_id
+                WHERE o.tenant_id = %(tenant)s AND s.kind = 'won' AND o.deleted_at IS NULL
+                UNION ALL
+                SELECT o.customer_id, p.amount, p.received_date
+                FROM crm_payment p JOIN crm_opportunity o ON o.id = p.opportunity_id
+                WHERE p.tenant_id = %(tenant)s AND p.status IN ('received', 'reversed')
+                  AND p.deleted_at IS NULL
+            )
+            SELECT c.id, c.name, c.owner_id,
+                   COALESCE(SUM(m.value) FILTER (WHERE m.day > %(now_from)s
+                                                   AND m.day <= %(as_of)s), 0),
+                   COALESCE(SUM(m.value) FILTER (WHERE m.day > %(then_from)s
+                                                   AND m.day <= %(then_to)s), 0),
+                   (SELECT MAX(v.check_in_at) FROM crm_visit v
+                     WHERE v.customer_id = c.id AND v.verified AND v.deleted_at IS NULL)
+            FROM crm_customer c LEFT JOIN money m ON m.customer_id = c.id
+            WHERE c.tenant_id = %(tenant)s AND c.level = 'A' AND c.deleted_at IS NULL
+            GROUP BY c.id, c.name, c.owner_id
+            """,
+            {
+                "tenant": tenant.pk,
+                "as_of": as_of,
+                "now_from": as_of - timedelta(days=days),
+                "then_from": as_of - timedelta(days=days + 365),
+                "then_to": as_of - timedelta(days=365),
+            },
+        )
+        rows = cursor.fetchall()
+    firings = []
+    for customer_id, name, owner_id, now_value, then_value, last_visit in rows:
+        now_value, then_value = Decimal(now_value), Decimal(then_value)
+        if then_value > 0 and (then_value - now_value) / then_value >= decline:
+            change = (then_value - now_value) / then_value
+            firings.append(
+                Firing(
+                    "customer",
+                    customer_id,
+                    f"{as_of:%Y-%m}",
+                    change.quantize(Decimal("0.0001")),
+                    decline,
+                    owner_id,
+                    {
+                        "customer": name,
+                        "detail_template": DECLINE_DETAIL,
+                        "days": days,
+                        "now": str(now_value),
+                        "then": str(then_value),
+                        "observed": _percent(change),
+                        "threshold": _percent(decline),
+                    },
+                )
+            )
+        elif last_visit is None or last_visit < visit_since:
+            since = (
+                "never" if last_visit is None else last_visit.astimezone(zone).date().isoformat()
+            )
+            idle = Decimal(
+                no_visit_days
+                if last_visit is None
+                else (as_of - last_visit.astimezone(zone).date()).days
+            )
+            firings.append(
+                Firing(
+                    "customer",
+                    customer_id,
+                    f"{as_of:%Y-%m}",
+                    idle,
+                    Decimal(no_visit_days),
+                    owner_id,
+                    {
+                        "customer": name,
+                        "detail_template": NO_VISIT_DETAIL,
+                        "since": since,
+                        "threshold": no_visit_days,
+                        "observed": str(idle),
+                    },
+                )
+            )
+    return firings
+
+
+def _stale_deal(rule: WarningRule, tenant: Tenant, as_of: date) -> list[Firing]:
+    admin = Membership(tenant_id=tenant.pk, role=Role.ADMIN)
+    default_rot = int(rule.threshold("default_rot_days"))
+    now = timezone.now()
+    firings = []
+    for pipeline in Pipeline.objects.all():
+        scope = selectors.Scope(caller=admin, pipeline=pipeline)
+        for deal in selectors.stale_deals(
+            scope, default_rot_days=default_rot, now=now
+        ).select_related("stage"):
+            idle = Decimal((now - deal.last_touch).days)
+            limit = Decimal(deal.stage.rot_days or default_rot)
+            firings.append(
+                Firing(
+                    "opportunity",
+                    deal.pk,
+                    "open",
+                    idle,
+                    limit,
+                    deal.owner_id,
+                    {"deal": deal.name, "observed": str(idle), "threshold": str(limit)},
+                )
+            )
+    return firings
+
+
+def _overdue_follow_ups(rule: WarningRule, tenant: Tenant, as_of: date) -> list[Firing]:
+    allowed = int(rule.threshold("max_overdue"))
+    rows = (
+        Activity.objects.filter(done_at__isnull=True, due_at__lt=timezone.now())
+        .values("owner")
+        .annotate(overdue=Count("id"))
+        .filter(overdue__gt=allowed)
+    )
+    return [
+        Firing(
+            "member",
+            row["owner"],
+            f"{as_of:%Y-%m}",
+            Decimal(row["overdue"]),
+            Decimal(allowed),
+            row["owner"],
+            {"observed": row["overdue"], "threshold": allowed},
+        )
+        for row in rows
+    ]
+
+
+EVALUATORS = {
+    RuleKey.LOW_WIN_RATE: _low_win_rate,
+    RuleKey.BEHIND_PACE: _behind_pace,
+    RuleKey.CONVERSION_DROP: _conversion_drop,
+    RuleKey.KEY_CUSTOMER_DECLINE: _key_customer_decline,
+    RuleKey.STALE_DEAL: _stale_deal,
+    RuleKey.OVERDUE_FOLLOW_UPS: _overdue_follow_ups,
+}
+
+
+def _apply(rule: WarningRule, tenant_id: int, firings: Iterable[Firing]) -> dict[str, int]:
+    now = timezone.now()
+    firings = list(firings)
+    keys = {(f.subject_type, f.subject_id, f.period) for f in firings}
+    existing = {
+        (a.subject_type, a.subject_id, a.period): a
+        for a in Alert.objects.filter(rule=rule.key).exclude(status=AlertStatus.RESOLVED)
+    }
+    opened = sum(1 for key in keys if key not in existing)
+    Alert.objects.bulk_create(
+        [
+            Alert(
+                tenant_id=tenant_id,
+                rule=rule.key,
+                subject_type=f.subject_type,
+                subject_id=f.subject_id,
+                period=f.period,
+                owner_id=f.owner_id,
+                observed=f.observed,
+                threshold=f.threshold,
+                severity=rule.severity,
+                params=f.params,
+                status=AlertStatus.OPEN,
+                opened_at=now,
+                resolved_at=None,
+            )
+            for f in firings
+        ],
+        update_conflicts=True,
+        unique_fields=["tenant", "rule", "subject_type", "subject_id", "period"],
+        update_fields=[
+            "observed",
+            "threshold",
+            "severity",
+            "params",
+            "owner",
+            "updated_at",
+            "resolved_at",
+        ],
+    )
+    # A condition that fires again after it cleared reopens its alert.
+    reopened = 0
+    for subject_type, subject_id, period in keys:
+        reopened += Alert.objects.filter(
+            rule=rule.key,
+            subject_type=subject_type,
+            subject_id=subject_id,
+            period=period,
+            status=AlertStatus.RESOLVED,
+        ).update(status=AlertStatus.OPEN, opened_at=now)
+    cleared = [alert.pk for key, alert in existing.items() if key not in keys]
+    resolved = Alert.objects.filter(pk__in=cleared).update(
+        status=AlertStatus.RESOLVED, resolved_at=now
+    )
+    return {"opened": opened + reopened, "updated": len(keys) - opened, "resolved": resolved}
+
+
+def evaluate_warnings(*, tenant_id: int, as_of: date | None = None) -> dict[str, int]:
+    """Open, update or resolve the tenant's alerts for ``as_of`` (default: today, in the
+    tenant's time zone). Runs inside the tenant's scope; idempotent."""
+    tenant = Tenant.objects.get(pk=tenant_id)
+    day = as_of or timezone.now().astimezone(ZoneInfo(tenant.time_zone)).date()
+    counts = {"opened": 0, "updated": 0, "resolved": 0}
+    with transaction.atomic():
+        for rule in ensure_rules(tenant_id):
+            firings = EVALUATORS[rule.key](rule, tenant, day) if rule.enabled else []
+            for name, value in _apply(rule, tenant_id, firings).items():
+                counts[name] += value
+    return counts
