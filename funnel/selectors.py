@@ -280,6 +280,7 @@ def stale_deals(
     tenant default where the stage sets none), oldest touch first."""
     last_activity = Subquery(
         Activity.objects.filter(opportunity=OuterRef("pk"))
+        .order_by()
         .values("opportunity")
         .annotate(last=Max(Coalesce("done_at", "created_at")))
         .values("last")[:1]

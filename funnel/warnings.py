@@ -133,6 +133,7 @@ def _low_win_rate(rule: WarningRule, tenant: Tenant, as_of: date) -> list[Firing
     rows = (
         Opportunity.objects.all()
         .filter(closed_date__gt=as_of - timedelta(days=days), closed_date__lte=as_of)
+        .order_by()
         .values("owner")
         .annotate(
             won=Count("id", filter=Q(stage__kind=StageKind.WON)),
@@ -379,6 +380,7 @@ def _overdue_follow_ups(rule: WarningRule, tenant: Tenant, as_of: date) -> list[
     allowed = int(rule.threshold("max_overdue"))
     rows = (
         Activity.objects.filter(done_at__isnull=True, due_at__lt=timezone.now())
+        .order_by()
         .values("owner")
         .annotate(overdue=Count("id"))
         .filter(overdue__gt=allowed)

@@ -1,0 +1,208 @@
+"""Plan to close and the six warning rules (SPEC section 5)."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from decimal import Decimal
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+from django.utils.translation import override
+
+from crm.models import Activity, Customer, Opportunity, Visit
+from crm.tenancy import tenant_scope
+from funnel.models import Alert, AlertStatus, WarningRule
+from funnel.plan import plan_to_close
+from funnel.warnings import alert_message, evaluate_warnings
+from targets.models import Target
+from tests import records
+from tests.factories import TenantTree
+from tests.funnel.test_funnel import at, deal
+
+pytestmark = pytest.mark.django_db
+D = Decimal
+
+
+def _rep_year_target(tree: TenantTree, metric: str = "won_amount") -> Target:
+    records.published_plan(tree, metric=metric)
+    return Target.objects.get(
+        plan__metric=metric, member=tree.members["rep"], period_kind="year", product_line=None
+    )
+
+
+def test_plan_to_close_walks_the_funnel_backwards_with_fallbacks(tree_a: TenantTree) -> None:
+    rep, south = tree_a.members["rep"], tree_a.members["south-rep"]
+    with tenant_scope(tree_a.tenant):
+        target = _rep_year_target(tree_a)  # rep: 300,000 for 2026
+        # Tenant history in the trailing year (rep has < 5 closed deals → unit → tenant):
+        # 4 wins of 50,000 straight through, 4 losses at Qualification.
+        for n in range(4):
+            deal(
+                tree_a,
+                south,
+                [(1, at(1 + n)), (2, at(5)), (3, at(8)), (4, at(9)), (5, at(10))],
+                amount="50000.00",
+            )
+            deal(
+                tree_a, south, [(1, at(1 + n)), (6, at(6))], amount="10000.00", lost_reason="Price"
+            )
+        result = plan_to_close(target, date(2026, 11, 1))
+    # Gap 300,000 / average win 50,000 = 6 wins; Negotiation→won, Quote→Negotiation,
+    # Solution→Quote all 4/4; Qualification→Solution 4/8 → 12 new opportunities.
+    assert result["gap"] == "300000.00"
+    assert result["wins"]["value"] == 6 and result["wins"]["source"] == "tenant"
+    assert [stage["needed"]["value"] for stage in result["stages"]] == [12, 6, 6, 6]
+    assert result["new_opportunities"]["value"] == 12
+    assert result["remaining_weeks"] == 9 and result["wins"]["per_week"] == 1
+    # No leads and no visits in the history: "no data", never a division by zero.
+    assert result["leads"]["value"] is None and "no history" in result["leads"]["reason"]
+    assert result["verified_visits"]["value"] == 0
+
+
+def test_plan_to_close_says_no_data_when_a_stage_never_converts(tree_a: TenantTree) -> None:
+    south = tree_a.members["south-rep"]
+    with tenant_scope(tree_a.tenant):
+        target = _rep_year_target(tree_a)
+        deal(tree_a, south, [(1, at(1)), (5, at(3))], amount="1000.00")  # skips to won
+        for n in range(3):
+            deal(tree_a, south, [(1, at(1)), (2, at(2)), (6, at(4 + n))], lost_reason="Timing")
+        result = plan_to_close(target, date(2026, 11, 1))
+    solution = result["stages"][1]
+    # Solution → Quote: 1 (the skipped win) of 4 reached; Quote → Negotiation 1/1 … fine.
+    assert solution["needed"]["value"] is not None
+    with tenant_scope(tree_a.tenant):
+        Opportunity.objects.filter(stage__kind="won").delete()
+        result = plan_to_close(target, date(2026, 11, 1))
+    assert result["wins"]["value"] is None
+    assert result["new_opportunities"]["value"] is None
+    assert result["new_opportunities"]["reason"]
+
+
+def test_plan_to_close_needs_an_amount_target(tree_a: TenantTree) -> None:
+    with tenant_scope(tree_a.tenant):
+        target = _rep_year_target(tree_a, "won_deals")
+        with pytest.raises(ValidationError, match="won-amount"):
+            plan_to_close(target, date(2026, 11, 1))
+
+
+# --- warnings ---------------------------------------------------------------------
+
+
+def _alerts(rule: str) -> list[Alert]:
+    return list(Alert.objects.filter(rule=rule).order_by("subject_id"))
+
+
+def test_low_win_rate_fires_once_and_resolves_when_it_clears(tree_a: TenantTree) -> None:
+    rep = tree_a.members["rep"]
+    today = date(2026, 11, 1)
+    with tenant_scope(tree_a.tenant):
+        deals = [deal(tree_a, rep, [(1, at(1)), (6, at(5))], lost_reason="Price") for _ in range(6)]
+        deal(tree_a, rep, [(1, at(1)), (5, at(5))])
+        evaluate_warnings(tenant_id=tree_a.tenant.pk, as_of=today)
+        evaluate_warnings(tenant_id=tree_a.tenant.pk, as_of=today)
+        alerts = _alerts("low_win_rate")
+        assert len(alerts) == 1
+        alert = alerts[0]
+        assert (alert.subject_id, alert.observed, alert.threshold) == (
+            rep.pk,
+            D("0.1429"),
+            D("0.1500"),
+        )
+        assert alert_message(alert) == (
+            "Win rate over the last 90 days is 14.3 % (1 won of 7 closed), below the "
+            "threshold of 15.0 %."
+        )
+        with override("zh-hans"):
+            assert "90" in alert_message(alert)
+        # Two of the losses are re-won: 3 of 7, the condition clears.
+        won = records.stage("won")
+        Opportunity.objects.filter(pk__in=[d.pk for d in deals[:2]]).update(stage=won)
+        counts = evaluate_warnings(tenant_id=tree_a.tenant.pk, as_of=today)
+        assert counts["resolved"] >= 1
+        assert Alert.objects.get(pk=alert.pk).status == AlertStatus.RESOLVED
+
+
+def test_behind_pace_fires_for_off_track_targets(tree_a: TenantTree) -> None:
+    with tenant_scope(tree_a.tenant):
+        records.published_plan(tree_a)
+        evaluate_warnings(tenant_id=tree_a.tenant.pk, as_of=date(2026, 6, 15))
+        alerts = _alerts("behind_pace")
+        # Nobody sold anything: every rep's and unit's June and year targets are off track.
+        members = {a.owner_id for a in alerts if a.owner_id is not None}
+        assert members == {tree_a.members[n].pk for n in ("rep", "rep2", "south-rep")}
+        assert len(alerts) == 2 * (3 + len(tree_a.units))
+        assert {a.period for a in alerts} == {"FY2026-M06", "FY2026-Y"}
+        assert all(a.observed == 0 for a in alerts)
+
+
+def test_key_customer_decline_and_missing_visits(tree_a: TenantTree) -> None:
+    rep = tree_a.members["rep"]
+    with tenant_scope(tree_a.tenant):
+        key = records.customer(tree_a, rep, name="Key 大客户")
+        won = records.won_opportunity(tree_a, rep)
+        Opportunity.objects.filter(pk=won.pk).update(
+            customer=key, amount=D("100000.00"), closed_date=date(2025, 10, 1)
+        )
+        evaluate_warnings(tenant_id=tree_a.tenant.pk, as_of=date(2026, 11, 1))
+        alert = Alert.objects.get(rule="key_customer_decline", subject_id=key.pk)
+        assert alert.observed == D("1.0000")  # nothing this year: down 100 %
+        assert "down 100.0 %" in alert_message(alert)
+        # Another level-A customer with no sales history but no visit either.
+        quiet = records.customer(tree_a, rep, name="Quiet 安静")
+        evaluate_warnings(tenant_id=tree_a.tenant.pk, as_of=date(2026, 11, 1))
+        quiet_alert = Alert.objects.get(rule="key_customer_decline", subject_id=quiet.pk)
+        assert "no verified visit in 30 days" in alert_message(quiet_alert)
+        Visit.objects.create(
+            tenant=tree_a.tenant,
+            customer=quiet,
+            rep=rep,
+            verified=True,
+            check_in_at=timezone.now(),
+        )
+        evaluate_warnings(tenant_id=tree_a.tenant.pk, as_of=timezone.localdate())
+        assert Alert.objects.get(pk=quiet_alert.pk).status == AlertStatus.RESOLVED
+        assert Customer.objects.filter(level="A").count() >= 2
+
+
+def test_stale_deals_and_overdue_follow_ups(tree_a: TenantTree) -> None:
+    rep = tree_a.members["rep"]
+    with tenant_scope(tree_a.tenant):
+        stale = records.opportunity(tree_a, rep)
+        Opportunity.objects.filter(pk=stale.pk).update(
+            stage_entered_at=timezone.now() - timedelta(days=20)
+        )
+        records.activity(tree_a, rep)  # due yesterday, not done
+        evaluate_warnings(tenant_id=tree_a.tenant.pk)
+        assert [a.subject_id for a in _alerts("stale_deal")] == [stale.pk]
+        overdue = _alerts("overdue_follow_ups")
+        assert [(a.subject_id, a.observed) for a in overdue] == [(rep.pk, D("1.0000"))]
+        Activity.objects.update(done_at=timezone.now())
+        evaluate_warnings(tenant_id=tree_a.tenant.pk)
+        assert Alert.objects.get(pk=overdue[0].pk).status == AlertStatus.RESOLVED
+
+
+def test_a_disabled_rule_resolves_its_alerts_and_opens_none(tree_a: TenantTree) -> None:
+    rep = tree_a.members["rep"]
+    with tenant_scope(tree_a.tenant):
+        records.activity(tree_a, rep)
+        evaluate_warnings(tenant_id=tree_a.tenant.pk)
+        assert _alerts("overdue_follow_ups")
+        WarningRule.objects.filter(key="overdue_follow_ups").update(enabled=False)
+        evaluate_warnings(tenant_id=tree_a.tenant.pk)
+        assert {a.status for a in _alerts("overdue_follow_ups")} == {AlertStatus.RESOLVED}
+
+
+def test_conversion_drop_compares_with_the_previous_period(tree_a: TenantTree) -> None:
+    south = tree_a.members["south-rep"]
+    with tenant_scope(tree_a.tenant):
+        for n in range(10):  # September: 10 of 10 go from Qualification to Solution
+            deal(tree_a, south, [(1, at(2 + n, 9)), (2, at(20, 9))])
+        for n in range(10):  # October: 5 of 10
+            path = [(1, at(2 + n))] + ([(2, at(20))] if n < 5 else [])
+            deal(tree_a, south, path)
+        evaluate_warnings(tenant_id=tree_a.tenant.pk, as_of=date(2026, 10, 31))
+        alerts = _alerts("conversion_drop")
+    assert len(alerts) == 1
+    assert alerts[0].observed == D("0.5000") and alerts[0].period == "2026-10"
+    assert "fell from 100.0 % to 50.0 %" in alert_message(alerts[0])
