@@ -11,10 +11,15 @@ from crm.api import urls as crm_api_urls
 from crm.api.errors import api_not_found, api_server_error
 from crm.health import healthz
 from crm.views import switch_tenant
+from funnel import api as funnel_api
 from targets import api as targets_api
 
 # One API namespace; each app contributes its routes (crm never imports the others).
-api_urlpatterns: list[Any] = [*crm_api_urls.urlpatterns, *targets_api.urlpatterns]
+api_urlpatterns: list[Any] = [
+    *crm_api_urls.urlpatterns,
+    *targets_api.urlpatterns,
+    *funnel_api.urlpatterns,
+]
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),

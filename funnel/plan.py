@@ -36,7 +36,9 @@ def plan_to_close(target: Target, as_of: date) -> dict[str, Any]:
         if target.member_id
         else None
     )
-    unit = member.org_unit if member is not None else OrgUnit.objects.get(pk=target.org_unit_id)
+    unit = (
+        member.org_unit if member is not None else OrgUnit.objects.get(pk=target.org_unit_id or 0)
+    )
     levels = histories_for(pipeline, window, member=member, unit=unit)
     stages = open_stages(pipeline)
     result = rates.plan_to_close(gap, levels, stage_order=[str(stage.pk) for stage in stages])

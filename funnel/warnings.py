@@ -199,7 +199,9 @@ def _behind_pace(rule: WarningRule, tenant: Tenant, as_of: date) -> list[Firing]
                     threshold,
                     node.member_id,
                     {
-                        "expected": str((result.expected_to_date or 0).quantize(Decimal("0.01"))),
+                        "expected": str(
+                            (result.expected_to_date or Decimal(0)).quantize(Decimal("0.01"))
+                        ),
                         "actual": str(result.actual.quantize(Decimal("0.01"))),
                         "target": str(result.target),
                         "as_of": as_of.isoformat(),
@@ -360,7 +362,7 @@ def _stale_deal(rule: WarningRule, tenant: Tenant, as_of: date) -> list[Firing]:
         for deal in selectors.stale_deals(
             scope, default_rot_days=default_rot, now=now
         ).select_related("stage"):
-            idle = Decimal((now - deal.last_touch).days)
+            idle = Decimal((now - deal.last_touch).days)  # type: ignore[attr-defined]
             limit = Decimal(deal.stage.rot_days or default_rot)
             firings.append(
                 Firing(
@@ -399,7 +401,7 @@ def _overdue_follow_ups(rule: WarningRule, tenant: Tenant, as_of: date) -> list[
     ]
 
 
-EVALUATORS = {
+EVALUATORS: dict[str, Any] = {
     RuleKey.LOW_WIN_RATE: _low_win_rate,
     RuleKey.BEHIND_PACE: _behind_pace,
     RuleKey.CONVERSION_DROP: _conversion_drop,

@@ -181,3 +181,26 @@ def commitment(tree: TenantTree) -> Any:
         period_index=1,
         value=Decimal("120000.00"),
     )
+
+
+def alert(tree: TenantTree) -> Any:
+    from funnel.models import Alert
+
+    return Alert.objects.create(
+        tenant=tree.tenant,
+        rule="overdue_follow_ups",
+        subject_type="member",
+        subject_id=tree.members["south-rep"].pk,
+        period="2026-11",
+        owner=tree.members["south-rep"],
+        observed=Decimal(3),
+        threshold=Decimal(0),
+        severity="warning",
+        params={"observed": 3, "threshold": 0},
+    )
+
+
+def warning_rule(tree: TenantTree) -> Any:
+    from funnel.warnings import ensure_rules
+
+    return ensure_rules(tree.tenant.pk)[0]

@@ -25,6 +25,13 @@ pytestmark = pytest.mark.django_db
 # Routes that expose no tenant object by id, with the reason.
 NOT_OBJECT_ROUTES = {
     "me-targets": "always the caller's own targets",
+    "me-plan-to-close": "always the caller's own target",
+    # Funnel aggregates: they take ids as filters, probed by the filter test below.
+    "funnel-conversion": "aggregate within visibility",
+    "funnel-loss": "aggregate within visibility",
+    "funnel-cycle": "aggregate within visibility",
+    "funnel-pipeline": "aggregate within visibility",
+    "funnel-stale": "list within visibility",
     "auth-token": "login: credentials in the body",
     "auth-token-refresh": "credential in the body, bound to its own tenant",
     "auth-token-revoke": "credential in the body, bound to its own tenant",
@@ -32,6 +39,9 @@ NOT_OBJECT_ROUTES = {
     "schema": "public schema",
     "docs": "public docs page",
 }
+
+# Hand-written detail routes (not from a router) -> the probe object they take as pk.
+PATH_PROBES = {"target-plan-to-close": "target"}
 
 # basename -> a function creating (or picking) one object of tenant A to probe.
 PROBES: dict[str, Callable[[TenantTree], Any]] = {
@@ -55,6 +65,8 @@ PROBES: dict[str, Callable[[TenantTree], Any]] = {
     "target": lambda tree: records.rep_target(tree),
     "target-adjustment": lambda tree: records.adjustment(tree),
     "commitment": lambda tree: records.commitment(tree),
+    "alert": lambda tree: records.alert(tree),
+    "warning-rule": lambda tree: records.warning_rule(tree),
 }
 
 
@@ -112,7 +124,9 @@ def test_every_route_is_probed_or_declared_not_to_expose_tenant_objects() -> Non
     unclassified = [
         route.name
         for route in api_routes()
-        if route.basename is None and route.name not in NOT_OBJECT_ROUTES
+        if route.basename is None
+        and route.name not in NOT_OBJECT_ROUTES
+        and route.name not in PATH_PROBES
     ]
     missing_probes = sorted(
         {route.basename for route in api_routes() if route.basename} - set(PROBES)
@@ -131,6 +145,14 @@ def test_no_route_shows_or_changes_another_tenants_objects(
     failures: list[str] = []
     probed = 0
     for route in api_routes():
+        if route.name in PATH_PROBES:
+            target = targets[PATH_PROBES[route.name]]
+            url = "/" + route.prefix.replace("<int:pk>", str(target.pk))
+            assert owner.get(url).status_code == 200, url
+            if intruder.get(url).status_code != 404:
+                failures.append(f"GET {url}: not 404")
+            probed += 1
+            continue
         if route.basename is None:
             continue
         target = targets[route.basename]
@@ -174,3 +196,23 @@ def test_no_route_shows_or_changes_another_tenants_objects(
     with tenant_scope(tree_a.tenant):
         for basename, target in targets.items():
             assert type(target).objects.filter(pk=target.pk).exists(), basename
+
+
+FILTER_ROUTES = [name for name in NOT_OBJECT_ROUTES if name.startswith("funnel-")]
+
+
+@pytest.mark.parametrize("name", FILTER_ROUTES)
+def test_aggregate_routes_answer_404_for_another_tenants_ids(
+    name: str, tree_a: TenantTree, tree_b: TenantTree, client_for: Callable[[Membership], APIClient]
+) -> None:
+    route = next(route for route in api_routes() if route.name == name)
+    intruder = client_for(tree_b.members["admin"])
+    with tenant_scope(tree_a.tenant):
+        pipeline = Pipeline.objects.get(is_default=True)
+    for params in (
+        {"org_unit": tree_a.units["north"].pk},
+        {"member": tree_a.members["rep"].pk},
+        {"pipeline": pipeline.pk},
+    ):
+        assert intruder.get(_url(route), params).status_code == 404, (name, params)
+    assert intruder.get(_url(route)).status_code == 200

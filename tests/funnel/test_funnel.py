@@ -6,8 +6,9 @@ Stages of the default pipeline: 1 Qualification, 2 Solution, 3 Quote, 4 Negotiat
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from decimal import Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -71,7 +72,7 @@ def deal(
     return opportunity
 
 
-def scope_for(tree: TenantTree, caller: str = "admin", **narrow: object) -> Scope:
+def scope_for(tree: TenantTree, caller: str = "admin", **narrow: Any) -> Scope:
     return Scope(
         caller=tree.members[caller], pipeline=Pipeline.objects.get(is_default=True), **narrow
     )

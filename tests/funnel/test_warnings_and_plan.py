@@ -32,7 +32,7 @@ def _rep_year_target(tree: TenantTree, metric: str = "won_amount") -> Target:
 
 
 def test_plan_to_close_walks_the_funnel_backwards_with_fallbacks(tree_a: TenantTree) -> None:
-    rep, south = tree_a.members["rep"], tree_a.members["south-rep"]
+    south = tree_a.members["south-rep"]
     with tenant_scope(tree_a.tenant):
         target = _rep_year_target(tree_a)  # rep: 300,000 for 2026
         # Tenant history in the trailing year (rep has < 5 closed deals → unit → tenant):

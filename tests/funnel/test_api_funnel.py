@@ -1,0 +1,171 @@
+"""The funnel over the API: a manager's view of their team, bad input, alerts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from rest_framework.test import APIClient
+
+from crm.models import Membership
+from crm.tenancy import tenant_scope
+from funnel.warnings import evaluate_warnings
+from targets.models import Target
+from tests import records
+from tests.factories import TenantTree
+from tests.funnel.test_funnel import at, deal
+
+pytestmark = pytest.mark.django_db
+ClientFor = Callable[[Membership], APIClient]
+OCTOBER: dict[str, Any] = {"start": "2026-10-01", "end": "2026-10-31"}
+
+
+def ok(response: Any, status: int = 200) -> Any:
+    assert response.status_code == status, response.content
+    return response.json()
+
+
+@pytest.fixture
+def team(tree_a: TenantTree) -> TenantTree:
+    rep, south = tree_a.members["rep"], tree_a.members["south-rep"]
+    with tenant_scope(tree_a.tenant):
+        deal(tree_a, rep, [(1, at(1)), (2, at(3)), (5, at(8))], amount="5000.00")
+        deal(tree_a, rep, [(1, at(2)), (6, at(9))], amount="800.00", lost_reason="Price")
+        deal(tree_a, south, [(1, at(2)), (3, at(4))], amount="900.00")
+    return tree_a
+
+
+def test_a_manager_sees_their_teams_funnel(team: TenantTree, client_for: ClientFor) -> None:
+    manager = client_for(team.members["manager"])
+    conversion = ok(manager.get("/api/v1/funnel/conversion/", OCTOBER))
+    assert conversion["created"] == 2 and conversion["won"] == 1  # the south deal is hidden
+    assert [row["reached"] for row in conversion["stages"]] == [2, 1, 1, 1]
+    assert conversion["stages"][0]["rate_to_next_stage"] == "0.5000"
+    assert conversion["closed"] == {"won": 1, "lost": 1, "win_rate": "0.5000"}
+    loss = ok(manager.get("/api/v1/funnel/loss/", OCTOBER))["losses"]
+    assert [(row["reason"], row["amount"]) for row in loss] == [("Price", "800.00")]
+    cycle = ok(manager.get("/api/v1/funnel/cycle/", OCTOBER))
+    assert cycle["cycle"] == {"wins": 1, "mean_days": "7.00", "median_days": "7.00"}
+    pipeline = ok(manager.get("/api/v1/funnel/pipeline/", OCTOBER))
+    assert pipeline["total"]["deals"] == 0
+    admin = client_for(team.members["admin"])
+    assert ok(admin.get("/api/v1/funnel/conversion/", OCTOBER))["created"] == 3
+
+
+def test_the_same_question_gets_the_same_numbers_whatever_the_filter_path(
+    team: TenantTree, client_for: ClientFor
+) -> None:
+    admin = client_for(team.members["admin"])
+    by_unit = ok(
+        admin.get("/api/v1/funnel/conversion/", {**OCTOBER, "org_unit": team.units["north"].pk})
+    )
+    as_manager = ok(client_for(team.members["manager"]).get("/api/v1/funnel/conversion/", OCTOBER))
+    assert by_unit["stages"] == as_manager["stages"]
+
+
+def test_bad_funnel_questions_are_4xx(team: TenantTree, client_for: ClientFor) -> None:
+    manager = client_for(team.members["manager"])
+    backwards = manager.get(
+        "/api/v1/funnel/conversion/", {"start": "2026-10-31", "end": "2026-10-01"}
+    )
+    assert backwards.status_code == 400 and "end" in backwards.json()["error"]["fields"]
+    assert manager.get("/api/v1/funnel/loss/", {"start": "soon"}).status_code == 400
+    outside = manager.get("/api/v1/funnel/conversion/", {"member": team.members["south-rep"].pk})
+    assert outside.status_code == 404
+    assert (
+        manager.get("/api/v1/funnel/cycle/", {"org_unit": team.units["south"].pk}).status_code
+        == 404
+    )
+    assert manager.get("/api/v1/funnel/pipeline/", {"pipeline": 999999}).status_code == 404
+    assert (
+        client_for(team.members["rep"])
+        .get("/api/v1/funnel/conversion/", {"member": team.members["rep2"].pk})
+        .status_code
+        == 404
+    )
+
+
+def test_plan_to_close_over_the_api(team: TenantTree, client_for: ClientFor) -> None:
+    rep = client_for(team.members["rep"])
+    with tenant_scope(team.tenant):
+        records.published_plan(team)
+        target = Target.objects.get(
+            member=team.members["rep"], period_kind="year", product_line=None
+        )
+        records.published_plan(team, metric="won_deals")
+        count_target = Target.objects.get(
+            member=team.members["rep"],
+            period_kind="year",
+            product_line=None,
+            plan__metric="won_deals",
+        )
+    result = ok(rep.get(f"/api/v1/targets/{target.pk}/plan-to-close/", {"as_of": "2026-11-01"}))
+    assert result["gap"] == "295000.00"  # 300,000 minus the 5,000 won in October
+    assert result["wins"]["value"] == 59 and result["wins"]["source"] == "tenant"
+    mine = ok(rep.get("/api/v1/me/plan-to-close/", {"as_of": "2026-11-01", "period_kind": "year"}))
+    assert mine == result
+    wrong = rep.get(f"/api/v1/targets/{count_target.pk}/plan-to-close/", {"as_of": "2026-11-01"})
+    assert wrong.status_code == 400
+    other = client_for(team.members["rep2"]).get(f"/api/v1/targets/{target.pk}/plan-to-close/")
+    assert other.status_code == 404
+
+
+def test_alerts_explain_themselves_in_the_readers_language(
+    team: TenantTree, client_for: ClientFor
+) -> None:
+    with tenant_scope(team.tenant):
+        records.activity(team, team.members["rep"])
+        evaluate_warnings(tenant_id=team.tenant.pk, as_of=date(2026, 11, 1))
+    rep = client_for(team.members["rep"])
+    alerts = ok(rep.get("/api/v1/alerts/", {"rule": "overdue_follow_ups"}))["results"]
+    assert len(alerts) == 1
+    assert alerts[0]["message"] == "1 follow-ups are overdue, more than the 0 allowed."
+    chinese = ok(
+        rep.get("/api/v1/alerts/", {"rule": "overdue_follow_ups"}, HTTP_ACCEPT_LANGUAGE="zh-hans")
+    )["results"][0]["message"]
+    assert chinese != alerts[0]["message"] and "1" in chinese
+    acknowledged = ok(rep.post(f"/api/v1/alerts/{alerts[0]['id']}/acknowledge/"))
+    assert acknowledged["status"] == "acknowledged"
+    assert ok(client_for(team.members["rep2"]).get("/api/v1/alerts/"))["count"] == 0
+
+
+def test_warning_rule_thresholds_are_validated(team: TenantTree, client_for: ClientFor) -> None:
+    admin = client_for(team.members["admin"])
+    rules = {row["key"]: row for row in ok(admin.get("/api/v1/warning-rules/"))["results"]}
+    assert len(rules) == 6
+    url = f"/api/v1/warning-rules/{rules['low_win_rate']['id']}/"
+    too_high = admin.patch(url, {"thresholds": {"win_rate": "1.5"}}, format="json")
+    assert too_high.status_code == 400 and "thresholds" in too_high.json()["error"]["fields"]
+    assert admin.patch(url, {"thresholds": {"min_closed": -1}}, format="json").status_code == 400
+    changed = ok(
+        admin.patch(url, {"thresholds": {"win_rate": "0.2"}, "enabled": False}, format="json")
+    )
+    assert changed["thresholds"]["win_rate"] == "0.2" and changed["enabled"] is False
+    assert changed["thresholds"]["min_closed"] == 5
+    rep = client_for(team.members["rep"])
+    assert rep.patch(url, {"enabled": True}, format="json").status_code == 403
+
+
+@pytest.mark.parametrize(
+    "url", ["/api/v1/alerts/", "/api/v1/funnel/stale/", "/api/v1/warning-rules/"]
+)
+def test_funnel_lists_use_a_fixed_number_of_queries(
+    url: str, team: TenantTree, client_for: ClientFor
+) -> None:
+    with tenant_scope(team.tenant):
+        for _ in range(3):
+            records.activity(team, team.members["rep"])
+        records.alert(team)
+        evaluate_warnings(tenant_id=team.tenant.pk)
+    admin = client_for(team.members["admin"])
+    counts = []
+    for size in (1, 200):
+        with CaptureQueriesContext(connection) as context:
+            ok(admin.get(url, {"page_size": size}))
+        counts.append(len(context.captured_queries))
+    # Stale deals also read the tenant and its rules: still constant whatever the page.
+    assert counts[0] == counts[1] <= 10
