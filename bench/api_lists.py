@@ -1,0 +1,388 @@
+"""Benchmark: list endpoints on a large tenant, against the raw SQL they run.
+
+    DEBUG=1 .venv/bin/python bench/api_lists.py [--reps 500 --opportunities 200000 ...]
+                                                [--reuse | --fresh] [--repeat 30]
+
+Generates (``manage.py generate_data``) or reuses a tenant ``bench`` (500 reps, 200,000
+opportunities with their history, 1,000,000 activities, 100,000 visits, 50,000
+customers by default) in the database of ``DATABASE_URL`` (default
+``postgres://postgres@127.0.0.1:5432/crm_bench``, created and migrated when missing),
+then, for a region manager and for a rep, times each list endpoint with a typical filter
+and ``page_size=50`` through Django's test client (in process: middleware, auth,
+filters, serialization, real PostgreSQL).
+
+For every endpoint and role it reports:
+
+* p50 / p95 of the server time (``Client.get`` wall time) over ``--repeat`` requests
+  after ``--warmup`` ones;
+* raw SQL p50: the count and the rows queries the ORM emitted for that page (captured
+  with ``CaptureQueriesContext``), re-run with a plain cursor inside the same tenant
+  scope, and the ratio server / raw SQL (the goal: ≤ 3);
+* the number of queries per request at ``page_size`` 1 and 200 (constant is the goal).
+
+Prints a table and writes ``bench/results/api_lists.json`` (with the captured SQL and
+its ``EXPLAIN ANALYZE`` plans). Not a test: run it on demand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results" / "api_lists.json"
+DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/crm_bench"
+SLUG = "bench"
+TABLES = [
+    "crm_customer",
+    "crm_contact",
+    "crm_lead",
+    "crm_opportunity",
+    "crm_stagechange",
+    "crm_payment",
+    "crm_visit",
+    "crm_activity",
+    "crm_membership",
+    "crm_orgunit",
+    "crm_orgunitmanager",
+]
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--reps", type=int, default=500)
+    parser.add_argument("--customers", type=int, default=50_000)
+    parser.add_argument("--opportunities", type=int, default=200_000)
+    parser.add_argument("--activities", type=int, default=1_000_000)
+    parser.add_argument("--visits", type=int, default=100_000)
+    parser.add_argument("--months", type=int, default=24)
+    parser.add_argument("--seed", type=int, default=1)
+    reuse = parser.add_mutually_exclusive_group()
+    reuse.add_argument("--reuse", action="store_true", help="Use the existing bench tenant.")
+    reuse.add_argument("--fresh", action="store_true", help="Drop and recreate the database.")
+    parser.add_argument("--repeat", type=int, default=30, help="Timed requests per case.")
+    parser.add_argument("--warmup", type=int, default=3, help="Untimed requests per case.")
+    parser.add_argument("--page-size", type=int, default=50)
+    return parser.parse_args()
+
+
+def prepare_database(url: str, *, fresh: bool) -> None:
+    """Create (or, with ``fresh``, recreate) the database named in ``url``."""
+    import dj_database_url
+    import psycopg
+    from psycopg import sql
+
+    config = dj_database_url.parse(url)
+    name = config["NAME"]
+    admin = psycopg.connect(
+        dbname="postgres",
+        host=config.get("HOST") or None,
+        port=config.get("PORT") or None,
+        user=config.get("USER") or None,
+        password=config.get("PASSWORD") or None,
+        autocommit=True,
+    )
+    with admin:
+        exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+        if exists and fresh:
+            print(f"Dropping database {name} …", file=sys.stderr)
+            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+            exists = None
+        if not exists:
+            print(f"Creating database {name} …", file=sys.stderr)
+            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def owner_execute(statements: list[str]) -> None:
+    """Run maintenance (``VACUUM``/``ANALYZE``) as the login role, which owns the tables."""
+    import psycopg
+    from django.conf import settings
+
+    config = settings.DATABASES["default"]
+    with psycopg.connect(
+        dbname=config["NAME"],
+        host=config.get("HOST") or None,
+        port=config.get("PORT") or None,
+        user=config.get("USER") or None,
+        password=config.get("PASSWORD") or None,
+        autocommit=True,
+    ) as owner:
+        for statement in statements:
+            owner.execute(statement)
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * share
+    low, high = int(position), min(int(position) + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def capture(run: Callable[[], object]) -> list[str]:
+    """The SQL statements ``run`` sends, as logged by Django (``CaptureQueriesContext``).
+
+    The log is emptied first: each request empties it when it starts (``request_started``
+    → ``reset_queries``), which would otherwise shift the context's slice of the log.
+    """
+    from django.db import connection, reset_queries
+    from django.test.utils import CaptureQueriesContext
+
+    reset_queries()
+    with CaptureQueriesContext(connection) as captured:
+        run()
+    return [query["sql"] for query in captured.captured_queries]
+
+
+def timed(repeat: int, warmup: int, run: Callable[[], object]) -> list[float]:
+    for _ in range(warmup):
+        run()
+    samples = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        run()
+        samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
+def main() -> None:
+    args = parse_args()
+    os.environ.setdefault("DATABASE_URL", DEFAULT_DATABASE_URL)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    sys.path.insert(0, str(ROOT))
+    prepare_database(os.environ["DATABASE_URL"], fresh=args.fresh)
+
+    import django
+
+    django.setup()
+
+    from django.core.management import call_command
+    from django.db import connection
+    from django.db.models import Count
+    from django.test import Client
+
+    from crm.api.tenancy import issue_tokens
+    from crm.models import Membership, Opportunity, Role, Tenant
+    from crm.tenancy import tenant_scope
+
+    call_command("migrate", verbosity=0)
+
+    tenant = Tenant.objects.filter(slug=SLUG).first()
+    existing = 0
+    if tenant is not None:
+        with tenant_scope(tenant):
+            existing = Opportunity.all_objects.count()
+    generation: dict[str, Any] = {"reused": bool(existing)}
+    if existing and not args.reuse:
+        sys.exit(
+            f"The {SLUG} tenant already has {existing:,} opportunities: "
+            "pass --reuse to benchmark it, or --fresh to start over."
+        )
+    if not existing:
+        started = time.monotonic()
+        call_command(
+            "generate_data",
+            f"--tenant={SLUG}",
+            "--name=Bench 基准",
+            f"--reps={args.reps}",
+            f"--customers={args.customers}",
+            f"--opportunities={args.opportunities}",
+            f"--activities={args.activities}",
+            f"--visits={args.visits}",
+            f"--months={args.months}",
+            f"--seed={args.seed}",
+            stderr=sys.stderr,
+        )
+        generation["seconds"] = round(time.monotonic() - started, 1)
+        tenant = Tenant.objects.get(slug=SLUG)
+    assert tenant is not None
+    print("VACUUM (ANALYZE) of the tenant tables …", file=sys.stderr)
+    owner_execute([f"VACUUM (ANALYZE) {table}" for table in TABLES])
+
+    with tenant_scope(tenant):
+        region_manager = (
+            Membership.objects.select_related("user", "org_unit", "tenant")
+            .filter(role=Role.MANAGER, org_unit__depth=1)
+            .order_by("pk")
+            .first()
+        )
+        assert region_manager is not None and region_manager.org_unit is not None
+        # A typical rep of that region: the median by number of deals.
+        reps_by_deals = list(
+            Membership.objects.filter(
+                role=Role.REP, org_unit__path__startswith=region_manager.org_unit.path
+            )
+            .annotate(deals=Count("opportunities"))
+            .order_by("deals", "pk")
+            .values_list("pk", "deals")
+        )
+        rep_pk, rep_deals = reps_by_deals[len(reps_by_deals) // 2]
+        rep = Membership.objects.select_related("user", "org_unit", "tenant").get(pk=rep_pk)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT relname, n_live_tup FROM pg_stat_user_tables WHERE relname = ANY(%s)",
+                [TABLES],
+            )
+            table_rows = dict(cursor.fetchall())
+            cursor.execute("SHOW server_version")
+            (server_version,) = cursor.fetchone() or ("?",)
+
+    month_ago = (datetime.now(UTC) - timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    cases = [
+        ("opportunities", "crm_opportunity", {"status": "open", "ordering": "-updated_at"}),
+        ("customers", "crm_customer", {"level": "A", "ordering": "name"}),
+        ("visits", "crm_visit", {"checked_in_after": month_ago, "ordering": "-check_in_at"}),
+        ("activities", "crm_activity", {"overdue": "true", "ordering": "due_at"}),
+    ]
+    personas = [("manager", region_manager), ("rep", rep)]
+    print(
+        f"Manager: {region_manager.user.username} of {region_manager.org_unit.name} "
+        f"({len(reps_by_deals)} reps); rep: {rep.user.username} ({rep_deals} deals).",
+        file=sys.stderr,
+    )
+
+    results = []
+    baselines = {}
+    for role, member in personas:
+        client = Client(headers={"Authorization": f"Bearer {issue_tokens(member)['access']}"})
+        # The fixed cost of an authenticated request (JWT, membership, scope, DRF, JSON).
+        me_queries = capture(partial(client.get, "/api/v1/me/"))
+        me = timed(args.repeat, args.warmup, partial(client.get, "/api/v1/me/"))
+        baselines[role] = {
+            "endpoint": "/api/v1/me/",
+            "server_p50_ms": round(statistics.median(me), 2),
+            "server_p95_ms": round(percentile(me, 0.95), 2),
+            "queries": len(me_queries),
+        }
+        for resource, table, filters in cases:
+            path = f"/api/v1/{resource}/"
+
+            def get(
+                page_size: int,
+                client: Client = client,
+                path: str = path,
+                filters: dict[str, str] = filters,
+            ) -> Any:
+                query = urlencode({**filters, "page_size": page_size})
+                response = client.get(f"{path}?{query}")
+                assert response.status_code == 200, response.content[:500]
+                return response
+
+            queries = {size: len(capture(partial(get, size))) for size in (1, 200)}
+            statements = capture(partial(get, args.page_size))
+            count_sql = next(s for s in statements if s.startswith("SELECT COUNT(*)"))
+            rows_sql = [s for s in statements if f'FROM "{table}"' in s and " LIMIT " in s][-1]
+
+            server = timed(args.repeat, args.warmup, partial(get, args.page_size))
+            total_rows = get(1).json()["count"]
+
+            with tenant_scope(tenant):
+                # The driver's own cursor: no Django wrapper between the clock and the SQL.
+                raw = connection.connection.cursor()
+
+                def run_sql(*sql_statements: str, raw: Any = raw) -> None:
+                    for statement in sql_statements:
+                        raw.execute(statement)
+                        raw.fetchall()
+
+                count_ms = timed(args.repeat, args.warmup, partial(run_sql, count_sql))
+                rows_ms = timed(args.repeat, args.warmup, partial(run_sql, rows_sql))
+                both_ms = timed(args.repeat, args.warmup, partial(run_sql, count_sql, rows_sql))
+                plans = {}
+                for name, statement in (("count", count_sql), ("rows", rows_sql)):
+                    raw.execute("EXPLAIN (ANALYZE, BUFFERS) " + statement)
+                    plans[name] = "\n".join(line for (line,) in raw.fetchall())
+                raw.close()
+
+            p50 = statistics.median(server)
+            raw_p50 = statistics.median(both_ms)
+            results.append(
+                {
+                    "endpoint": path,
+                    "query": urlencode({**filters, "page_size": args.page_size}),
+                    "role": role,
+                    "member": member.user.username,
+                    "total_rows": total_rows,
+                    "server_p50_ms": round(p50, 2),
+                    "server_p95_ms": round(percentile(server, 0.95), 2),
+                    "raw_sql_p50_ms": round(raw_p50, 2),
+                    "count_sql_p50_ms": round(statistics.median(count_ms), 2),
+                    "rows_sql_p50_ms": round(statistics.median(rows_ms), 2),
+                    "ratio": round(p50 / raw_p50, 2) if raw_p50 else None,
+                    "queries_page_size_1": queries[1],
+                    "queries_page_size_200": queries[200],
+                    "queries": statements,
+                    "count_sql": count_sql,
+                    "rows_sql": rows_sql,
+                    "plans": plans,
+                }
+            )
+            print(f"  {role:<8} {path:<26} done", file=sys.stderr)
+
+    header = (
+        f"{'endpoint':<26} {'role':<8} {'rows':>7} {'p50 ms':>8} {'p95 ms':>8} "
+        f"{'SQL p50':>8} {'count':>7} {'rows':>7} {'ratio':>6} {'q@1':>4} {'q@200':>5}"
+    )
+    print()
+    print(header)
+    print("-" * len(header))
+    for role, baseline in baselines.items():
+        print(
+            f"{'/api/v1/me/ (baseline)':<26} {role:<8} {1:>7} {baseline['server_p50_ms']:>8.1f} "
+            f"{baseline['server_p95_ms']:>8.1f} {'':>8} {'':>7} {'':>7} {'':>6} "
+            f"{baseline['queries']:>4} {baseline['queries']:>5}"
+        )
+    for r in results:
+        print(
+            f"{r['endpoint']:<26} {r['role']:<8} {r['total_rows']:>7,} {r['server_p50_ms']:>8.1f} "
+            f"{r['server_p95_ms']:>8.1f} {r['raw_sql_p50_ms']:>8.1f} {r['count_sql_p50_ms']:>7.1f} "
+            f"{r['rows_sql_p50_ms']:>7.1f} {r['ratio']:>6.2f} {r['queries_page_size_1']:>4} "
+            f"{r['queries_page_size_200']:>5}"
+        )
+    print(
+        "\n(SQL p50 = the count and rows queries of the same page re-run with a cursor; "
+        "count / rows = each alone; ratio = server p50 / SQL p50; the baseline is the "
+        "fixed cost of an authenticated request.)"
+    )
+
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    report = {
+        "generated_at": datetime.now(UTC).isoformat(),
+        "database": os.environ["DATABASE_URL"].rsplit("@", 1)[-1],
+        "postgres": server_version,
+        "python": platform.python_version(),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "tenant": {"slug": SLUG, "id": tenant.pk, "rows": table_rows},
+        "generation": generation,
+        "personas": {
+            "manager": {
+                "username": region_manager.user.username,
+                "unit": region_manager.org_unit.name,
+                "reps_in_subtree": len(reps_by_deals),
+            },
+            "rep": {"username": rep.user.username, "deals": rep_deals},
+        },
+        "settings": {
+            "repeat": args.repeat,
+            "warmup": args.warmup,
+            "page_size": args.page_size,
+        },
+        "baselines": baselines,
+        "results": results,
+    }
+    RESULTS.write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str) + "\n")
+    print(f"Wrote {RESULTS.relative_to(ROOT)}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
