@@ -12,6 +12,7 @@ from crm.api.errors import api_not_found, api_server_error
 from crm.health import healthz
 from crm.views import switch_tenant
 from funnel import api as funnel_api
+from funnel.admin import funnel_report
 from targets import api as targets_api
 
 # One API namespace; each app contributes its routes (crm never imports the others).
@@ -24,6 +25,7 @@ api_urlpatterns: list[Any] = [
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("admin/switch-tenant/", switch_tenant, name="switch-tenant"),
+    path("admin/funnel/report/", funnel_report, name="funnel-report"),
     path("admin/", admin.site.urls),
     path("api/v1/", include((api_urlpatterns, "api"), namespace="api")),
     path("i18n/", include("django.conf.urls.i18n")),

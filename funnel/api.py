@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
 from django.urls import include, path
 from django.utils import timezone
@@ -29,7 +30,7 @@ from crm.api.filters import TenantFilterSet
 from crm.models import Membership, Opportunity, Pipeline, Tenant
 from crm.permissions import IsTenantAdminOrReadOnly
 from funnel import selectors
-from funnel.models import Alert, AlertStatus, RuleKey, WarningRule
+from funnel.models import Alert, AlertStatus, RuleKey, WarningRule, clean_thresholds
 from funnel.plan import plan_to_close
 from funnel.warnings import alert_message, ensure_rules, visible_alerts
 from targets.api import visible_targets
@@ -353,38 +354,13 @@ class WarningRuleSerializer(serializers.ModelSerializer[WarningRule]):
         fields = ["id", "key", "enabled", "thresholds", "severity", "updated_at"]
         read_only_fields = ["id", "key", "updated_at"]
 
-    # Fractions must lie in [0, 1]; counts and days are whole numbers ≥ 0.
-    FRACTIONS = {"win_rate", "drop_points", "decline"}
-    COUNTS = {
-        "min_closed",
-        "window_days",
-        "min_cohort",
-        "no_visit_days",
-        "default_rot_days",
-        "max_overdue",
-    }
-
     def validate_thresholds(self, value: Any) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            raise serializers.ValidationError(_("An object of threshold names and values."))
         rule: WarningRule | None = self.instance
-        allowed = set((rule.thresholds if rule else {}).keys()) | self.FRACTIONS | self.COUNTS
-        cleaned: dict[str, Any] = {}
-        for name, raw in value.items():
-            if name not in allowed:
-                raise serializers.ValidationError(_("Unknown threshold %s.") % name)
-            try:
-                number = Decimal(str(raw))
-            except ArithmeticError as error:
-                raise serializers.ValidationError(_("%s must be a number.") % name) from error
-            if name in self.FRACTIONS and not Decimal(0) <= number <= Decimal(1):
-                raise serializers.ValidationError(
-                    _("%s is a fraction between 0 and 1 (0.15 = 15 %%).") % name
-                )
-            if name in self.COUNTS and (number < 0 or number != number.to_integral_value()):
-                raise serializers.ValidationError(_("%s is a whole number ≥ 0.") % name)
-            cleaned[name] = str(number) if name in self.FRACTIONS else int(number)
-        return {**(rule.thresholds if rule else {}), **cleaned}
+        current = dict(rule.thresholds) if rule else {}
+        try:
+            return clean_thresholds(rule.key if rule else "", current, value)
+        except DjangoValidationError as error:
+            raise serializers.ValidationError(error.messages) from error
 
 
 class WarningRuleViewSet(

@@ -47,6 +47,41 @@ DEFAULT_SEVERITY: dict[str, str] = {
 }
 
 
+# Fractions lie in [0, 1] (0.15 = 15 %); counts and days are whole numbers ≥ 0.
+FRACTION_THRESHOLDS = {"win_rate", "drop_points", "decline"}
+COUNT_THRESHOLDS = {
+    "min_closed",
+    "window_days",
+    "min_cohort",
+    "no_visit_days",
+    "default_rot_days",
+    "max_overdue",
+}
+
+
+def clean_thresholds(key: str, current: dict[str, Any], value: Any) -> dict[str, Any]:
+    """Validate threshold changes for rule ``key``; returns the merged thresholds."""
+    from django.core.exceptions import ValidationError
+
+    if not isinstance(value, dict):
+        raise ValidationError(_("An object of threshold names and values."))
+    allowed = set(DEFAULT_THRESHOLDS.get(key, {})) | set(current)
+    cleaned: dict[str, Any] = {}
+    for name, raw in value.items():
+        if name not in allowed:
+            raise ValidationError(_("Unknown threshold %s for this rule.") % name)
+        try:
+            number = Decimal(str(raw))
+        except ArithmeticError as error:
+            raise ValidationError(_("%s must be a number.") % name) from error
+        if name in FRACTION_THRESHOLDS and not Decimal(0) <= number <= Decimal(1):
+            raise ValidationError(_("%s is a fraction between 0 and 1 (0.15 = 15 %%).") % name)
+        if name in COUNT_THRESHOLDS and (number < 0 or number != number.to_integral_value()):
+            raise ValidationError(_("%s is a whole number ≥ 0.") % name)
+        cleaned[name] = str(number) if name in FRACTION_THRESHOLDS else int(number)
+    return {**current, **cleaned}
+
+
 class WarningRule(TenantOwned):
     key = models.CharField(_("rule"), max_length=32, choices=RuleKey.choices)
     enabled = models.BooleanField(_("enabled"), default=True)
@@ -65,6 +100,16 @@ class WarningRule(TenantOwned):
 
     def __str__(self) -> str:
         return str(self.get_key_display())
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        try:
+            self.thresholds = clean_thresholds(
+                self.key, dict(DEFAULT_THRESHOLDS.get(self.key, {})), self.thresholds
+            )
+        except ValidationError as error:
+            raise ValidationError({"thresholds": error.messages}) from error
 
     def threshold(self, name: str) -> Any:
         return self.thresholds.get(name, DEFAULT_THRESHOLDS[self.key].get(name))

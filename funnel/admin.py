@@ -1,0 +1,141 @@
+"""Admin: warning rules, alerts with their explanations, and a team's funnel table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.contrib.admin.views.decorators import staff_member_required
+from django.db.models import QuerySet
+from django.http import Http404, HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.utils.translation import gettext_lazy as _
+
+from crm import selectors as crm_selectors
+from crm.admin.tenancy import TenantScopedAdmin, request_membership
+from crm.models import Membership, Pipeline
+from funnel import selectors
+from funnel.models import Alert, AlertStatus, WarningRule
+from funnel.warnings import alert_message, ensure_rules, visible_alerts
+
+
+@admin.register(WarningRule)
+class WarningRuleAdmin(TenantScopedAdmin):
+    list_display = ["key", "enabled", "severity", "thresholds", "updated_at"]
+    list_editable = ["enabled"]
+    fields = ["key", "enabled", "severity", "thresholds"]
+    readonly_fields = ["key"]
+
+    def visible_queryset(self, member: Membership) -> QuerySet[Any]:
+        ensure_rules(member.tenant_id)
+        return WarningRule.objects.all()
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Alert)
+class AlertAdmin(TenantScopedAdmin):
+    list_display = ["explanation", "rule", "severity", "status", "owner", "period", "opened_at"]
+    list_filter = ["rule", "status", "severity"]
+    list_select_related = ["owner__user"]
+    readonly_fields = (
+        "rule",
+        "subject_type",
+        "subject_id",
+        "period",
+        "owner",
+        "observed",
+        "threshold",
+        "severity",
+        "status",
+        "explanation",
+        "opened_at",
+        "resolved_at",
+        "acknowledged_by",
+    )
+    fields = readonly_fields
+    actions = ["acknowledge"]
+
+    def visible_queryset(self, member: Membership) -> QuerySet[Any]:
+        return visible_alerts(member)
+
+    @admin.display(description=_("explanation"))
+    def explanation(self, alert: Alert) -> str:
+        return alert_message(alert)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.action(description=_("Acknowledge"))
+    def acknowledge(self, request: HttpRequest, queryset: QuerySet[Alert]) -> None:
+        member = request_membership(request)
+        if member is None:
+            return
+        count = queryset.filter(status=AlertStatus.OPEN).update(
+            status=AlertStatus.ACKNOWLEDGED, acknowledged_by=member
+        )
+        self.message_user(request, _("%d alerts acknowledged.") % count)
+
+
+@staff_member_required
+def funnel_report(request: HttpRequest) -> HttpResponse:
+    """The funnel of the caller's team (or a unit they see) for a window, as tables."""
+    member = request_membership(request)
+    if member is None:
+        raise Http404
+    from crm.models import Tenant
+    from targets.calendar import period_containing
+
+    tenant = Tenant.objects.get(pk=member.tenant_id)
+    from django.utils import timezone
+
+    quarter = period_containing(timezone.localdate(), "quarter", tenant.fiscal_year_start_month)
+    units = crm_selectors.visible_org_units(member)
+    unit = None
+    if request.GET.get("org_unit"):
+        unit = units.filter(pk=request.GET["org_unit"]).first()
+        if unit is None:
+            raise Http404
+    pipeline = Pipeline.objects.filter(is_default=True).first()
+    if pipeline is None:
+        raise Http404
+    scope = selectors.Scope(caller=member, pipeline=pipeline, org_unit=unit)
+    window = selectors.Window(quarter.start, quarter.end, tenant.time_zone)
+    stages = {str(stage.pk): str(stage) for stage in selectors.open_stages(pipeline)}
+    cohort = selectors.cohort_conversion(scope, window)
+    context = {
+        **admin.site.each_context(request),
+        "title": _("Funnel"),
+        "units": units,
+        "unit": unit,
+        "window": window,
+        "cohort": [
+            {"name": stages[row.stage], "reached": row.reached, "rate": row.rate_to_next_stage}
+            for row in cohort.stages
+        ],
+        "created": cohort.created,
+        "won": cohort.won,
+        "win_rate": cohort.win_rate,
+        "closed": selectors.closed_win_rate(scope, window),
+        "losses": [
+            {**row, "stage_name": stages.get(str(row["stage"]), "—")}
+            for row in selectors.loss_by_stage(scope, window)
+        ],
+        "time_in_stage": [
+            {**row, "stage_name": stages.get(str(row["stage"]), str(row["stage"]))}
+            for row in selectors.time_in_stage(scope, window)
+        ],
+        "cycle": selectors.cycle_time(scope, window),
+        "pipeline": selectors.weighted_pipeline(scope, window),
+    }
+    return TemplateResponse(request, "admin/funnel/report.html", context)
