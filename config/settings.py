@@ -242,6 +242,13 @@ SPECTACULAR_SETTINGS = {
         "ActivityTypeEnum": "crm.models.records.ActivityType",
         "LevelEnum": "crm.models.records.Level",
         "RoleEnum": "crm.models.tenancy.Role",
+        "RuleKeyEnum": "funnel.models.RuleKey",
+        "AlertStatusEnum": "funnel.models.AlertStatus",
+        "SeverityEnum": "funnel.models.Severity",
+        "PlanStatusEnum": "targets.models.PlanStatus",
+        "PeriodKindEnum": "targets.models.PeriodKind",
+        "AdjustmentTriggerEnum": "targets.models.AdjustmentTrigger",
+        "AdjustmentStatusEnum": "targets.models.AdjustmentStatus",
     },
 }
 

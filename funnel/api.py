@@ -224,6 +224,7 @@ class StaleView(GenericAPIView):
     """Open deals idle longer than their stage's rot days, oldest first (paginated)."""
 
     serializer_class = StaleDealSerializer
+    queryset = Opportunity.objects.none()  # for the schema; rows come from the selector
 
     @extend_schema(parameters=WINDOW_PARAMETERS[2:], responses=StaleDealSerializer(many=True))
     def get(self, request: Request) -> Response:

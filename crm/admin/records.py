@@ -96,7 +96,14 @@ class RecordAdmin(TenantScopedAdmin):
         super().save_formset(request, form, formset, change)
 
 
-class ReadOnlyInline(admin.TabularInline):
+class MemberInlineMixin:
+    """Tenant staff hold no Django model permissions: inlines follow the membership."""
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request_membership(request) is not None or bool(request.user.is_superuser)
+
+
+class ReadOnlyInline(MemberInlineMixin, admin.TabularInline):
     extra = 0
     can_delete = False
     show_change_link = True
@@ -111,13 +118,19 @@ class ReadOnlyInline(admin.TabularInline):
 # --- customers ------------------------------------------------------------------------
 
 
-class ContactInline(admin.TabularInline):
+class ContactInline(MemberInlineMixin, admin.TabularInline):
     model = Contact
     extra = 0
     fields = ["name", "title", "phone", "email"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         return Contact.objects.all()
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request_membership(request) is not None
+
+    has_change_permission = has_add_permission
+    has_delete_permission = has_add_permission
 
 
 @admin.register(Customer)
@@ -220,13 +233,20 @@ class ProductLineAdmin(ConfigAdmin):
     search_fields = ["name"]
 
 
-class StageInline(admin.TabularInline):
+class StageInline(MemberInlineMixin, admin.TabularInline):
     model = Stage
     extra = 0
     fields = ["order", "name", "name_zh", "probability", "forecast_category", "kind", "rot_days"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         return Stage.objects.all()
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        member = request_membership(request)
+        return member is not None and member.role == "admin"
+
+    has_change_permission = has_add_permission
+    has_delete_permission = has_add_permission
 
 
 @admin.register(Pipeline)

@@ -112,6 +112,9 @@ class OrgUnitManagerInline(admin.TabularInline):
             kwargs["queryset"] = selectors.visible_memberships(member).select_related("user")
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request_membership(request) is not None or bool(request.user.is_superuser)
+
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         member = request_membership(request)
         return member is not None and member.role == Role.ADMIN

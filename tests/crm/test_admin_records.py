@@ -59,6 +59,15 @@ def test_winning_in_the_admin_records_history_and_fixes_credit(tree_a: TenantTre
         assert (last.to_stage_id, last.changed_by_id) == (deal.stage_id, rep.pk)
 
 
+def test_a_deals_page_shows_its_stage_history_payments_and_activities(tree_a: TenantTree) -> None:
+    with tenant_scope(tree_a.tenant):
+        payment = records.received_payment(tree_a, tree_a.members["rep"])
+    page = login("acme-rep").get(f"{OPPORTUNITIES}{payment.opportunity_id}/change/")
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert "stage changes" in html.lower() and "50000.00" in html and "Won" in html
+
+
 def test_losing_in_the_admin_needs_a_reason(tree_a: TenantTree) -> None:
     with tenant_scope(tree_a.tenant):
         deal = records.opportunity(tree_a, tree_a.members["rep"])
@@ -92,8 +101,8 @@ def test_adding_a_deal_in_the_admin_records_its_first_stage(tree_a: TenantTree) 
             "pipeline": first.pipeline_id,
             "stage": first.pk,
             "amount": "1000.00",
-            "stagechange_set-TOTAL_FORMS": "0",
-            "stagechange_set-INITIAL_FORMS": "0",
+            "stage_changes-TOTAL_FORMS": "0",
+            "stage_changes-INITIAL_FORMS": "0",
             "payments-TOTAL_FORMS": "0",
             "payments-INITIAL_FORMS": "0",
             "activities-TOTAL_FORMS": "0",

@@ -80,3 +80,12 @@ def test_seed_demo_builds_the_demo_tenant_and_running_it_again_adds_nothing() ->
         assert OrgUnitManager.objects.filter(membership__user__username="demo-manager").exists()
         demo_rep = Membership.objects.select_related("user").get(user__username="demo-rep")
         assert demo_rep.user.check_password("demo")
+        # Targets: published won-amount and collections plans reaching the demo rep.
+        from targets.models import Target, TargetPlan
+
+        plans = TargetPlan.objects.filter(status="published")
+        assert set(plans.values_list("metric", flat=True)) == {"won_amount", "collections"}
+        year = Target.objects.get(
+            plan__metric="won_amount", member=demo_rep, period_kind="year", product_line=None
+        )
+        assert year.value and year.value > 0

@@ -19,6 +19,7 @@ from django.utils import timezone
 from crm import datagen
 from crm.models import Membership, Opportunity, OrgUnit, Role
 from crm.services import membership_create, org_unit_create, org_unit_set_managers, tenant_create
+from crm.signals import demo_seeded
 from crm.tenancy import tenant_scope
 
 DEMO_PASSWORD = "demo"
@@ -153,6 +154,8 @@ class Command(BaseCommand):
                 f"lost), {counts.payments:,} payments, {counts.visits:,} visits, "
                 f"{counts.activities:,} activities, {counts.leads:,} leads."
             )
+        # Targets, funnel and incentives add their demo data (plans, alerts …) here.
+        demo_seeded.send(sender=self.__class__, tenant=tenant, stdout=self.stdout)
         self.stdout.write(
             "Logins (password 'demo'): demo-admin (admin), demo-manager (manager, East China), "
             "demo-rep (rep, Shanghai Team 1)."
