@@ -294,7 +294,8 @@ class Progress:
             nonlocal done, last
             done += count
             now = self.clock()
-            if self.write is not None and now - last >= self.interval:
+            # The phase's last line is written when it ends.
+            if self.write is not None and now - last >= self.interval and done < total:
                 last = now
                 self.write("\r" + line(now) if self.tty else line(now) + "\n")
 

@@ -266,10 +266,12 @@ def test_progress_redraws_one_line_at_most_every_half_second_on_a_terminal() -> 
     written: list[str] = []
     progress = Progress(written.append, tty=True, clock=lambda: now[0])
     with progress.phase("activities", 1_000) as advance:
-        for _ in range(10):
+        for _ in range(8):
             now[0] += 0.125
             advance(100)
-    assert len(written) == 3  # at 0.5 s, at 1.0 s, and the final line
+        now[0] += 0.25
+        advance(200)  # due for a redraw, but the phase's final line follows
+    assert len(written) == 3  # at 0.5 s, at 1.0 s, and the final line, once
     assert written[0].startswith("\ractivities") and "400/1,000" in written[0]
     assert written[-1].startswith("\ractivities") and written[-1].endswith("\n")
     assert "1,000/1,000" in written[-1] and "100%" in written[-1] and "800/s" in written[-1]
