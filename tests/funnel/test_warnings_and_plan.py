@@ -206,3 +206,18 @@ def test_conversion_drop_compares_with_the_previous_period(tree_a: TenantTree) -
     assert len(alerts) == 1
     assert alerts[0].observed == D("0.5000") and alerts[0].period == "2026-10"
     assert "fell from 100.0 % to 50.0 %" in alert_message(alerts[0])
+
+
+def test_the_warning_job_runs_in_the_tenant_scope_and_records_its_run(tree_a: TenantTree) -> None:
+    from crm.models import JobRun
+    from funnel.tasks import evaluate_tenant_warnings
+
+    with tenant_scope(tree_a.tenant):
+        records.activity(tree_a, tree_a.members["rep"])
+    evaluate_tenant_warnings.delay(tree_a.tenant.pk, "2026-11-01")
+    evaluate_tenant_warnings.delay(tree_a.tenant.pk, "2026-11-01")
+    with tenant_scope(tree_a.tenant):
+        runs = list(JobRun.objects.filter(task_name="funnel.evaluate_warnings"))
+        assert [run.status for run in runs] == ["succeeded", "succeeded"]
+        assert sorted(run.counts["opened"] for run in runs) == [0, 1]
+        assert Alert.objects.filter(rule="overdue_follow_ups").count() == 1
