@@ -98,12 +98,25 @@ def is_manager_of(manager: Membership, member: Membership) -> bool:
 # --- CRM records -----------------------------------------------------------------------
 
 
+def visible_member_ids(member: Membership) -> list[int]:
+    """The ids of the members a manager may see, read once per membership object.
+
+    A literal id list lets PostgreSQL use the ``(tenant_id, owner_id, …)`` indexes of big
+    tables; a correlated subtree check per row cost 360 ms on 200,000 deals (bench/).
+    """
+    cached: list[int] | None = getattr(member, "_visible_member_ids", None)
+    if cached is None:
+        cached = list(visible_memberships(member).values_list("pk", flat=True))
+        member._visible_member_ids = cached  # type: ignore[attr-defined]
+    return cached
+
+
 def owned_by_visible(member: Membership, owner_field: str = "owner") -> Q:
     """Rows whose ``owner_field`` is a member the caller may see (SPEC section 2)."""
     if member.role == Role.ADMIN:
         return Q()
     if member.role == Role.MANAGER:
-        return Q(**{f"{owner_field}__in": visible_memberships(member).values("pk")})
+        return Q(**{f"{owner_field}__in": visible_member_ids(member)})
     return Q(**{owner_field: member.pk})
 
 

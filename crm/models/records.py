@@ -653,6 +653,12 @@ class Activity(SyncModel):
         indexes = [
             *sync_indexes("activity"),
             models.Index(fields=["tenant", "owner", "due_at"], name="activity_owner_due"),
+            # Follow-ups: open activities with a due date (overdue lists and reminders).
+            models.Index(
+                fields=["tenant", "owner", "due_at"],
+                name="activity_open_follow_up",
+                condition=Q(done_at__isnull=True, deleted_at__isnull=True, due_at__isnull=False),
+            ),
             models.Index(fields=["tenant", "owner", "done_at"], name="activity_owner_done"),
             models.Index(fields=["tenant", "opportunity", "created_at"], name="activity_opp"),
             models.Index(fields=["tenant", "customer"], name="activity_customer"),
