@@ -116,6 +116,8 @@ def alert_message(alert: Alert) -> str:
         "threshold": alert.params.get("threshold", alert.threshold),
     }
     if alert.rule == RuleKey.KEY_CUSTOMER_DECLINE:
+        if params.get("since") == "never":
+            params["since"] = _("never")
         params["detail"] = _(params.get("detail_template", "")) % params
     return _(MESSAGES[alert.rule]) % params
 

@@ -83,7 +83,8 @@ def _set_status(plan: TargetPlan, *, allowed_from: set[str], to: str) -> TargetP
         locked = TargetPlan.objects.select_for_update().get(pk=plan.pk)
         if locked.status not in allowed_from:
             raise Conflict(
-                _("A %(status)s plan cannot become %(to)s.") % {"status": locked.status, "to": to}
+                _("A %(status)s plan cannot become %(to)s.")
+                % {"status": PlanStatus(locked.status).label, "to": PlanStatus(to).label}
             )
         if to == PlanStatus.PUBLISHED and not Target.objects.filter(plan=locked).exists():
             raise ValidationError(_("Decompose the plan before publishing it."))
