@@ -10,12 +10,12 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 from django.utils.translation import override
 
-from crm.models import Activity, Customer, Opportunity, Visit
+from crm.models import Activity, Customer, Opportunity, StageChange, Visit
 from crm.tenancy import tenant_scope
 from funnel.models import Alert, AlertStatus, WarningRule
 from funnel.plan import plan_to_close
 from funnel.warnings import alert_message, evaluate_warnings
-from targets.models import Target
+from targets.models import Target, TargetPlan
 from tests import records
 from tests.factories import TenantTree
 from tests.funnel.test_funnel import at, deal
@@ -221,3 +221,77 @@ def test_the_warning_job_runs_in_the_tenant_scope_and_records_its_run(tree_a: Te
         assert [run.status for run in runs] == ["succeeded", "succeeded"]
         assert sorted(run.counts["opened"] for run in runs) == [0, 1]
         assert Alert.objects.filter(rule="overdue_follow_ups").count() == 1
+
+
+def test_all_six_rules_fire_stay_single_and_resolve_when_their_conditions_clear(
+    tree_a: TenantTree,
+) -> None:
+    """One scenario that trips every rule, re-evaluated, then cleared rule by rule."""
+    rep, south = tree_a.members["rep"], tree_a.members["south-rep"]
+    today = date(2026, 10, 31)
+    with tenant_scope(tree_a.tenant):
+        records.published_plan(tree_a)  # nobody sold: behind pace
+        for _ in range(6):  # rep: 0 won of 6 closed → low win rate (created in August)
+            deal(tree_a, rep, [(1, at(1, 8)), (6, at(5, 9))], lost_reason="Price")
+        for n in range(10):  # conversion: September 10/10 to Solution, October 0/10
+            deal(tree_a, south, [(1, at(2 + n, 9)), (2, at(20, 9))])
+            deal(tree_a, south, [(1, at(2 + n))])
+        records.customer(tree_a, rep, name="Key 大客户")  # level A, never visited
+        stale = records.opportunity(tree_a, rep)
+        Opportunity.objects.filter(pk=stale.pk).update(
+            stage_entered_at=timezone.now() - timedelta(days=30)
+        )
+        records.activity(tree_a, rep)  # overdue follow-up
+        first = evaluate_warnings(tenant_id=tree_a.tenant.pk, as_of=today)
+        fired = {rule for rule in Alert.objects.values_list("rule", flat=True)}
+        assert fired == {
+            "low_win_rate",
+            "behind_pace",
+            "conversion_drop",
+            "key_customer_decline",
+            "stale_deal",
+            "overdue_follow_ups",
+        }
+        ids = set(Alert.objects.values_list("pk", flat=True))
+        again = evaluate_warnings(tenant_id=tree_a.tenant.pk, as_of=today)
+        assert again["opened"] == 0 and again["updated"] == first["opened"]
+        assert set(Alert.objects.values_list("pk", flat=True)) == ids
+
+        # Clear every condition.
+        won = records.stage("won")
+        Opportunity.objects.filter(lost_reason="Price").update(stage=won, lost_reason="")
+        Opportunity.objects.filter(owner=south, created_at__month=10, stage__order=1).update(
+            stage=records.stage(order=2)
+        )
+        for deal_ in Opportunity.objects.filter(owner=south, created_at__month=10):
+            StageChange.objects.create(
+                tenant=tree_a.tenant,
+                opportunity=deal_,
+                from_stage=records.stage(order=1),
+                to_stage=records.stage(order=2),
+                changed_at=at(25),
+            )
+        for customer in Customer.objects.filter(level="A"):  # every key account visited
+            Visit.objects.create(
+                tenant=tree_a.tenant,
+                customer=customer,
+                rep=rep,
+                verified=True,
+                check_in_at=at(30),
+            )
+        Activity.objects.update(done_at=timezone.now())
+        # Every open deal was just worked on (the October cohort had gone stale too).
+        Opportunity.objects.filter(stage__kind="open").update(stage_entered_at=timezone.now())
+        Activity.objects.create(
+            tenant=tree_a.tenant,
+            type="call",
+            subject="Touch",
+            owner=rep,
+            opportunity=stale,
+            done_at=timezone.now(),
+        )
+        TargetPlan.objects.update(status="draft")  # behind-pace needs a published plan
+        evaluate_warnings(tenant_id=tree_a.tenant.pk, as_of=today)
+        still_open = list(Alert.objects.exclude(status="resolved").values_list("rule", "period"))
+        assert still_open == []
+        assert set(Alert.objects.values_list("status", flat=True)) == {AlertStatus.RESOLVED}
