@@ -28,7 +28,6 @@ from crm.api.base import TenantViewMixin
 from crm.api.fields import VisiblePrimaryKeyField
 from crm.api.filters import SyncFilterSet, TenantFilterSet
 from crm.models import Membership, OrgUnit, Role
-from crm.permissions import IsTenantAdminOrReadOnly
 from targets import services
 from targets.achievement import achievement_json, plan_achievements
 from targets.metrics import METRICS
@@ -188,11 +187,11 @@ class TargetPlanViewSet(
     mixins.DestroyModelMixin,
     viewsets.GenericViewSet[TargetPlan],
 ):
-    """Annual goals. Admins create, decompose, publish and lock; everyone reads."""
+    """Annual goals. Admins and managers of the whole organisation create, decompose,
+    publish and lock them (the services check); everyone in the tenant reads them."""
 
     model = TargetPlan
     serializer_class = TargetPlanSerializer
-    permission_classes = [IsTenantAdminOrReadOnly]
     filterset_class = PlanFilter
     ordering = ["-fiscal_year", "metric", "name"]
 
@@ -206,6 +205,7 @@ class TargetPlanViewSet(
         return Response(self.get_serializer(plan).data, status=status.HTTP_201_CREATED)
 
     def perform_destroy(self, instance: TargetPlan) -> None:
+        services._require_planner(self.membership)
         if instance.status != PlanStatus.DRAFT:
             from crm.exceptions import Conflict
 

@@ -9,7 +9,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -52,8 +52,7 @@ def plan_create(
     annual_total: Decimal,
     name: str = "Annual plan",
 ) -> TargetPlan:
-    if member.role != Role.ADMIN:
-        raise ValidationError(_("Only tenant admins create target plans."))
+    _require_planner(member)
     try:
         get_metric(metric)
     except ValueError as error:
@@ -94,18 +93,26 @@ def _set_status(plan: TargetPlan, *, allowed_from: set[str], to: str) -> TargetP
 
 
 def plan_publish(*, member: Membership, plan: TargetPlan) -> TargetPlan:
-    _require_admin(member)
+    _require_planner(member)
     return _set_status(plan, allowed_from={PlanStatus.DRAFT}, to=PlanStatus.PUBLISHED)
 
 
 def plan_lock(*, member: Membership, plan: TargetPlan) -> TargetPlan:
-    _require_admin(member)
+    _require_planner(member)
     return _set_status(plan, allowed_from={PlanStatus.PUBLISHED}, to=PlanStatus.LOCKED)
 
 
-def _require_admin(member: Membership) -> None:
-    if member.role != Role.ADMIN:
-        raise ValidationError(_("Only tenant admins change a plan's status."))
+def _require_planner(member: Membership) -> None:
+    """Tenant-wide plans are set by admins and by managers of the top of the org tree
+    (a sales director); other managers adjust the targets of their subtree."""
+    if member.role == Role.ADMIN:
+        return
+    if (
+        member.role == Role.MANAGER
+        and OrgUnitManager.objects.filter(membership=member, org_unit__parent__isnull=True).exists()
+    ):
+        return
+    raise PermissionDenied(_("Plans are set by admins and by managers of the whole organisation."))
 
 
 # --- decomposition --------------------------------------------------------------------
@@ -204,7 +211,7 @@ def plan_decompose(
     ``dry_run`` returns the whole tree without saving; otherwise the plan's targets are
     replaced in one transaction. Only a draft plan is decomposed.
     """
-    _require_admin(member)
+    _require_planner(member)
     if plan.status != PlanStatus.DRAFT:
         raise Conflict(_("Only a draft plan can be decomposed; adjust published targets."))
     tenant = Tenant.objects.get(pk=plan.tenant_id)

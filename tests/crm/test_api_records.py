@@ -102,6 +102,7 @@ def test_a_rep_runs_a_day_from_the_api_alone(tree_a: TenantTree, client_for: Cli
     ("resource", "make"),
     [
         ("customers", lambda tree: records.customer(tree, tree.members["rep2"])),
+        ("contacts", lambda tree: records.contact(tree, tree.members["rep2"])),
         ("leads", lambda tree: records.lead(tree, tree.members["rep2"])),
         ("opportunities", lambda tree: records.opportunity(tree, tree.members["rep2"])),
         ("payments", lambda tree: records.received_payment(tree, tree.members["rep2"])),

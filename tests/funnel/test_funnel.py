@@ -223,3 +223,30 @@ def test_empty_windows_give_no_rates_instead_of_errors(funnel: TenantTree) -> No
     assert cohort.win_rate is None and all(r.rate_to_next_stage is None for r in cohort.stages)
     assert closed["win_rate"] is None
     assert cycle == {"wins": 0, "mean_days": None, "median_days": None}
+
+
+def test_losses_are_counted_at_every_stage_they_happen(tree_a: TenantTree) -> None:
+    rep = tree_a.members["rep"]
+    with tenant_scope(tree_a.tenant):
+        stages = {
+            stage.order: stage.pk for stage in Stage.objects.filter(pipeline__is_default=True)
+        }
+        for order in (1, 2, 3, 4):
+            path = [(step, at(step)) for step in range(1, order + 1)] + [(6, at(10))]
+            deal(tree_a, rep, path, amount=f"{order}000.00", lost_reason=f"Reason {order}")
+        # A deal lost, reopened into Quote and lost again counts where it was last lost.
+        deal(
+            tree_a,
+            rep,
+            [(1, at(1)), (6, at(3)), (3, at(5)), (6, at(12))],
+            amount="50.00",
+            lost_reason="Reason 3",
+        )
+        losses = selectors.loss_by_stage(scope_for(tree_a), OCTOBER)
+    by_stage = {(row["stage"], row["reason"]): (row["count"], row["amount"]) for row in losses}
+    assert by_stage == {
+        (stages[1], "Reason 1"): (1, D("1000.00")),
+        (stages[2], "Reason 2"): (1, D("2000.00")),
+        (stages[3], "Reason 3"): (2, D("3050.00")),
+        (stages[4], "Reason 4"): (1, D("4000.00")),
+    }

@@ -369,3 +369,35 @@ def test_target_lists_use_a_fixed_number_of_queries(
             ok(admin.get(url, {"page_size": size}))
         counts.append(len(context.captured_queries))
     assert counts[0] == counts[1] <= 8
+
+
+def test_a_manager_of_the_whole_organisation_plans_and_others_may_not(
+    tree_a: TenantTree, client_for: ClientFor
+) -> None:
+    from crm.services import membership_create, org_unit_set_managers
+
+    with tenant_scope(tree_a.tenant):
+        director = membership_create(
+            tenant=tree_a.tenant,
+            username="acme-director",
+            role="manager",
+            org_unit=tree_a.units["company"],
+        )
+        org_unit_set_managers(unit=tree_a.units["company"], managers=[director])
+    director_client = client_for(director)
+    plan = _plan(director_client)
+    ok(director_client.post(f"/api/v1/target-plans/{plan['id']}/decompose/", {}, format="json"))
+    ok(director_client.post(f"/api/v1/target-plans/{plan['id']}/publish/"))
+    ok(director_client.post(f"/api/v1/target-plans/{plan['id']}/lock/"))
+    north_manager = client_for(tree_a.members["manager"])
+    refused = north_manager.post(
+        "/api/v1/target-plans/",
+        {"fiscal_year": 2027, "metric": "won_amount", "annual_total": "1.00"},
+    )
+    assert refused.status_code == 403
+    rep = client_for(tree_a.members["rep"])
+    assert (
+        rep.post(f"/api/v1/target-plans/{plan['id']}/decompose/", {}, format="json").status_code
+        == 403
+    )
+    assert ok(rep.get("/api/v1/target-plans/"))["count"] == 1
