@@ -33,9 +33,9 @@ from funnel import selectors
 from funnel.models import Alert, AlertStatus, RuleKey, WarningRule, clean_thresholds
 from funnel.plan import plan_to_close
 from funnel.warnings import alert_message, ensure_rules, visible_alerts
-from targets.api import visible_targets
 from targets.calendar import period_containing
 from targets.models import PlanStatus, Target
+from targets.selectors import visible_targets
 
 WINDOW_PARAMETERS = [
     OpenApiParameter("start", OpenApiTypes.DATE, description="First day (default: quarter start)"),

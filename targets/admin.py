@@ -24,7 +24,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -35,13 +35,11 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from rest_framework.exceptions import APIException, NotFound
 
-from crm import selectors as crm_selectors
 from crm.admin.tenancy import ScopeSafeModelFormMetaclass, TenantScopedAdmin, request_membership
 from crm.models import Membership, Role, Tenant
 from targets import allocation, calendar, services
 from targets.achievement import plan_achievements
 from targets.achievement_math import Achievement
-from targets.api import visible_targets
 from targets.metrics import METRICS
 from targets.models import (
     AdjustmentTrigger,
@@ -52,6 +50,7 @@ from targets.models import (
     TargetAdjustment,
     TargetPlan,
 )
+from targets.selectors import visible_commitments, visible_targets
 
 NONE = "–"
 STATUS_LABELS = {
@@ -821,12 +820,7 @@ class CommitmentAdmin(TenantScopedAdmin):
     )
 
     def visible_queryset(self, member: Membership) -> QuerySet[Any]:
-        if member.role == Role.ADMIN:
-            return Commitment.objects.all()
-        return Commitment.objects.filter(
-            Q(member__in=crm_selectors.visible_memberships(member).values("pk"))
-            | Q(org_unit__in=crm_selectors.visible_org_units(member).values("pk"))
-        )
+        return visible_commitments(member)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         return super().get_queryset(request).select_related(*self.list_select_related)

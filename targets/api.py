@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 import django_filters
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.urls import include, path
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -27,7 +27,7 @@ from crm import selectors as crm_selectors
 from crm.api.base import TenantViewMixin
 from crm.api.fields import VisiblePrimaryKeyField
 from crm.api.filters import SyncFilterSet, TenantFilterSet
-from crm.models import Membership, OrgUnit, Role
+from crm.models import Membership, OrgUnit
 from targets import services
 from targets.achievement import achievement_json, plan_achievements
 from targets.metrics import METRICS
@@ -40,22 +40,9 @@ from targets.models import (
     TargetAdjustment,
     TargetPlan,
 )
+from targets.selectors import visible_commitments, visible_targets
 
 VALUE: dict[str, Any] = {"max_digits": 18, "decimal_places": 2}
-
-
-def visible_targets(member: Membership) -> QuerySet[Target]:
-    """A rep sees their own targets; a manager those of their subtree (members and
-    units); an admin every target (SPEC section 2)."""
-    targets = Target.objects.all()
-    if member.role == Role.ADMIN:
-        return targets
-    if member.role == Role.MANAGER:
-        return targets.filter(
-            Q(member__in=crm_selectors.visible_memberships(member).values("pk"))
-            | Q(org_unit__in=crm_selectors.visible_org_units(member).values("pk"))
-        )
-    return targets.filter(member=member)
 
 
 def _as_of(request: Request) -> date:
@@ -516,12 +503,7 @@ class CommitmentViewSet(
     ordering = ["plan", "period_kind", "period_index"]
 
     def visible_queryset(self, member: Membership) -> QuerySet[Commitment]:
-        if member.role == Role.ADMIN:
-            return Commitment.objects.all()
-        return Commitment.objects.filter(
-            Q(member__in=crm_selectors.visible_memberships(member).values("pk"))
-            | Q(org_unit__in=crm_selectors.visible_org_units(member).values("pk"))
-        )
+        return visible_commitments(member)
 
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         serializer = self.get_serializer(data=request.data)

@@ -15,10 +15,13 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import connection
+from django.db.models import Q, QuerySet
 
-from crm.models import OrgUnit, Tenant
+from crm import selectors as crm_selectors
+from crm.models import Membership, OrgUnit, Role, Tenant
 from targets import calendar
 from targets.metrics import get_metric
+from targets.models import Commitment, Target
 
 Key = tuple[str, int]  # ("member", id) or ("unit", id)
 
@@ -155,3 +158,30 @@ def _ids(path: str | None) -> list[int]:
 
 def unit_paths() -> dict[int, str]:
     return dict(OrgUnit.objects.values_list("id", "path"))
+
+
+# --- visibility (SPEC section 2) --------------------------------------------------------
+
+
+def _assigned_to_visible(member: Membership) -> Q:
+    """Rows assigned to a member or an org unit the caller may see."""
+    return Q(member__in=crm_selectors.visible_memberships(member).values("pk")) | Q(
+        org_unit__in=crm_selectors.visible_org_units(member).values("pk")
+    )
+
+
+def visible_targets(member: Membership) -> QuerySet[Target]:
+    """A rep sees their own targets; a manager those of their subtree (members and
+    units); an admin every target."""
+    if member.role == Role.ADMIN:
+        return Target.objects.all()
+    if member.role == Role.MANAGER:
+        return Target.objects.filter(_assigned_to_visible(member))
+    return Target.objects.filter(member=member)
+
+
+def visible_commitments(member: Membership) -> QuerySet[Commitment]:
+    """Bottom-up commitments by the same rule as targets."""
+    if member.role == Role.ADMIN:
+        return Commitment.objects.all()
+    return Commitment.objects.filter(_assigned_to_visible(member))
