@@ -11,6 +11,7 @@ from datetime import date
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
+from django.db.models import Q
 from django.utils.translation import gettext as _
 
 from crm.models import Tenant
@@ -27,38 +28,52 @@ def _family(target: Target) -> FamilyKey:
     return (target.org_unit_id, target.member_id, target.product_line_id)
 
 
-def _months(target: Target) -> list[int]:
-    if target.period_kind == PeriodKind.YEAR:
+def _months(kind: str, index: int) -> list[int]:
+    if kind == PeriodKind.YEAR:
         return list(range(1, 13))
-    if target.period_kind == PeriodKind.QUARTER:
-        first = (target.period_index - 1) * 3 + 1
+    if kind == PeriodKind.QUARTER:
+        first = (index - 1) * 3 + 1
         return [first, first + 1, first + 2]
-    return [target.period_index]
+    return [index]
 
 
-def _period(target: Target) -> calendar.Period:
-    return calendar.Period(str(target.period_kind), target.period_start, target.period_end)  # type: ignore[arg-type]
+Slot = tuple[str, int]  # (period kind, period index)
+CHILDREN: dict[str, list[Slot]] = {
+    PeriodKind.YEAR: [(PeriodKind.QUARTER, q) for q in range(1, 5)],
+    **{
+        f"Q{q}": [(PeriodKind.MONTH, m) for m in _months(PeriodKind.QUARTER, q)]
+        for q in range(1, 5)
+    },
+}
+NEEDS: dict[str, set[str]] = {
+    PeriodKind.YEAR: {PeriodKind.QUARTER, PeriodKind.MONTH},
+    PeriodKind.QUARTER: {PeriodKind.MONTH},
+    PeriodKind.MONTH: set(),
+}
 
 
-def _period_target(
-    target: Target, as_of: date, family: dict[tuple[str, int], Target]
-) -> PeriodTarget:
-    period = _period(target)
-    children: tuple[PeriodTarget, ...] = ()
-    if target.period_kind == PeriodKind.YEAR:
-        kids = [family.get((PeriodKind.QUARTER, i)) for i in range(1, 5)]
-    elif target.period_kind == PeriodKind.QUARTER:
-        kids = [family.get((PeriodKind.MONTH, m)) for m in _months(target)]
-    else:
-        kids = []
-    if kids and all(kid is not None for kid in kids):
-        children = tuple(_period_target(kid, as_of, family) for kid in kids if kid is not None)
-    return PeriodTarget(
-        target=target.value,
-        total_days=period.days,
-        elapsed_days=calendar.elapsed_days(period, as_of),
-        children=children,
-    )
+class _Calendar:
+    """Day counts of the plan's periods as of a date: the same for every node."""
+
+    def __init__(self, plan: TargetPlan, start_month: int, as_of: date) -> None:
+        periods = {(str(PeriodKind.YEAR), 0): calendar.fiscal_year(plan.fiscal_year, start_month)}
+        for index, period in enumerate(calendar.quarters(plan.fiscal_year, start_month), 1):
+            periods[(str(PeriodKind.QUARTER), index)] = period
+        for index, period in enumerate(calendar.months(plan.fiscal_year, start_month), 1):
+            periods[(str(PeriodKind.MONTH), index)] = period
+        self.days = {slot: (p.days, calendar.elapsed_days(p, as_of)) for slot, p in periods.items()}
+
+    def tree(self, slot: Slot, values: dict[Slot, Decimal | None]) -> PeriodTarget:
+        """The node's period with its decomposed sub-periods (when all of them exist)."""
+        kind, index = slot
+        kids = CHILDREN.get(kind if kind == PeriodKind.YEAR else f"Q{index}", [])
+        children: tuple[PeriodTarget, ...] = ()
+        if kind != PeriodKind.MONTH and kids and all(kid in values for kid in kids):
+            children = tuple(self.tree(kid, values) for kid in kids)
+        total, elapsed = self.days[slot]
+        return PeriodTarget(
+            target=values.get(slot), total_days=total, elapsed_days=elapsed, children=children
+        )
 
 
 def check_as_of(plan: TargetPlan, tenant: Tenant, as_of: date) -> None:
@@ -75,15 +90,37 @@ def check_as_of(plan: TargetPlan, tenant: Tenant, as_of: date) -> None:
 def plan_achievements(
     plan: TargetPlan, as_of: date, targets: Iterable[Target] | None = None
 ) -> dict[int, Achievement]:
-    """Achievement of every node of ``plan`` (or of ``targets``) as of ``as_of``."""
+    """Achievement of every node of ``plan`` (or of ``targets``) as of ``as_of``.
+
+    Queries: the tenant, the sub-period values the chosen nodes need (plain tuples, not
+    model instances), the unit paths, one aggregate of the metric and, for amount
+    metrics, one of the open pipeline — whatever the number of nodes.
+    """
     tenant = Tenant.objects.get(pk=plan.tenant_id)
     check_as_of(plan, tenant, as_of)
     metric = get_metric(plan.metric)
-    every = list(Target.objects.filter(plan=plan))
-    families: dict[FamilyKey, dict[tuple[str, int], Target]] = defaultdict(dict)
-    for node in every:
-        families[_family(node)][(str(node.period_kind), node.period_index)] = node
-    chosen = every if targets is None else list(targets)
+    chosen = list(Target.objects.filter(plan=plan) if targets is None else targets)
+    needed_kinds = (
+        set().union(*(NEEDS[str(node.period_kind)] for node in chosen)) if chosen else set()
+    )
+    values: dict[FamilyKey, dict[Slot, Decimal | None]] = defaultdict(dict)
+    for node in chosen:
+        values[_family(node)][(str(node.period_kind), node.period_index)] = node.value
+    if needed_kinds:
+        rows = Target.objects.filter(plan=plan, period_kind__in=needed_kinds)
+        if len(chosen) <= 500:  # a few nodes: only their families
+            rows = rows.filter(
+                Q(member_id__in={n.member_id for n in chosen if n.member_id})
+                | Q(org_unit_id__in={n.org_unit_id for n in chosen if n.org_unit_id})
+            )
+        wanted = set(values)
+        for unit, person, line, kind, index, value in rows.values_list(
+            "org_unit_id", "member_id", "product_line_id", "period_kind", "period_index", "value"
+        ).iterator(chunk_size=20000):
+            family = (unit, person, line)
+            if family in wanted:
+                values[family][(kind, index)] = value
+    days = _Calendar(plan, tenant.fiscal_year_start_month, as_of)
     paths = unit_paths()
     actuals = CreditIndex.build(
         monthly_actuals(tenant, plan.metric, plan.fiscal_year, as_of), paths
@@ -97,7 +134,7 @@ def plan_achievements(
     results: dict[int, Achievement] = {}
     for node in chosen:
         key = ("member", node.member_id) if node.member_id else ("unit", node.org_unit_id)
-        months = _months(node)
+        months = _months(str(node.period_kind), node.period_index)
         actual = actuals.total(key, months, node.product_line_id)  # type: ignore[arg-type]
         deals = None
         if pipeline is not None:
@@ -108,7 +145,7 @@ def plan_achievements(
                 OpenDeal(weighted - commit, Decimal(100), "pipeline"),
             ]
         results[node.pk] = achievement_math.compute_achievement(
-            period=_period_target(node, as_of, families[_family(node)]),
+            period=days.tree((str(node.period_kind), node.period_index), values[_family(node)]),
             actual=actual,
             open_deals=deals,
             threshold=threshold,

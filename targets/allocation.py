@@ -21,12 +21,10 @@ so that no rounding happens before :func:`allocate`.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from decimal import ROUND_HALF_UP, Decimal, localcontext
-from fractions import Fraction
+from decimal import ROUND_HALF_UP, Context, Decimal, Inexact, Rounded, localcontext
 from typing import Literal, TypeVar
 
 from targets.calendar import DIVISION_CONTEXT, Period, active_share
@@ -66,6 +64,8 @@ _ONE = Decimal(1)
 # Exact sums and products of realistic targets fit easily; the extra digits keep
 # intermediate products (weight x factor x share) from being rounded.
 _PRECISION = 60
+# Scaling by a power of ten is exact when the context has room for every digit.
+_EXACT = Context(prec=200, traps=[Inexact, Rounded])
 
 
 # --- input checking -------------------------------------------------------------------------
@@ -110,6 +110,13 @@ def _quanta_in(total: Decimal, quantum: Decimal, name: str) -> int:
 # --- the one splitting rule -----------------------------------------------------------------
 
 
+def _scaled_integers(values: Sequence[Decimal]) -> list[int]:
+    """The values times one power of ten, as exact integers (same ratios)."""
+    exponent = min((int(value.as_tuple().exponent) for value in values), default=0)
+    shift = -min(exponent, 0)
+    return [int(value.scaleb(shift, context=_EXACT)) for value in values]
+
+
 def allocate(total: Number, weights: Mapping[K, Number], quantum: Number) -> dict[K, Decimal]:
     """Split ``total`` over the keys of ``weights`` in proportion to the weights.
 
@@ -137,18 +144,19 @@ def allocate(total: Number, weights: Mapping[K, Number], quantum: Number) -> dic
     if not weights:
         raise ValueError("cannot allocate over an empty set of weights")
     keys = list(weights)
-    exact = [Fraction(_non_negative(weights[key], f"weight of {key!r}")) for key in keys]
-    weight_sum = sum(exact, Fraction(0))
+    scaled = _scaled_integers([_non_negative(weights[key], f"weight of {key!r}") for key in keys])
+    weight_sum = sum(scaled)
     if weight_sum == 0:
-        exact = [Fraction(1)] * len(keys)
-        weight_sum = Fraction(len(keys))
+        scaled = [1] * len(keys)
+        weight_sum = len(keys)
+    # Exact in integers: share = quanta × w / Σw = floor + remainder / Σw, and remainders
+    # over the same denominator order exactly as the fractions would.
     counts: list[int] = []
-    remainders: list[Fraction] = []
-    for weight in exact:
-        share = quanta * weight / weight_sum
-        floor = math.floor(share)
+    remainders: list[int] = []
+    for weight in scaled:
+        floor, remainder = divmod(quanta * weight, weight_sum)
         counts.append(floor)
-        remainders.append(share - floor)
+        remainders.append(remainder)
     leftover = quanta - sum(counts)
     # Largest remainder first; on equal remainders the earlier key first.
     by_remainder = sorted(range(len(keys)), key=lambda index: (-remainders[index], index))

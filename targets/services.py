@@ -383,13 +383,32 @@ def plan_decompose(
         locked = TargetPlan.objects.select_for_update().get(pk=plan.pk)
         if locked.status != PlanStatus.DRAFT:
             raise Conflict(_("Only a draft plan can be decomposed; adjust published targets."))
-        Target.objects.filter(plan=locked).delete()
+        _delete_targets(locked)
         _copy_targets(locked, nodes, year, fiscal_months, start_month)
         locked.settings = {**settings.as_json(), "time_weights_used": [str(w) for w in weights12]}
         locked.unassigned = unassigned
         locked.save(update_fields=["settings", "unassigned", "updated_at"])
         result.plan = locked
     return result
+
+
+def _delete_targets(plan: TargetPlan) -> None:
+    """Drop a draft plan's nodes in set-based SQL (the ORM's cascade would load every row).
+
+    Snapshots and adjustments hang off published nodes only, but are removed first so the
+    foreign keys never block; row-level security limits every statement to the tenant.
+    """
+    with connection.cursor() as cursor:
+        for table, column in (
+            ("targets_achievementsnapshot", "target_id"),
+            ("targets_targetadjustment", "target_id"),
+        ):
+            cursor.execute(
+                f"DELETE FROM {table} WHERE {column} IN "
+                "(SELECT id FROM targets_target WHERE plan_id = %s)",
+                [plan.pk],
+            )
+        cursor.execute("DELETE FROM targets_target WHERE plan_id = %s", [plan.pk])
 
 
 def _copy_targets(
