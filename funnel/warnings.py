@@ -271,26 +271,38 @@ def _key_customer_decline(rule: WarningRule, tenant: Tenant, as_of: date) -> lis
     with connection.cursor() as cursor:
         cursor.execute(
             """
-            WITH money AS (
+            WITH key AS (
+                SELECT id, name, owner_id FROM crm_customer
+                WHERE tenant_id = %(tenant)s AND level = 'A' AND deleted_at IS NULL
+            ), money AS (
                 SELECT o.customer_id, o.amount AS value, o.closed_date AS day
                 FROM crm_opportunity o JOIN crm_stage s ON s.id = o.stage_id
                 WHERE o.tenant_id = %(tenant)s AND s.kind = 'won' AND o.deleted_at IS NULL
+                  AND o.customer_id IN (SELECT id FROM key)
+                  AND o.closed_date > %(then_from)s AND o.closed_date <= %(as_of)s
                 UNION ALL
                 SELECT o.customer_id, p.amount, p.received_date
                 FROM crm_payment p JOIN crm_opportunity o ON o.id = p.opportunity_id
                 WHERE p.tenant_id = %(tenant)s AND p.status IN ('received', 'reversed')
-                  AND p.deleted_at IS NULL
+                  AND p.deleted_at IS NULL AND o.customer_id IN (SELECT id FROM key)
+                  AND p.received_date > %(then_from)s AND p.received_date <= %(as_of)s
+            ), totals AS (
+                SELECT customer_id,
+                       SUM(value) FILTER (WHERE day > %(now_from)s) AS now_value,
+                       SUM(value) FILTER (WHERE day > %(then_from)s AND day <= %(then_to)s)
+                           AS then_value
+                FROM money GROUP BY customer_id
+            ), visits AS (
+                SELECT v.customer_id, MAX(v.check_in_at) AS last_visit FROM crm_visit v
+                WHERE v.tenant_id = %(tenant)s AND v.verified AND v.deleted_at IS NULL
+                  AND v.customer_id IN (SELECT id FROM key)
+                GROUP BY v.customer_id
             )
-            SELECT c.id, c.name, c.owner_id,
-                   COALESCE(SUM(m.value) FILTER (WHERE m.day > %(now_from)s
-                                                   AND m.day <= %(as_of)s), 0),
-                   COALESCE(SUM(m.value) FILTER (WHERE m.day > %(then_from)s
-                                                   AND m.day <= %(then_to)s), 0),
-                   (SELECT MAX(v.check_in_at) FROM crm_visit v
-                     WHERE v.customer_id = c.id AND v.verified AND v.deleted_at IS NULL)
-            FROM crm_customer c LEFT JOIN money m ON m.customer_id = c.id
-            WHERE c.tenant_id = %(tenant)s AND c.level = 'A' AND c.deleted_at IS NULL
-            GROUP BY c.id, c.name, c.owner_id
+            SELECT k.id, k.name, k.owner_id, COALESCE(t.now_value, 0),
+                   COALESCE(t.then_value, 0), v.last_visit
+            FROM key k
+            LEFT JOIN totals t ON t.customer_id = k.id
+            LEFT JOIN visits v ON v.customer_id = k.id
             """,
             {
                 "tenant": tenant.pk,
