@@ -56,18 +56,28 @@ class Scope:
     org_unit: OrgUnit | None = None
     member: Membership | None = None
 
-    def opportunities(self) -> QuerySet[Opportunity]:
-        rows = crm_selectors.visible_opportunities(self.caller).filter(pipeline=self.pipeline)
-        if self.org_unit is not None:
-            rows = rows.filter(owner__org_unit__path__startswith=self.org_unit.path)
-        if self.member is not None:
-            rows = rows.filter(owner=self.member)
-        return rows
+    def unit_member_ids(self) -> list[int]:
+        """Members of the unit's subtree, read once: a literal id list keeps the big
+        aggregates on the ``(tenant_id, owner_id, …)`` indexes (a join on paths inside
+        them cost seconds on 200,000 deals)."""
+        assert self.org_unit is not None
+        cached = self.__dict__.get("_unit_member_ids")
+        if cached is None:
+            cached = list(
+                Membership.objects.filter(
+                    org_unit__path__startswith=self.org_unit.path
+                ).values_list("pk", flat=True)
+            )
+            object.__setattr__(self, "_unit_member_ids", cached)
+        return cached
 
-    def owned(self, model: type[Lead] | type[Visit], owner_field: str) -> QuerySet[Any]:
+    def opportunities(self) -> QuerySet[Opportunity]:
+        return self.owned(Opportunity, "owner").filter(pipeline=self.pipeline)
+
+    def owned(self, model: type[Any], owner_field: str) -> QuerySet[Any]:
         rows = model.objects.filter(crm_selectors.owned_by_visible(self.caller, owner_field))
         if self.org_unit is not None:
-            rows = rows.filter(**{f"{owner_field}__org_unit__path__startswith": self.org_unit.path})
+            rows = rows.filter(**{f"{owner_field}__in": self.unit_member_ids()})
         if self.member is not None:
             rows = rows.filter(**{owner_field: self.member})
         return rows
@@ -368,13 +378,17 @@ def histories_for(
             )
         )
     if unit is not None:
-        prefix = unit.path
+        people = list(
+            Membership.objects.filter(org_unit__path__startswith=unit.path).values_list(
+                "pk", flat=True
+            )
+        )
         levels.append(
             level_history(
                 "unit",
-                all_deals.filter(owner__org_unit__path__startswith=prefix),
-                Lead.objects.filter(owner__org_unit__path__startswith=prefix),
-                Visit.objects.filter(rep__org_unit__path__startswith=prefix),
+                all_deals.filter(owner__in=people),
+                Lead.objects.filter(owner__in=people),
+                Visit.objects.filter(rep__in=people),
                 stages,
                 window,
             )

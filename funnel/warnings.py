@@ -5,6 +5,7 @@ any number of times."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -465,13 +466,17 @@ def _apply(rule: WarningRule, tenant_id: int, firings: Iterable[Firing]) -> dict
             "resolved_at",
         ],
     )
-    # A condition that fires again after it cleared reopens its alert.
-    reopened = 0
+    # A condition that fires again after it cleared reopens its alert: one UPDATE per
+    # subject type and period, not one per alert.
+    grouped: dict[tuple[str, str], list[int]] = defaultdict(list)
     for subject_type, subject_id, period in keys:
+        grouped[(subject_type, period)].append(subject_id)
+    reopened = 0
+    for (subject_type, period), subject_ids in grouped.items():
         reopened += Alert.objects.filter(
             rule=rule.key,
             subject_type=subject_type,
-            subject_id=subject_id,
+            subject_id__in=subject_ids,
             period=period,
             status=AlertStatus.RESOLVED,
         ).update(status=AlertStatus.OPEN, opened_at=now)
