@@ -43,6 +43,7 @@ from crm.models import (
     Visit,
 )
 from crm.models.records import StageKind
+from crm.tenancy import current_tenant_id
 from funnel import rates
 
 
@@ -103,6 +104,16 @@ def open_stages(pipeline: Pipeline) -> list[Stage]:
     return list(Stage.objects.filter(pipeline=pipeline, kind=StageKind.OPEN).order_by("order"))
 
 
+def _tenant() -> int:
+    """The scope's tenant, repeated in raw SQL: row-level security alone filters too, but
+    only an explicit ``tenant_id = …`` lets PostgreSQL use the tenant-led indexes (without
+    it one team's time in stage took 22 s on a million stage changes)."""
+    tenant_id = current_tenant_id()
+    if tenant_id is None:
+        raise RuntimeError("funnel queries run inside a tenant scope")
+    return tenant_id
+
+
 def _sql(queryset: QuerySet[Any]) -> tuple[str, tuple[Any, ...]]:
     sql, params = queryset.values("id").query.sql_with_params()
     return sql, tuple(params)
@@ -117,11 +128,11 @@ def _reach_histogram(ids: QuerySet[Any]) -> dict[int, int]:
             SELECT reach, COUNT(*) FROM (
                 SELECT sc.opportunity_id, MAX(s."order") FILTER (WHERE s.kind <> 'lost') AS reach
                 FROM crm_stagechange sc JOIN crm_stage s ON s.id = sc.to_stage_id
-                WHERE sc.opportunity_id IN ({ids_sql})
+                WHERE sc.tenant_id = %s AND sc.opportunity_id IN ({ids_sql})
                 GROUP BY sc.opportunity_id
             ) per_deal WHERE reach IS NOT NULL GROUP BY reach
             """,
-            params,
+            (_tenant(), *params),
         )
         return {int(reach): count for reach, count in cursor.fetchall()}
 
@@ -173,14 +184,14 @@ def loss_by_stage(scope: Scope, window: Window) -> list[dict[str, Any]]:
             WITH last_loss AS (
                 SELECT DISTINCT ON (sc.opportunity_id) sc.opportunity_id, sc.from_stage_id
                 FROM crm_stagechange sc JOIN crm_stage s ON s.id = sc.to_stage_id
-                WHERE s.kind = 'lost' AND sc.opportunity_id IN ({ids_sql})
+                WHERE sc.tenant_id = %s AND s.kind = 'lost' AND sc.opportunity_id IN ({ids_sql})
                 ORDER BY sc.opportunity_id, sc.changed_at DESC, sc.id DESC
             )
             SELECT l.from_stage_id, o.lost_reason, COUNT(*), COALESCE(SUM(o.amount), 0)
             FROM last_loss l JOIN crm_opportunity o ON o.id = l.opportunity_id
             GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2
             """,
-            params,
+            (_tenant(), *params),
         )
         return [
             {"stage": stage, "reason": reason, "count": count, "amount": Decimal(amount)}
@@ -201,9 +212,9 @@ def time_in_stage(scope: Scope, window: Window) -> list[dict[str, Any]]:
                            PARTITION BY sc.opportunity_id ORDER BY sc.changed_at, sc.id
                        ) AS left_at
                 FROM crm_stagechange sc
-                WHERE sc.opportunity_id IN (
+                WHERE sc.tenant_id = %s AND sc.opportunity_id IN (
                     SELECT DISTINCT opportunity_id FROM crm_stagechange
-                    WHERE changed_at >= %s AND changed_at < %s
+                    WHERE tenant_id = %s AND changed_at >= %s AND changed_at < %s
                       AND opportunity_id IN ({ids_sql})
                 )
             )
@@ -214,7 +225,7 @@ def time_in_stage(scope: Scope, window: Window) -> list[dict[str, Any]]:
             FROM spans WHERE left_at >= %s AND left_at < %s
             GROUP BY stage_id
             """,
-            (start, end, *params, start, end),
+            (_tenant(), _tenant(), start, end, *params, start, end),
         )
         return [
             {"stage": stage, "exits": count, "mean_days": _days(mean), "median_days": _days(median)}
