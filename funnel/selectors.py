@@ -115,7 +115,8 @@ def _tenant() -> int:
 
 
 def _sql(queryset: QuerySet[Any]) -> tuple[str, tuple[Any, ...]]:
-    sql, params = queryset.values("id").query.sql_with_params()
+    # No ORDER BY inside an IN (…): the model's default ordering would only add a sort.
+    sql, params = queryset.order_by().values("id").query.sql_with_params()
     return sql, tuple(params)
 
 

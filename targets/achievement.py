@@ -108,6 +108,11 @@ def plan_achievements(
         values[_family(node)][(str(node.period_kind), node.period_index)] = node.value
     if needed_kinds:
         rows = Target.objects.filter(plan=plan, period_kind__in=needed_kinds)
+        lines = {node.product_line_id for node in chosen}
+        if None in lines:  # totals, plus any product lines asked for
+            rows = rows.filter(Q(product_line__isnull=True) | Q(product_line__in=lines - {None}))
+        else:
+            rows = rows.filter(product_line__in=lines)
         if len(chosen) <= 500:  # a few nodes: only their families
             rows = rows.filter(
                 Q(member_id__in={n.member_id for n in chosen if n.member_id})
