@@ -9,14 +9,16 @@ from django.contrib.admin.views.decorators import staff_member_required
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from crm import selectors as crm_selectors
 from crm.admin.tenancy import TenantScopedAdmin, request_membership
-from crm.models import Membership, Pipeline
+from crm.models import Membership, Pipeline, Tenant
 from funnel import selectors
 from funnel.models import Alert, AlertStatus, WarningRule
 from funnel.warnings import alert_message, ensure_rules, visible_alerts
+from targets.calendar import period_containing
 
 
 @admin.register(WarningRule)
@@ -93,12 +95,7 @@ def funnel_report(request: HttpRequest) -> HttpResponse:
     member = request_membership(request)
     if member is None:
         raise Http404
-    from crm.models import Tenant
-    from targets.calendar import period_containing
-
     tenant = Tenant.objects.get(pk=member.tenant_id)
-    from django.utils import timezone
-
     quarter = period_containing(timezone.localdate(), "quarter", tenant.fiscal_year_start_month)
     units = crm_selectors.visible_org_units(member)
     unit = None

@@ -192,7 +192,7 @@ class TargetPlanViewSet(
         return Response(self.get_serializer(plan).data, status=status.HTTP_201_CREATED)
 
     def perform_destroy(self, instance: TargetPlan) -> None:
-        services._require_planner(self.membership)
+        services.require_planner(self.membership)
         if instance.status != PlanStatus.DRAFT:
             from crm.exceptions import Conflict
 

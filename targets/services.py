@@ -52,7 +52,7 @@ def plan_create(
     annual_total: Decimal,
     name: str = "Annual plan",
 ) -> TargetPlan:
-    _require_planner(member)
+    require_planner(member)
     try:
         get_metric(metric)
     except ValueError as error:
@@ -93,16 +93,16 @@ def _set_status(plan: TargetPlan, *, allowed_from: set[str], to: str) -> TargetP
 
 
 def plan_publish(*, member: Membership, plan: TargetPlan) -> TargetPlan:
-    _require_planner(member)
+    require_planner(member)
     return _set_status(plan, allowed_from={PlanStatus.DRAFT}, to=PlanStatus.PUBLISHED)
 
 
 def plan_lock(*, member: Membership, plan: TargetPlan) -> TargetPlan:
-    _require_planner(member)
+    require_planner(member)
     return _set_status(plan, allowed_from={PlanStatus.PUBLISHED}, to=PlanStatus.LOCKED)
 
 
-def _require_planner(member: Membership) -> None:
+def require_planner(member: Membership) -> None:
     """Tenant-wide plans are set by admins and by managers of the top of the org tree
     (a sales director); other managers adjust the targets of their subtree."""
     if member.role == Role.ADMIN:
@@ -211,7 +211,7 @@ def plan_decompose(
     ``dry_run`` returns the whole tree without saving; otherwise the plan's targets are
     replaced in one transaction. Only a draft plan is decomposed.
     """
-    _require_planner(member)
+    require_planner(member)
     if plan.status != PlanStatus.DRAFT:
         raise Conflict(_("Only a draft plan can be decomposed; adjust published targets."))
     tenant = Tenant.objects.get(pk=plan.tenant_id)

@@ -25,6 +25,7 @@ from crm.authentication import (
     MEMBERSHIP_CLAIM,
     TENANT_CLAIM,
     TOKEN_VERSION_CLAIM,
+    load_membership_for_token,
 )
 from crm.models import ApiToken, JobRun, Membership, OrgUnit, OrgUnitManager, Tenant
 from crm.permissions import IsTenantAdmin, IsTenantAdminOrReadOnly
@@ -144,12 +145,6 @@ def _refresh_token(raw: str) -> RefreshToken:
         raise exceptions.AuthenticationFailed(str(error), "token_invalid") from error
 
 
-def _scoped_membership(refresh: RefreshToken) -> Membership:
-    from crm.authentication import load_membership_for_token
-
-    return load_membership_for_token(refresh)
-
-
 class TokenRefreshView(PublicAuthView):
     """Trade a refresh token for a new pair; the old refresh token is blacklisted."""
 
@@ -163,7 +158,7 @@ class TokenRefreshView(PublicAuthView):
             raise exceptions.AuthenticationFailed(_("Token is not bound to a tenant."))
         # The refresh token is the credential of this request: enter its tenant's scope.
         with tenant_scope(tenant_id):
-            membership = _scoped_membership(old)
+            membership = load_membership_for_token(old)
             old.blacklist()
             membership.tenant = Tenant.objects.get(pk=tenant_id)
             return Response(issue_tokens(membership))
@@ -187,7 +182,7 @@ class TokenRevokeView(PublicAuthView):
         if not isinstance(tenant_id, int):
             raise exceptions.AuthenticationFailed(_("Token is not bound to a tenant."))
         with tenant_scope(tenant_id):
-            membership = _scoped_membership(token)
+            membership = load_membership_for_token(token)
             token.blacklist()
             revoke_all = request.data.get("all", "") if isinstance(request.data, dict) else ""
             if str(revoke_all).lower() in {"1", "true"}:
