@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from crm.models import JobRun
+from crm.models import JobRun, Opportunity
 from crm.tenancy import tenant_scope
 from targets.models import AchievementSnapshot, Target
 from targets.tasks import snapshot_tenant_achievements
@@ -20,7 +20,9 @@ pytestmark = pytest.mark.django_db
 def test_snapshots_cover_every_current_node_and_a_rerun_rewrites_them(tree_a: TenantTree) -> None:
     with tenant_scope(tree_a.tenant):
         plan = records.published_plan(tree_a)
-        records.won_opportunity(tree_a, tree_a.members["rep"])
+        deal = records.won_opportunity(tree_a, tree_a.members["rep"])
+        # Pin the close date inside the snapshot's period: "today" moves on.
+        Opportunity.objects.filter(pk=deal.pk).update(closed_date=date(2026, 11, 20))
         current = Target.objects.filter(
             plan=plan, period_start__lte=date(2026, 11, 23), period_end__gte=date(2026, 11, 23)
         ).count()
