@@ -157,6 +157,7 @@ def top_up_stage_changes(tenant: Tenant, wanted: int) -> dict[str, int]:
     from django.db import connection
 
     from crm.models import StageChange
+    from crm.services.records import stage_exits_recompute
     from crm.tenancy import tenant_scope
 
     with tenant_scope(tenant):
@@ -166,6 +167,7 @@ def top_up_stage_changes(tenant: Tenant, wanted: int) -> dict[str, int]:
             common.log(f"Topping up {before:,} stage changes with {pairs:,} back-and-forth moves …")
             with connection.cursor() as cursor:
                 cursor.execute(TOP_UP_SQL, {"tenant": tenant.pk, "pairs": pairs})
+            stage_exits_recompute(tenant.pk)
         after = StageChange.objects.count()
     if after < wanted * 0.95:
         common.log(f"Only {after:,} stage changes: too few spans to reach {wanted:,}.")

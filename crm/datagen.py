@@ -575,7 +575,7 @@ OPPORTUNITY_COLUMNS = (
     "forecast_category_override", "lost_reason", "closed_date", "stage_entered_at",
     "source_lead_id", "credited_member_id", "credited_org_unit_id")
 STAGE_CHANGE_COLUMNS = (
-    "tenant_id", "opportunity_id", "from_stage_id", "to_stage_id", "changed_at",
+    "tenant_id", "opportunity_id", "from_stage_id", "to_stage_id", "changed_at", "exited_at",
     "changed_by_id", "amount")
 PAYMENT_COLUMNS = (
     "id", "tenant_id", "version", "created_at", "updated_at", "opportunity_id", "amount",
@@ -957,10 +957,15 @@ class HistoryGenerator:
                 cents = max(10_000, round(cents * rng.uniform(0.85, 1.15) / 10_000) * 10_000)
             history.append((stage, target, following, cents))
             stage, at = target, following
-        for from_stage, to_stage, changed_at, amount in history:
+        exits: list[float | None] = [changed_at for _f, _t, changed_at, _a in history[1:]]
+        exits.append(None)
+        for (from_stage, to_stage, changed_at, amount), exited_at in zip(
+            history, exits, strict=True
+        ):
             changes.append((
                 self.tenant_id, opportunity_id, self.stage_ids.get(from_stage or 0),
-                self.stage_ids[to_stage], _at(changed_at), owner,
+                self.stage_ids[to_stage], _at(changed_at),
+                None if exited_at is None else _at(exited_at), owner,
                 None if amount is None else _money(amount),
             ))  # fmt: skip
         closed_date = credited_member = credited_unit = None

@@ -201,32 +201,23 @@ def loss_by_stage(scope: Scope, window: Window) -> list[dict[str, Any]]:
 
 
 def time_in_stage(scope: Scope, window: Window) -> list[dict[str, Any]]:
-    """Days from entering a stage to leaving it, for exits inside the window."""
+    """Days from entering a stage to leaving it, for exits inside the window (each stage
+    change carries the time its deal left the stage: ``exited_at``)."""
     start, end = window.bounds()
     ids_sql, params = _sql(scope.opportunities())
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            WITH spans AS (
-                SELECT sc.to_stage_id AS stage_id, sc.changed_at AS entered,
-                       LEAD(sc.changed_at) OVER (
-                           PARTITION BY sc.opportunity_id ORDER BY sc.changed_at, sc.id
-                       ) AS left_at
-                FROM crm_stagechange sc
-                WHERE sc.tenant_id = %s AND sc.opportunity_id IN (
-                    SELECT DISTINCT opportunity_id FROM crm_stagechange
-                    WHERE tenant_id = %s AND changed_at >= %s AND changed_at < %s
-                      AND opportunity_id IN ({ids_sql})
-                )
-            )
-            SELECT stage_id, COUNT(*),
-                   AVG(EXTRACT(EPOCH FROM left_at - entered)) / 86400,
+            SELECT sc.to_stage_id, COUNT(*),
+                   AVG(EXTRACT(EPOCH FROM sc.exited_at - sc.changed_at)) / 86400,
                    PERCENTILE_CONT(0.5) WITHIN GROUP (
-                       ORDER BY EXTRACT(EPOCH FROM left_at - entered)) / 86400
-            FROM spans WHERE left_at >= %s AND left_at < %s
-            GROUP BY stage_id
+                       ORDER BY EXTRACT(EPOCH FROM sc.exited_at - sc.changed_at)) / 86400
+            FROM crm_stagechange sc
+            WHERE sc.tenant_id = %s AND sc.exited_at >= %s AND sc.exited_at < %s
+              AND sc.opportunity_id IN ({ids_sql})
+            GROUP BY sc.to_stage_id
             """,
-            (_tenant(), _tenant(), start, end, *params, start, end),
+            (_tenant(), start, end, *params),
         )
         return [
             {"stage": stage, "exits": count, "mean_days": _days(mean), "median_days": _days(median)}

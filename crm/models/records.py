@@ -449,6 +449,16 @@ class StageChange(TenantOwned):
     )
     to_stage = models.ForeignKey(Stage, on_delete=models.PROTECT, related_name="+", db_index=False)
     changed_at = models.DateTimeField(_("changed at"), default=timezone.now)
+    exited_at = models.DateTimeField(
+        _("left the stage at"),
+        null=True,
+        blank=True,
+        editable=False,
+        help_text=_(
+            "When the opportunity's next stage change was recorded; empty while it is "
+            "still in this stage. Time in stage reads it without a window function."
+        ),
+    )
     changed_by = _member_fk(_("changed by"), "+", null=True)
     amount = models.DecimalField(_("amount at that moment"), null=True, blank=True, **MONEY)
 
@@ -463,6 +473,12 @@ class StageChange(TenantOwned):
             models.Index(fields=["tenant", "opportunity", "changed_at"], name="stagechange_opp"),
             models.Index(fields=["tenant", "changed_at"], name="stagechange_at"),
             models.Index(fields=["tenant", "to_stage", "changed_at"], name="stagechange_to"),
+            models.Index(
+                fields=["tenant", "exited_at"],
+                include=["opportunity", "to_stage", "changed_at"],
+                name="stagechange_exit",
+                condition=Q(exited_at__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Model
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -195,6 +195,11 @@ def _apply_closing(opportunity: Opportunity, stage: Stage, *, lost_reason: str) 
 def _record_stage_change(
     opportunity: Opportunity, from_stage: Stage | None, member: Membership | None, at: datetime
 ) -> StageChange:
+    # The stage it leaves: its change gets its exit time (the deal row is locked, so
+    # no concurrent move can interleave here).
+    StageChange.objects.filter(opportunity=opportunity, exited_at__isnull=True).update(
+        exited_at=at
+    )
     return StageChange.objects.create(
         tenant_id=opportunity.tenant_id,
         opportunity=opportunity,
@@ -298,6 +303,26 @@ def opportunity_move(
     locked.save()
     _record_stage_change(locked, from_stage, member, now)
     return locked
+
+
+STAGE_EXITS_SQL = """
+UPDATE crm_stagechange sc SET exited_at = n.next_at
+FROM (
+    SELECT id, LEAD(changed_at) OVER (
+        PARTITION BY opportunity_id ORDER BY changed_at, id) AS next_at
+    FROM crm_stagechange WHERE tenant_id = %s
+) n
+WHERE sc.tenant_id = %s AND sc.id = n.id AND sc.exited_at IS DISTINCT FROM n.next_at
+"""
+
+
+def stage_exits_recompute(tenant_id: int) -> int:
+    """Set every stage change's ``exited_at`` from the next change of its deal, in one
+    statement: for bulk loads that insert stage changes without the service (the data
+    generator, imports). Returns the number of rows changed."""
+    with connection.cursor() as cursor:
+        cursor.execute(STAGE_EXITS_SQL, [tenant_id, tenant_id])
+        return cursor.rowcount
 
 
 # --- payments -----------------------------------------------------------------------------

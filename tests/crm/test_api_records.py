@@ -14,6 +14,7 @@ from rest_framework.test import APIClient
 
 from crm.models import Customer, Membership, Opportunity, Payment, Stage, StageChange, Visit
 from crm.models.records import StageKind
+from crm.services.records import stage_exits_recompute
 from crm.tenancy import tenant_scope
 from tests import records
 from tests.factories import TenantTree
@@ -96,6 +97,11 @@ def test_a_rep_runs_a_day_from_the_api_alone(tree_a: TenantTree, client_for: Cli
         (quote, stage_id(tree_a, StageKind.WON)),
     ]
     assert [row["amount"] for row in history] == ["880000.00"] * 3
+    with tenant_scope(tree_a.tenant):
+        changes = list(StageChange.objects.filter(opportunity_id=deal["id"]))
+        # Each change knows when the deal left its stage: the next change's time.
+        assert [c.exited_at for c in changes] == [c.changed_at for c in changes[1:]] + [None]
+        assert stage_exits_recompute(tree_a.tenant.pk) == 0  # the service kept them exact
 
 
 @pytest.mark.parametrize(

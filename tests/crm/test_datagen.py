@@ -93,6 +93,7 @@ def test_every_deal_history_starts_from_nothing_moves_forward_and_ends_in_its_st
     history = rows(
         """
         SELECT c.opportunity_id, c.from_stage_id, c.to_stage_id, c.changed_at,
+               c.exited_at IS NOT DISTINCT FROM LEAD(c.changed_at) OVER w,
                LAG(c.to_stage_id) OVER w, LAG(c.changed_at) OVER w,
                ROW_NUMBER() OVER w, COUNT(*) OVER (PARTITION BY c.opportunity_id),
                o.created_at, o.stage_id, o.stage_entered_at, o.version, o.updated_at,
@@ -110,6 +111,7 @@ def test_every_deal_history_starts_from_nothing_moves_forward_and_ends_in_its_st
         from_stage,
         to_stage,
         changed_at,
+        exit_is_next_change,
         previous_to,
         previous_at,
         number,
@@ -122,7 +124,7 @@ def test_every_deal_history_starts_from_nothing_moves_forward_and_ends_in_its_st
         from_order,
         to_order,
     ) in history:
-        assert changed_at <= AS_OF
+        assert changed_at <= AS_OF and exit_is_next_change
         if number == 1:
             assert from_stage is None and changed_at == created_at
         else:

@@ -15,6 +15,7 @@ import pytest
 
 from crm.models import Membership, Opportunity, Pipeline, Stage, StageChange
 from crm.models.records import StageKind
+from crm.services.records import stage_exits_recompute
 from crm.tenancy import tenant_scope
 from funnel import selectors
 from funnel.selectors import Scope, Window
@@ -69,6 +70,7 @@ def deal(
             amount=D(amount),
         )
         previous = stages[order]
+    stage_exits_recompute(tree.tenant.pk)  # as a bulk load does
     return opportunity
 
 
