@@ -20,7 +20,6 @@ from django.db.models import (
     DurationField,
     ExpressionWrapper,
     F,
-    Max,
     OuterRef,
     Q,
     QuerySet,
@@ -291,12 +290,12 @@ def stale_deals(
 ) -> QuerySet[Opportunity]:
     """Open deals with no activity nor stage change for their stage's rot days (the
     tenant default where the stage sets none), oldest touch first."""
+    # Newest first and LIMIT 1: one probe of ``activity_opp_touch`` per deal.
     last_activity = Subquery(
-        Activity.objects.filter(opportunity=OuterRef("pk"))
-        .order_by()
-        .values("opportunity")
-        .annotate(last=Max(Coalesce("done_at", "created_at")))
-        .values("last")[:1]
+        Activity.objects.filter(tenant_id=OuterRef("tenant_id"), opportunity=OuterRef("pk"))
+        .annotate(touch=Coalesce("done_at", "created_at"))
+        .order_by(F("touch").desc())
+        .values("touch")[:1]
     )
     rot = ExpressionWrapper(
         Coalesce("stage__rot_days", Value(default_rot_days)) * timedelta(days=1),

@@ -5,7 +5,7 @@ any number of times."""
 
 from __future__ import annotations
 
-from collections import defaultdict
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
@@ -27,7 +28,6 @@ from funnel.models import (
     DEFAULT_SEVERITY,
     DEFAULT_THRESHOLDS,
     Alert,
-    AlertStatus,
     RuleKey,
     WarningRule,
 )
@@ -426,65 +426,75 @@ EVALUATORS: dict[str, Any] = {
 }
 
 
+# One statement per rule: upsert every firing (a resolved alert whose condition fires
+# again reopens; an open or acknowledged one keeps its status and gets the new figures),
+# then resolve the rule's unresolved alerts that did not fire. The firings travel as one
+# JSON document, so the cost is one round trip whatever their number.
+APPLY_SQL = """
+WITH firing AS (
+    SELECT * FROM jsonb_to_recordset(%(firings)s::jsonb) AS f(
+        subject_type text, subject_id bigint, period text, owner_id bigint,
+        observed numeric, threshold numeric, params jsonb)
+), upserted AS (
+    INSERT INTO funnel_alert AS a (
+        tenant_id, rule, subject_type, subject_id, period, owner_id, observed, threshold,
+        severity, params, status, opened_at, updated_at)
+    SELECT %(tenant)s, %(rule)s, f.subject_type, f.subject_id, f.period, f.owner_id,
+           f.observed, f.threshold, %(severity)s, f.params, 'open', %(now)s, %(now)s
+    FROM firing f
+    ON CONFLICT (tenant_id, rule, subject_type, subject_id, period) DO UPDATE SET
+        owner_id = EXCLUDED.owner_id, observed = EXCLUDED.observed,
+        threshold = EXCLUDED.threshold, severity = EXCLUDED.severity,
+        params = EXCLUDED.params, updated_at = EXCLUDED.updated_at,
+        status = CASE WHEN a.status = 'resolved' THEN 'open' ELSE a.status END,
+        opened_at = CASE WHEN a.status = 'resolved' THEN EXCLUDED.opened_at
+                         ELSE a.opened_at END,
+        resolved_at = NULL
+    RETURNING a.opened_at = %(now)s AS opened
+), resolved AS (
+    UPDATE funnel_alert a SET status = 'resolved', resolved_at = %(now)s, updated_at = %(now)s
+    WHERE a.tenant_id = %(tenant)s AND a.rule = %(rule)s AND a.status <> 'resolved'
+      AND NOT EXISTS (
+          SELECT 1 FROM firing f
+          WHERE f.subject_type = a.subject_type AND f.subject_id = a.subject_id
+            AND f.period = a.period)
+    RETURNING 1
+)
+SELECT COUNT(*) FILTER (WHERE opened), COUNT(*) FILTER (WHERE NOT opened),
+       (SELECT COUNT(*) FROM resolved)
+FROM upserted
+"""
+
+
 def _apply(rule: WarningRule, tenant_id: int, firings: Iterable[Firing]) -> dict[str, int]:
-    now = timezone.now()
-    firings = list(firings)
-    keys = {(f.subject_type, f.subject_id, f.period) for f in firings}
-    existing = {
-        (a.subject_type, a.subject_id, a.period): a
-        for a in Alert.objects.filter(rule=rule.key).exclude(status=AlertStatus.RESOLVED)
-    }
-    opened = sum(1 for key in keys if key not in existing)
-    Alert.objects.bulk_create(
+    document = json.dumps(
         [
-            Alert(
-                tenant_id=tenant_id,
-                rule=rule.key,
-                subject_type=f.subject_type,
-                subject_id=f.subject_id,
-                period=f.period,
-                owner_id=f.owner_id,
-                observed=f.observed,
-                threshold=f.threshold,
-                severity=rule.severity,
-                params=f.params,
-                status=AlertStatus.OPEN,
-                opened_at=now,
-                resolved_at=None,
-            )
+            {
+                "subject_type": f.subject_type,
+                "subject_id": f.subject_id,
+                "period": f.period,
+                "owner_id": f.owner_id,
+                "observed": str(f.observed),
+                "threshold": str(f.threshold),
+                "params": f.params,
+            }
             for f in firings
         ],
-        update_conflicts=True,
-        unique_fields=["tenant", "rule", "subject_type", "subject_id", "period"],
-        update_fields=[
-            "observed",
-            "threshold",
-            "severity",
-            "params",
-            "owner",
-            "updated_at",
-            "resolved_at",
-        ],
+        cls=DjangoJSONEncoder,
     )
-    # A condition that fires again after it cleared reopens its alert: one UPDATE per
-    # subject type and period, not one per alert.
-    grouped: dict[tuple[str, str], list[int]] = defaultdict(list)
-    for subject_type, subject_id, period in keys:
-        grouped[(subject_type, period)].append(subject_id)
-    reopened = 0
-    for (subject_type, period), subject_ids in grouped.items():
-        reopened += Alert.objects.filter(
-            rule=rule.key,
-            subject_type=subject_type,
-            subject_id__in=subject_ids,
-            period=period,
-            status=AlertStatus.RESOLVED,
-        ).update(status=AlertStatus.OPEN, opened_at=now)
-    cleared = [alert.pk for key, alert in existing.items() if key not in keys]
-    resolved = Alert.objects.filter(pk__in=cleared).update(
-        status=AlertStatus.RESOLVED, resolved_at=now
-    )
-    return {"opened": opened + reopened, "updated": len(keys) - opened, "resolved": resolved}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            APPLY_SQL,
+            {
+                "firings": document,
+                "tenant": tenant_id,
+                "rule": rule.key,
+                "severity": rule.severity,
+                "now": timezone.now(),
+            },
+        )
+        opened, updated, resolved = cursor.fetchone()
+    return {"opened": opened, "updated": updated, "resolved": resolved}
 
 
 def evaluate_warnings(*, tenant_id: int, as_of: date | None = None) -> dict[str, int]:

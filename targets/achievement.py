@@ -6,7 +6,7 @@ the metric and (amount metrics) one aggregate of the open pipeline. The arithmet
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import date
 from decimal import Decimal
 
@@ -21,6 +21,7 @@ from targets.metrics import get_metric
 from targets.models import PeriodKind, Target, TargetPlan
 from targets.selectors import CreditIndex, monthly_actuals, open_pipeline, unit_paths
 
+_ZERO = Decimal(0)
 FamilyKey = tuple[int | None, int | None, int | None]  # org unit, member, product line
 
 
@@ -62,18 +63,24 @@ class _Calendar:
         for index, period in enumerate(calendar.months(plan.fiscal_year, start_month), 1):
             periods[(str(PeriodKind.MONTH), index)] = period
         self.days = {slot: (p.days, calendar.elapsed_days(p, as_of)) for slot, p in periods.items()}
+        # Check the calendar's day counts once, on a fully decomposed year; every node's
+        # tree then has the same days and is built without repeating the checks.
+        self.tree((str(PeriodKind.YEAR), 0), dict.fromkeys(self.days, _ZERO), build=PeriodTarget)
 
-    def tree(self, slot: Slot, values: dict[Slot, Decimal | None]) -> PeriodTarget:
+    def tree(
+        self,
+        slot: Slot,
+        values: dict[Slot, Decimal | None],
+        build: Callable[..., PeriodTarget] = PeriodTarget.unchecked,
+    ) -> PeriodTarget:
         """The node's period with its decomposed sub-periods (when all of them exist)."""
         kind, index = slot
         kids = CHILDREN.get(kind if kind == PeriodKind.YEAR else f"Q{index}", [])
         children: tuple[PeriodTarget, ...] = ()
         if kind != PeriodKind.MONTH and kids and all(kid in values for kid in kids):
-            children = tuple(self.tree(kid, values) for kid in kids)
+            children = tuple(self.tree(kid, values, build) for kid in kids)
         total, elapsed = self.days[slot]
-        return PeriodTarget(
-            target=values.get(slot), total_days=total, elapsed_days=elapsed, children=children
-        )
+        return build(values.get(slot), total, elapsed, children)
 
 
 def check_as_of(plan: TargetPlan, tenant: Tenant, as_of: date) -> None:
@@ -121,7 +128,7 @@ def plan_achievements(
         wanted = set(values)
         for unit, person, line, kind, index, value in rows.values_list(
             "org_unit_id", "member_id", "product_line_id", "period_kind", "period_index", "value"
-        ).iterator(chunk_size=20000):
+        ):
             family = (unit, person, line)
             if family in wanted:
                 values[family][(kind, index)] = value

@@ -121,14 +121,17 @@ class CreditIndex:
         index = cls(
             defaultdict(Decimal), defaultdict(Decimal), defaultdict(Decimal), defaultdict(Decimal)
         )
+        ancestors: dict[int | None, list[int]] = {None: []}  # a unit's path, parsed once
         for bucket in buckets:
+            chain = ancestors.get(bucket.unit_id)
+            if chain is None:
+                chain = ancestors[bucket.unit_id] = _ids(unit_paths.get(bucket.unit_id))
             for product in (None, bucket.product_line_id) if bucket.product_line_id else (None,):
                 if bucket.member_id is not None:
                     key = (bucket.member_id, bucket.month, product)
                     index.member[key] += bucket.value
                     index.member_commit[key] += bucket.commit_value
-                path = unit_paths.get(bucket.unit_id) if bucket.unit_id else None
-                for ancestor in _ids(path):
+                for ancestor in chain:
                     key = (ancestor, bucket.month, product)
                     index.unit[key] += bucket.value
                     index.unit_commit[key] += bucket.commit_value

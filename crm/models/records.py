@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django_scopes import ScopedManager
@@ -677,6 +678,14 @@ class Activity(SyncModel):
             ),
             models.Index(fields=["tenant", "owner", "done_at"], name="activity_owner_done"),
             models.Index(fields=["tenant", "opportunity", "created_at"], name="activity_opp"),
+            # A deal's last touch (stale deals): one index probe per open deal.
+            models.Index(
+                F("tenant"),
+                F("opportunity"),
+                Coalesce("done_at", "created_at").desc(),
+                name="activity_opp_touch",
+                condition=Q(deleted_at__isnull=True, opportunity__isnull=False),
+            ),
             models.Index(fields=["tenant", "customer"], name="activity_customer"),
             models.Index(fields=["tenant", "lead"], name="activity_lead"),
         ]

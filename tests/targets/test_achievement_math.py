@@ -463,3 +463,17 @@ def test_compute_achievement_paces_a_decomposed_year_by_its_months() -> None:
     assert result.pace == D("0.9200")
     assert result.status == AT_RISK
     assert result.remaining_days == 365 - 45
+
+
+def test_an_unchecked_node_equals_the_checked_one_and_paces_the_same() -> None:
+    checked = year_as_of([D(100)] * 12, 200)
+
+    def copy(node: PeriodTarget) -> PeriodTarget:
+        children = tuple(copy(child) for child in node.children)
+        return PeriodTarget.unchecked(node.target, node.total_days, node.elapsed_days, children)
+
+    unchecked = copy(checked)
+    assert unchecked == checked
+    assert expected_to_date(unchecked) == expected_to_date(checked)
+    with pytest.raises(ValueError, match="add up"):  # the checked constructor still checks
+        PeriodTarget(D(1), 10, 5, (PeriodTarget(D(1), 4, 4),))
