@@ -139,9 +139,30 @@ class Target(TenantOwned):
             models.Index(fields=["tenant", "updated_at"], name="target_updated"),
         ]
 
+    @property
+    def period_label(self) -> str:
+        """``Y``, ``Q2`` or ``M07`` (fiscal order)."""
+        if self.period_kind == PeriodKind.YEAR:
+            return "Y"
+        prefix = "Q" if self.period_kind == PeriodKind.QUARTER else "M"
+        return (
+            f"{prefix}{self.period_index:02d}" if prefix == "M" else f"{prefix}{self.period_index}"
+        )
+
     def __str__(self) -> str:
-        who = f"member {self.member_id}" if self.member_id else f"unit {self.org_unit_id}"
-        return f"{self.plan_id} {self.period_kind} {self.period_index} {who}"
+        # Names only when already loaded: a list of targets must not query per row.
+        def name(field: str, fallback: str) -> str:
+            descriptor = getattr(type(self), field)
+            return str(getattr(self, field)) if descriptor.is_cached(self) else fallback
+
+        if self.member_id:
+            who = name("member", f"#{self.member_id}")
+        else:
+            who = name("org_unit", f"unit #{self.org_unit_id}")
+        parts = [f"{self.period_start:%Y-%m-%d}…{self.period_end:%Y-%m-%d}", who]
+        if self.product_line_id:
+            parts.append(name("product_line", f"line #{self.product_line_id}"))
+        return f"{self.period_label} · " + " · ".join(parts)
 
 
 class RampSchedule(TenantOwned):

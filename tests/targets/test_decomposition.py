@@ -354,3 +354,16 @@ def test_projection_weights_open_deals_expected_in_the_rest_of_the_period(
         # 200,000 × 70 % (commit) + 100,000 × 10 % (qualification) = 150,000.
         assert may.projected == D("150000")
         assert may.projected_commit_only == D("140000")
+
+
+def test_a_target_reads_as_period_assignee_and_line(tree_a: TenantTree) -> None:
+    with tenant_scope(tree_a.tenant):
+        target = records.rep_target(tree_a, kind="month", index=3)
+        loaded = Target.objects.select_related("member__user").get(pk=target.pk)
+    assert str(loaded).startswith("M03 · 2026-03-01…2026-03-31 · ")
+    assert str(loaded.member) in str(loaded)
+    bare = Target(
+        period_kind="quarter", period_index=2, member_id=7, period_start=date(2026, 4, 1),
+        period_end=date(2026, 6, 30), product_line_id=3,
+    )  # fmt: skip
+    assert str(bare) == "Q2 · 2026-04-01…2026-06-30 · #7 · line #3"
