@@ -35,13 +35,15 @@ class Migration(migrations.Migration):
             [
                 "SELECT set_config('app.rls_bypass', 'on', true)",
                 """
-                UPDATE crm_stagechange sc SET exited_at = n.next_at
-                FROM (
-                    SELECT id, LEAD(changed_at) OVER (
-                        PARTITION BY opportunity_id ORDER BY changed_at, id) AS next_at
-                    FROM crm_stagechange
-                ) n
-                WHERE sc.id = n.id AND n.next_at IS NOT NULL
+                UPDATE crm_stagechange sc SET exited_at = (
+                    SELECT n.changed_at FROM crm_stagechange n
+                    WHERE n.tenant_id = sc.tenant_id AND n.opportunity_id = sc.opportunity_id
+                      AND (n.changed_at, n.id) > (sc.changed_at, sc.id)
+                    ORDER BY n.changed_at, n.id LIMIT 1)
+                WHERE EXISTS (
+                    SELECT 1 FROM crm_stagechange n
+                    WHERE n.tenant_id = sc.tenant_id AND n.opportunity_id = sc.opportunity_id
+                      AND (n.changed_at, n.id) > (sc.changed_at, sc.id))
                 """,
             ],
             migrations.RunSQL.noop,

@@ -305,14 +305,17 @@ def opportunity_move(
     return locked
 
 
-STAGE_EXITS_SQL = """
-UPDATE crm_stagechange sc SET exited_at = n.next_at
-FROM (
-    SELECT id, LEAD(changed_at) OVER (
-        PARTITION BY opportunity_id ORDER BY changed_at, id) AS next_at
-    FROM crm_stagechange WHERE tenant_id = %s
-) n
-WHERE sc.tenant_id = %s AND sc.id = n.id AND sc.exited_at IS DISTINCT FROM n.next_at
+# Each change's exit is the next change of its deal: one probe of ``stagechange_opp`` per
+# row, so the plan stays linear whatever the table's statistics say (a join against a
+# window over the table degenerates into a nested loop when they are stale).
+_NEXT_CHANGE = """(
+    SELECT n.changed_at FROM crm_stagechange n
+    WHERE n.tenant_id = sc.tenant_id AND n.opportunity_id = sc.opportunity_id
+      AND (n.changed_at, n.id) > (sc.changed_at, sc.id)
+    ORDER BY n.changed_at, n.id LIMIT 1)"""
+STAGE_EXITS_SQL = f"""
+UPDATE crm_stagechange sc SET exited_at = {_NEXT_CHANGE}
+WHERE sc.tenant_id = %s AND sc.exited_at IS DISTINCT FROM {_NEXT_CHANGE}
 """
 
 
@@ -321,7 +324,7 @@ def stage_exits_recompute(tenant_id: int) -> int:
     statement: for bulk loads that insert stage changes without the service (the data
     generator, imports). Returns the number of rows changed."""
     with connection.cursor() as cursor:
-        cursor.execute(STAGE_EXITS_SQL, [tenant_id, tenant_id])
+        cursor.execute(STAGE_EXITS_SQL, [tenant_id])
         return cursor.rowcount
 
 
