@@ -262,7 +262,7 @@ class TargetPlanAdmin(_MemberActions, TenantScopedAdmin):
         "updated_at",
     )
     readonly_fields = fields
-    actions = ["decompose_equal", "publish", "lock"]
+    actions = ["decompose_equal", "publish", "lock", "delete_drafts"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         return super().get_queryset(request).select_related("created_by__user")
@@ -421,6 +421,15 @@ class TargetPlanAdmin(_MemberActions, TenantScopedAdmin):
             queryset,
             gettext("%d plans locked."),
             lambda member, plan: services.plan_lock(member=member, plan=plan),
+        )
+
+    @admin.action(description=_("Delete draft plans with their targets"), permissions=["manage"])
+    def delete_drafts(self, request: HttpRequest, queryset: QuerySet[TargetPlan]) -> None:
+        self._each_plan(
+            request,
+            queryset,
+            gettext("%d draft plans deleted."),
+            lambda member, plan: services.plan_delete(member=member, plan=plan),
         )
 
 

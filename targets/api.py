@@ -192,12 +192,7 @@ class TargetPlanViewSet(
         return Response(self.get_serializer(plan).data, status=status.HTTP_201_CREATED)
 
     def perform_destroy(self, instance: TargetPlan) -> None:
-        services.require_planner(self.membership)
-        if instance.status != PlanStatus.DRAFT:
-            from crm.exceptions import Conflict
-
-            raise Conflict(_("Only a draft plan can be deleted."))
-        instance.delete()
+        services.plan_delete(member=self.membership, plan=instance)
 
     @extend_schema(request=DecomposeSerializer, responses=OpenApiTypes.OBJECT)
     @action(detail=True, methods=["post"])

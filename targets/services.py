@@ -77,6 +77,19 @@ def plan_create(
         raise Conflict(_("A plan for this fiscal year, metric and name exists already.")) from error
 
 
+@transaction.atomic
+def plan_delete(*, member: Membership, plan: TargetPlan) -> None:
+    """Delete a draft plan with its nodes and commitments, set-based (a decomposed tree
+    has hundreds of thousands of nodes; the ORM's cascade would load each one)."""
+    require_planner(member)
+    locked = TargetPlan.objects.select_for_update().get(pk=plan.pk)
+    if locked.status != PlanStatus.DRAFT:
+        raise Conflict(_("Only a draft plan can be deleted."))
+    _delete_targets(locked)
+    Commitment.objects.filter(plan=locked).delete()
+    locked.delete()
+
+
 def _set_status(plan: TargetPlan, *, allowed_from: set[str], to: str) -> TargetPlan:
     with transaction.atomic():
         locked = TargetPlan.objects.select_for_update().get(pk=plan.pk)

@@ -5,14 +5,22 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('crm', '0004_stage_exit'),
+        ("crm", "0004_stage_exit"),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='activity',
-            index=models.Index(models.F('tenant'), models.F('opportunity'), models.OrderBy(django.db.models.functions.comparison.Coalesce('done_at', 'created_at'), descending=True), condition=models.Q(('deleted_at__isnull', True), ('opportunity__isnull', False)), name='activity_opp_touch'),
+            model_name="activity",
+            index=models.Index(
+                models.F("tenant"),
+                models.F("opportunity"),
+                models.OrderBy(
+                    django.db.models.functions.comparison.Coalesce("done_at", "created_at"),
+                    descending=True,
+                ),
+                condition=models.Q(("deleted_at__isnull", True), ("opportunity__isnull", False)),
+                name="activity_opp_touch",
+            ),
         ),
     ]

@@ -197,9 +197,7 @@ def _record_stage_change(
 ) -> StageChange:
     # The stage it leaves: its change gets its exit time (the deal row is locked, so
     # no concurrent move can interleave here).
-    StageChange.objects.filter(opportunity=opportunity, exited_at__isnull=True).update(
-        exited_at=at
-    )
+    StageChange.objects.filter(opportunity=opportunity, exited_at__isnull=True).update(exited_at=at)
     return StageChange.objects.create(
         tenant_id=opportunity.tenant_id,
         opportunity=opportunity,

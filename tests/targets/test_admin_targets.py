@@ -395,6 +395,18 @@ def test_an_admin_adds_decomposes_publishes_and_locks_a_plan_in_the_admin(
         {"fiscal_year": fiscal_year, "metric": "won_deals", "name": "Half", "annual_total": "1.5"},
     )
     assert fraction.status_code == 200 and "multiple of 1" in fraction.content.decode()
+    # A second, decomposed draft goes away with its nodes.
+    client.post(
+        f"{PLANS}add/",
+        {"fiscal_year": fiscal_year, "metric": "won_deals", "name": "Spare", "annual_total": "12"},
+    )
+    with tenant_scope(tree_a.tenant):
+        spare = TargetPlan.objects.get(name="Spare")
+    act(client, PLANS, "decompose_equal", [spare.pk])
+    act(client, PLANS, "delete_drafts", [spare.pk])
+    with tenant_scope(tree_a.tenant):
+        assert not TargetPlan.objects.filter(pk=spare.pk).exists()
+        assert not Target.objects.filter(plan_id=spare.pk).exists()
 
     refused = act(client, PLANS, "publish", [plan.pk])
     assert (
@@ -406,6 +418,8 @@ def test_an_admin_adds_decomposes_publishes_and_locks_a_plan_in_the_admin(
     again = act(client, PLANS, "decompose_equal", [plan.pk])
     assert "Only a draft plan can be decomposed" in client.get(again["Location"]).content.decode()
     act(client, PLANS, "lock", [plan.pk])
+    kept = act(client, PLANS, "delete_drafts", [plan.pk])
+    assert "Only a draft plan can be deleted" in client.get(kept["Location"]).content.decode()
     with tenant_scope(tree_a.tenant):
         plan.refresh_from_db()
         assert plan.status == PlanStatus.LOCKED

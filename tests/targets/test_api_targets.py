@@ -401,3 +401,20 @@ def test_a_manager_of_the_whole_organisation_plans_and_others_may_not(
         == 403
     )
     assert ok(rep.get("/api/v1/target-plans/"))["count"] == 1
+
+
+def test_a_decomposed_draft_is_deleted_with_its_nodes_and_a_published_plan_is_not(
+    tree_a: TenantTree, admin: APIClient, client_for: ClientFor
+) -> None:
+    draft = _plan(admin, name="Draft")
+    ok(admin.post(f"/api/v1/target-plans/{draft['id']}/decompose/", {}, format="json"))
+    with tenant_scope(tree_a.tenant):
+        assert Target.objects.filter(plan_id=draft["id"]).count() > 0
+        published = records.published_plan(tree_a, metric="collections")
+    manager = client_for(tree_a.members["manager"])  # manages a region, not the company
+    assert manager.delete(f"/api/v1/target-plans/{draft['id']}/").status_code == 403
+    assert admin.delete(f"/api/v1/target-plans/{published.pk}/").status_code == 409
+    assert admin.delete(f"/api/v1/target-plans/{draft['id']}/").status_code == 204
+    with tenant_scope(tree_a.tenant):
+        assert not Target.objects.filter(plan_id=draft["id"]).exists()
+        assert Target.objects.filter(plan=published).exists()
