@@ -454,10 +454,10 @@ WITH firing AS (
 ), resolved AS (
     UPDATE funnel_alert a SET status = 'resolved', resolved_at = %(now)s, updated_at = %(now)s
     WHERE a.tenant_id = %(tenant)s AND a.rule = %(rule)s AND a.status <> 'resolved'
-      AND NOT EXISTS (
-          SELECT 1 FROM firing f
-          WHERE f.subject_type = a.subject_type AND f.subject_id = a.subject_id
-            AND f.period = a.period)
+      -- NOT IN over the firings is one hashed lookup per alert (NOT EXISTS against the
+      -- function's 100-row estimate planned a nested loop: 9k × 9k comparisons).
+      AND (a.subject_type, a.subject_id, a.period) NOT IN (
+          SELECT f.subject_type, f.subject_id, f.period FROM firing f)
     RETURNING 1
 )
 SELECT COUNT(*) FILTER (WHERE opened), COUNT(*) FILTER (WHERE NOT opened),
