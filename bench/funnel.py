@@ -413,12 +413,12 @@ def main() -> None:
     with tenant_scope(tenant):
         admin = Membership.objects.filter(role=Role.ADMIN).order_by("pk").first()
     assert admin is not None
-    if not args.reuse:
-        if not args.no_top_up:
-            generation["stage_change_top_up"] = top_up_stage_changes(tenant, args.stage_changes)
-        generation["plan"] = published_plan(
-            tenant, admin, fiscal_year_of(today, tenant.fiscal_year_start_month)
-        )
+    # Both are no-ops when already done, so a reused tenant is completed too.
+    if not args.no_top_up:
+        generation["stage_change_top_up"] = top_up_stage_changes(tenant, args.stage_changes)
+    generation["plan"] = published_plan(
+        tenant, admin, fiscal_year_of(today, tenant.fiscal_year_start_month)
+    )
     common.vacuum_analyze(TABLES)
 
     with tenant_scope(tenant):
