@@ -189,9 +189,10 @@ def loss_by_stage(scope: Scope, window: Window) -> list[dict[str, Any]]:
             )
             SELECT l.from_stage_id, o.lost_reason, COUNT(*), COALESCE(SUM(o.amount), 0)
             FROM last_loss l JOIN crm_opportunity o ON o.id = l.opportunity_id
+            WHERE o.tenant_id = %s
             GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2
             """,
-            (_tenant(), *params),
+            (_tenant(), *params, _tenant()),
         )
         return [
             {"stage": stage, "reason": reason, "count": count, "amount": Decimal(amount)}

@@ -284,7 +284,8 @@ def _key_customer_decline(rule: WarningRule, tenant: Tenant, as_of: date) -> lis
                 UNION ALL
                 SELECT o.customer_id, p.amount, p.received_date
                 FROM crm_payment p JOIN crm_opportunity o ON o.id = p.opportunity_id
-                WHERE p.tenant_id = %(tenant)s AND p.status IN ('received', 'reversed')
+                WHERE p.tenant_id = %(tenant)s AND o.tenant_id = %(tenant)s
+                  AND p.status IN ('received', 'reversed')
                   AND p.deleted_at IS NULL AND o.customer_id IN (SELECT id FROM key)
                   AND p.received_date > %(then_from)s AND p.received_date <= %(as_of)s
             ), totals AS (

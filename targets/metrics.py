@@ -52,7 +52,8 @@ METRICS: dict[str, Metric] = {
             SELECT o.credited_member_id AS member_id, o.credited_org_unit_id AS unit_id,
                    o.product_line_id, p.received_date AS day, p.amount AS value
             FROM crm_payment p JOIN crm_opportunity o ON o.id = p.opportunity_id
-            WHERE p.tenant_id = %(tenant)s AND p.status IN ('received', 'reversed')
+            WHERE p.tenant_id = %(tenant)s AND o.tenant_id = %(tenant)s
+              AND p.status IN ('received', 'reversed')
               AND p.deleted_at IS NULL AND o.credited_member_id IS NOT NULL
             """,
         ),
