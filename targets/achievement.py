@@ -134,11 +134,12 @@ def plan_achievements(
                 values[family][(kind, index)] = value
     days = _Calendar(plan, tenant.fiscal_year_start_month, as_of)
     paths = unit_paths()
+    asked = {node.product_line_id for node in chosen}
     actuals = CreditIndex.build(
-        monthly_actuals(tenant, plan.metric, plan.fiscal_year, as_of), paths
+        monthly_actuals(tenant, plan.metric, plan.fiscal_year, as_of), paths, asked
     )
     pipeline = (
-        CreditIndex.build(open_pipeline(tenant, plan.fiscal_year, as_of), paths)
+        CreditIndex.build(open_pipeline(tenant, plan.fiscal_year, as_of), paths, asked)
         if metric.is_amount
         else None
     )

@@ -117,7 +117,14 @@ class CreditIndex:
     unit_commit: dict[tuple[int, int, int | None], Decimal] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, buckets: Iterable[Bucket], unit_paths: dict[int, str]) -> CreditIndex:
+    def build(
+        cls,
+        buckets: Iterable[Bucket],
+        unit_paths: dict[int, str],
+        lines: set[int | None] | None = None,
+    ) -> CreditIndex:
+        """Roll the buckets up; ``lines`` limits the product lines kept (None in it: the
+        totals over all lines), default all of them."""
         index = cls(
             defaultdict(Decimal), defaultdict(Decimal), defaultdict(Decimal), defaultdict(Decimal)
         )
@@ -126,7 +133,10 @@ class CreditIndex:
             chain = ancestors.get(bucket.unit_id)
             if chain is None:
                 chain = ancestors[bucket.unit_id] = _ids(unit_paths.get(bucket.unit_id))
-            for product in (None, bucket.product_line_id) if bucket.product_line_id else (None,):
+            products = (None, bucket.product_line_id) if bucket.product_line_id else (None,)
+            for product in products:
+                if lines is not None and product not in lines:
+                    continue
                 if bucket.member_id is not None:
                     key = (bucket.member_id, bucket.month, product)
                     index.member[key] += bucket.value
