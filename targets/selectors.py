@@ -132,7 +132,8 @@ class CreditIndex:
         for bucket in buckets:
             chain = ancestors.get(bucket.unit_id)
             if chain is None:
-                chain = ancestors[bucket.unit_id] = _ids(unit_paths.get(bucket.unit_id))
+                path = unit_paths.get(bucket.unit_id) if bucket.unit_id is not None else None
+                chain = ancestors[bucket.unit_id] = _ids(path)
             products = (None, bucket.product_line_id) if bucket.product_line_id else (None,)
             for product in products:
                 if lines is not None and product not in lines:
