@@ -110,16 +110,16 @@ def plan_achievements(
     needed_kinds = (
         set().union(*(NEEDS[str(node.period_kind)] for node in chosen)) if chosen else set()
     )
+    asked = {node.product_line_id for node in chosen}  # None: the totals over all lines
     values: dict[FamilyKey, dict[Slot, Decimal | None]] = defaultdict(dict)
     for node in chosen:
         values[_family(node)][(str(node.period_kind), node.period_index)] = node.value
     if needed_kinds:
         rows = Target.objects.filter(plan=plan, period_kind__in=needed_kinds)
-        lines = {node.product_line_id for node in chosen}
-        if None in lines:  # totals, plus any product lines asked for
-            rows = rows.filter(Q(product_line__isnull=True) | Q(product_line__in=lines - {None}))
+        if None in asked:  # totals, plus any product lines asked for
+            rows = rows.filter(Q(product_line__isnull=True) | Q(product_line__in=asked - {None}))
         else:
-            rows = rows.filter(product_line__in=lines)
+            rows = rows.filter(product_line__in=asked)
         if len(chosen) <= 500:  # a few nodes: only their families
             rows = rows.filter(
                 Q(member_id__in={n.member_id for n in chosen if n.member_id})
@@ -134,7 +134,6 @@ def plan_achievements(
                 values[family][(kind, index)] = value
     days = _Calendar(plan, tenant.fiscal_year_start_month, as_of)
     paths = unit_paths()
-    asked = {node.product_line_id for node in chosen}
     actuals = CreditIndex.build(
         monthly_actuals(tenant, plan.metric, plan.fiscal_year, as_of), paths, asked
     )

@@ -144,10 +144,9 @@ class Target(TenantOwned):
         """``Y``, ``Q2`` or ``M07`` (fiscal order)."""
         if self.period_kind == PeriodKind.YEAR:
             return "Y"
-        prefix = "Q" if self.period_kind == PeriodKind.QUARTER else "M"
-        return (
-            f"{prefix}{self.period_index:02d}" if prefix == "M" else f"{prefix}{self.period_index}"
-        )
+        if self.period_kind == PeriodKind.QUARTER:
+            return f"Q{self.period_index}"
+        return f"M{self.period_index:02d}"
 
     def __str__(self) -> str:
         # Names only when already loaded: a list of targets must not query per row.

@@ -195,9 +195,12 @@ def _apply_closing(opportunity: Opportunity, stage: Stage, *, lost_reason: str) 
 def _record_stage_change(
     opportunity: Opportunity, from_stage: Stage | None, member: Membership | None, at: datetime
 ) -> StageChange:
-    # The stage it leaves: its change gets its exit time (the deal row is locked, so
-    # no concurrent move can interleave here).
-    StageChange.objects.filter(opportunity=opportunity, exited_at__isnull=True).update(exited_at=at)
+    if from_stage is not None:
+        # The stage it leaves: its change gets its exit time (the deal row is locked, so
+        # no concurrent move can interleave here). A new deal has no earlier change.
+        StageChange.objects.filter(opportunity=opportunity, exited_at__isnull=True).update(
+            exited_at=at
+        )
     return StageChange.objects.create(
         tenant_id=opportunity.tenant_id,
         opportunity=opportunity,
