@@ -3,6 +3,7 @@
     DEBUG=1 .venv/bin/python bench/funnel.py [--reuse] [--repeat 10] [--warmup 2]
                                              [--stage-changes 1000000] [--no-top-up]
                                              [--slow-ms 2000 --slow-repeat 3]
+                                             [--only selectors|warnings]
 
 Uses the tenant ``bench`` of ``bench/api_lists.py`` in the database of ``DATABASE_URL``
 (default ``crm_bench``), generating it with ``manage.py generate_data`` and the same
@@ -138,6 +139,11 @@ def parse_args() -> argparse.Namespace:
         help="A case whose first run takes longer is repeated --slow-repeat times only.",
     )
     parser.add_argument("--slow-repeat", type=int, default=3)
+    parser.add_argument(
+        "--only",
+        choices=["selectors", "warnings"],
+        help="Time only the selectors or only the warning evaluation (default: both).",
+    )
     generation = parser.add_argument_group("generation (only when the tenant is missing)")
     generation.add_argument("--reps", type=int, default=500)
     generation.add_argument("--customers", type=int, default=50_000)
@@ -466,7 +472,7 @@ def main() -> None:
 
     rows: list[common.Row] = []
     with tenant_scope(tenant):
-        for label, scope, window, whole_tenant in cases:
+        for label, scope, window, whole_tenant in cases if args.only != "warnings" else []:
             span = "quarter" if window is windows["quarter"] else "365 days"
             for name in SELECTORS:
                 function = getattr(selectors, name)
@@ -481,40 +487,50 @@ def main() -> None:
                     )
                 )
 
-    # -- warnings: the first run opens the alerts, the re-run finds them open --
-    def forget_alerts() -> None:
-        Alert.objects.all().delete()
+    alerts: dict[str, int] = {}
+    counts_note = ""
+    if args.only != "selectors":
+        # -- warnings: the first run opens the alerts, the re-run finds them open --
+        def forget_alerts() -> None:
+            Alert.objects.all().delete()
 
-    with tenant_scope(tenant):
-        forget_alerts()  # a first run starts from no alerts
-    evaluate = partial(evaluate_warnings, tenant_id=tenant.pk, as_of=today)
-    common.log("evaluate_warnings (first run) …")
-    first = measure_write(
-        "evaluate_warnings (1st run)", tenant, evaluate, args, before=forget_alerts
-    )
-    with tenant_scope(tenant):
-        first_counts = evaluate()  # committed: the alerts the re-run finds
-    common.log("evaluate_warnings (re-run) …")
-    rerun = measure_write("evaluate_warnings (re-run)", tenant, evaluate, args)
-    with tenant_scope(tenant):
-        rerun_counts = evaluate()
-        alerts = dict(Alert.objects.values_list("rule").annotate(n=Count("id")).order_by("rule"))
-    first.extra["committed_run"] = first_counts
-    rerun.extra["committed_run"] = rerun_counts
-    first.note = f"opened {first_counts['opened']:,}"
-    rerun.note = f"updated {rerun_counts['updated']:,}, opened {rerun_counts['opened']}"
-    rows += [first, rerun]
+        with tenant_scope(tenant):
+            forget_alerts()  # a first run starts from no alerts
+        evaluate = partial(evaluate_warnings, tenant_id=tenant.pk, as_of=today)
+        common.log("evaluate_warnings (first run) …")
+        first = measure_write(
+            "evaluate_warnings (1st run)", tenant, evaluate, args, before=forget_alerts
+        )
+        with tenant_scope(tenant):
+            first_counts = evaluate()  # committed: the alerts the re-run finds
+        common.log("evaluate_warnings (re-run) …")
+        rerun = measure_write("evaluate_warnings (re-run)", tenant, evaluate, args)
+        with tenant_scope(tenant):
+            rerun_counts = evaluate()
+            alerts = dict(
+                Alert.objects.values_list("rule").annotate(n=Count("id")).order_by("rule")
+            )
+        first.extra["committed_run"] = first_counts
+        rerun.extra["committed_run"] = rerun_counts
+        first.note = f"opened {first_counts['opened']:,}"
+        rerun.note = f"updated {rerun_counts['updated']:,}, opened {rerun_counts['opened']}"
+        rows += [first, rerun]
+
+        counts_note = (
+            f" evaluate_warnings: each run and its SQL in a transaction rolled back, the 1st "
+            f"run from no alerts, the re-run from the {sum(alerts.values()):,} alerts of a "
+            f"committed first run: {first_counts}, then {rerun_counts}."
+        )
 
     common.print_table(rows)
     print(
         "\n(p50/p95/max of the call inside the tenant scope; SQL p50 = the statements the "
-        "call sent, re-run on a cursor in the same scope; ratio = p50 / SQL p50; "
-        "evaluate_warnings: each run and its SQL in a transaction rolled back, the 1st run "
-        f"from no alerts, the re-run from the {sum(alerts.values()):,} alerts of a committed "
-        f"first run: {first_counts}, then {rerun_counts}.)"
+        "call sent, re-run on a cursor in the same scope; ratio = p50 / SQL p50;"
+        f"{counts_note})"
     )
-    for row in rows[:-2]:
-        row.extra["statements"] = [common.short_sql(s) for s in row.extra["statements"]]
+    for row in rows:
+        if not row.name.startswith("evaluate_warnings"):
+            row.extra["statements"] = [common.short_sql(s) for s in row.extra["statements"]]
     print(common.revision_line())
     common.write_report(
         "funnel",

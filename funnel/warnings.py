@@ -225,11 +225,12 @@ def _conversion_drop(rule: WarningRule, tenant: Tenant, as_of: date) -> list[Fir
     scope = selectors.Scope(caller=admin, pipeline=pipeline)
     this_start = as_of.replace(day=1)
     previous_end = this_start - timedelta(days=1)
-    current = selectors.cohort_conversion(
-        scope, selectors.Window(this_start, as_of, tenant.time_zone)
-    )
-    previous = selectors.cohort_conversion(
-        scope, selectors.Window(previous_end.replace(day=1), previous_end, tenant.time_zone)
+    current, previous = selectors.cohort_conversions(
+        scope,
+        [
+            selectors.Window(this_start, as_of, tenant.time_zone),
+            selectors.Window(previous_end.replace(day=1), previous_end, tenant.time_zone),
+        ],
     )
     drop_threshold = rule.decimal("drop_points")
     minimum = int(rule.threshold("min_cohort"))
@@ -375,20 +376,27 @@ def _stale_deal(rule: WarningRule, tenant: Tenant, as_of: date) -> list[Firing]:
     firings = []
     for pipeline in Pipeline.objects.all():
         scope = selectors.Scope(caller=admin, pipeline=pipeline)
-        for deal in selectors.stale_deals(
-            scope, default_rot_days=default_rot, now=now
-        ).select_related("stage"):
-            idle = Decimal((now - deal.last_touch).days)  # type: ignore[attr-defined]
-            limit = Decimal(deal.stage.rot_days or default_rot)
+        stale = selectors.stale_deals(scope, default_rot_days=default_rot, now=now)
+        # The fields the alert needs, not whole deals (``last_touch`` is an annotation).
+        deals = stale.values_list(
+            "pk",
+            "name",
+            "owner_id",
+            "last_touch",  # type: ignore[misc]
+            "stage__rot_days",
+        )
+        for pk, name, owner_id, last_touch, rot_days in deals:
+            idle = Decimal((now - last_touch).days)
+            limit = Decimal(rot_days or default_rot)
             firings.append(
                 Firing(
                     "opportunity",
-                    deal.pk,
+                    pk,
                     "open",
                     idle,
                     limit,
-                    deal.owner_id,
-                    {"deal": deal.name, "observed": str(idle), "threshold": str(limit)},
+                    owner_id,
+                    {"deal": name, "observed": str(idle), "threshold": str(limit)},
                 )
             )
     return firings
@@ -400,7 +408,9 @@ def _overdue_follow_ups(rule: WarningRule, tenant: Tenant, as_of: date) -> list[
         Activity.objects.filter(done_at__isnull=True, due_at__lt=timezone.now())
         .order_by()
         .values("owner")
-        .annotate(overdue=Count("id"))
+        # COUNT(*), not COUNT(id): the partial index activity_open_follow_up holds owner
+        # and due date, so the count is an index-only scan.
+        .annotate(overdue=Count("*"))
         .filter(overdue__gt=allowed)
     )
     return [
@@ -428,7 +438,8 @@ EVALUATORS: dict[str, Any] = {
 
 
 # One statement per rule: upsert every firing (a resolved alert whose condition fires
-# again reopens; an open or acknowledged one keeps its status and gets the new figures),
+# again reopens; an open or acknowledged one keeps its status and gets the new figures;
+# one whose figures are unchanged is not rewritten, nor counted as updated),
 # then resolve the rule's unresolved alerts that did not fire. The firings travel as one
 # JSON document, so the cost is one round trip whatever their number.
 APPLY_SQL = """
@@ -451,6 +462,11 @@ WITH firing AS (
         opened_at = CASE WHEN a.status = 'resolved' THEN EXCLUDED.opened_at
                          ELSE a.opened_at END,
         resolved_at = NULL
+    -- An alert whose figures did not change is left alone: a re-run writes nothing.
+    WHERE a.status = 'resolved'
+       OR (a.owner_id, a.observed, a.threshold, a.severity, a.params)
+          IS DISTINCT FROM (EXCLUDED.owner_id, EXCLUDED.observed, EXCLUDED.threshold,
+                            EXCLUDED.severity, EXCLUDED.params)
     RETURNING a.opened_at = %(now)s AS opened
 ), resolved AS (
     UPDATE funnel_alert a SET status = 'resolved', resolved_at = %(now)s, updated_at = %(now)s

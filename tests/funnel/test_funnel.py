@@ -81,6 +81,7 @@ def scope_for(tree: TenantTree, caller: str = "admin", **narrow: Any) -> Scope:
 
 
 OCTOBER = Window(date(2026, 10, 1), date(2026, 10, 31), "Asia/Shanghai")
+EMPTY = Window(date(2025, 1, 1), date(2025, 1, 31), "Asia/Shanghai")
 
 
 @pytest.fixture
@@ -133,6 +134,26 @@ def test_cohort_conversion_counts_skipped_stages_as_passed(funnel: TenantTree) -
         D("0.6667"),
     ]
     assert (cohort.created, cohort.won, cohort.win_rate) == (6, 2, D("0.3333"))
+
+
+def test_several_windows_in_one_pass_give_each_windows_own_cohort(funnel: TenantTree) -> None:
+    """``cohort_conversions`` (the conversion-drop rule's two months in one pass) answers
+    each window exactly as a call for that window alone."""
+    rep = funnel.members["rep"]
+    september = Window(date(2026, 9, 1), date(2026, 9, 30), "Asia/Shanghai")
+    with tenant_scope(funnel.tenant):
+        deal(funnel, rep, [(1, at(3, 9)), (2, at(8, 9)), (5, at(20, 9))])  # A September win
+        deal(funnel, rep, [(1, at(30, 9, hour=23))])  # 23:00 Shanghai: still September
+        scope = scope_for(funnel)
+        together = selectors.cohort_conversions(scope, [OCTOBER, september, EMPTY])
+        alone = [selectors.cohort_conversion(scope, w) for w in (OCTOBER, september, EMPTY)]
+    assert together == alone
+    october, sept, empty = together
+    assert [row.reached for row in october.stages] == [6, 4, 3, 3]
+    assert [row.reached for row in sept.stages] == [2, 1, 1, 1]
+    assert (sept.created, sept.won) == (2, 1)
+    assert (empty.created, empty.won) == (0, 0)
+    assert [row.reached for row in empty.stages] == [0, 0, 0, 0]
 
 
 def test_a_managers_funnel_covers_their_subtree_only(funnel: TenantTree) -> None:

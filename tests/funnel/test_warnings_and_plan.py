@@ -243,6 +243,7 @@ def test_all_six_rules_fire_stay_single_and_resolve_when_their_conditions_clear(
         )
         records.activity(tree_a, rep)  # overdue follow-up
         first = evaluate_warnings(tenant_id=tree_a.tenant.pk, as_of=today)
+        assert first["opened"] == Alert.objects.count() and first["updated"] == 0
         fired = {rule for rule in Alert.objects.values_list("rule", flat=True)}
         assert fired == {
             "low_win_rate",
@@ -254,8 +255,15 @@ def test_all_six_rules_fire_stay_single_and_resolve_when_their_conditions_clear(
         }
         ids = set(Alert.objects.values_list("pk", flat=True))
         again = evaluate_warnings(tenant_id=tree_a.tenant.pk, as_of=today)
-        assert again["opened"] == 0 and again["updated"] == first["opened"]
+        # Nothing changed: nothing opened, nothing rewritten.
+        assert again == {"opened": 0, "updated": 0, "resolved": 0}
         assert set(Alert.objects.values_list("pk", flat=True)) == ids
+        records.activity(tree_a, rep)  # a second overdue follow-up: one alert's figure moves
+        overdue = Alert.objects.get(rule="overdue_follow_ups")
+        moved = evaluate_warnings(tenant_id=tree_a.tenant.pk, as_of=today)
+        assert moved == {"opened": 0, "updated": 1, "resolved": 0}
+        overdue.refresh_from_db()
+        assert overdue.observed == 2 and overdue.params["observed"] == 2
 
         # Clear every condition.
         won = records.stage("won")
