@@ -72,7 +72,7 @@ TABLES = [
     "crm_visit",
     "crm_activity",
     "crm_lead",
-    "targets_target",
+    "targets_targetseries",
     "targets_targetplan",
     "funnel_alert",
     "funnel_warningrule",

@@ -24,7 +24,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -50,7 +50,7 @@ from targets.models import (
     TargetAdjustment,
     TargetPlan,
 )
-from targets.selectors import visible_commitments, visible_targets
+from targets.selectors import visible_commitments, visible_series, visible_targets
 
 NONE = "–"
 STATUS_LABELS = {
@@ -715,15 +715,8 @@ class TargetAdjustmentAdmin(_MemberActions, TenantScopedAdmin):
         "decided_at",
     ]
     list_display_links = ["values"]
-    list_filter = ["status", "trigger", "target__plan"]
-    list_select_related = [
-        "target__plan",
-        "target__org_unit",
-        "target__member__user",
-        "target__product_line",
-        "requested_by__user",
-        "approved_by__user",
-    ]
+    list_filter = ["status", "trigger", "series__plan"]
+    list_select_related = ["requested_by__user", "approved_by__user"]
     search_fields = ["reason"]
     ordering = ["-created_at", "-id"]
     fields = readonly_fields = (
@@ -743,10 +736,17 @@ class TargetAdjustmentAdmin(_MemberActions, TenantScopedAdmin):
     actions = ["approve", "reject"]
 
     def visible_queryset(self, member: Membership) -> QuerySet[Any]:
-        return TargetAdjustment.objects.filter(target__in=visible_targets(member).values("pk"))
+        return TargetAdjustment.objects.filter(series__in=visible_series(member).values("pk"))
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
-        return super().get_queryset(request).select_related(*self.list_select_related)
+        # The targets in one query by id (a join on the period view would expand it).
+        targets = Target.objects.select_related(*TARGET_RELATED)
+        return (
+            super()
+            .get_queryset(request)
+            .select_related(*self.list_select_related)
+            .prefetch_related(Prefetch("target", queryset=targets))
+        )
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -40,7 +40,7 @@ from targets.models import (
     TargetAdjustment,
     TargetPlan,
 )
-from targets.selectors import visible_commitments, visible_targets
+from targets.selectors import visible_commitments, visible_series, visible_targets
 
 VALUE: dict[str, Any] = {"max_digits": 18, "decimal_places": 2}
 
@@ -438,7 +438,7 @@ class TargetAdjustmentViewSet(
     ordering = ["-created_at"]
 
     def visible_queryset(self, member: Membership) -> QuerySet[TargetAdjustment]:
-        return TargetAdjustment.objects.filter(target__in=visible_targets(member).values("pk"))
+        return TargetAdjustment.objects.filter(series__in=visible_series(member).values("pk"))
 
     @extend_schema(request=None, responses=AdjustmentSerializer)
     @action(detail=True, methods=["post"])

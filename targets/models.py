@@ -7,9 +7,11 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from django.contrib.postgres.fields import ArrayField
 from django.core.validators import MinValueValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import Q, lookups
+from django.db.models.expressions import Col
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -86,58 +88,143 @@ class TargetPlan(TenantOwned):
         return f"FY{self.fiscal_year} {self.metric} · {self.name}"
 
 
-class Target(TenantOwned):
-    """One node: plan × period × assignee (unit or member) × optional product line.
+class TargetSeries(TenantOwned):
+    """What a plan gives one assignee (unit or member) for one product line (or all):
+    the twelve fiscal months' values. The stored form of the targets.
 
-    ``value`` null = not set; 0 = not applicable (no attainment). Periods are the
-    fiscal year (index 0), its quarters (1–4) and months (1–12, fiscal order).
+    Quarters and the year are the sums of their months, so they are not stored: the
+    period targets (``Target``) are a view over this table, 17 per series. A decomposed
+    tree of 2,000 people × 5 product lines is ~14,000 rows here instead of ~230,000.
+    ``months`` null: not set; every value ≥ 0 (0: not applicable).
     """
 
-    plan = _fk(TargetPlan, "targets", null=False, on_delete=models.CASCADE)
-    period_kind = models.CharField(_("period"), max_length=8, choices=PeriodKind.choices)
-    period_index = models.PositiveSmallIntegerField(_("period index"))
-    period_start = models.DateField(_("period start"))
-    period_end = models.DateField(_("period end"))
+    plan = _fk(TargetPlan, "series", null=False, on_delete=models.CASCADE)
     org_unit = _fk(OrgUnit, verbose_name=_("org unit"))
     member = _fk(Membership, verbose_name=_("member"))
     product_line = _fk(ProductLine, verbose_name=_("product line"))
-    value = models.DecimalField(_("target"), null=True, blank=True, **VALUE)
+    months = ArrayField(
+        models.DecimalField(**VALUE),
+        size=12,
+        null=True,
+        blank=True,
+        verbose_name=_("monthly targets"),
+        help_text=_("The twelve fiscal months, in fiscal order."),
+    )
     version = models.PositiveIntegerField(_("version"), default=1, editable=False)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
-        verbose_name = _("target")
-        verbose_name_plural = _("targets")
-        ordering = ["plan", "period_kind", "period_index"]
+        verbose_name = _("target series")
+        verbose_name_plural = _("target series")
         constraints = [
             models.UniqueConstraint(
-                fields=[
-                    "tenant",
-                    "plan",
-                    "period_kind",
-                    "period_index",
-                    "org_unit",
-                    "member",
-                    "product_line",
-                ],
-                name="target_node_uniq",
+                fields=["tenant", "plan", "org_unit", "member", "product_line"],
+                name="targetseries_uniq",
                 nulls_distinct=False,
             ),
-            models.UniqueConstraint(fields=["tenant", "id"], name="target_tenant_id_uniq"),
+            models.UniqueConstraint(fields=["tenant", "id"], name="targetseries_tenant_id_uniq"),
             models.CheckConstraint(
                 condition=(Q(org_unit__isnull=True) & Q(member__isnull=False))
                 | (Q(org_unit__isnull=False) & Q(member__isnull=True)),
-                name="target_one_assignee",
-            ),
-            models.CheckConstraint(
-                condition=Q(value__isnull=True) | Q(value__gte=0), name="target_value_gte_0"
+                name="targetseries_one_assignee",
             ),
         ]
         indexes = [
-            models.Index(fields=["tenant", "member", "period_start"], name="target_member"),
-            models.Index(fields=["tenant", "org_unit", "period_start"], name="target_unit"),
-            models.Index(fields=["tenant", "updated_at"], name="target_updated"),
+            models.Index(fields=["tenant", "member"], name="targetseries_member"),
+            models.Index(fields=["tenant", "org_unit"], name="targetseries_unit"),
+            models.Index(fields=["tenant", "updated_at"], name="targetseries_updated"),
         ]
+
+    def __str__(self) -> str:
+        who = f"#{self.member_id}" if self.member_id else f"unit #{self.org_unit_id}"
+        line = f" · line #{self.product_line_id}" if self.product_line_id else ""
+        return f"{self.plan_id}: {who}{line}"
+
+
+# A period target's id: its series' id × 32 + the period's code (0 the year, 1–4 the
+# quarters, 5–16 the months): stable, and decodable without a lookup table.
+PERIOD_CODES = 32
+
+
+def period_code(kind: str, index: int) -> int:
+    if kind == PeriodKind.YEAR:
+        return 0
+    if kind == PeriodKind.QUARTER:
+        return index
+    return 4 + index
+
+
+def period_target_id(series_id: int, kind: str, index: int) -> int:
+    return series_id * PERIOD_CODES + period_code(kind, index)
+
+
+def _series_column(lookup: Any, compiler: Any, connection: Any) -> str | None:
+    lhs = lookup.lhs
+    if not isinstance(lhs, Col) or lhs.target.model is not Target:
+        return None
+    return f"{compiler.quote_name_unless_alias(lhs.alias)}.{connection.ops.quote_name('series_id')}"
+
+
+class PeriodTargetIdField(models.BigIntegerField):
+    """The view's id. ``id = n`` also says ``series_id = n // 32`` so PostgreSQL finds
+    the series by its primary key instead of expanding every series of the tenant."""
+
+
+@PeriodTargetIdField.register_lookup
+class PeriodTargetIdExact(lookups.Exact):
+    def as_sql(self, compiler: Any, connection: Any) -> Any:
+        sql, params = super().as_sql(compiler, connection)
+        column = _series_column(self, compiler, connection)
+        if column is None or not isinstance(self.rhs, int):
+            return sql, params
+        return f"({sql} AND {column} = %s)", (*params, self.rhs // PERIOD_CODES)
+
+
+@PeriodTargetIdField.register_lookup
+class PeriodTargetIdIn(lookups.In):
+    def as_sql(self, compiler: Any, connection: Any) -> Any:
+        sql, params = super().as_sql(compiler, connection)
+        column = _series_column(self, compiler, connection)
+        values = self.rhs if self.rhs_is_direct_value() else None
+        if column is None or not values or not all(isinstance(v, int) for v in values):
+            return sql, params
+        series = sorted({v // PERIOD_CODES for v in values})
+        marks = ", ".join(["%s"] * len(series))
+        return f"({sql} AND {column} IN ({marks}))", (*params, *series)
+
+
+class Target(TenantOwned):
+    """One node: plan × period × assignee (unit or member) × optional product line.
+
+    A read-only view over ``TargetSeries`` (migration ``targets/0002``): the fiscal year
+    (index 0), its quarters (1–4) and months (1–12, fiscal order) of every series, each
+    quarter and year the sum of its months. ``value`` null = not set; 0 = not
+    applicable (no attainment). Changes go through ``targets.services``.
+    """
+
+    id = PeriodTargetIdField(primary_key=True)
+    tenant = models.ForeignKey(
+        "crm.Tenant", on_delete=models.DO_NOTHING, related_name="+", editable=False
+    )
+    series = _fk(TargetSeries, "periods", null=False, on_delete=models.DO_NOTHING)
+    plan = _fk(TargetPlan, "targets", null=False, on_delete=models.DO_NOTHING)
+    period_kind = models.CharField(_("period"), max_length=8, choices=PeriodKind.choices)
+    period_index = models.PositiveSmallIntegerField(_("period index"))
+    period_start = models.DateField(_("period start"))
+    period_end = models.DateField(_("period end"))
+    org_unit = _fk(OrgUnit, verbose_name=_("org unit"), on_delete=models.DO_NOTHING)
+    member = _fk(Membership, verbose_name=_("member"), on_delete=models.DO_NOTHING)
+    product_line = _fk(ProductLine, verbose_name=_("product line"), on_delete=models.DO_NOTHING)
+    value = models.DecimalField(_("target"), null=True, blank=True, **VALUE)
+    version = models.PositiveIntegerField(_("version"), default=1, editable=False)
+    updated_at = models.DateTimeField(_("updated at"))
+
+    class Meta:
+        managed = False
+        db_table = "targets_target"
+        verbose_name = _("target")
+        verbose_name_plural = _("targets")
+        ordering = ["plan", "period_kind", "period_index"]
 
     @property
     def period_label(self) -> str:
@@ -199,7 +286,15 @@ class AdjustmentStatus(models.TextChoices):
 class TargetAdjustment(TenantOwned):
     """A new version of a published target: never rewritten, only appended."""
 
-    target = _fk(Target, "adjustments", null=False, on_delete=models.CASCADE)
+    target = models.ForeignKey(
+        Target,
+        on_delete=models.DO_NOTHING,
+        related_name="adjustments",
+        db_constraint=False,  # a view: the series carries the integrity
+        db_index=False,
+        verbose_name=_("target"),
+    )
+    series = _fk(TargetSeries, "adjustments", null=False, on_delete=models.CASCADE)
     old_value = models.DecimalField(_("old value"), null=True, blank=True, **VALUE)
     new_value = models.DecimalField(
         _("new value"), validators=[MinValueValidator(Decimal("0"))], **VALUE
@@ -272,7 +367,15 @@ class Commitment(TenantOwned):
 class AchievementSnapshot(TenantOwned):
     """A target's achievement as of a date, filled by the nightly job (SPEC section 7)."""
 
-    target = _fk(Target, "snapshots", null=False, on_delete=models.CASCADE)
+    target = models.ForeignKey(
+        Target,
+        on_delete=models.DO_NOTHING,
+        related_name="snapshots",
+        db_constraint=False,  # a view: the series carries the integrity
+        db_index=False,
+        verbose_name=_("target"),
+    )
+    series = _fk(TargetSeries, "snapshots", null=False, on_delete=models.CASCADE)
     as_of = models.DateField(_("as of"))
     actual = models.DecimalField(_("actual"), **VALUE)
     attainment = models.DecimalField(

@@ -21,7 +21,7 @@ from crm import selectors as crm_selectors
 from crm.models import Membership, OrgUnit, Role, Tenant
 from targets import calendar
 from targets.metrics import get_metric
-from targets.models import Commitment, Target
+from targets.models import Commitment, Target, TargetSeries
 
 Key = tuple[str, int]  # ("member", id) or ("unit", id)
 
@@ -184,14 +184,24 @@ def _assigned_to_visible(member: Membership) -> Q:
     )
 
 
+def _visible(model: type[Any], member: Membership) -> QuerySet[Any]:
+    if member.role == Role.ADMIN:
+        return model.objects.all()
+    if member.role == Role.MANAGER:
+        return model.objects.filter(_assigned_to_visible(member))
+    return model.objects.filter(member=member)
+
+
 def visible_targets(member: Membership) -> QuerySet[Target]:
     """A rep sees their own targets; a manager those of their subtree (members and
     units); an admin every target."""
-    if member.role == Role.ADMIN:
-        return Target.objects.all()
-    if member.role == Role.MANAGER:
-        return Target.objects.filter(_assigned_to_visible(member))
-    return Target.objects.filter(member=member)
+    return _visible(Target, member)
+
+
+def visible_series(member: Membership) -> QuerySet[TargetSeries]:
+    """The series behind the visible targets (same rule): filter adjustments and
+    snapshots by these, not by the period view, which would expand every series."""
+    return _visible(TargetSeries, member)
 
 
 def visible_commitments(member: Membership) -> QuerySet[Commitment]:

@@ -28,6 +28,7 @@ from targets.models import (
     Target,
     TargetAdjustment,
     TargetPlan,
+    TargetSeries,
 )
 from targets.selectors import CreditIndex, Key, monthly_actuals, unit_paths
 
@@ -397,7 +398,7 @@ def plan_decompose(
         if locked.status != PlanStatus.DRAFT:
             raise Conflict(_("Only a draft plan can be decomposed; adjust published targets."))
         _delete_targets(locked)
-        _copy_targets(locked, nodes, year, fiscal_months, start_month)
+        _write_series(locked, nodes)
         locked.settings = {**settings.as_json(), "time_weights_used": [str(w) for w in weights12]}
         locked.unassigned = unassigned
         locked.save(update_fields=["settings", "unassigned", "updated_at"])
@@ -406,82 +407,54 @@ def plan_decompose(
 
 
 def _delete_targets(plan: TargetPlan) -> None:
-    """Drop a draft plan's nodes in set-based SQL (the ORM's cascade would load every row).
-
-    Snapshots and adjustments hang off published nodes only, but are removed first so the
-    foreign keys never block; row-level security limits every statement to the tenant.
-    """
+    """Drop a draft plan's targets in set-based SQL (the ORM's cascade would load every
+    row). Snapshots and adjustments hang off published targets only, but are removed
+    first so the foreign keys never block; row-level security limits every statement
+    to the tenant."""
     with connection.cursor() as cursor:
-        for table, column in (
-            ("targets_achievementsnapshot", "target_id"),
-            ("targets_targetadjustment", "target_id"),
-        ):
+        for table in ("targets_achievementsnapshot", "targets_targetadjustment"):
             cursor.execute(
-                f"DELETE FROM {table} WHERE {column} IN "
-                "(SELECT id FROM targets_target WHERE plan_id = %s)",
-                [plan.pk],
+                f"DELETE FROM {table} WHERE tenant_id = %s AND series_id IN "
+                "(SELECT id FROM targets_targetseries WHERE tenant_id = %s AND plan_id = %s)",
+                [plan.tenant_id, plan.tenant_id, plan.pk],
             )
-        cursor.execute("DELETE FROM targets_target WHERE plan_id = %s", [plan.pk])
+        cursor.execute(
+            "DELETE FROM targets_targetseries WHERE tenant_id = %s AND plan_id = %s",
+            [plan.tenant_id, plan.pk],
+        )
 
 
-def _copy_targets(
-    plan: TargetPlan,
-    nodes: list[Node],
-    year: calendar.Period,
-    fiscal_months: list[calendar.Period],
-    start_month: int,
-) -> None:
-    """Write every node's year, quarters and months in one INSERT … SELECT FROM unnest.
+def _array_literal(values: list[Decimal]) -> str:
+    return "{" + ",".join(map(str, values)) + "}"
 
-    One statement whatever the size of the tree (COPY would be faster still, but
-    PostgreSQL refuses COPY FROM into tables with row-level security).
+
+def _write_series(plan: TargetPlan, nodes: list[Node]) -> None:
+    """Write every node's twelve months (and each product line's) in one INSERT … SELECT
+    FROM unnest: one row per assignee and line, quarters and years being their sums
+    (the ``targets_target`` view). COPY would be faster still, but PostgreSQL refuses
+    COPY FROM into tables with row-level security.
     """
-    quarters = calendar.quarters(plan.fiscal_year, start_month)
-    columns: dict[str, list[Any]] = defaultdict(list)
-
-    def row(
-        kind: str, index: int, period: calendar.Period, key: Key, line: int | None, value: Decimal
-    ) -> None:
-        columns["kind"].append(kind)
-        columns["index"].append(index)
-        columns["start"].append(period.start)
-        columns["end"].append(period.end)
-        columns["unit"].append(key[1] if key[0] == "unit" else None)
-        columns["member"].append(key[1] if key[0] == "member" else None)
-        columns["line"].append(line)
-        columns["value"].append(value)
-
+    units: list[int | None] = []
+    members: list[int | None] = []
+    lines: list[int | None] = []
+    months: list[str] = []
     for node in nodes:
         series: list[tuple[int | None, list[Decimal]]] = [(None, node.months)]
         series += list(node.products.items())
-        for line, months in series:
-            row(PeriodKind.YEAR, 0, year, node.key, line, sum(months, Decimal(0)))
-            for index, value in enumerate(allocation.quarter_totals(months), start=1):
-                row(PeriodKind.QUARTER, index, quarters[index - 1], node.key, line, value)
-            for index, value in enumerate(months, start=1):
-                row(PeriodKind.MONTH, index, fiscal_months[index - 1], node.key, line, value)
+        for line, values in series:
+            units.append(node.key[1] if node.key[0] == "unit" else None)
+            members.append(node.key[1] if node.key[0] == "member" else None)
+            lines.append(line)
+            months.append(_array_literal(values))  # text: far cheaper to send than Decimals
     with connection.cursor() as cursor:
         cursor.execute(
             """
-            INSERT INTO targets_target (tenant_id, plan_id, period_kind, period_index,
-                period_start, period_end, org_unit_id, member_id, product_line_id, value,
-                version, updated_at)
-            SELECT %s, %s, k, i, s, e, u, m, l, v, 1, now()
-            FROM unnest(%s::text[], %s::int[], %s::date[], %s::date[], %s::bigint[],
-                        %s::bigint[], %s::bigint[], %s::numeric[]) AS t(k, i, s, e, u, m, l, v)
+            INSERT INTO targets_targetseries (tenant_id, plan_id, org_unit_id, member_id,
+                product_line_id, months, version, updated_at)
+            SELECT %s, %s, u, m, l, mo::numeric(18, 2)[], 1, now()
+            FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::text[]) AS t(u, m, l, mo)
             """,
-            [
-                plan.tenant_id,
-                plan.pk,
-                columns["kind"],
-                columns["index"],
-                columns["start"],
-                columns["end"],
-                columns["unit"],
-                columns["member"],
-                columns["line"],
-                columns["value"],
-            ],
+            [plan.tenant_id, plan.pk, units, members, lines, months],
         )
 
 
@@ -512,78 +485,63 @@ def _is_above(approver: Membership, target: Target, requester: Membership | None
     return _can_steer(approver, target)
 
 
-def _months_of(target: Target) -> list[Target]:
-    months = Target.objects.filter(
-        plan_id=target.plan_id,
-        period_kind=PeriodKind.MONTH,
-        org_unit_id=target.org_unit_id,
-        member_id=target.member_id,
-        product_line_id=target.product_line_id,
-        period_start__gte=target.period_start,
-        period_end__lte=target.period_end,
-    ).order_by("period_index")
-    return list(months.select_for_update(of=("self",)))
+def _months_in(target: Target) -> list[int]:
+    """The fiscal months (1–12) a target's period covers."""
+    if target.period_kind == PeriodKind.YEAR:
+        return list(range(1, 13))
+    if target.period_kind == PeriodKind.QUARTER:
+        first = (target.period_index - 1) * 3 + 1
+        return [first, first + 1, first + 2]
+    return [target.period_index]
 
 
-def _apply_value(target: Target, new_value: Decimal, effective_from: date) -> None:
-    """Set a node and keep its quarter and year equal to the sum of their months.
+def _apply_value(series: TargetSeries, target: Target, new_value: Decimal, on: date) -> None:
+    """Give ``target`` (a period of the locked ``series``) its new value: its quarter and
+    year stay the sums of their months, being derived from them.
 
     A month changes itself; a quarter or year spreads the difference over its months
-    not yet elapsed on ``effective_from``, by the plan's time weights (SPEC section 4).
+    not yet elapsed on ``on`` (the effective date), by the plan's time weights
+    (SPEC section 4).
     """
     plan = target.plan
     tenant = Tenant.objects.get(pk=target.tenant_id)
     quantum = quantum_for(tenant, plan.metric)
+    # Not set (null): every month from nothing.
+    months = [value or Decimal(0) for value in series.months or [Decimal(0)] * 12]
     if target.period_kind == PeriodKind.MONTH:
-        changed = {target.pk: new_value}
+        months[target.period_index - 1] = new_value
     else:
-        months = _months_of(target)
-        open_months = [m for m in months if m.period_end >= effective_from]
+        ends = [m.end for m in calendar.months(plan.fiscal_year, tenant.fiscal_year_start_month)]
+        covered = _months_in(target)
+        open_months = [index for index in covered if ends[index - 1] >= on]
         if not open_months:
             raise ValidationError(
                 {"effective_from": _("Every month of this period has elapsed already.")}
             )
-        current = sum((m.value or Decimal(0) for m in months), Decimal(0))
-        difference = new_value - current
+        difference = new_value - sum((months[index - 1] for index in covered), Decimal(0))
         weights_used = [Decimal(w) for w in plan.settings.get("time_weights_used", [])] or [
             Decimal(1)
         ] * 12
-        weights = {m.pk: weights_used[m.period_index - 1] for m in open_months}
-        spread = allocation.allocate(abs(difference), weights, quantum)
+        spread = allocation.allocate(
+            abs(difference), {index: weights_used[index - 1] for index in open_months}, quantum
+        )
         sign = 1 if difference >= 0 else -1
-        changed = {}
-        for month in open_months:
-            value = (month.value or Decimal(0)) + sign * spread[month.pk]
-            if value < 0:
+        for index in open_months:
+            months[index - 1] += sign * spread[index]
+            if months[index - 1] < 0:
                 raise ValidationError(
                     {"new_value": _("This would make a remaining month negative.")}
                 )
-            changed[month.pk] = value
-    for pk, value in changed.items():
-        Target.objects.filter(pk=pk).update(
-            value=value, version=F("version") + 1, updated_at=timezone.now()
-        )
-    # Re-derive the quarters and the year of the same assignee from their months.
-    sample = Target.objects.get(pk=next(iter(changed)))
-    family = Target.objects.filter(
-        plan_id=sample.plan_id,
-        org_unit_id=sample.org_unit_id,
-        member_id=sample.member_id,
-        product_line_id=sample.product_line_id,
+    TargetSeries.objects.filter(pk=series.pk).update(
+        months=months, version=F("version") + 1, updated_at=timezone.now()
     )
-    month_values = dict(
-        family.filter(period_kind=PeriodKind.MONTH).values_list("period_index", "value")
-    )
-    months12 = [month_values.get(index) or Decimal(0) for index in range(1, 13)]
-    for index, value in enumerate(allocation.quarter_totals(months12), start=1):
-        family.filter(period_kind=PeriodKind.QUARTER, period_index=index).exclude(
-            value=value
-        ).update(value=value, version=F("version") + 1, updated_at=timezone.now())
-    family.filter(period_kind=PeriodKind.YEAR).exclude(value=sum(months12, Decimal(0))).update(
-        value=sum(months12, Decimal(0)),
-        version=F("version") + 1,
-        updated_at=timezone.now(),
-    )
+
+
+def _lock(target: Target) -> tuple[TargetSeries, Target]:
+    """Lock the target's series (every period of one assignee and line changes together)
+    and re-read the target under the lock."""
+    series = TargetSeries.objects.select_for_update().get(pk=target.series_id)
+    return series, Target.objects.select_related("plan").get(pk=target.pk)
 
 
 def target_adjust(
@@ -607,9 +565,7 @@ def target_adjust(
     if new_value < 0:
         raise ValidationError({"new_value": _("A target cannot be negative.")})
     with transaction.atomic():
-        locked = (
-            Target.objects.select_for_update(of=("self",)).select_related("plan").get(pk=target.pk)
-        )
+        series, locked = _lock(target)
         if not _can_steer(member, locked):
             raise NotFound()
         if locked.plan.status == PlanStatus.DRAFT:
@@ -623,6 +579,7 @@ def target_adjust(
         adjustment = TargetAdjustment.objects.create(
             tenant_id=locked.tenant_id,
             target=locked,
+            series=series,
             old_value=locked.value,
             new_value=new_value,
             target_version=locked.version,
@@ -632,7 +589,7 @@ def target_adjust(
             effective_from=effective_from or timezone.localdate(),
         )
         if locked.plan.status == PlanStatus.PUBLISHED:
-            _apply_value(locked, new_value, adjustment.effective_from)
+            _apply_value(series, locked, new_value, adjustment.effective_from)
             adjustment.status = AdjustmentStatus.APPLIED
             adjustment.approved_by = member
             adjustment.decided_at = timezone.now()
@@ -652,18 +609,14 @@ def adjustment_decide(
         )
         if locked.status != AdjustmentStatus.REQUESTED:
             raise Conflict(_("This adjustment has been decided already."))
-        target = (
-            Target.objects.select_for_update(of=("self",))
-            .select_related("plan")
-            .get(pk=locked.target_id)
-        )
+        series, target = _lock(Target(pk=locked.target_id, series_id=locked.series_id))
         if not _is_above(member, target, locked.requested_by):
             raise ValidationError(
                 _("An adjustment is approved by a manager above the requester or an admin.")
             )
         if approve:
             locked.old_value = target.value
-            _apply_value(target, locked.new_value, locked.effective_from)
+            _apply_value(series, target, locked.new_value, locked.effective_from)
         locked.status = AdjustmentStatus.APPLIED if approve else AdjustmentStatus.REJECTED
         locked.approved_by = member
         locked.decided_at = timezone.now()

@@ -41,6 +41,7 @@ def snapshot_achievements(*, tenant_id: int, as_of: date | None = None) -> dict[
             AchievementSnapshot(
                 tenant_id=tenant_id,
                 target_id=node.pk,
+                series_id=node.series_id,
                 as_of=day,
                 actual=_money(results[node.pk].actual) or Decimal(0),
                 attainment=results[node.pk].attainment,

@@ -1,0 +1,136 @@
+"""How targets are stored: one series (twelve months) per plan × assignee × product line,
+the period targets a view over them (migration ``targets/0002``)."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.db import IntegrityError, connection, transaction
+
+from crm.tenancy import platform_scope, tenant_scope
+from targets.models import PERIOD_CODES, Target, TargetSeries, period_target_id
+from targets.services import target_adjust
+from tests import records
+from tests.factories import TenantTree
+
+pytestmark = pytest.mark.django_db
+D = Decimal
+
+
+def _count(sql: str, params: list[Any] | None = None) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params or [])
+        return int(cursor.fetchone()[0])
+
+
+def test_each_series_reads_as_a_year_four_quarters_and_twelve_months(tree_a: TenantTree) -> None:
+    with tenant_scope(tree_a.tenant):
+        plan = records.published_plan(tree_a)
+        series = TargetSeries.objects.filter(plan=plan).first()
+        assert series is not None and series.months is not None
+        periods = list(Target.objects.filter(series=series).order_by("pk"))
+    assert [t.pk for t in periods] == [series.pk * PERIOD_CODES + code for code in range(17)]
+    assert [(t.period_kind, t.period_index) for t in periods[:6]] == [
+        ("year", 0),
+        ("quarter", 1),
+        ("quarter", 2),
+        ("quarter", 3),
+        ("quarter", 4),
+        ("month", 1),
+    ]
+    months = series.months
+    assert [t.value for t in periods[5:]] == months
+    assert [t.value for t in periods[1:5]] == [sum(months[q * 3 : q * 3 + 3]) for q in range(4)]
+    assert periods[0].value == sum(months)
+    # Calendar year tenant: month 2 is February 2026, Q4 ends with the year.
+    assert (periods[6].period_start, periods[6].period_end) == (date(2026, 2, 1), date(2026, 2, 28))
+    assert (periods[4].period_start, periods[4].period_end) == (
+        date(2026, 10, 1),
+        date(2026, 12, 31),
+    )
+    assert all(t.member_id == series.member_id for t in periods)
+
+
+def test_a_target_is_found_by_id_through_its_series_primary_key(tree_a: TenantTree) -> None:
+    """``pk = n`` also filters ``series_id = n // 32``: an index lookup, not a scan of
+    every series of the tenant expanded into periods."""
+    with tenant_scope(tree_a.tenant):
+        target = records.rep_target(tree_a, kind="quarter", index=2)
+        one = Target.objects.filter(pk=target.pk)
+        many = Target.objects.filter(pk__in=[target.pk, target.pk + 1])
+        assert f'"series_id" = {target.series_id}' in str(one.query)
+        assert f'"series_id" IN ({target.series_id})' in str(many.query)
+        assert list(one) == [target]
+        assert {t.pk for t in many} == {target.pk, target.pk + 1}
+        assert target.pk == period_target_id(target.series_id, "quarter", 2)
+        sql, params = one.query.sql_with_params()
+        # On a handful of rows a sequential scan is cheapest: forbid it to see whether the
+        # primary key can serve at all (without the series filter it could not).
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL enable_seqscan = off")
+            cursor.execute("EXPLAIN " + sql, params)
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert re.search(rf"Index Cond: .*\bid = {target.series_id}\)", plan), plan
+
+
+def test_the_view_shows_only_the_scoped_tenants_targets(
+    tree_a: TenantTree, tree_b: TenantTree
+) -> None:
+    with tenant_scope(tree_a.tenant):
+        plan_a = records.published_plan(tree_a)
+        mine = _count("SELECT count(*) FROM targets_target")
+        assert mine == 17 * TargetSeries.objects.filter(plan=plan_a).count() > 0
+    with tenant_scope(tree_b.tenant):
+        records.published_plan(tree_b)
+        foreign = _count(
+            "SELECT count(*) FROM targets_target WHERE tenant_id = %s", [tree_a.tenant.pk]
+        )
+        series_a = _count(
+            "SELECT count(*) FROM targets_targetseries WHERE plan_id = %s", [plan_a.pk]
+        )
+        assert not Target.objects.filter(plan_id=plan_a.pk).exists()
+    assert foreign == 0 and series_a == 0
+    with platform_scope("test: count every tenant's targets"):
+        assert _count("SELECT count(*) FROM targets_target") > mine
+
+
+def test_months_are_twelve_and_never_negative(tree_a: TenantTree) -> None:
+    with tenant_scope(tree_a.tenant):
+        plan = records.published_plan(tree_a)
+        series = TargetSeries.objects.filter(plan=plan).first()
+        assert series is not None
+        for bad in ([D(1)] * 11, [D(-1)] + [D(0)] * 11):
+            with pytest.raises(IntegrityError), transaction.atomic():
+                TargetSeries.objects.filter(pk=series.pk).update(months=bad)
+        TargetSeries.objects.filter(pk=series.pk).update(months=None)  # not set
+        assert {t.value for t in Target.objects.filter(series=series)} == {None}
+
+
+def test_adjusting_a_quarter_moves_its_open_months_and_the_year_with_it(
+    tree_a: TenantTree,
+) -> None:
+    with tenant_scope(tree_a.tenant):
+        quarter = records.rep_target(tree_a, kind="quarter", index=4)
+        year = Target.objects.get(series=quarter.series_id, period_kind="year")
+        before = list(TargetSeries.objects.get(pk=quarter.series_id).months or [])
+        target_adjust(
+            member=tree_a.members["admin"],
+            target=quarter,
+            new_value=quarter.value + D("300.00"),
+            reason="New territory",
+            trigger="market",
+            effective_from=date(2026, 11, 1),  # October has elapsed: November, December
+        )
+        after = TargetSeries.objects.get(pk=quarter.series_id)
+        quarter.refresh_from_db()
+        year.refresh_from_db()
+    assert after.months is not None
+    assert after.months[:10] == before[:10]  # October and earlier untouched
+    assert sum(after.months[10:]) - sum(before[10:]) == D("300.00")
+    assert quarter.value == sum(after.months[9:12])
+    assert year.value == sum(after.months)
+    assert quarter.version == year.version == after.version == 2
