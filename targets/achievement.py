@@ -5,8 +5,7 @@ the metric and (amount metrics) one aggregate of the open pipeline. The arithmet
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import date
 from decimal import Decimal
 
@@ -16,71 +15,60 @@ from django.utils.translation import gettext as _
 
 from crm.models import Tenant
 from targets import achievement_math, calendar
-from targets.achievement_math import Achievement, OpenDeal, PeriodTarget
+from targets.achievement_math import Achievement, Projection
 from targets.metrics import get_metric
-from targets.models import PeriodKind, Target, TargetPlan
-from targets.selectors import CreditIndex, monthly_actuals, open_pipeline, unit_paths
+from targets.models import Target, TargetPlan, TargetSeries, period_code
+from targets.selectors import monthly_actuals_sql, open_pipeline_sql, period_totals
 
 _ZERO = Decimal(0)
+_NOTHING = (_ZERO, _ZERO)
 FamilyKey = tuple[int | None, int | None, int | None]  # org unit, member, product line
 
 
-def _family(target: Target) -> FamilyKey:
-    return (target.org_unit_id, target.member_id, target.product_line_id)
-
-
-def _months(kind: str, index: int) -> list[int]:
-    if kind == PeriodKind.YEAR:
-        return list(range(1, 13))
-    if kind == PeriodKind.QUARTER:
-        first = (index - 1) * 3 + 1
-        return [first, first + 1, first + 2]
-    return [index]
-
-
-Slot = tuple[str, int]  # (period kind, period index)
-CHILDREN: dict[str, list[Slot]] = {
-    PeriodKind.YEAR: [(PeriodKind.QUARTER, q) for q in range(1, 5)],
-    **{
-        f"Q{q}": [(PeriodKind.MONTH, m) for m in _months(PeriodKind.QUARTER, q)]
-        for q in range(1, 5)
-    },
-}
-NEEDS: dict[str, set[str]] = {
-    PeriodKind.YEAR: {PeriodKind.QUARTER, PeriodKind.MONTH},
-    PeriodKind.QUARTER: {PeriodKind.MONTH},
-    PeriodKind.MONTH: set(),
+# Period code (targets.models.period_code) → its first and last fiscal month.
+SPANS: dict[int, tuple[int, int]] = {
+    0: (1, 12),
+    **{q: ((q - 1) * 3 + 1, q * 3) for q in range(1, 5)},
+    **{4 + m: (m, m) for m in range(1, 13)},
 }
 
 
-class _Calendar:
-    """Day counts of the plan's periods as of a date: the same for every node."""
+class Pacing:
+    """The plan's months as of a date: each month's days and elapsed days, the same for
+    every node. A node's ``expected_to_date`` is then a sum over its months: the fully
+    elapsed ones whole, the current one prorated by days. That is the recursion of
+    SPEC section 4 (year → quarters → months, each quarter and year being the sum of its
+    months) unrolled; ``tests/targets/test_achievement_math.py`` checks both agree."""
 
-    def __init__(self, plan: TargetPlan, start_month: int, as_of: date) -> None:
-        periods = {(str(PeriodKind.YEAR), 0): calendar.fiscal_year(plan.fiscal_year, start_month)}
-        for index, period in enumerate(calendar.quarters(plan.fiscal_year, start_month), 1):
-            periods[(str(PeriodKind.QUARTER), index)] = period
-        for index, period in enumerate(calendar.months(plan.fiscal_year, start_month), 1):
-            periods[(str(PeriodKind.MONTH), index)] = period
-        self.days = {slot: (p.days, calendar.elapsed_days(p, as_of)) for slot, p in periods.items()}
-        # Check the calendar's day counts once, on a fully decomposed year; every node's
-        # tree then has the same days and is built without repeating the checks.
-        self.tree((str(PeriodKind.YEAR), 0), dict.fromkeys(self.days, _ZERO), build=PeriodTarget)
+    def __init__(self, fiscal_year: int, start_month: int, as_of: date) -> None:
+        self.days = [
+            (period.days, calendar.elapsed_days(period, as_of))
+            for period in calendar.months(fiscal_year, start_month)
+        ]
 
-    def tree(
-        self,
-        slot: Slot,
-        values: dict[Slot, Decimal | None],
-        build: Callable[..., PeriodTarget] = PeriodTarget.unchecked,
-    ) -> PeriodTarget:
-        """The node's period with its decomposed sub-periods (when all of them exist)."""
-        kind, index = slot
-        kids = CHILDREN.get(kind if kind == PeriodKind.YEAR else f"Q{index}", [])
-        children: tuple[PeriodTarget, ...] = ()
-        if kind != PeriodKind.MONTH and kids and all(kid in values for kid in kids):
-            children = tuple(self.tree(kid, values, build) for kid in kids)
-        total, elapsed = self.days[slot]
-        return build(values.get(slot), total, elapsed, children)
+    def period_days(self, code: int) -> tuple[int, int]:
+        """The period's total and elapsed days."""
+        first, last = SPANS[code]
+        span = self.days[first - 1 : last]
+        return sum(total for total, _ in span), sum(elapsed for _, elapsed in span)
+
+    def expected(self, code: int, months: list[Decimal] | None) -> Decimal | None:
+        if months is None:
+            return None
+        first, last = SPANS[code]
+        expected = _ZERO
+        for index in range(first, last + 1):
+            total, elapsed = self.days[index - 1]
+            if elapsed == 0:
+                break
+            value = months[index - 1]
+            if value is None:
+                return None
+            if elapsed == total:
+                expected += value
+            else:
+                expected += achievement_math.expected_to_date_leaf(value, elapsed, total) or _ZERO
+        return expected
 
 
 def check_as_of(plan: TargetPlan, tenant: Tenant, as_of: date) -> None:
@@ -94,72 +82,85 @@ def check_as_of(plan: TargetPlan, tenant: Tenant, as_of: date) -> None:
         )
 
 
+def _series_months(
+    plan: TargetPlan, chosen: list[Target], asked: set[int | None]
+) -> dict[FamilyKey, list[Decimal] | None]:
+    """The months of the chosen nodes' series: one row per assignee and line."""
+    rows = TargetSeries.objects.filter(plan=plan)
+    if None in asked:  # totals, plus any product lines asked for
+        rows = rows.filter(Q(product_line__isnull=True) | Q(product_line__in=asked - {None}))
+    else:
+        rows = rows.filter(product_line__in=asked)
+    if len(chosen) <= 500:  # a few nodes: only their series
+        rows = rows.filter(pk__in={node.series_id for node in chosen})
+    return {
+        (unit, person, line): months
+        for unit, person, line, months in rows.values_list(
+            "org_unit_id", "member_id", "product_line_id", "months"
+        )
+    }
+
+
 def plan_achievements(
     plan: TargetPlan, as_of: date, targets: Iterable[Target] | None = None
 ) -> dict[int, Achievement]:
     """Achievement of every node of ``plan`` (or of ``targets``) as of ``as_of``.
 
-    Queries: the tenant, the sub-period values the chosen nodes need (plain tuples, not
-    model instances), the unit paths, one aggregate of the metric and, for amount
-    metrics, one of the open pipeline — whatever the number of nodes.
+    Queries, whatever the number of nodes: the tenant, the nodes' series (their months,
+    for pacing), the metric rolled up in SQL to every member and unit for the periods
+    and product lines asked for and, for amount metrics, the open pipeline likewise.
     """
     tenant = Tenant.objects.get(pk=plan.tenant_id)
     check_as_of(plan, tenant, as_of)
     metric = get_metric(plan.metric)
     chosen = list(Target.objects.filter(plan=plan) if targets is None else targets)
-    needed_kinds = (
-        set().union(*(NEEDS[str(node.period_kind)] for node in chosen)) if chosen else set()
-    )
+    if not chosen:
+        return {}
     asked = {node.product_line_id for node in chosen}  # None: the totals over all lines
-    values: dict[FamilyKey, dict[Slot, Decimal | None]] = defaultdict(dict)
-    for node in chosen:
-        values[_family(node)][(str(node.period_kind), node.period_index)] = node.value
-    if needed_kinds:
-        rows = Target.objects.filter(plan=plan, period_kind__in=needed_kinds)
-        if None in asked:  # totals, plus any product lines asked for
-            rows = rows.filter(Q(product_line__isnull=True) | Q(product_line__in=asked - {None}))
-        else:
-            rows = rows.filter(product_line__in=asked)
-        if len(chosen) <= 500:  # a few nodes: only their families
-            rows = rows.filter(
-                Q(member_id__in={n.member_id for n in chosen if n.member_id})
-                | Q(org_unit_id__in={n.org_unit_id for n in chosen if n.org_unit_id})
-            )
-        wanted = set(values)
-        for unit, person, line, kind, index, value in rows.values_list(
-            "org_unit_id", "member_id", "product_line_id", "period_kind", "period_index", "value"
-        ):
-            family = (unit, person, line)
-            if family in wanted:
-                values[family][(kind, index)] = value
-    days = _Calendar(plan, tenant.fiscal_year_start_month, as_of)
-    paths = unit_paths()
-    actuals = CreditIndex.build(
-        monthly_actuals(tenant, plan.metric, plan.fiscal_year, as_of), paths, asked
+    codes = {node.pk: period_code(node.period_kind, node.period_index) for node in chosen}
+    periods = {code: SPANS[code] for code in set(codes.values())}
+    months = _series_months(plan, chosen, asked)
+    pacing = Pacing(plan.fiscal_year, tenant.fiscal_year_start_month, as_of)
+    days = {code: pacing.period_days(code) for code in periods}
+    actuals = period_totals(
+        monthly_actuals_sql(tenant, plan.metric, plan.fiscal_year, as_of), periods, asked
     )
     pipeline = (
-        CreditIndex.build(open_pipeline(tenant, plan.fiscal_year, as_of), paths, asked)
+        period_totals(open_pipeline_sql(tenant, plan.fiscal_year, as_of), periods, asked)
         if metric.is_amount
         else None
     )
     threshold = Decimal(tenant.pace_threshold)
     results: dict[int, Achievement] = {}
     for node in chosen:
-        key = ("member", node.member_id) if node.member_id else ("unit", node.org_unit_id)
-        months = _months(str(node.period_kind), node.period_index)
-        actual = actuals.total(key, months, node.product_line_id)  # type: ignore[arg-type]
-        deals = None
+        # The instance's fields straight from its __dict__: tens of thousands of nodes.
+        fields = vars(node)
+        pk, member_id, line, value = (
+            fields["id"],
+            fields["member_id"],
+            fields["product_line_id"],
+            fields["value"],
+        )
+        code = codes[pk]
+        key = (
+            ("member", member_id, line, code)
+            if member_id
+            else ("unit", fields["org_unit_id"], line, code)
+        )
+        actual = actuals.get(key, _NOTHING)[0]
+        projection = None
         if pipeline is not None:
-            weighted = pipeline.total(key, months, node.product_line_id)  # type: ignore[arg-type]
-            commit = pipeline.total(key, months, node.product_line_id, commit=True)  # type: ignore[arg-type]
-            deals = [
-                OpenDeal(commit, Decimal(100), achievement_math.COMMIT),
-                OpenDeal(weighted - commit, Decimal(100), "pipeline"),
-            ]
-        results[node.pk] = achievement_math.compute_achievement(
-            period=days.tree((str(node.period_kind), node.period_index), values[_family(node)]),
+            # Σ amount × probability of the open deals, summed in SQL (SPEC §4 projected).
+            weighted, commit = pipeline.get(key, _NOTHING)
+            projection = Projection(weighted=actual + weighted, commit_only=actual + commit)
+        total, elapsed = days[code]
+        family = (fields["org_unit_id"], member_id, line)
+        results[pk] = achievement_math.achievement_of(
+            target=value,
             actual=actual,
-            open_deals=deals,
+            expected=None if value is None else pacing.expected(code, months.get(family)),
+            remaining_days=total - elapsed,
+            projection=projection,
             threshold=threshold,
         )
     return results

@@ -274,20 +274,43 @@ def compute_achievement(
     and including that date. ``open_deals`` is given for amount metrics only; without it
     the projections are None.
     """
-    expected = expected_to_date(period)
-    node_pace = pace(actual, expected)
-    node_gap = gap(period.target, actual)
-    projection = None if open_deals is None else projected(actual, open_deals)
-    return Achievement(
+    return achievement_of(
         target=period.target,
         actual=actual,
-        attainment=attainment(actual, period.target),
+        expected=expected_to_date(period),
+        remaining_days=period.remaining_days,
+        open_deals=open_deals,
+        threshold=threshold,
+    )
+
+
+def achievement_of(
+    *,
+    target: Decimal | None,
+    actual: Decimal,
+    expected: Decimal | None,
+    remaining_days: int,
+    open_deals: Iterable[OpenDeal | tuple[Decimal, Decimal | int, str]] | None = None,
+    threshold: Decimal = DEFAULT_THRESHOLD,
+    projection: Projection | None = None,
+) -> Achievement:
+    """``compute_achievement`` from an ``expected_to_date`` computed by the caller (a whole
+    plan paces every node from its months at once, see ``targets.achievement``), and
+    from either the open deals or their ``projection`` summed already."""
+    node_pace = pace(actual, expected)
+    node_gap = gap(target, actual)
+    if projection is None and open_deals is not None:
+        projection = projected(actual, open_deals)
+    return Achievement(
+        target=target,
+        actual=actual,
+        attainment=attainment(actual, target),
         expected_to_date=expected,
         pace=node_pace,
         status=status(node_pace, threshold),
         gap=node_gap,
-        remaining_days=period.remaining_days,
-        required_per_day=required_per_day(node_gap, period.remaining_days),
+        remaining_days=remaining_days,
+        required_per_day=required_per_day(node_gap, remaining_days),
         projected=None if projection is None else projection.weighted,
         projected_commit_only=None if projection is None else projection.commit_only,
     )

@@ -43,19 +43,26 @@ def _month_index_sql(column: str) -> str:
     )
 
 
-def monthly_actuals(tenant: Tenant, metric_key: str, fiscal_year: int, up_to: date) -> list[Bucket]:
-    """The metric's credited values in the fiscal year up to and including ``up_to``."""
+Query = tuple[str, dict[str, Any]]
+
+
+def monthly_actuals_sql(
+    tenant: Tenant, metric_key: str, fiscal_year: int, up_to: date
+) -> Query | None:
+    """The statement of ``monthly_actuals`` (None when the year has not started)."""
     metric = get_metric(metric_key)
     year = calendar.fiscal_year(fiscal_year, tenant.fiscal_year_start_month)
     end = min(up_to, year.end)
+    if end < year.start:
+        return None
     sql = f"""
         SELECT r.member_id, r.unit_id, r.product_line_id, {_month_index_sql("r.day")} AS month,
-               SUM(r.value)
+               SUM(r.value), 0
         FROM ({metric.sql}) r
         WHERE r.day BETWEEN %(start)s AND %(end)s
         GROUP BY 1, 2, 3, 4
     """
-    params: dict[str, Any] = {
+    return sql, {
         "tenant": tenant.pk,
         "tz": tenant.time_zone,
         "fy": year.start.year,
@@ -63,45 +70,124 @@ def monthly_actuals(tenant: Tenant, metric_key: str, fiscal_year: int, up_to: da
         "start": year.start,
         "end": end,
     }
-    if end < year.start:
-        return []
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return [Bucket(m, u, p, int(month), Decimal(v)) for m, u, p, month, v in cursor.fetchall()]
 
 
-def open_pipeline(tenant: Tenant, fiscal_year: int, after: date) -> list[Bucket]:
-    """Open deals credited to their current owner and unit, expected to close after
-    ``after`` within the fiscal year: Σ amount × probability / 100, and the commit part."""
+def open_pipeline_sql(tenant: Tenant, fiscal_year: int, after: date) -> Query:
+    """The statement of ``open_pipeline``."""
     year = calendar.fiscal_year(fiscal_year, tenant.fiscal_year_start_month)
     sql = f"""
         SELECT o.owner_id, m.org_unit_id, o.product_line_id,
                {_month_index_sql("o.expected_close_date")} AS month,
                SUM(o.amount * COALESCE(o.probability_override, s.probability) / 100.0),
-               SUM(o.amount * COALESCE(o.probability_override, s.probability) / 100.0)
+               COALESCE(SUM(o.amount * COALESCE(o.probability_override, s.probability) / 100.0)
                  FILTER (WHERE COALESCE(NULLIF(o.forecast_category_override, ''),
-                                        s.forecast_category) = 'commit')
+                                        s.forecast_category) = 'commit'), 0)
         FROM crm_opportunity o
         JOIN crm_stage s ON s.id = o.stage_id
-        JOIN crm_membership m ON m.id = o.owner_id
+        JOIN crm_membership m ON m.id = o.owner_id AND m.tenant_id = %(tenant)s
         WHERE o.tenant_id = %(tenant)s AND s.kind = 'open' AND o.deleted_at IS NULL
           AND o.amount IS NOT NULL
           AND o.expected_close_date > %(after)s AND o.expected_close_date <= %(end)s
         GROUP BY 1, 2, 3, 4
     """
-    params: dict[str, Any] = {
+    return sql, {
         "tenant": tenant.pk,
         "fy": year.start.year,
         "start_month": year.start.month,
         "after": after,
         "end": year.end,
     }
+
+
+def _buckets(query: Query | None) -> list[Bucket]:
+    if query is None:
+        return []
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(*query)
         return [
-            Bucket(m, u, p, int(month), Decimal(v), Decimal(c or 0))
+            Bucket(m, u, p, int(month), Decimal(v), Decimal(c))
             for m, u, p, month, v, c in cursor.fetchall()
         ]
+
+
+def monthly_actuals(tenant: Tenant, metric_key: str, fiscal_year: int, up_to: date) -> list[Bucket]:
+    """The metric's credited values in the fiscal year up to and including ``up_to``, per
+    member, unit, product line and fiscal month."""
+    return _buckets(monthly_actuals_sql(tenant, metric_key, fiscal_year, up_to))
+
+
+def open_pipeline(tenant: Tenant, fiscal_year: int, after: date) -> list[Bucket]:
+    """Open deals credited to their current owner and unit, expected to close after
+    ``after`` within the fiscal year: Σ amount × probability / 100, and the commit part."""
+    return _buckets(open_pipeline_sql(tenant, fiscal_year, after))
+
+
+PeriodTotals = dict[tuple[str, int, int | None, int], tuple[Decimal, Decimal]]
+
+
+def period_totals(
+    query: Query | None,
+    periods: dict[int, tuple[int, int]],
+    lines: set[int | None],
+) -> PeriodTotals:
+    """The buckets of ``query`` rolled up in SQL to what target nodes ask for: per member
+    and per org unit (a unit gets everything credited to its subtree: each bucket's unit
+    and all its ancestors, from the materialised path), per product line asked for (None:
+    the total over all lines) and per period (code → first and last fiscal month).
+
+    Keys: ``("member" | "unit", id, product line or None, period code)``; values: the
+    sum and its commit part. One statement; the rows are as many as the nodes need.
+    """
+    if query is None or not periods:
+        return {}
+    sql, params = query
+    named = sorted(line for line in lines if line is not None)
+    params = {**params, "lines": named}
+    values = []
+    for code, (first, last) in periods.items():
+        values.append(f"(%(code_{code})s, %(first_{code})s, %(last_{code})s)")
+        params.update({f"code_{code}": code, f"first_{code}": first, f"last_{code}": last})
+    # Per bucket's member and unit: its periods, for the totals and for each line asked.
+    by_period = f"""
+        SELECT b.member_id, b.unit_id, {{line}} AS line, p.code,
+               SUM(b.value) AS value, SUM(b.commit_value) AS commit_value
+        FROM b JOIN (VALUES {", ".join(values)}) AS p(code, first, last)
+          ON b.month BETWEEN p.first AND p.last
+        {{where}}
+        GROUP BY b.member_id, b.unit_id, {{group}}, p.code
+    """
+    parts = []
+    if None in lines:
+        parts.append(by_period.format(line="NULL::bigint", where="", group="3"))
+    if named:
+        parts.append(
+            by_period.format(line="b.line", where="WHERE b.line = ANY(%(lines)s)", group="3")
+        )
+    statement = f"""
+        WITH b(member_id, unit_id, line, month, value, commit_value) AS MATERIALIZED ({sql}),
+        bp AS MATERIALIZED ({" UNION ALL ".join(parts)})
+        SELECT 'member', bp.member_id, bp.line, bp.code, SUM(bp.value), SUM(bp.commit_value)
+        FROM bp WHERE bp.member_id IS NOT NULL
+        GROUP BY bp.member_id, bp.line, bp.code
+        UNION ALL
+        SELECT 'unit', a.id, per_unit.line, per_unit.code, SUM(per_unit.value),
+               SUM(per_unit.commit_value)
+        FROM (
+            SELECT bp.unit_id, bp.line, bp.code, SUM(bp.value) AS value,
+                   SUM(bp.commit_value) AS commit_value
+            FROM bp GROUP BY bp.unit_id, bp.line, bp.code
+        ) per_unit
+        JOIN crm_orgunit u ON u.tenant_id = %(tenant)s AND u.id = per_unit.unit_id
+        CROSS JOIN LATERAL unnest(
+            string_to_array(trim(both '/' FROM u.path), '/')::bigint[]) AS a(id)
+        GROUP BY a.id, per_unit.line, per_unit.code
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        return {
+            (kind, pk, line, code): (Decimal(value), Decimal(commit))
+            for kind, pk, line, code, value, commit in cursor.fetchall()
+        }
 
 
 @dataclass

@@ -477,3 +477,56 @@ def test_an_unchecked_node_equals_the_checked_one_and_paces_the_same() -> None:
     assert expected_to_date(unchecked) == expected_to_date(checked)
     with pytest.raises(ValueError, match="add up"):  # the checked constructor still checks
         PeriodTarget(D(1), 10, 5, (PeriodTarget(D(1), 4, 4),))
+
+
+# --- the whole-plan shortcut: pacing from the months, without building trees ----------
+
+
+@given(
+    fiscal_year=st.integers(min_value=2023, max_value=2028),
+    start_month=st.integers(min_value=1, max_value=12),
+    offset=st.integers(min_value=-5, max_value=372),
+    months=st.lists(st.decimals(min_value=0, max_value=10**12, places=2), min_size=12, max_size=12),
+    code=st.integers(min_value=0, max_value=16),
+)
+def test_pacing_from_months_equals_the_recursive_expected_to_date(
+    fiscal_year: int, start_month: int, offset: int, months: list[Decimal], code: int
+) -> None:
+    """``targets.achievement.Pacing`` (a whole plan's nodes) gives exactly what the tree
+    of SPEC §4 gives: year → quarters → months, each the sum of its months."""
+    from datetime import timedelta
+
+    from targets import calendar
+    from targets.achievement import SPANS, Pacing
+
+    year = calendar.fiscal_year(fiscal_year, start_month)
+    as_of = year.start + timedelta(days=offset)
+    fiscal_months = calendar.months(fiscal_year, start_month)
+
+    def month_node(index: int) -> PeriodTarget:
+        period = fiscal_months[index - 1]
+        return PeriodTarget(months[index - 1], period.days, calendar.elapsed_days(period, as_of))
+
+    def parent(indices: list[int]) -> PeriodTarget:
+        children = tuple(month_node(i) for i in indices)
+        return PeriodTarget(
+            sum((c.target or D(0) for c in children), D(0)),
+            sum(c.total_days for c in children),
+            sum(c.elapsed_days for c in children),
+            children,
+        )
+
+    first, last = SPANS[code]
+    if code == 0:
+        quarters = tuple(parent([3 * q + 1, 3 * q + 2, 3 * q + 3]) for q in range(4))
+        tree = PeriodTarget(
+            sum(months, D(0)), year.days, calendar.elapsed_days(year, as_of), quarters
+        )
+    elif first == last:
+        tree = month_node(first)
+    else:
+        tree = parent(list(range(first, last + 1)))
+    pacing = Pacing(fiscal_year, start_month, as_of)
+    assert pacing.expected(code, months) == expected_to_date(tree)
+    assert pacing.period_days(code) == (tree.total_days, tree.elapsed_days)
+    assert pacing.expected(code, None) is None
