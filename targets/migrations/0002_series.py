@@ -286,9 +286,8 @@ class Migration(migrations.Migration):
         ),
         migrations.SeparateDatabaseAndState(
             database_operations=[
-                migrations.RunSQL(
-                    ["DROP TABLE targets_target", CREATE_VIEW], migrations.RunSQL.noop
-                ),
+                # Irreversible: going back would need the period rows rebuilt.
+                migrations.RunSQL(["DROP TABLE targets_target", CREATE_VIEW]),
             ],
             state_operations=[
                 migrations.AlterModelOptions(
