@@ -274,6 +274,14 @@ CELERY_TASK_DEFAULT_QUEUE = env("CELERY_QUEUE", "crm")
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Beat copies this into its database schedule (editable in the admin). The dispatcher
+# sends each tenant's nightly run once its local time passes 02:00 (crm.nightly).
+CELERY_BEAT_SCHEDULE = {
+    "nightly-dispatch": {
+        "task": "crm.dispatch_nightly",
+        "schedule": float(env("NIGHTLY_DISPATCH_SECONDS", "600") or "600"),
+    },
+}
 CELERY_TIMEZONE = "UTC"
 
 LOGGING = {

@@ -27,3 +27,12 @@ def tenant_census(tenant_id: int) -> dict[str, Any]:
         "raw_members_visible": raw_members,
         "raw_tenants_visible": raw_tenants,
     }
+
+
+@app.task(name="crm.dispatch_nightly")
+def dispatch_nightly() -> dict[str, Any]:
+    """Every few minutes on beat: send the nightly tasks of the tenants now past 02:00
+    local time that have not had tonight's run (``crm.nightly``)."""
+    from crm import nightly
+
+    return nightly.dispatch()

@@ -25,6 +25,7 @@ from crm.models import (
     JobRun,
     Lead,
     Membership,
+    NightlyRun,
     Opportunity,
     OrgUnit,
     OrgUnitManager,
@@ -336,6 +337,15 @@ class JobRunAdmin(TenantScopedAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+@admin.register(NightlyRun)
+class NightlyRunAdmin(JobRunAdmin):
+    """Which nights were dispatched (the jobs themselves are under job runs)."""
+
+    list_display = ["night", "as_of", "dispatched_at", "tasks"]
+    list_filter = []
+    readonly_fields = ["night", "as_of", "dispatched_at", "tasks"]
 
 
 @admin.register(Tenant)

@@ -298,3 +298,26 @@ class JobRun(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.task_name} {self.started_at:%Y-%m-%d %H:%M} {self.status}"
+
+
+class NightlyRun(TenantOwned):
+    """That a tenant's nightly jobs were sent for one night (SPEC section 7): the
+    unique (tenant, night) makes the dispatch happen once per night, however often the
+    dispatcher runs and however many run at once."""
+
+    night = models.DateField(_("night"), help_text=_("The tenant's local date of the run."))
+    as_of = models.DateField(_("as of"), help_text=_("The day the jobs computed (the eve)."))
+    dispatched_at = models.DateTimeField(_("dispatched at"), default=timezone.now)
+    tasks: models.JSONField[Any, Any] = models.JSONField(_("tasks"), default=list, blank=True)
+
+    class Meta:
+        verbose_name = _("nightly run")
+        verbose_name_plural = _("nightly runs")
+        ordering = ["-night"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "night"], name="nightlyrun_uniq"),
+            models.UniqueConstraint(fields=["tenant", "id"], name="nightlyrun_tenant_id_uniq"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id} {self.night}"

@@ -130,11 +130,13 @@ def worker_queue(tmp_path: Path, transactional_db: None) -> Iterator[str]:
         _drop_connection_pools()
 
 
-def _wait_for_run(tenant_id: int, timeout: float = 60.0) -> JobRun:
+def _wait_for_run(
+    tenant_id: int, timeout: float = 60.0, task_name: str = "crm.tenant_census"
+) -> JobRun:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with tenant_scope(tenant_id):
-            run = JobRun.objects.filter(task_name="crm.tenant_census").first()
+            run = JobRun.objects.filter(task_name=task_name).first()
         if run is not None and run.status != JobRun.Status.RUNNING:
             return run
         time.sleep(0.3)
@@ -187,3 +189,33 @@ def test_a_failing_job_records_its_error(tree_a: TenantTree) -> None:
         run = JobRun.objects.get(task_name="tests.failing_job")
     assert run.status == JobRun.Status.FAILED
     assert "ValueError: boom" in run.error
+
+
+@pytest.mark.worker
+def test_the_nightly_dispatch_runs_the_tenants_jobs_on_a_real_worker(
+    worker_queue: str, tree_a: TenantTree, tree_b: TenantTree
+) -> None:
+    """02:30 in Shanghai (tree A) is 13:30 in New York (tree B): both are due, each gets
+    its snapshots and warnings once, in its own scope."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from crm import nightly
+    from crm.models import Tenant
+    from crm.tenancy import platform_scope
+
+    with platform_scope("test: a tenant in New York"):
+        Tenant.objects.filter(pk=tree_b.tenant.pk).update(time_zone="America/New_York")
+    now = datetime(2026, 11, 29, 18, 30, tzinfo=ZoneInfo("UTC"))
+    sent = nightly.dispatch(now, queue=worker_queue)["dispatched"]
+    assert {row["tenant"]: row["as_of"] for row in sent} == {
+        tree_a.tenant.pk: "2026-11-29",
+        tree_b.tenant.pk: "2026-11-28",
+    }
+    assert nightly.dispatch(now, queue=worker_queue) == {"dispatched": []}
+    for tree in (tree_a, tree_b):
+        for name in nightly.NIGHTLY_TASKS:
+            run = _wait_for_run(tree.tenant.pk, task_name=name)
+            assert run.status == JobRun.Status.SUCCEEDED, run.error
+        with tenant_scope(tree.tenant):
+            assert JobRun.objects.count() == len(nightly.NIGHTLY_TASKS)
