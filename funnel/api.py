@@ -33,6 +33,7 @@ from funnel import selectors
 from funnel.models import Alert, AlertStatus, RuleKey, WarningRule, clean_thresholds
 from funnel.plan import plan_to_close
 from funnel.warnings import alert_message, ensure_rules, visible_alerts
+from targets.api import as_of_for_plan, as_of_today
 from targets.calendar import period_containing
 from targets.models import PlanStatus, Target
 from targets.selectors import visible_targets
@@ -239,10 +240,6 @@ class StaleView(GenericAPIView):
 # --- plan to close ------------------------------------------------------------------
 
 
-def _as_of(request: Request) -> date:
-    return _date(request, "as_of", timezone.localdate())
-
-
 class TargetPlanToCloseView(GenericAPIView):
     """What the target's assignee still needs to close its gap: wins, stage entries, new
     opportunities, leads and verified visits, with the rates and their fallback level."""
@@ -253,7 +250,7 @@ class TargetPlanToCloseView(GenericAPIView):
     def get(self, request: Request, pk: str) -> Response:
         member: Membership = request.membership  # type: ignore[attr-defined]
         target = crm_selectors.get_visible(visible_targets(member).select_related("plan"), pk)
-        return Response(plan_to_close(target, _as_of(request)))
+        return Response(plan_to_close(target, as_of_for_plan(request, target.plan)))
 
 
 class MyPlanToCloseView(GenericAPIView):
@@ -269,7 +266,7 @@ class MyPlanToCloseView(GenericAPIView):
     )
     def get(self, request: Request) -> Response:
         member: Membership = request.membership  # type: ignore[attr-defined]
-        as_of = _as_of(request)
+        as_of = as_of_today(request, member)
         kind = request.query_params.get("period_kind", "month")
         target = (
             Target.objects.filter(

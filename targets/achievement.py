@@ -11,6 +11,7 @@ from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from crm.models import Tenant
@@ -38,7 +39,8 @@ class Pacing:
     every node. A node's ``expected_to_date`` is then a sum over its months: the fully
     elapsed ones whole, the current one prorated by days. That is the recursion of
     SPEC section 4 (year → quarters → months, each quarter and year being the sum of its
-    months) unrolled; ``tests/targets/test_achievement_math.py`` checks both agree."""
+    months) unrolled, adding in the same order so that even the 28th digit agrees;
+    ``tests/targets/test_achievement_math.py`` checks both give the same Decimal."""
 
     def __init__(self, fiscal_year: int, start_month: int, as_of: date) -> None:
         self.days = [
@@ -55,7 +57,31 @@ class Pacing:
     def expected(self, code: int, months: list[Decimal] | None) -> Decimal | None:
         if months is None:
             return None
+        if code == 0:  # the year: its quarters, in the order (and rounding) of SPEC §4
+            expected = _ZERO
+            for quarter in range(1, 5):
+                first, last = SPANS[quarter]
+                total, elapsed = self.period_days(quarter)
+                if elapsed == 0:
+                    break
+                part = (
+                    self._sum(months, first, last)
+                    if elapsed == total
+                    else self._months_expected(months, first, last)
+                )
+                if part is None:
+                    return None
+                expected += part
+            return expected
         first, last = SPANS[code]
+        return self._months_expected(months, first, last)
+
+    @staticmethod
+    def _sum(months: list[Decimal], first: int, last: int) -> Decimal | None:
+        values = months[first - 1 : last]
+        return None if None in values else sum(values, _ZERO)
+
+    def _months_expected(self, months: list[Decimal], first: int, last: int) -> Decimal | None:
         expected = _ZERO
         for index in range(first, last + 1):
             total, elapsed = self.days[index - 1]
@@ -69,6 +95,19 @@ class Pacing:
             else:
                 expected += achievement_math.expected_to_date_leaf(value, elapsed, total) or _ZERO
         return expected
+
+
+def today_in(tenant: Tenant) -> date:
+    """Today in the tenant's time zone (SPEC section 4: achievement is as of a local date)."""
+    return calendar.local_date(timezone.now(), tenant.time_zone)
+
+
+def plan_as_of(plan: TargetPlan, tenant: Tenant, day: date | None = None) -> date:
+    """``day`` (default: today in the tenant's time zone) clamped into the plan's FY: a
+    plan whose year is over shows its final figures, one not begun its first day."""
+    year = calendar.fiscal_year(plan.fiscal_year, tenant.fiscal_year_start_month)
+    day = day or today_in(tenant)
+    return min(max(day, year.start), year.end)
 
 
 def check_as_of(plan: TargetPlan, tenant: Tenant, as_of: date) -> None:

@@ -28,7 +28,6 @@ from django.db.models import Prefetch, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.formats import number_format
 from django.utils.html import format_html
 from django.utils.translation import gettext
@@ -37,8 +36,8 @@ from rest_framework.exceptions import APIException, NotFound
 
 from crm.admin.tenancy import ScopeSafeModelFormMetaclass, TenantScopedAdmin, request_membership
 from crm.models import Membership, Role, Tenant
-from targets import allocation, calendar, services
-from targets.achievement import plan_achievements
+from targets import allocation, services
+from targets.achievement import plan_achievements, plan_as_of, today_in
 from targets.achievement_math import Achievement
 from targets.metrics import METRICS
 from targets.models import (
@@ -82,17 +81,6 @@ def _tenant_of(request: HttpRequest, tenant_id: int, cache: dict[int, Tenant]) -
     if tenant_id not in cache:
         cache[tenant_id] = Tenant.objects.get(pk=tenant_id)
     return cache[tenant_id]
-
-
-def today_in(tenant: Tenant) -> date:
-    return calendar.local_date(timezone.now(), tenant.time_zone)
-
-
-def plan_as_of(plan: TargetPlan, tenant: Tenant, day: date | None = None) -> date:
-    """``day`` (default: today in the tenant's time zone) clamped into the plan's FY."""
-    year = calendar.fiscal_year(plan.fiscal_year, tenant.fiscal_year_start_month)
-    day = day or today_in(tenant)
-    return min(max(day, year.start), year.end)
 
 
 def _places(plan: TargetPlan) -> int:

@@ -11,7 +11,6 @@ from typing import Any
 import django_filters
 from django.db.models import QuerySet
 from django.urls import include, path
-from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
@@ -27,9 +26,9 @@ from crm import selectors as crm_selectors
 from crm.api.base import TenantViewMixin
 from crm.api.fields import VisiblePrimaryKeyField
 from crm.api.filters import SyncFilterSet, TenantFilterSet
-from crm.models import Membership, OrgUnit
+from crm.models import Membership, OrgUnit, Tenant
 from targets import services
-from targets.achievement import achievement_json, plan_achievements
+from targets.achievement import achievement_json, plan_achievements, plan_as_of, today_in
 from targets.metrics import METRICS
 from targets.models import (
     AdjustmentTrigger,
@@ -45,14 +44,29 @@ from targets.selectors import visible_commitments, visible_series, visible_targe
 VALUE: dict[str, Any] = {"max_digits": 18, "decimal_places": 2}
 
 
-def _as_of(request: Request) -> date:
+def requested_as_of(request: Request) -> date | None:
     raw = request.query_params.get("as_of")
     if not raw:
-        return timezone.localdate()
+        return None
     try:
         return date.fromisoformat(raw)
     except ValueError as error:
         raise ValidationError({"as_of": [_("Use YYYY-MM-DD.")]}) from error
+
+
+def as_of_for_plan(request: Request, plan: TargetPlan) -> date:
+    """The ``as_of`` asked for (outside the plan's fiscal year: a 400 from the
+    achievement), else today in the tenant's time zone, clamped into the plan's year."""
+    requested = requested_as_of(request)
+    if requested is not None:
+        return requested
+    return plan_as_of(plan, Tenant.objects.get(pk=plan.tenant_id))
+
+
+def as_of_today(request: Request, member: Membership) -> date:
+    """The ``as_of`` asked for, else today in the tenant's time zone."""
+    requested = requested_as_of(request)
+    return requested or today_in(Tenant.objects.get(pk=member.tenant_id))
 
 
 # --- plans ----------------------------------------------------------------------------
@@ -235,7 +249,7 @@ class TargetPlanViewSet(
         """Achievement of every node the caller can see, for one period (default: the
         year), in a fixed number of queries: a manager's whole team in one request."""
         plan = self.get_object()
-        as_of = _as_of(request)
+        as_of = as_of_for_plan(request, plan)
         kind = request.query_params.get("period_kind", PeriodKind.YEAR)
         if kind not in PeriodKind.values:
             raise ValidationError({"period_kind": [_("Choose year, quarter or month.")]})
@@ -387,7 +401,7 @@ class TargetViewSet(TenantViewMixin[Target], viewsets.ReadOnlyModelViewSet[Targe
         """Actual, attainment, expected to date, pace, status, gap, required per day and
         projections as of ``as_of`` (default today)."""
         target = self.get_object()
-        as_of = _as_of(request)
+        as_of = as_of_for_plan(request, target.plan)
         result = plan_achievements(target.plan, as_of, [target])[target.pk]
         return Response({"target": target.pk, "as_of": as_of, **achievement_json(result)})
 
@@ -531,7 +545,7 @@ class MyTargetsView(APIView):
     )
     def get(self, request: Request) -> Response:
         member: Membership = request.membership  # type: ignore[attr-defined]
-        as_of = _as_of(request)
+        as_of = as_of_today(request, member)
         nodes = list(
             Target.objects.filter(
                 member=member,
