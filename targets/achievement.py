@@ -19,10 +19,11 @@ from targets import achievement_math, calendar
 from targets.achievement_math import Achievement, Projection
 from targets.metrics import get_metric
 from targets.models import Target, TargetPlan, TargetSeries, period_code
-from targets.selectors import monthly_actuals_sql, open_pipeline_sql, period_totals
+from targets.selectors import Credited, monthly_actuals_sql, open_pipeline_sql, period_totals
 
 _ZERO = Decimal(0)
 _NOTHING = (_ZERO, _ZERO)
+FEW_NODES = 500  # up to this many nodes, read only their own series and credited rows
 FamilyKey = tuple[int | None, int | None, int | None]  # org unit, member, product line
 
 
@@ -130,7 +131,7 @@ def _series_months(
         rows = rows.filter(Q(product_line__isnull=True) | Q(product_line__in=asked - {None}))
     else:
         rows = rows.filter(product_line__in=asked)
-    if len(chosen) <= 500:  # a few nodes: only their series
+    if len(chosen) <= FEW_NODES:  # a few nodes: only their series
         rows = rows.filter(pk__in={node.series_id for node in chosen})
     return {
         (unit, person, line): months
@@ -161,11 +162,17 @@ def plan_achievements(
     months = _series_months(plan, chosen, asked)
     pacing = Pacing(plan.fiscal_year, tenant.fiscal_year_start_month, as_of)
     days = {code: pacing.period_days(code) for code in periods}
+    only = None
+    if len(chosen) <= FEW_NODES:  # a rep's phone, one node: aggregate only their rows
+        only = Credited(
+            members=sorted({n.member_id for n in chosen if n.member_id is not None}),
+            units=sorted({n.org_unit_id for n in chosen if n.org_unit_id is not None}),
+        )
     actuals = period_totals(
-        monthly_actuals_sql(tenant, plan.metric, plan.fiscal_year, as_of), periods, asked
+        monthly_actuals_sql(tenant, plan.metric, plan.fiscal_year, as_of, only), periods, asked
     )
     pipeline = (
-        period_totals(open_pipeline_sql(tenant, plan.fiscal_year, as_of), periods, asked)
+        period_totals(open_pipeline_sql(tenant, plan.fiscal_year, as_of, only), periods, asked)
         if metric.is_amount
         else None
     )

@@ -46,8 +46,31 @@ def _month_index_sql(column: str) -> str:
 Query = tuple[str, dict[str, Any]]
 
 
+@dataclass(frozen=True)
+class Credited:
+    """Only the rows credited to these members or to these units' subtrees (a few
+    nodes' achievement need not aggregate the whole tenant)."""
+
+    members: list[int]
+    units: list[int]
+
+    def condition(self, member: str, unit: str) -> str:
+        return f"""({member} = ANY(%(only_members)s) OR {unit} IN (
+            SELECT sub.id FROM crm_orgunit sub WHERE sub.tenant_id = %(tenant)s
+              AND sub.path LIKE ANY (
+                SELECT top.path || '%%' FROM crm_orgunit top
+                WHERE top.tenant_id = %(tenant)s AND top.id = ANY(%(only_units)s))))"""
+
+    def params(self) -> dict[str, Any]:
+        return {"only_members": self.members, "only_units": self.units}
+
+
 def monthly_actuals_sql(
-    tenant: Tenant, metric_key: str, fiscal_year: int, up_to: date
+    tenant: Tenant,
+    metric_key: str,
+    fiscal_year: int,
+    up_to: date,
+    only: Credited | None = None,
 ) -> Query | None:
     """The statement of ``monthly_actuals`` (None when the year has not started)."""
     metric = get_metric(metric_key)
@@ -55,11 +78,12 @@ def monthly_actuals_sql(
     end = min(up_to, year.end)
     if end < year.start:
         return None
+    narrow = f"AND {only.condition('r.member_id', 'r.unit_id')}" if only else ""
     sql = f"""
         SELECT r.member_id, r.unit_id, r.product_line_id, {_month_index_sql("r.day")} AS month,
                SUM(r.value), 0
         FROM ({metric.sql}) r
-        WHERE r.day BETWEEN %(start)s AND %(end)s
+        WHERE r.day BETWEEN %(start)s AND %(end)s {narrow}
         GROUP BY 1, 2, 3, 4
     """
     return sql, {
@@ -69,12 +93,16 @@ def monthly_actuals_sql(
         "start_month": year.start.month,
         "start": year.start,
         "end": end,
+        **(only.params() if only else {}),
     }
 
 
-def open_pipeline_sql(tenant: Tenant, fiscal_year: int, after: date) -> Query:
+def open_pipeline_sql(
+    tenant: Tenant, fiscal_year: int, after: date, only: Credited | None = None
+) -> Query:
     """The statement of ``open_pipeline``."""
     year = calendar.fiscal_year(fiscal_year, tenant.fiscal_year_start_month)
+    narrow = f"AND {only.condition('o.owner_id', 'm.org_unit_id')}" if only else ""
     sql = f"""
         SELECT o.owner_id, m.org_unit_id, o.product_line_id,
                {_month_index_sql("o.expected_close_date")} AS month,
@@ -88,6 +116,7 @@ def open_pipeline_sql(tenant: Tenant, fiscal_year: int, after: date) -> Query:
         WHERE o.tenant_id = %(tenant)s AND s.kind = 'open' AND o.deleted_at IS NULL
           AND o.amount IS NOT NULL
           AND o.expected_close_date > %(after)s AND o.expected_close_date <= %(end)s
+          {narrow}
         GROUP BY 1, 2, 3, 4
     """
     return sql, {
@@ -96,6 +125,7 @@ def open_pipeline_sql(tenant: Tenant, fiscal_year: int, after: date) -> Query:
         "start_month": year.start.month,
         "after": after,
         "end": year.end,
+        **(only.params() if only else {}),
     }
 
 

@@ -367,3 +367,44 @@ def test_a_target_reads_as_period_assignee_and_line(tree_a: TenantTree) -> None:
         period_end=date(2026, 6, 30), product_line_id=3,
     )  # fmt: skip
     assert str(bare) == "Q2 · 2026-04-01…2026-06-30 · #7 · line #3"
+
+
+def test_a_few_nodes_aggregate_only_their_own_rows_and_get_the_same_figures(
+    tree_a: TenantTree, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Up to ``FEW_NODES`` nodes, the metric and the pipeline are aggregated over the rows
+    credited to their members and their units' subtrees only (a rep's phone): the figures
+    must be those of the whole-tenant aggregate."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from targets import achievement
+    from targets.achievement import today_in
+    from targets.calendar import fiscal_year_of
+
+    tenant = tree_a.tenant
+    with tenant_scope(tenant):
+        today = today_in(tenant)
+        plan = records.published_plan(
+            tree_a, fiscal_year=fiscal_year_of(today, tenant.fiscal_year_start_month)
+        )
+        for who in ("rep", "rep2", "south-rep", "rep"):
+            records.won_opportunity(tree_a, tree_a.members[who])
+            records.opportunity(tree_a, tree_a.members[who])
+        nodes = list(Target.objects.filter(plan=plan, product_line=None))
+        with CaptureQueriesContext(connection) as narrowed_sql:
+            narrowed = plan_achievements(plan, today, nodes)
+        one = {
+            node.pk: plan_achievements(plan, today, [node])[node.pk]
+            for node in nodes
+            if node.period_kind == "year"
+        }
+        monkeypatch.setattr(achievement, "FEW_NODES", 0)
+        whole = plan_achievements(plan, today, nodes)
+    assert any("FROM crm_orgunit top" in q["sql"] for q in narrowed_sql)  # narrowed
+    assert narrowed == whole
+    assert all(one[pk] == whole[pk] for pk in one)
+    north = next(
+        n for n in nodes if n.org_unit_id == tree_a.units["north"].pk and n.period_kind == "year"
+    )
+    assert whole[north.pk].actual == D("360000.00")  # rep's two wins and rep2's one
