@@ -102,6 +102,16 @@ class TargetPlanSerializer(serializers.ModelSerializer[TargetPlan]):
         ]
 
 
+class PlanUpdateSerializer(serializers.Serializer[Any]):
+    name = serializers.CharField(max_length=120, required=False)
+    annual_total = serializers.DecimalField(min_value=0, required=False, **VALUE)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if not attrs:
+            raise serializers.ValidationError(_("Give a name or an annual total."))
+        return attrs
+
+
 class DecomposeSerializer(serializers.Serializer[Any]):
     dry_run = serializers.BooleanField(default=False)
     time_method = serializers.ChoiceField(["equal", "seasonal", "manual"], default="equal")
@@ -207,6 +217,18 @@ class TargetPlanViewSet(
 
     def perform_destroy(self, instance: TargetPlan) -> None:
         services.plan_delete(member=self.membership, plan=instance)
+
+    @extend_schema(request=PlanUpdateSerializer, responses=TargetPlanSerializer)
+    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Rename a draft or change its annual total (which removes its decomposition:
+        ``targets_removed`` says how many series; decompose it again)."""
+        plan = self.get_object()  # another tenant's plan is a 404 whatever the body
+        serializer = PlanUpdateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        plan, removed = services.plan_update(
+            member=self.membership, plan=plan, **serializer.validated_data
+        )
+        return Response({**self.get_serializer(plan).data, "targets_removed": removed})
 
     @extend_schema(request=DecomposeSerializer, responses=OpenApiTypes.OBJECT)
     @action(detail=True, methods=["post"])

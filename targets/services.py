@@ -59,11 +59,7 @@ def plan_create(
     except ValueError as error:
         raise ValidationError({"metric": str(error)}) from error
     tenant = Tenant.objects.get(pk=member.tenant_id)
-    quantum = quantum_for(tenant, metric)
-    if annual_total < 0 or annual_total % quantum != 0:
-        raise ValidationError(
-            {"annual_total": _("Must be non-negative and a multiple of %s.") % quantum}
-        )
+    _check_total(tenant, metric, annual_total)
     try:
         with transaction.atomic():
             return TargetPlan.objects.create(
@@ -76,6 +72,56 @@ def plan_create(
             )
     except IntegrityError as error:
         raise Conflict(_("A plan for this fiscal year, metric and name exists already.")) from error
+
+
+def _check_total(tenant: Tenant, metric: str, annual_total: Decimal) -> None:
+    quantum = quantum_for(tenant, metric)
+    if annual_total < 0 or annual_total % quantum != 0:
+        raise ValidationError(
+            {"annual_total": _("Must be non-negative and a multiple of %s.") % quantum}
+        )
+
+
+def plan_update(
+    *,
+    member: Membership,
+    plan: TargetPlan,
+    name: str | None = None,
+    annual_total: Decimal | None = None,
+) -> tuple[TargetPlan, int]:
+    """Rename a draft plan or change its annual total. A new total leaves the draft's
+    decomposition behind (its targets no longer add up to it): the targets are removed,
+    and their number returned, for the plan to be decomposed again. Published and
+    locked plans change only through adjustments."""
+    require_planner(member)
+    tenant = Tenant.objects.get(pk=member.tenant_id)
+    with transaction.atomic():
+        locked = TargetPlan.objects.select_for_update().get(pk=plan.pk)
+        if locked.status != PlanStatus.DRAFT:
+            raise Conflict(_("Only a draft plan changes; adjust the targets of a published one."))
+        cleared = 0
+        fields = ["updated_at"]
+        if annual_total is not None and annual_total != locked.annual_total:
+            _check_total(tenant, locked.metric, annual_total)
+            cleared = TargetSeries.objects.filter(plan=locked).count()
+            _delete_targets(locked)
+            locked.annual_total = annual_total
+            locked.unassigned = Decimal(0)
+            locked.settings = {}
+            fields += ["annual_total", "unassigned", "settings"]
+        if name is not None and name != locked.name:
+            if not name.strip():
+                raise ValidationError({"name": _("A plan needs a name.")})
+            locked.name = name.strip()
+            fields.append("name")
+        try:
+            with transaction.atomic():
+                locked.save(update_fields=fields)
+        except IntegrityError as error:
+            raise Conflict(
+                _("A plan for this fiscal year, metric and name exists already.")
+            ) from error
+        return locked, cleared
 
 
 @transaction.atomic

@@ -418,3 +418,50 @@ def test_a_decomposed_draft_is_deleted_with_its_nodes_and_a_published_plan_is_no
     with tenant_scope(tree_a.tenant):
         assert not Target.objects.filter(plan_id=draft["id"]).exists()
         assert Target.objects.filter(plan=published).exists()
+
+
+def test_a_drafts_name_and_total_change_and_a_new_total_asks_for_a_new_decomposition(
+    tree_a: TenantTree, tree_b: TenantTree, admin: APIClient, client_for: ClientFor
+) -> None:
+    from targets.models import TargetSeries
+
+    draft = _plan(admin, name="Draft")
+    url = f"/api/v1/target-plans/{draft['id']}/"
+    ok(admin.post(f"{url}decompose/", {}, format="json"))
+    with tenant_scope(tree_a.tenant):
+        series = TargetSeries.objects.filter(plan_id=draft["id"]).count()
+    assert series > 0
+
+    renamed = ok(admin.patch(url, {"name": "FY26 base"}, format="json"))
+    assert (renamed["name"], renamed["targets_removed"]) == ("FY26 base", 0)
+    changed = ok(admin.patch(url, {"annual_total": "13000000.00"}, format="json"))
+    assert changed["annual_total"] == "13000000.00" and changed["targets_removed"] == series
+    with tenant_scope(tree_a.tenant):
+        assert not TargetSeries.objects.filter(plan_id=draft["id"]).exists()
+    ok(admin.post(f"{url}decompose/", {}, format="json"))  # decomposed again at 13,000,000
+    with tenant_scope(tree_a.tenant):
+        year = Target.objects.get(
+            plan_id=draft["id"], period_kind="year", org_unit=tree_a.units["company"]
+        )
+    assert year.value == D("13000000.00")
+
+    # Bad input: 400 and nothing changed; a published plan: 409; not a planner: 403.
+    assert "annual_total" in error_fields(admin.patch(url, {"annual_total": "-1"}, format="json"))
+    assert "annual_total" in error_fields(
+        admin.patch(url, {"annual_total": "100.001"}, format="json")
+    )
+    assert admin.patch(url, {}, format="json").status_code == 400
+    _plan(admin, name="Other")
+    assert admin.patch(url, {"name": "Other"}, format="json").status_code == 409
+    assert ok(admin.get(url))["name"] == "FY26 base"
+    assert client_for(tree_a.members["rep"]).patch(url, {"name": "x"}).status_code == 403
+    assert client_for(tree_b.members["admin"]).patch(url, {"name": "x"}).status_code == 404
+    with tenant_scope(tree_a.tenant):
+        published = records.published_plan(tree_a, metric="collections")
+    assert (
+        admin.patch(
+            f"/api/v1/target-plans/{published.pk}/", {"annual_total": "1.00"}, format="json"
+        ).status_code
+        == 409
+    )
+    assert admin.put(url, {"name": "x"}, format="json").status_code == 405
