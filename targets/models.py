@@ -283,18 +283,24 @@ class AdjustmentStatus(models.TextChoices):
     REJECTED = "rejected", _("Rejected")
 
 
-class TargetAdjustment(TenantOwned):
-    """A new version of a published target: never rewritten, only appended."""
-
+def _period_target_fks(related: str) -> tuple[Any, Any]:
+    """A row about one period target: the target (a view row, so no database foreign
+    key) and its series, which carries the integrity and the cascade."""
     target = models.ForeignKey(
         Target,
         on_delete=models.DO_NOTHING,
-        related_name="adjustments",
-        db_constraint=False,  # a view: the series carries the integrity
+        related_name=related,
+        db_constraint=False,
         db_index=False,
         verbose_name=_("target"),
     )
-    series = _fk(TargetSeries, "adjustments", null=False, on_delete=models.CASCADE)
+    return target, _fk(TargetSeries, related, null=False, on_delete=models.CASCADE)
+
+
+class TargetAdjustment(TenantOwned):
+    """A new version of a published target: never rewritten, only appended."""
+
+    target, series = _period_target_fks("adjustments")
     old_value = models.DecimalField(_("old value"), null=True, blank=True, **VALUE)
     new_value = models.DecimalField(
         _("new value"), validators=[MinValueValidator(Decimal("0"))], **VALUE
@@ -367,15 +373,7 @@ class Commitment(TenantOwned):
 class AchievementSnapshot(TenantOwned):
     """A target's achievement as of a date, filled by the nightly job (SPEC section 7)."""
 
-    target = models.ForeignKey(
-        Target,
-        on_delete=models.DO_NOTHING,
-        related_name="snapshots",
-        db_constraint=False,  # a view: the series carries the integrity
-        db_index=False,
-        verbose_name=_("target"),
-    )
-    series = _fk(TargetSeries, "snapshots", null=False, on_delete=models.CASCADE)
+    target, series = _period_target_fks("snapshots")
     as_of = models.DateField(_("as of"))
     actual = models.DecimalField(_("actual"), **VALUE)
     attainment = models.DecimalField(
