@@ -1,7 +1,8 @@
 """Achievement of target nodes as of a date (SPEC section 4), for one node or a whole
-plan in a fixed number of queries: the plan's nodes, the units' paths, one aggregate of
-the metric and (amount metrics) one aggregate of the open pipeline. The arithmetic is
-``targets.achievement_math``."""
+plan in a fixed number of queries: the nodes' series (their months, for pacing), the
+metric and (amount metrics) the open pipeline, each aggregated and rolled up to every
+member and unit in one SQL statement for just the periods and product lines asked for.
+The arithmetic is ``targets.achievement_math``."""
 
 from __future__ import annotations
 

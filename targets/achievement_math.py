@@ -87,23 +87,6 @@ class PeriodTarget:
             if later.elapsed_days > 0 and earlier.elapsed_days < earlier.total_days:
                 raise ValueError("a sub-period started before the previous one ended")
 
-    @classmethod
-    def unchecked(
-        cls,
-        target: Decimal | None,
-        total_days: int,
-        elapsed_days: int,
-        children: tuple[PeriodTarget, ...] = (),
-    ) -> PeriodTarget:
-        """The same node without the day checks, for a caller that builds many trees on
-        one calendar it checked once (a whole plan's achievement: tens of thousands)."""
-        node = object.__new__(cls)
-        object.__setattr__(node, "target", target)
-        object.__setattr__(node, "total_days", total_days)
-        object.__setattr__(node, "elapsed_days", elapsed_days)
-        object.__setattr__(node, "children", children)
-        return node
-
     @property
     def remaining_days(self) -> int:
         """Days after the as-of date up to the period's end (SPEC §4: *d* + 1 … end)."""

@@ -1,8 +1,9 @@
 """Set-based reads for targets: monthly actuals and open pipeline per credited bucket.
 
-Each function is one SQL query grouped by ``(member, unit, product line, fiscal month)``;
-roll-ups to org units happen on those few buckets, not on rows (SPEC section 4:
-a unit's actual is the sum over the rows credited to its subtree).
+Each function is one SQL query grouped by ``(member, unit, product line, fiscal month)``.
+A unit's actual is the sum over the rows credited to its subtree (SPEC section 4): for a
+plan's achievement ``period_totals`` rolls the buckets up to every member and unit in the
+same statement; the decomposition's history rolls them up in ``CreditIndex``.
 """
 
 from __future__ import annotations
@@ -222,28 +223,19 @@ def period_totals(
 
 @dataclass
 class CreditIndex:
-    """Buckets credited to members and rolled up to every ancestor unit.
+    """Buckets credited to members and rolled up to every ancestor unit, in Python: the
+    decomposition's history (last year's actuals) for every assignee of the tree. (A
+    plan's achievement rolls up in SQL instead: ``period_totals``.)
 
-    ``total(key, months, product_line)`` answers the actual (or pipeline) of any node.
+    ``total(key, months, product_line)`` answers the value of any assignee.
     """
 
     member: dict[tuple[int, int, int | None], Decimal] = field(default_factory=dict)
     unit: dict[tuple[int, int, int | None], Decimal] = field(default_factory=dict)
-    member_commit: dict[tuple[int, int, int | None], Decimal] = field(default_factory=dict)
-    unit_commit: dict[tuple[int, int, int | None], Decimal] = field(default_factory=dict)
 
     @classmethod
-    def build(
-        cls,
-        buckets: Iterable[Bucket],
-        unit_paths: dict[int, str],
-        lines: set[int | None] | None = None,
-    ) -> CreditIndex:
-        """Roll the buckets up; ``lines`` limits the product lines kept (None in it: the
-        totals over all lines), default all of them."""
-        index = cls(
-            defaultdict(Decimal), defaultdict(Decimal), defaultdict(Decimal), defaultdict(Decimal)
-        )
+    def build(cls, buckets: Iterable[Bucket], unit_paths: dict[int, str]) -> CreditIndex:
+        index = cls(defaultdict(Decimal), defaultdict(Decimal))
         ancestors: dict[int | None, list[int]] = {None: []}  # a unit's path, parsed once
         for bucket in buckets:
             chain = ancestors.get(bucket.unit_id)
@@ -252,31 +244,15 @@ class CreditIndex:
                 chain = ancestors[bucket.unit_id] = _ids(path)
             products = (None, bucket.product_line_id) if bucket.product_line_id else (None,)
             for product in products:
-                if lines is not None and product not in lines:
-                    continue
                 if bucket.member_id is not None:
-                    key = (bucket.member_id, bucket.month, product)
-                    index.member[key] += bucket.value
-                    index.member_commit[key] += bucket.commit_value
+                    index.member[(bucket.member_id, bucket.month, product)] += bucket.value
                 for ancestor in chain:
-                    key = (ancestor, bucket.month, product)
-                    index.unit[key] += bucket.value
-                    index.unit_commit[key] += bucket.commit_value
+                    index.unit[(ancestor, bucket.month, product)] += bucket.value
         return index
 
-    def total(
-        self,
-        key: Key,
-        months: Iterable[int],
-        product_line_id: int | None = None,
-        *,
-        commit: bool = False,
-    ) -> Decimal:
+    def total(self, key: Key, months: Iterable[int], product_line_id: int | None = None) -> Decimal:
         kind, pk = key
-        if kind == "member":
-            table = self.member_commit if commit else self.member
-        else:
-            table = self.unit_commit if commit else self.unit
+        table = self.member if kind == "member" else self.unit
         return sum(
             (table.get((pk, month, product_line_id), Decimal(0)) for month in months), Decimal(0)
         )
