@@ -277,9 +277,9 @@ def cycle_time(scope: Scope, window: Window) -> dict[str, Any]:
             SELECT COUNT(*), AVG(o.closed_date - (o.created_at AT TIME ZONE %s)::date),
                    PERCENTILE_CONT(0.5) WITHIN GROUP (
                        ORDER BY o.closed_date - (o.created_at AT TIME ZONE %s)::date)
-            FROM crm_opportunity o WHERE o.id IN ({ids_sql})
+            FROM crm_opportunity o WHERE o.tenant_id = %s AND o.id IN ({ids_sql})
             """,
-            (window.time_zone, window.time_zone, *params),
+            (window.time_zone, window.time_zone, _tenant(), *params),
         )
         count, mean, median = cursor.fetchone()
     return {"wins": count, "mean_days": _days(mean), "median_days": _days(median)}
