@@ -50,7 +50,7 @@ FLIP = "UPDATE {table} SET target_id = -target_id WHERE target_id < 0"
 MONTHS_CHECK = """
 ALTER TABLE targets_targetseries ADD CONSTRAINT targetseries_months_valid CHECK (
     months IS NULL OR (array_ndims(months) = 1 AND cardinality(months) = 12
-                       AND 0 <= ALL (months)))
+                       AND array_position(months, NULL) IS NULL AND 0 <= ALL (months)))
 """
 
 MONTH = "COALESCE(s.months[{}], 0)"

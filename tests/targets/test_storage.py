@@ -98,12 +98,12 @@ def test_the_view_shows_only_the_scoped_tenants_targets(
         assert _count("SELECT count(*) FROM targets_target") > mine
 
 
-def test_months_are_twelve_and_never_negative(tree_a: TenantTree) -> None:
+def test_months_are_twelve_set_and_never_negative(tree_a: TenantTree) -> None:
     with tenant_scope(tree_a.tenant):
         plan = records.published_plan(tree_a)
         series = TargetSeries.objects.filter(plan=plan).first()
         assert series is not None
-        for bad in ([D(1)] * 11, [D(-1)] + [D(0)] * 11):
+        for bad in ([D(1)] * 11, [D(-1)] + [D(0)] * 11, [None] + [D(0)] * 11):
             with pytest.raises(IntegrityError), transaction.atomic():
                 TargetSeries.objects.filter(pk=series.pk).update(months=bad)
         TargetSeries.objects.filter(pk=series.pk).update(months=None)  # not set
