@@ -4,7 +4,6 @@ caller's visibility, narrowed by ``pipeline``, ``org_unit`` or ``member``."""
 
 from __future__ import annotations
 
-from datetime import date
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -25,7 +24,7 @@ from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 
 from crm import selectors as crm_selectors
-from crm.api.base import TenantViewMixin
+from crm.api.base import TenantViewMixin, date_param
 from crm.api.filters import TenantFilterSet
 from crm.models import Membership, Opportunity, Pipeline, Tenant
 from crm.permissions import IsTenantAdminOrReadOnly
@@ -47,16 +46,6 @@ WINDOW_PARAMETERS = [
 ]
 
 
-def _date(request: Request, name: str, default: date) -> date:
-    raw = request.query_params.get(name)
-    if not raw:
-        return default
-    try:
-        return date.fromisoformat(raw)
-    except ValueError as error:
-        raise ValidationError({name: [_("Use YYYY-MM-DD.")]}) from error
-
-
 def _id(request: Request, name: str) -> int | None:
     raw = request.query_params.get(name)
     if raw in (None, ""):
@@ -74,8 +63,8 @@ def scope_and_window(request: Request) -> tuple[selectors.Scope, selectors.Windo
     today = timezone.now().astimezone(ZoneInfo(tenant.time_zone)).date()
     quarter = period_containing(today, "quarter", tenant.fiscal_year_start_month)
     window = selectors.Window(
-        _date(request, "start", quarter.start),
-        _date(request, "end", quarter.end),
+        date_param(request, "start") or quarter.start,
+        date_param(request, "end") or quarter.end,
         tenant.time_zone,
     )
     if window.end < window.start:

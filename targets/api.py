@@ -23,7 +23,7 @@ from rest_framework.routers import DefaultRouter
 from rest_framework.views import APIView
 
 from crm import selectors as crm_selectors
-from crm.api.base import TenantViewMixin
+from crm.api.base import TenantViewMixin, date_param
 from crm.api.fields import VisiblePrimaryKeyField
 from crm.api.filters import SyncFilterSet, TenantFilterSet
 from crm.models import Membership, OrgUnit, Tenant
@@ -44,20 +44,10 @@ from targets.selectors import visible_commitments, visible_series, visible_targe
 VALUE: dict[str, Any] = {"max_digits": 18, "decimal_places": 2}
 
 
-def requested_as_of(request: Request) -> date | None:
-    raw = request.query_params.get("as_of")
-    if not raw:
-        return None
-    try:
-        return date.fromisoformat(raw)
-    except ValueError as error:
-        raise ValidationError({"as_of": [_("Use YYYY-MM-DD.")]}) from error
-
-
 def as_of_for_plan(request: Request, plan: TargetPlan) -> date:
     """The ``as_of`` asked for (outside the plan's fiscal year: a 400 from the
     achievement), else today in the tenant's time zone, clamped into the plan's year."""
-    requested = requested_as_of(request)
+    requested = date_param(request, "as_of")
     if requested is not None:
         return requested
     return plan_as_of(plan, Tenant.objects.get(pk=plan.tenant_id))
@@ -65,7 +55,7 @@ def as_of_for_plan(request: Request, plan: TargetPlan) -> date:
 
 def as_of_today(request: Request, member: Membership) -> date:
     """The ``as_of`` asked for, else today in the tenant's time zone."""
-    requested = requested_as_of(request)
+    requested = date_param(request, "as_of")
     return requested or today_in(Tenant.objects.get(pk=member.tenant_id))
 
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any, Generic, TypeVar
 
 from django.db.models import Model, QuerySet
+from django.utils.translation import gettext_lazy as _
+from rest_framework.exceptions import ValidationError
+from rest_framework.request import Request
 
 from crm.models import Membership
 
@@ -28,3 +32,14 @@ class TenantViewMixin(Generic[M]):
         if getattr(self, "swagger_fake_view", False):  # schema generation: no caller
             return self.model._default_manager.none()
         return self.visible_queryset(self.membership)
+
+
+def date_param(request: Request, name: str) -> date | None:
+    """The query parameter ``name`` as a date (None when absent); a 400 when malformed."""
+    raw = request.query_params.get(name)
+    if not raw:
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError as error:
+        raise ValidationError({name: [_("Use YYYY-MM-DD.")]}) from error
