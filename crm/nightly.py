@@ -33,9 +33,6 @@ NIGHTLY_TASKS = ["targets.snapshot_achievements", "funnel.evaluate_warnings"]
 def _send(tenant_id: int, as_of: str, queue: str | None) -> None:
     from config.celery import app
 
-    # The apps' task modules are discovered lazily; load them so each name resolves to
-    # its task (and honours eager mode), not to a bare message.
-    app.loader.import_default_modules()
     for name in NIGHTLY_TASKS:
         signature = app.signature(name, args=(tenant_id, as_of))
         if queue:
@@ -46,6 +43,11 @@ def _send(tenant_id: int, as_of: str, queue: str | None) -> None:
 
 def dispatch(now: datetime | None = None, *, queue: str | None = None) -> dict[str, Any]:
     """Send the nightly tasks of every tenant that is due at ``now`` (default: now)."""
+    from config.celery import app
+
+    # The apps' task modules are discovered lazily; load them (once) so each name
+    # resolves to its task (and honours eager mode), not to a bare message.
+    app.loader.import_default_modules()
     now = now or timezone.now()
     sent: list[dict[str, Any]] = []
     with platform_scope("nightly dispatch: which tenants have passed 02:00 local time"):

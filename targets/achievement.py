@@ -19,21 +19,12 @@ from crm.models import Tenant
 from targets import achievement_math, calendar
 from targets.achievement_math import Achievement, Projection
 from targets.metrics import get_metric
-from targets.models import Target, TargetPlan, TargetSeries, period_code
+from targets.models import PERIOD_MONTHS, Target, TargetPlan, TargetSeries, period_code
 from targets.selectors import Credited, monthly_actuals_sql, open_pipeline_sql, period_totals
 
 _ZERO = Decimal(0)
 _NOTHING = (_ZERO, _ZERO)
 FEW_NODES = 500  # up to this many nodes, read only their own series and credited rows
-FamilyKey = tuple[int | None, int | None, int | None]  # org unit, member, product line
-
-
-# Period code (targets.models.period_code) → its first and last fiscal month.
-SPANS: dict[int, tuple[int, int]] = {
-    0: (1, 12),
-    **{q: ((q - 1) * 3 + 1, q * 3) for q in range(1, 5)},
-    **{4 + m: (m, m) for m in range(1, 13)},
-}
 
 
 class Pacing:
@@ -49,12 +40,17 @@ class Pacing:
             (period.days, calendar.elapsed_days(period, as_of))
             for period in calendar.months(fiscal_year, start_month)
         ]
+        self._period_days = {}
+        for code, (first, last) in PERIOD_MONTHS.items():
+            span = self.days[first - 1 : last]
+            self._period_days[code] = (
+                sum(total for total, _ in span),
+                sum(elapsed for _, elapsed in span),
+            )
 
     def period_days(self, code: int) -> tuple[int, int]:
         """The period's total and elapsed days."""
-        first, last = SPANS[code]
-        span = self.days[first - 1 : last]
-        return sum(total for total, _ in span), sum(elapsed for _, elapsed in span)
+        return self._period_days[code]
 
     def expected(self, code: int, months: list[Decimal] | None) -> Decimal | None:
         if months is None:
@@ -62,7 +58,7 @@ class Pacing:
         if code == 0:  # the year: its quarters, in the order (and rounding) of SPEC §4
             expected = _ZERO
             for quarter in range(1, 5):
-                first, last = SPANS[quarter]
+                first, last = PERIOD_MONTHS[quarter]
                 total, elapsed = self.period_days(quarter)
                 if elapsed == 0:
                     break
@@ -75,7 +71,7 @@ class Pacing:
                     return None
                 expected += part
             return expected
-        first, last = SPANS[code]
+        first, last = PERIOD_MONTHS[code]
         return self._months_expected(months, first, last)
 
     @staticmethod
@@ -125,21 +121,16 @@ def check_as_of(plan: TargetPlan, tenant: Tenant, as_of: date) -> None:
 
 def _series_months(
     plan: TargetPlan, chosen: list[Target], asked: set[int | None]
-) -> dict[FamilyKey, list[Decimal] | None]:
-    """The months of the chosen nodes' series: one row per assignee and line."""
+) -> dict[int, list[Decimal] | None]:
+    """The months of the chosen nodes' series, by series id."""
     rows = TargetSeries.objects.filter(plan=plan)
-    if None in asked:  # totals, plus any product lines asked for
+    if len(chosen) <= FEW_NODES:  # a few nodes: only their series
+        rows = rows.filter(pk__in={node.series_id for node in chosen})
+    elif None in asked:  # totals, plus any product lines asked for
         rows = rows.filter(Q(product_line__isnull=True) | Q(product_line__in=asked - {None}))
     else:
         rows = rows.filter(product_line__in=asked)
-    if len(chosen) <= FEW_NODES:  # a few nodes: only their series
-        rows = rows.filter(pk__in={node.series_id for node in chosen})
-    return {
-        (unit, person, line): months
-        for unit, person, line, months in rows.values_list(
-            "org_unit_id", "member_id", "product_line_id", "months"
-        )
-    }
+    return dict(rows.values_list("pk", "months"))
 
 
 def plan_achievements(
@@ -159,7 +150,7 @@ def plan_achievements(
         return {}
     asked = {node.product_line_id for node in chosen}  # None: the totals over all lines
     codes = {node.pk: period_code(node.period_kind, node.period_index) for node in chosen}
-    periods = {code: SPANS[code] for code in set(codes.values())}
+    periods = {code: PERIOD_MONTHS[code] for code in set(codes.values())}
     months = _series_months(plan, chosen, asked)
     pacing = Pacing(plan.fiscal_year, tenant.fiscal_year_start_month, as_of)
     days = {code: pacing.period_days(code) for code in periods}
@@ -201,11 +192,11 @@ def plan_achievements(
             weighted, commit = pipeline.get(key, _NOTHING)
             projection = Projection(weighted=actual + weighted, commit_only=actual + commit)
         total, elapsed = days[code]
-        family = (fields["org_unit_id"], member_id, line)
+        series_months = months.get(fields["series_id"])
         results[pk] = achievement_math.achievement_of(
             target=value,
             actual=actual,
-            expected=None if value is None else pacing.expected(code, months.get(family)),
+            expected=None if value is None else pacing.expected(code, series_months),
             remaining_days=total - elapsed,
             projection=projection,
             threshold=threshold,

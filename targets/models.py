@@ -154,6 +154,14 @@ def period_code(kind: str, index: int) -> int:
     return 4 + index
 
 
+# Period code → its first and last fiscal month.
+PERIOD_MONTHS: dict[int, tuple[int, int]] = {
+    0: (1, 12),
+    **{q: ((q - 1) * 3 + 1, q * 3) for q in range(1, 5)},
+    **{4 + m: (m, m) for m in range(1, 13)},
+}
+
+
 def period_target_id(series_id: int, kind: str, index: int) -> int:
     return series_id * PERIOD_CODES + period_code(kind, index)
 

@@ -185,15 +185,13 @@ def period_totals(
         FROM b JOIN (VALUES {", ".join(values)}) AS p(code, first, last)
           ON b.month BETWEEN p.first AND p.last
         {{where}}
-        GROUP BY b.member_id, b.unit_id, {{group}}, p.code
+        GROUP BY b.member_id, b.unit_id, 3, p.code
     """
     parts = []
     if None in lines:
-        parts.append(by_period.format(line="NULL::bigint", where="", group="3"))
+        parts.append(by_period.format(line="NULL::bigint", where=""))
     if named:
-        parts.append(
-            by_period.format(line="b.line", where="WHERE b.line = ANY(%(lines)s)", group="3")
-        )
+        parts.append(by_period.format(line="b.line", where="WHERE b.line = ANY(%(lines)s)"))
     statement = f"""
         WITH b(member_id, unit_id, line, month, value, commit_value) AS MATERIALIZED ({sql}),
         bp AS MATERIALIZED ({" UNION ALL ".join(parts)})

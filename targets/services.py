@@ -21,6 +21,7 @@ from crm.models import Membership, OrgUnit, OrgUnitManager, ProductLine, Role, T
 from targets import allocation, calendar
 from targets.metrics import get_metric
 from targets.models import (
+    PERIOD_MONTHS,
     AdjustmentStatus,
     Commitment,
     PeriodKind,
@@ -29,6 +30,7 @@ from targets.models import (
     TargetAdjustment,
     TargetPlan,
     TargetSeries,
+    period_code,
 )
 from targets.selectors import CreditIndex, Key, monthly_actuals, unit_paths
 
@@ -531,16 +533,6 @@ def _is_above(approver: Membership, target: Target, requester: Membership | None
     return _can_steer(approver, target)
 
 
-def _months_in(target: Target) -> list[int]:
-    """The fiscal months (1–12) a target's period covers."""
-    if target.period_kind == PeriodKind.YEAR:
-        return list(range(1, 13))
-    if target.period_kind == PeriodKind.QUARTER:
-        first = (target.period_index - 1) * 3 + 1
-        return [first, first + 1, first + 2]
-    return [target.period_index]
-
-
 def _apply_value(series: TargetSeries, target: Target, new_value: Decimal, on: date) -> None:
     """Give ``target`` (a period of the locked ``series``) its new value: its quarter and
     year stay the sums of their months, being derived from them.
@@ -558,7 +550,8 @@ def _apply_value(series: TargetSeries, target: Target, new_value: Decimal, on: d
         months[target.period_index - 1] = new_value
     else:
         ends = [m.end for m in calendar.months(plan.fiscal_year, tenant.fiscal_year_start_month)]
-        covered = _months_in(target)
+        first, last = PERIOD_MONTHS[period_code(target.period_kind, target.period_index)]
+        covered = range(first, last + 1)
         open_months = [index for index in covered if ends[index - 1] >= on]
         if not open_months:
             raise ValidationError(

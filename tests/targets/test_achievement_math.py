@@ -489,7 +489,8 @@ def test_pacing_from_months_equals_the_recursive_expected_to_date(
     from datetime import timedelta
 
     from targets import calendar
-    from targets.achievement import SPANS, Pacing
+    from targets.achievement import Pacing
+    from targets.models import PERIOD_MONTHS
 
     year = calendar.fiscal_year(fiscal_year, start_month)
     as_of = year.start + timedelta(days=offset)
@@ -508,7 +509,7 @@ def test_pacing_from_months_equals_the_recursive_expected_to_date(
             children,
         )
 
-    first, last = SPANS[code]
+    first, last = PERIOD_MONTHS[code]
     if code == 0:
         quarters = tuple(parent([3 * q + 1, 3 * q + 2, 3 * q + 3]) for q in range(4))
         tree = PeriodTarget(
