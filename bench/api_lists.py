@@ -171,9 +171,10 @@ def main() -> None:
     from django.db.models import Count
     from django.test import Client
 
-    from crm.api.tenancy import issue_tokens
-    from crm.models import Membership, Opportunity, Role, Tenant
-    from crm.tenancy import tenant_scope
+    from crm.models import Opportunity
+    from tenancy.api.views import issue_tokens
+    from tenancy.models import Membership, Role, Tenant
+    from tenancy.scope import tenant_scope
 
     call_command("migrate", verbosity=0)
 

@@ -213,7 +213,7 @@ class Rollback(Exception):
 def rolled_back(tenant: Any) -> Iterator[None]:
     """A tenant scope whose transaction is rolled back at the end: every repetition of
     a write starts from the same data."""
-    from crm.tenancy import tenant_scope
+    from tenancy.scope import tenant_scope
 
     try:
         with tenant_scope(tenant):

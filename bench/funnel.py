@@ -9,7 +9,7 @@ Uses the tenant ``bench`` of ``bench/api_lists.py`` in the database of ``DATABAS
 (default ``crm_bench``), generating it with ``manage.py generate_data`` and the same
 defaults when it is missing (500 reps, 200,000 opportunities, 24 months).
 
-``crm.datagen`` moves deals forward only (3.2 stage changes per deal, ~640,000 for
+``devtools.datagen`` moves deals forward only (3.2 stage changes per deal, ~640,000 for
 200,000 deals), below the ~1,000,000 stage changes the issue asks for. Unless
 ``--reuse`` or ``--no-top-up`` is given, the tenant is topped up to ``--stage-changes``
 with back-and-forth moves: in a share of the spans a deal spent in an open stage after
@@ -57,7 +57,7 @@ if __name__ == "__main__":
 from bench import common  # noqa: E402
 
 if TYPE_CHECKING:
-    from crm.models import Membership, Tenant
+    from tenancy.models import Membership, Tenant
 
 SLUG = "bench"
 PLAN_NAME = "Bench funnel plan"
@@ -163,8 +163,8 @@ def top_up_stage_changes(tenant: Tenant, wanted: int) -> dict[str, int]:
     from django.db import connection
 
     from crm.models import StageChange
-    from crm.services.records import stage_exits_recompute
-    from crm.tenancy import tenant_scope
+    from crm.services import stage_exits_recompute
+    from tenancy.scope import tenant_scope
 
     with tenant_scope(tenant):
         before = StageChange.objects.count()
@@ -185,10 +185,10 @@ def published_plan(tenant: Tenant, admin: Membership, fiscal_year: int) -> dict[
     from django.db import connection
 
     from crm.models import ProductLine
-    from crm.tenancy import tenant_scope
     from targets import calendar
     from targets.models import PlanStatus, Target, TargetPlan
     from targets.services import DecomposeSettings, plan_create, plan_decompose, plan_publish
+    from tenancy.scope import tenant_scope
 
     with tenant_scope(tenant):
         plan = TargetPlan.objects.filter(fiscal_year=fiscal_year, name=PLAN_NAME).first()
@@ -371,22 +371,13 @@ def main() -> None:
     from django.db.models import Count
     from django.utils import timezone
 
-    from crm.models import (
-        Activity,
-        Membership,
-        Opportunity,
-        OrgUnit,
-        OrgUnitManager,
-        Pipeline,
-        Role,
-        StageChange,
-        Tenant,
-    )
-    from crm.tenancy import tenant_scope
+    from crm.models import Activity, Opportunity, Pipeline, StageChange
     from funnel import selectors
     from funnel.models import Alert
     from funnel.warnings import evaluate_warnings
     from targets.calendar import fiscal_year_of, period_containing
+    from tenancy.models import Membership, OrgUnit, OrgUnitManager, Role, Tenant
+    from tenancy.scope import tenant_scope
 
     tenant = Tenant.objects.filter(slug=args.tenant).first()
     existing = 0

@@ -6,8 +6,8 @@
 Generates (or, with ``--reuse``, reuses) the tenant ``bench-targets`` in the database of
 ``DATABASE_URL`` (default ``crm_bench``): a depth-4 org tree, company → 8 regions → 5
 areas each → 6 teams each (240 teams), a manager per unit, 2,000 active reps dealt round
-the teams (15 % still ramping up), bulk-inserted like ``crm.datagen.build_org``; then
-24 months of history through ``crm.datagen.generate_history`` (200,000 opportunities
+the teams (15 % still ramping up), bulk-inserted like ``devtools.datagen.build_org``; then
+24 months of history through ``devtools.datagen.generate_history`` (200,000 opportunities
 with their stage changes and payments, so last fiscal year exists for the seasonal and
 history methods) and a fifth, new product line that has no sales yet.
 
@@ -62,9 +62,9 @@ from bench import common  # noqa: E402
 
 if TYPE_CHECKING:
     from bench.common import Row
-    from crm.models import Membership, OrgUnit, Tenant
     from targets.models import TargetPlan
     from targets.services import DecomposeSettings
+    from tenancy.models import Membership, OrgUnit, Tenant
 
 SLUG = "bench-targets"
 PLAN_NAME = "Bench decomposition"
@@ -122,16 +122,16 @@ def build_tree(
     """Company → regions → areas → teams, a manager per unit, ``reps`` reps round the teams.
 
     Units go through ``org_unit_create`` (a few hundred); users, memberships and manager
-    links are bulk-inserted with one password hashed once, as ``crm.datagen.build_org``
-    does. Team names carry their city, which ``crm.datagen.existing_reps`` reads back.
+    links are bulk-inserted with one password hashed once, as ``devtools.datagen.build_org``
+    does. Team names carry their city, which ``devtools.datagen.existing_reps`` reads back.
     """
     from django.contrib.auth import get_user_model
     from django.contrib.auth.hashers import make_password
 
-    from crm.datagen import GIVEN_NAMES, REGIONS, SURNAMES
-    from crm.models import Membership, OrgUnitManager, Role
-    from crm.services import org_unit_create
-    from crm.tenancy import tenant_scope
+    from devtools.datagen import GIVEN_NAMES, REGIONS, SURNAMES
+    from tenancy.models import Membership, OrgUnitManager, Role
+    from tenancy.scope import tenant_scope
+    from tenancy.services import org_unit_create
 
     rng = Random(seed)
     slug = tenant.slug
@@ -233,10 +233,10 @@ def generate(args: argparse.Namespace) -> dict[str, Any]:
     """The tenant, its tree and its history; refuses a tenant that has opportunities."""
     from django.utils import timezone
 
-    from crm import datagen
     from crm.models import Opportunity, ProductLine
-    from crm.services import tenant_create
-    from crm.tenancy import tenant_scope
+    from devtools import datagen
+    from tenancy.scope import tenant_scope
+    from tenancy.services import tenant_create
 
     started = time.monotonic()
     now = timezone.now()
@@ -392,21 +392,14 @@ def main() -> None:
     args = parse_args()
     common.setup_django()
 
-    from crm.models import (
-        Membership,
-        Opportunity,
-        OrgUnit,
-        ProductLine,
-        Role,
-        StageChange,
-        Tenant,
-    )
-    from crm.tenancy import tenant_scope
+    from crm.models import Opportunity, ProductLine, StageChange
     from targets.achievement import plan_achievements
     from targets.calendar import fiscal_year_of
     from targets.models import PeriodKind, Target, TargetSeries
     from targets.selectors import monthly_actuals, open_pipeline
     from targets.services import plan_decompose
+    from tenancy.models import Membership, OrgUnit, Role, Tenant
+    from tenancy.scope import tenant_scope
 
     tenant = Tenant.objects.filter(slug=args.tenant).first()
     existing = 0

@@ -1,4 +1,4 @@
-"""The Celery application. Tasks that touch tenant data derive from ``crm.jobs.TenantTask``."""
+"""The Celery application. Tasks that touch tenant data derive from ``tenancy.jobs.TenantTask``."""
 
 from __future__ import annotations
 

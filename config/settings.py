@@ -71,10 +71,12 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
+    "tenancy",
     "crm",
     "targets",
     "funnel",
     "incentives",
+    "devtools",
 ]
 
 MIDDLEWARE = [
@@ -85,7 +87,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "crm.middleware.TenantScopeMiddleware",
+    "tenancy.middleware.TenantScopeMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -112,7 +114,7 @@ TEMPLATES = [
 # --- Database -----------------------------------------------------------------
 # PostgreSQL only. The login role runs migrations (it owns the tables); every other
 # connection switches to DATABASE_APP_ROLE, which owns nothing and is subject to
-# row-level security (see crm/rls.py).
+# row-level security (see tenancy/rls.py).
 DATABASE_URL = env("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/crm")
 # Production may log the app in as the application role itself and give the owner's
 # credentials only to `manage.py migrate`.
@@ -187,11 +189,11 @@ DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "crm@localhost")
 # --- REST API ----------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "crm.authentication.MembershipJWTAuthentication",
-        "crm.authentication.ApiTokenAuthentication",
+        "tenancy.authentication.MembershipJWTAuthentication",
+        "tenancy.authentication.ApiTokenAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["crm.permissions.IsTenantMember"],
-    "DEFAULT_PAGINATION_CLASS": "crm.api.pagination.PageNumberPagination",
+    "DEFAULT_PERMISSION_CLASSES": ["tenancy.permissions.IsTenantMember"],
+    "DEFAULT_PAGINATION_CLASS": "tenancy.api.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
@@ -199,7 +201,7 @@ REST_FRAMEWORK = {
         "rest_framework.filters.OrderingFilter",
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "crm.api.errors.exception_handler",
+    "EXCEPTION_HANDLER": "tenancy.api.errors.exception_handler",
     "DEFAULT_THROTTLE_CLASSES": [
         "rest_framework.throttling.AnonRateThrottle",
         "rest_framework.throttling.UserRateThrottle",
@@ -235,14 +237,14 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": "/api/v1",
     "ENUM_NAME_OVERRIDES": {
-        "ForecastCategoryEnum": "crm.models.records.ForecastCategory",
-        "StageKindEnum": "crm.models.records.StageKind",
-        "LeadStatusEnum": "crm.models.records.LeadStatus",
-        "PaymentStatusEnum": "crm.models.records.PaymentStatus",
-        "JobRunStatusEnum": "crm.models.tenancy.JobRun.Status",
-        "ActivityTypeEnum": "crm.models.records.ActivityType",
-        "LevelEnum": "crm.models.records.Level",
-        "RoleEnum": "crm.models.tenancy.Role",
+        "ForecastCategoryEnum": "crm.models.ForecastCategory",
+        "StageKindEnum": "crm.models.StageKind",
+        "LeadStatusEnum": "crm.models.LeadStatus",
+        "PaymentStatusEnum": "crm.models.PaymentStatus",
+        "JobRunStatusEnum": "tenancy.models.JobRun.Status",
+        "ActivityTypeEnum": "crm.models.ActivityType",
+        "LevelEnum": "crm.models.Level",
+        "RoleEnum": "tenancy.models.Role",
         "RuleKeyEnum": "funnel.models.RuleKey",
         "AlertStatusEnum": "funnel.models.AlertStatus",
         "SeverityEnum": "funnel.models.Severity",
@@ -275,10 +277,10 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Beat copies this into its database schedule (editable in the admin). The dispatcher
-# sends each tenant's nightly run once its local time passes 02:00 (crm.nightly).
+# sends each tenant's nightly run once its local time passes 02:00 (tenancy.nightly).
 CELERY_BEAT_SCHEDULE = {
     "nightly-dispatch": {
-        "task": "crm.dispatch_nightly",
+        "task": "tenancy.dispatch_nightly",
         "schedule": float(env("NIGHTLY_DISPATCH_SECONDS", "600") or "600"),
     },
 }

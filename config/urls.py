@@ -8,15 +8,18 @@ from django.urls import include, path
 from django.views import defaults
 
 from crm.api import urls as crm_api_urls
-from crm.api.errors import api_not_found, api_server_error
-from crm.health import healthz
-from crm.views import switch_tenant
 from funnel import api as funnel_api
 from funnel.admin import funnel_report
 from targets import api as targets_api
+from tenancy.api import urls as tenancy_api_urls
+from tenancy.api.errors import api_not_found, api_server_error
+from tenancy.health import healthz
+from tenancy.views import switch_tenant
 
-# One API namespace; each app contributes its routes (crm never imports the others).
+# One API namespace; each app contributes its routes (tenancy and crm import none of
+# the apps above them).
 api_urlpatterns: list[Any] = [
+    *tenancy_api_urls.urlpatterns,
     *crm_api_urls.urlpatterns,
     *targets_api.urlpatterns,
     *funnel_api.urlpatterns,

@@ -1,8 +1,15 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.apps import AppConfig
-from django.db.backends.signals import connection_created
 from django.utils.translation import gettext_lazy as _
+
+
+def _default_pipeline(sender: Any, tenant: Any, **kwargs: Any) -> None:
+    from crm.services import pipeline_create_default
+
+    pipeline_create_default(tenant=tenant)
 
 
 class CrmConfig(AppConfig):
@@ -11,7 +18,6 @@ class CrmConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        import crm.api.schema  # noqa: F401  (registers the OpenAPI auth extensions)
-        from crm.db import on_connection_created
+        from tenancy.signals import tenant_created
 
-        connection_created.connect(on_connection_created, dispatch_uid="crm_app_role")
+        tenant_created.connect(_default_pipeline, dispatch_uid="crm_default_pipeline")

@@ -12,13 +12,14 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from crm import selectors as crm_selectors
-from crm.admin.tenancy import TenantScopedAdmin, request_membership
-from crm.models import Membership, Pipeline, Tenant
+from crm.models import Pipeline
 from funnel import selectors
 from funnel.models import Alert, AlertStatus, WarningRule
 from funnel.warnings import alert_message, ensure_rules, visible_alerts
 from targets.calendar import period_containing
+from tenancy import selectors as tenancy_selectors
+from tenancy.admin import TenantScopedAdmin, request_membership
+from tenancy.models import Membership, Tenant
 
 
 @admin.register(WarningRule)
@@ -97,7 +98,7 @@ def funnel_report(request: HttpRequest) -> HttpResponse:
         raise Http404
     tenant = Tenant.objects.get(pk=member.tenant_id)
     quarter = period_containing(timezone.localdate(), "quarter", tenant.fiscal_year_start_month)
-    units = crm_selectors.visible_org_units(member)
+    units = tenancy_selectors.visible_org_units(member)
     unit = None
     if request.GET.get("org_unit"):
         unit = units.filter(pk=request.GET["org_unit"]).first()

@@ -23,11 +23,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 
-from crm import selectors as crm_selectors
-from crm.api.base import TenantViewMixin, date_param
-from crm.api.filters import TenantFilterSet
-from crm.models import Membership, Opportunity, Pipeline, Tenant
-from crm.permissions import IsTenantAdminOrReadOnly
+from crm.models import Opportunity, Pipeline
 from funnel import selectors
 from funnel.models import Alert, AlertStatus, RuleKey, WarningRule, clean_thresholds
 from funnel.plan import plan_to_close
@@ -36,6 +32,11 @@ from targets.api import as_of_for_plan, as_of_today
 from targets.calendar import period_containing
 from targets.models import PlanStatus, Target
 from targets.selectors import visible_targets
+from tenancy import selectors as tenancy_selectors
+from tenancy.api.base import TenantViewMixin, date_param
+from tenancy.api.filters import TenantFilterSet
+from tenancy.models import Membership, Tenant
+from tenancy.permissions import IsTenantAdminOrReadOnly
 
 WINDOW_PARAMETERS = [
     OpenApiParameter("start", OpenApiTypes.DATE, description="First day (default: quarter start)"),
@@ -83,11 +84,11 @@ def scope_and_window(request: Request) -> tuple[selectors.Scope, selectors.Windo
     unit = None
     unit_id = _id(request, "org_unit")
     if unit_id is not None:
-        unit = crm_selectors.get_visible_org_unit(member, unit_id)
+        unit = tenancy_selectors.get_visible_org_unit(member, unit_id)
     person = None
     member_id = _id(request, "member")
     if member_id is not None:
-        person = crm_selectors.get_visible_membership(member, member_id)
+        person = tenancy_selectors.get_visible_membership(member, member_id)
     return selectors.Scope(caller=member, pipeline=pipeline, org_unit=unit, member=person), window
 
 
@@ -238,7 +239,7 @@ class TargetPlanToCloseView(GenericAPIView):
     )
     def get(self, request: Request, pk: str) -> Response:
         member: Membership = request.membership  # type: ignore[attr-defined]
-        target = crm_selectors.get_visible(visible_targets(member).select_related("plan"), pk)
+        target = tenancy_selectors.get_visible(visible_targets(member).select_related("plan"), pk)
         return Response(plan_to_close(target, as_of_for_plan(request, target.plan)))
 
 

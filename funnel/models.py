@@ -10,7 +10,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from crm.models import Membership, TenantOwned
+from tenancy.models import Membership, TenantOwned
 
 
 class RuleKey(models.TextChoices):

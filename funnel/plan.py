@@ -11,11 +11,12 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 
-from crm.models import Membership, OrgUnit, Pipeline, Tenant
+from crm.models import Pipeline
 from funnel import rates
 from funnel.selectors import Window, histories_for, open_stages
 from targets.achievement import plan_achievements
 from targets.models import Target
+from tenancy.models import Membership, OrgUnit, Tenant
 
 
 def plan_to_close(target: Target, as_of: date) -> dict[str, Any]:

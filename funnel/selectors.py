@@ -32,21 +32,11 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce, Greatest, Now
 
-from crm import selectors as crm_selectors
-from crm.models import (
-    Activity,
-    Lead,
-    Membership,
-    Opportunity,
-    OrgUnit,
-    Pipeline,
-    Stage,
-    Tenant,
-    Visit,
-)
-from crm.models.records import StageKind
-from crm.tenancy import current_tenant_id
+from crm.models import Activity, Lead, Opportunity, Pipeline, Stage, StageKind, Visit
 from funnel import rates
+from tenancy import selectors as tenancy_selectors
+from tenancy.models import Membership, OrgUnit, Tenant
+from tenancy.scope import current_tenant_id
 
 
 @dataclass(frozen=True)
@@ -78,7 +68,7 @@ class Scope:
         return self.owned(Opportunity, "owner").filter(pipeline=self.pipeline)
 
     def owned(self, model: type[Any], owner_field: str) -> QuerySet[Any]:
-        rows = model.objects.filter(crm_selectors.owned_by_visible(self.caller, owner_field))
+        rows = model.objects.filter(tenancy_selectors.owned_by_visible(self.caller, owner_field))
         if self.org_unit is not None:
             rows = rows.filter(**{f"{owner_field}__in": self.unit_member_ids()})
         if self.member is not None:

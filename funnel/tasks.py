@@ -6,8 +6,8 @@ from datetime import date
 from typing import Any
 
 from config.celery import app
-from crm.jobs import TenantTask
 from funnel.warnings import evaluate_warnings
+from tenancy.jobs import TenantTask
 
 
 @app.task(base=TenantTask, name="funnel.evaluate_warnings")

@@ -20,9 +20,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
-from crm import selectors as crm_selectors
-from crm.models import Activity, Membership, Opportunity, Pipeline, Role, Tenant
-from crm.models.records import StageKind
+from crm.models import Activity, Opportunity, Pipeline, StageKind
 from funnel import selectors
 from funnel.models import (
     DEFAULT_SEVERITY,
@@ -34,6 +32,8 @@ from funnel.models import (
 from targets.achievement import plan_achievements
 from targets.calendar import fiscal_year_of
 from targets.models import PeriodKind, PlanStatus, Target, TargetPlan
+from tenancy import selectors as tenancy_selectors
+from tenancy.models import Membership, Role, Tenant
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ def visible_alerts(member: Membership) -> QuerySet[Alert]:
     if member.role == Role.ADMIN:
         return alerts
     if member.role == Role.MANAGER:
-        return alerts.filter(crm_selectors.owned_by_visible(member) | Q(owner__isnull=True))
+        return alerts.filter(tenancy_selectors.owned_by_visible(member) | Q(owner__isnull=True))
     return alerts.filter(owner=member)
 
 

@@ -15,12 +15,12 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from crm.models import Tenant
 from targets import achievement_math, calendar
 from targets.achievement_math import Achievement, Projection
 from targets.metrics import get_metric
 from targets.models import PERIOD_MONTHS, Target, TargetPlan, TargetSeries, period_code
 from targets.selectors import Credited, monthly_actuals_sql, open_pipeline_sql, period_totals
+from tenancy.models import Tenant
 
 _ZERO = Decimal(0)
 _NOTHING = (_ZERO, _ZERO)

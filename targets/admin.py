@@ -34,8 +34,6 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from rest_framework.exceptions import APIException, NotFound
 
-from crm.admin.tenancy import ScopeSafeModelFormMetaclass, TenantScopedAdmin, request_membership
-from crm.models import Membership, Role, Tenant
 from targets import allocation, services
 from targets.achievement import plan_achievements, plan_as_of, today_in
 from targets.achievement_math import Achievement
@@ -50,6 +48,8 @@ from targets.models import (
     TargetPlan,
 )
 from targets.selectors import visible_commitments, visible_series, visible_targets
+from tenancy.admin import ScopeSafeModelFormMetaclass, TenantScopedAdmin, request_membership
+from tenancy.models import Membership, Role, Tenant
 
 NONE = "–"
 STATUS_LABELS = {

@@ -22,11 +22,6 @@ from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 from rest_framework.views import APIView
 
-from crm import selectors as crm_selectors
-from crm.api.base import TenantViewMixin, date_param
-from crm.api.fields import VisiblePrimaryKeyField
-from crm.api.filters import SyncFilterSet, TenantFilterSet
-from crm.models import Membership, OrgUnit, Tenant
 from targets import services
 from targets.achievement import achievement_json, plan_achievements, plan_as_of, today_in
 from targets.metrics import METRICS
@@ -40,6 +35,11 @@ from targets.models import (
     TargetPlan,
 )
 from targets.selectors import visible_commitments, visible_series, visible_targets
+from tenancy import selectors as tenancy_selectors
+from tenancy.api.base import TenantViewMixin, date_param
+from tenancy.api.fields import VisiblePrimaryKeyField
+from tenancy.api.filters import SyncFilterSet, TenantFilterSet
+from tenancy.models import Membership, OrgUnit, Tenant
 
 VALUE: dict[str, Any] = {"max_digits": 18, "decimal_places": 2}
 
@@ -489,7 +489,7 @@ class TargetAdjustmentViewSet(
 class CommitmentSerializer(serializers.ModelSerializer[Commitment]):
     plan = VisiblePrimaryKeyField(TargetPlan)
     org_unit = VisiblePrimaryKeyField(
-        OrgUnit, crm_selectors.visible_org_units, required=False, allow_null=True
+        OrgUnit, tenancy_selectors.visible_org_units, required=False, allow_null=True
     )
     value = serializers.DecimalField(min_value=0, **VALUE)
 

@@ -15,7 +15,8 @@ from django.db.models.expressions import Col
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from crm.models import Membership, OrgUnit, ProductLine, TenantOwned
+from crm.models import ProductLine
+from tenancy.models import Membership, OrgUnit, TenantOwned
 
 VALUE: dict[str, Any] = {"max_digits": 18, "decimal_places": 2}
 
@@ -212,7 +213,7 @@ class Target(TenantOwned):
 
     id = PeriodTargetIdField(primary_key=True)
     tenant = models.ForeignKey(
-        "crm.Tenant", on_delete=models.DO_NOTHING, related_name="+", editable=False
+        "tenancy.Tenant", on_delete=models.DO_NOTHING, related_name="+", editable=False
     )
     series = _fk(TargetSeries, "periods", null=False, on_delete=models.DO_NOTHING)
     plan = _fk(TargetPlan, "targets", null=False, on_delete=models.DO_NOTHING)

@@ -18,11 +18,11 @@ from typing import Any
 from django.db import connection
 from django.db.models import Q, QuerySet
 
-from crm import selectors as crm_selectors
-from crm.models import Membership, OrgUnit, Role, Tenant
 from targets import calendar
 from targets.metrics import get_metric
 from targets.models import Commitment, Target, TargetSeries
+from tenancy import selectors as tenancy_selectors
+from tenancy.models import Membership, OrgUnit, Role, Tenant
 
 Key = tuple[str, int]  # ("member", id) or ("unit", id)
 
@@ -269,8 +269,8 @@ def unit_paths() -> dict[int, str]:
 
 def _assigned_to_visible(member: Membership) -> Q:
     """Rows assigned to a member or an org unit the caller may see."""
-    return Q(member__in=crm_selectors.visible_memberships(member).values("pk")) | Q(
-        org_unit__in=crm_selectors.visible_org_units(member).values("pk")
+    return Q(member__in=tenancy_selectors.visible_memberships(member).values("pk")) | Q(
+        org_unit__in=tenancy_selectors.visible_org_units(member).values("pk")
     )
 
 

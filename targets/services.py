@@ -15,9 +15,7 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from crm import selectors as crm_selectors
-from crm.exceptions import Conflict, NotFound
-from crm.models import Membership, OrgUnit, OrgUnitManager, ProductLine, Role, Tenant
+from crm.models import ProductLine
 from targets import allocation, calendar
 from targets.metrics import get_metric
 from targets.models import (
@@ -33,6 +31,9 @@ from targets.models import (
     period_code,
 )
 from targets.selectors import CreditIndex, Key, monthly_actuals, unit_paths
+from tenancy import selectors as tenancy_selectors
+from tenancy.errors import Conflict, NotFound
+from tenancy.models import Membership, OrgUnit, OrgUnitManager, Role, Tenant
 
 ZERO_DECIMAL_CURRENCIES = {"JPY", "KRW", "VND", "CLP", "ISK", "HUF", "TWD"}
 
@@ -518,7 +519,7 @@ def _can_steer(member: Membership, target: Target) -> bool:
     if target.member_id is not None:
         if target.member_id == member.pk:
             return False
-        return crm_selectors.visible_memberships(member).filter(pk=target.member_id).exists()
+        return tenancy_selectors.visible_memberships(member).filter(pk=target.member_id).exists()
     unit = OrgUnit.objects.only("path").get(pk=target.org_unit_id or 0)
     managed = OrgUnitManager.objects.filter(membership=member).values_list(
         "org_unit__path", flat=True

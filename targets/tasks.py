@@ -10,11 +10,11 @@ from zoneinfo import ZoneInfo
 from django.utils import timezone
 
 from config.celery import app
-from crm.jobs import TenantTask
-from crm.models import Tenant
 from targets.achievement import plan_achievements
 from targets.calendar import fiscal_year_of
 from targets.models import AchievementSnapshot, PlanStatus, Target, TargetPlan
+from tenancy.jobs import TenantTask
+from tenancy.models import Tenant
 
 CHUNK = 5000
 

@@ -11,9 +11,9 @@ from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from config.celery import app as celery_app
-from crm.api.tenancy import issue_tokens
-from crm.models import Membership
-from crm.tenancy import tenant_scope
+from tenancy.api.views import issue_tokens
+from tenancy.models import Membership
+from tenancy.scope import tenant_scope
 from tests.factories import TenantTree, build_tenant_tree
 
 # Transactional tests (the real-worker ones) flush tables between tests.

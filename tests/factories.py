@@ -9,9 +9,14 @@ from datetime import date
 import factory
 from django.contrib.auth import get_user_model
 
-from crm.models import Membership, OrgUnit, Role, Tenant
-from crm.services import membership_create, org_unit_create, org_unit_set_managers, tenant_create
-from crm.tenancy import tenant_scope
+from tenancy.models import Membership, OrgUnit, Role, Tenant
+from tenancy.scope import tenant_scope
+from tenancy.services import (
+    membership_create,
+    org_unit_create,
+    org_unit_set_managers,
+    tenant_create,
+)
 
 PASSWORD = "correct horse battery staple"
 

@@ -14,15 +14,15 @@ from crm.models import (
     Contact,
     Customer,
     Lead,
-    Membership,
     Notification,
     Opportunity,
     Payment,
     ProductLine,
     Stage,
+    StageKind,
     Visit,
 )
-from crm.models.records import StageKind
+from tenancy.models import Membership
 from tests.factories import TenantTree
 
 SHANGHAI = (Decimal("31.230416"), Decimal("121.473701"))

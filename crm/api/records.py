@@ -16,34 +16,34 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from crm import selectors, services
-from crm.api.base import TenantViewMixin
-from crm.api.fields import VisiblePrimaryKeyField
-from crm.api.filters import SyncFilterSet, TenantFilterSet
 from crm.api.sync import SyncSerializerMixin, SyncViewSetMixin
 from crm.models import (
     Activity,
     Contact,
     Customer,
     Lead,
-    Membership,
     Notification,
     Opportunity,
-    OrgUnit,
     Payment,
     Pipeline,
     ProductLine,
     Stage,
     StageChange,
+    StageKind,
     Visit,
 )
-from crm.models.records import StageKind
-from crm.permissions import IsTenantAdminOrReadOnly
+from tenancy import selectors as tenancy_selectors
+from tenancy.api.base import TenantViewMixin
+from tenancy.api.fields import VisiblePrimaryKeyField
+from tenancy.api.filters import SyncFilterSet, TenantFilterSet
+from tenancy.models import Membership, OrgUnit
+from tenancy.permissions import IsTenantAdminOrReadOnly
 
 MONEY: dict[str, Any] = {"max_digits": 16, "decimal_places": 2}
 
 
 def _member_field(**kwargs: Any) -> VisiblePrimaryKeyField:
-    return VisiblePrimaryKeyField(Membership, selectors.visible_memberships, **kwargs)
+    return VisiblePrimaryKeyField(Membership, tenancy_selectors.visible_memberships, **kwargs)
 
 
 class SubtreeFilterMixin(django_filters.FilterSet):

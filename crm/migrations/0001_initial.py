@@ -8,9 +8,9 @@ import django.utils.timezone
 from django.conf import settings
 from django.db import migrations, models
 
-import crm.db
-import crm.models
-import crm.rls
+import tenancy.db
+import tenancy.models
+import tenancy.rls
 
 
 class Migration(migrations.Migration):
@@ -21,7 +21,7 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.RunPython(crm.db.create_app_role, migrations.RunPython.noop),
+        migrations.RunPython(tenancy.db.create_app_role, migrations.RunPython.noop),
         migrations.CreateModel(
             name="OrgUnit",
             fields=[
@@ -199,7 +199,7 @@ class Migration(migrations.Migration):
                     models.CharField(
                         default="Asia/Shanghai",
                         max_length=64,
-                        validators=[crm.models.validate_time_zone],
+                        validators=[tenancy.models.validate_time_zone],
                         verbose_name="time zone",
                     ),
                 ),
@@ -499,9 +499,9 @@ class Migration(migrations.Migration):
                 fields=("tenant", "id"), name="apitoken_tenant_id_uniq"
             ),
         ),
-        crm.rls.EnableTenantRLS(model_name="orgunit"),
-        crm.rls.EnableTenantRLS(model_name="membership"),
-        crm.rls.EnableTenantRLS(model_name="orgunitmanager"),
-        crm.rls.EnableTenantRLS(model_name="apitoken"),
-        crm.rls.EnableTenantRLS(model_name="jobrun"),
+        tenancy.rls.EnableTenantRLS(model_name="orgunit"),
+        tenancy.rls.EnableTenantRLS(model_name="membership"),
+        tenancy.rls.EnableTenantRLS(model_name="orgunitmanager"),
+        tenancy.rls.EnableTenantRLS(model_name="apitoken"),
+        tenancy.rls.EnableTenantRLS(model_name="jobrun"),
     ]

@@ -7,7 +7,7 @@ import django.db.models.deletion
 import django.utils.timezone
 from django.db import migrations, models
 
-import crm.rls
+import tenancy.rls
 
 
 class Migration(migrations.Migration):
@@ -1651,16 +1651,16 @@ class Migration(migrations.Migration):
                 name="visit_check_out_after_check_in",
             ),
         ),
-        crm.rls.EnableTenantRLS(model_name="customer"),
-        crm.rls.EnableTenantRLS(model_name="contact"),
-        crm.rls.EnableTenantRLS(model_name="productline"),
-        crm.rls.EnableTenantRLS(model_name="pipeline"),
-        crm.rls.EnableTenantRLS(model_name="stage"),
-        crm.rls.EnableTenantRLS(model_name="lead"),
-        crm.rls.EnableTenantRLS(model_name="opportunity"),
-        crm.rls.EnableTenantRLS(model_name="stagechange"),
-        crm.rls.EnableTenantRLS(model_name="payment"),
-        crm.rls.EnableTenantRLS(model_name="visit"),
-        crm.rls.EnableTenantRLS(model_name="activity"),
-        crm.rls.EnableTenantRLS(model_name="notification"),
+        tenancy.rls.EnableTenantRLS(model_name="customer"),
+        tenancy.rls.EnableTenantRLS(model_name="contact"),
+        tenancy.rls.EnableTenantRLS(model_name="productline"),
+        tenancy.rls.EnableTenantRLS(model_name="pipeline"),
+        tenancy.rls.EnableTenantRLS(model_name="stage"),
+        tenancy.rls.EnableTenantRLS(model_name="lead"),
+        tenancy.rls.EnableTenantRLS(model_name="opportunity"),
+        tenancy.rls.EnableTenantRLS(model_name="stagechange"),
+        tenancy.rls.EnableTenantRLS(model_name="payment"),
+        tenancy.rls.EnableTenantRLS(model_name="visit"),
+        tenancy.rls.EnableTenantRLS(model_name="activity"),
+        tenancy.rls.EnableTenantRLS(model_name="notification"),
     ]

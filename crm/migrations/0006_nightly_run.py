@@ -4,7 +4,7 @@ import django.db.models.deletion
 import django.utils.timezone
 from django.db import migrations, models
 
-import crm.rls
+import tenancy.rls
 
 
 class Migration(migrations.Migration):
@@ -64,5 +64,5 @@ class Migration(migrations.Migration):
                 ],
             },
         ),
-        crm.rls.EnableTenantRLS(model_name="nightlyrun"),
+        tenancy.rls.EnableTenantRLS(model_name="nightlyrun"),
     ]

@@ -4,7 +4,7 @@ import django.db.models.deletion
 import django.utils.timezone
 from django.db import migrations, models
 
-import crm.rls
+import tenancy.rls
 
 
 class Migration(migrations.Migration):
@@ -207,6 +207,6 @@ class Migration(migrations.Migration):
                 ],
             },
         ),
-        crm.rls.EnableTenantRLS(model_name="warningrule"),
-        crm.rls.EnableTenantRLS(model_name="alert"),
+        tenancy.rls.EnableTenantRLS(model_name="warningrule"),
+        tenancy.rls.EnableTenantRLS(model_name="alert"),
     ]

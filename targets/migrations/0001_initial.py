@@ -7,7 +7,7 @@ import django.db.models.deletion
 import django.utils.timezone
 from django.db import migrations, models
 
-import crm.rls
+import tenancy.rls
 
 
 class Migration(migrations.Migration):
@@ -688,10 +688,10 @@ class Migration(migrations.Migration):
                 name="commitment_one_assignee",
             ),
         ),
-        crm.rls.EnableTenantRLS(model_name="targetplan"),
-        crm.rls.EnableTenantRLS(model_name="target"),
-        crm.rls.EnableTenantRLS(model_name="rampschedule"),
-        crm.rls.EnableTenantRLS(model_name="targetadjustment"),
-        crm.rls.EnableTenantRLS(model_name="commitment"),
-        crm.rls.EnableTenantRLS(model_name="achievementsnapshot"),
+        tenancy.rls.EnableTenantRLS(model_name="targetplan"),
+        tenancy.rls.EnableTenantRLS(model_name="target"),
+        tenancy.rls.EnableTenantRLS(model_name="rampschedule"),
+        tenancy.rls.EnableTenantRLS(model_name="targetadjustment"),
+        tenancy.rls.EnableTenantRLS(model_name="commitment"),
+        tenancy.rls.EnableTenantRLS(model_name="achievementsnapshot"),
     ]

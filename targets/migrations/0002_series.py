@@ -13,8 +13,8 @@ import django.contrib.postgres.fields
 import django.db.models.deletion
 from django.db import migrations, models
 
-import crm.rls
 import targets.models
+import tenancy.rls
 
 # The period codes: 0 the year, 1–4 the quarters, 5–16 the months (targets.models).
 CODE_SQL = """
@@ -240,7 +240,7 @@ class Migration(migrations.Migration):
                 ],
             },
         ),
-        crm.rls.EnableTenantRLS(model_name="targetseries"),
+        tenancy.rls.EnableTenantRLS(model_name="targetseries"),
         migrations.RunSQL(
             MONTHS_CHECK,
             "ALTER TABLE targets_targetseries DROP CONSTRAINT targetseries_months_valid",

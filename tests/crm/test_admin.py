@@ -7,12 +7,12 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from crm.models import Membership, OrgUnit
-from crm.tenancy import tenant_scope
+from tenancy.models import Membership, OrgUnit
+from tenancy.scope import tenant_scope
 from tests.factories import PASSWORD, TenantTree
 
 pytestmark = pytest.mark.django_db
-MEMBERS = "/admin/crm/membership/"
+MEMBERS = "/admin/tenancy/membership/"
 
 
 def admin_client(username: str) -> Client:
@@ -59,7 +59,7 @@ def test_another_tenants_object_is_not_found_in_the_admin(
 ) -> None:
     client = admin_client("acme-admin")
     foreign = tree_b.units["north"]
-    response = client.get(f"/admin/crm/orgunit/{foreign.pk}/change/")
+    response = client.get(f"/admin/tenancy/orgunit/{foreign.pk}/change/")
     assert response.status_code in (302, 404)
     if response.status_code == 302:  # Django redirects to the index with "does not exist"
         assert client.get(response["Location"]).status_code == 200
@@ -70,7 +70,7 @@ def test_another_tenants_object_is_not_found_in_the_admin(
 def test_a_tenant_admin_adds_an_org_unit_through_the_service(tree_a: TenantTree) -> None:
     client = admin_client("acme-admin")
     response = client.post(
-        "/admin/crm/orgunit/add/",
+        "/admin/tenancy/orgunit/add/",
         {
             "name": "East",
             "parent": tree_a.units["company"].pk,
@@ -100,14 +100,14 @@ def test_the_platform_superuser_sees_every_tenant_read_only(
     client = admin_client("root")
     names = listed_usernames(client)
     assert {"acme-rep", "globex-rep"} <= names
-    assert client.get("/admin/crm/tenant/").status_code == 200
-    assert client.get("/admin/crm/orgunit/add/").status_code == 403
+    assert client.get("/admin/tenancy/tenant/").status_code == 200
+    assert client.get("/admin/tenancy/orgunit/add/").status_code == 403
 
 
 def test_a_user_in_two_tenants_switches_between_them(
     tree_a: TenantTree, tree_b: TenantTree
 ) -> None:
-    from crm.services import membership_create
+    from tenancy.services import membership_create
 
     with tenant_scope(tree_b.tenant):
         other = membership_create(

@@ -10,9 +10,9 @@ from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.test import Client
 from rest_framework.test import APIClient
 
-from crm.models import Customer, Membership, Opportunity, StageChange
-from crm.models.records import StageKind
-from crm.tenancy import tenant_scope
+from crm.models import Customer, Opportunity, StageChange, StageKind
+from tenancy.models import Membership
+from tenancy.scope import tenant_scope
 from tests import records
 from tests.factories import PASSWORD, TenantTree
 

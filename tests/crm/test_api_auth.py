@@ -11,9 +11,9 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken
 
-from crm.models import ApiToken, Membership
-from crm.services import membership_create, membership_update
-from crm.tenancy import tenant_scope
+from tenancy.models import ApiToken, Membership
+from tenancy.scope import tenant_scope
+from tenancy.services import membership_create, membership_update
 from tests.factories import PASSWORD, TenantTree
 
 pytestmark = pytest.mark.django_db

@@ -12,10 +12,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
-from crm.models import Customer, Membership, Opportunity, Payment, Stage, StageChange, Visit
-from crm.models.records import StageKind
-from crm.services.records import stage_exits_recompute
-from crm.tenancy import tenant_scope
+from crm.models import Customer, Opportunity, Payment, Stage, StageChange, StageKind, Visit
+from crm.services import stage_exits_recompute
+from tenancy.models import Membership
+from tenancy.scope import tenant_scope
 from tests import records
 from tests.factories import TenantTree
 

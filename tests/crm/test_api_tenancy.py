@@ -9,8 +9,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
-from crm.models import Membership, OrgUnit
-from crm.tenancy import tenant_scope
+from tenancy.models import Membership, OrgUnit
+from tenancy.scope import tenant_scope
 from tests.factories import TenantTree, add_member
 
 pytestmark = pytest.mark.django_db
@@ -63,7 +63,7 @@ def test_a_manager_sees_deeper_levels_without_extra_queries(
     tree_a: TenantTree, client_for: ClientFor
 ) -> None:
     with tenant_scope(tree_a.tenant):
-        from crm.services import org_unit_create
+        from tenancy.services import org_unit_create
 
         parent = tree_a.units["north-1"]
         for depth in range(5):

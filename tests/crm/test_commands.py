@@ -7,8 +7,8 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from crm.models import Membership, OrgUnit, OrgUnitManager, Role, Tenant
-from crm.tenancy import tenant_scope
+from tenancy.models import Membership, OrgUnit, OrgUnitManager, Role, Tenant
+from tenancy.scope import tenant_scope
 
 pytestmark = pytest.mark.django_db
 

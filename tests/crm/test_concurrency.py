@@ -12,8 +12,9 @@ import pytest
 from django.db import connection
 from rest_framework.test import APIClient
 
-from crm.models import Customer, Membership, Payment
-from crm.tenancy import tenant_scope
+from crm.models import Customer, Payment
+from tenancy.models import Membership
+from tenancy.scope import tenant_scope
 from tests import records
 from tests.factories import TenantTree
 

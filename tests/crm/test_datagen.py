@@ -13,24 +13,11 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 
-from crm.datagen import Progress
 from crm.geo import haversine_m
-from crm.models import (
-    Activity,
-    Contact,
-    Customer,
-    Lead,
-    Membership,
-    Opportunity,
-    OrgUnit,
-    OrgUnitManager,
-    Payment,
-    Role,
-    StageChange,
-    Tenant,
-    Visit,
-)
-from crm.tenancy import tenant_scope
+from crm.models import Activity, Contact, Customer, Lead, Opportunity, Payment, StageChange, Visit
+from devtools.datagen import Progress
+from tenancy.models import Membership, OrgUnit, OrgUnitManager, Role, Tenant
+from tenancy.scope import tenant_scope
 from tests.factories import TenantTree
 
 pytestmark = pytest.mark.django_db

@@ -18,10 +18,10 @@ from crm.models import (
     Payment,
     ProductLine,
     StageChange,
-    Tenant,
     Visit,
 )
-from crm.tenancy import tenant_scope
+from tenancy.models import Tenant
+from tenancy.scope import tenant_scope
 
 pytestmark = pytest.mark.django_db
 

@@ -14,9 +14,10 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from crm.models import JobRun, Membership, Pipeline
-from crm.services import api_token_create
-from crm.tenancy import tenant_scope
+from crm.models import Pipeline
+from tenancy.models import JobRun, Membership
+from tenancy.scope import tenant_scope
+from tenancy.services import api_token_create
 from tests import records
 from tests.factories import TenantTree
 

@@ -7,10 +7,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from crm import nightly
-from crm.models import JobRun, NightlyRun, Tenant
-from crm.tenancy import platform_scope, tenant_scope
+from tenancy import nightly
 from targets.models import AchievementSnapshot
+from tenancy.models import JobRun, NightlyRun, Tenant
+from tenancy.scope import platform_scope, tenant_scope
 from tests import records
 from tests.factories import TenantTree
 
@@ -89,8 +89,8 @@ def test_beat_runs_the_dispatcher_every_ten_minutes() -> None:
 
     app.loader.import_default_modules()  # as a worker does at start
     entry = app.conf.beat_schedule["nightly-dispatch"]
-    assert entry["task"] == "crm.dispatch_nightly" and entry["schedule"] == 600
-    assert "crm.dispatch_nightly" in app.tasks
+    assert entry["task"] == "tenancy.dispatch_nightly" and entry["schedule"] == 600
+    assert "tenancy.dispatch_nightly" in app.tasks
     assert set(nightly.NIGHTLY_TASKS) <= set(app.tasks)
 
 
@@ -108,7 +108,7 @@ def test_the_admin_lists_only_the_tenants_own_nights_and_only_to_its_admins(
         foreign = NightlyRun.objects.get()
     with tenant_scope(tree_a.tenant):
         own = NightlyRun.objects.get()
-    url = "/admin/crm/nightlyrun/"
+    url = "/admin/tenancy/nightlyrun/"
     client = Client()
     assert client.login(username="acme-admin", password=PASSWORD)
     page = client.get(url)

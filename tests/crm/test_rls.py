@@ -8,10 +8,10 @@ import pytest
 from django.db import DatabaseError, connection, transaction
 from django_scopes import ScopeError
 
-from crm.db import app_role
-from crm.models import Membership
-from crm.rls import POLICY_NAME
-from crm.tenancy import platform_scope, tenant_scope
+from tenancy.db import app_role
+from tenancy.models import Membership
+from tenancy.rls import POLICY_NAME
+from tenancy.scope import platform_scope, tenant_scope
 from tests.factories import TenantTree
 
 pytestmark = pytest.mark.django_db

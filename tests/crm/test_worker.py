@@ -21,10 +21,10 @@ import pytest
 from django.db import connection, transaction
 
 from config.celery import app as celery_app
-from crm.jobs import enqueue_on_commit
-from crm.models import JobRun
-from crm.tasks import tenant_census
-from crm.tenancy import tenant_scope
+from tenancy.jobs import enqueue_on_commit
+from tenancy.models import JobRun
+from tenancy.scope import tenant_scope
+from tenancy.tasks import tenant_census
 from tests.factories import TenantTree
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -131,7 +131,7 @@ def worker_queue(tmp_path: Path, transactional_db: None) -> Iterator[str]:
 
 
 def _wait_for_run(
-    tenant_id: int, timeout: float = 60.0, task_name: str = "crm.tenant_census"
+    tenant_id: int, timeout: float = 60.0, task_name: str = "tenancy.tenant_census"
 ) -> JobRun:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -200,9 +200,9 @@ def test_the_nightly_dispatch_runs_the_tenants_jobs_on_a_real_worker(
     from datetime import datetime
     from zoneinfo import ZoneInfo
 
-    from crm import nightly
-    from crm.models import Tenant
-    from crm.tenancy import platform_scope
+    from tenancy import nightly
+    from tenancy.models import Tenant
+    from tenancy.scope import platform_scope
 
     with platform_scope("test: a tenant in New York"):
         Tenant.objects.filter(pk=tree_b.tenant.pk).update(time_zone="America/New_York")

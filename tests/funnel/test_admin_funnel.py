@@ -8,9 +8,9 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from crm.tenancy import tenant_scope
 from funnel.models import WarningRule
 from funnel.warnings import evaluate_warnings
+from tenancy.scope import tenant_scope
 from tests import records
 from tests.factories import PASSWORD, TenantTree
 from tests.funnel.test_funnel import TZ, deal

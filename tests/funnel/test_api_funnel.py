@@ -11,10 +11,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
-from crm.models import Membership
-from crm.tenancy import tenant_scope
 from funnel.warnings import evaluate_warnings
 from targets.models import Target
+from tenancy.models import Membership
+from tenancy.scope import tenant_scope
 from tests import records
 from tests.factories import TenantTree
 from tests.funnel.test_funnel import at, deal

@@ -13,12 +13,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from crm.models import Membership, Opportunity, Pipeline, Stage, StageChange
-from crm.models.records import StageKind
-from crm.services.records import stage_exits_recompute
-from crm.tenancy import tenant_scope
+from crm.models import Opportunity, Pipeline, Stage, StageChange, StageKind
+from crm.services import stage_exits_recompute
 from funnel import selectors
 from funnel.selectors import Scope, Window
+from tenancy.models import Membership
+from tenancy.scope import tenant_scope
 from tests import records
 from tests.factories import TenantTree
 

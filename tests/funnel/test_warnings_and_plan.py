@@ -11,11 +11,11 @@ from django.utils import timezone
 from django.utils.translation import override
 
 from crm.models import Activity, Customer, Opportunity, StageChange, Visit
-from crm.tenancy import tenant_scope
 from funnel.models import Alert, AlertStatus, WarningRule
 from funnel.plan import plan_to_close
 from funnel.warnings import alert_message, evaluate_warnings
 from targets.models import Target, TargetPlan
+from tenancy.scope import tenant_scope
 from tests import records
 from tests.factories import TenantTree
 from tests.funnel.test_funnel import at, deal
@@ -209,8 +209,8 @@ def test_conversion_drop_compares_with_the_previous_period(tree_a: TenantTree) -
 
 
 def test_the_warning_job_runs_in_the_tenant_scope_and_records_its_run(tree_a: TenantTree) -> None:
-    from crm.models import JobRun
     from funnel.tasks import evaluate_tenant_warnings
+    from tenancy.models import JobRun
 
     with tenant_scope(tree_a.tenant):
         records.activity(tree_a, tree_a.members["rep"])

@@ -16,8 +16,6 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from crm.models import Role
-from crm.tenancy import tenant_scope
 from targets import calendar, services
 from targets.models import (
     AdjustmentStatus,
@@ -27,6 +25,8 @@ from targets.models import (
     TargetAdjustment,
     TargetPlan,
 )
+from tenancy.models import Role
+from tenancy.scope import tenant_scope
 from tests import records
 from tests.factories import PASSWORD, TenantTree, add_member
 

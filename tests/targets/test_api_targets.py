@@ -13,9 +13,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
-from crm.models import Membership
-from crm.tenancy import tenant_scope
 from targets.models import Target, TargetAdjustment
+from tenancy.models import Membership
+from tenancy.scope import tenant_scope
 from tests import records
 from tests.factories import TenantTree
 
@@ -374,7 +374,7 @@ def test_target_lists_use_a_fixed_number_of_queries(
 def test_a_manager_of_the_whole_organisation_plans_and_others_may_not(
     tree_a: TenantTree, client_for: ClientFor
 ) -> None:
-    from crm.services import membership_create, org_unit_set_managers
+    from tenancy.services import membership_create, org_unit_set_managers
 
     with tenant_scope(tree_a.tenant):
         director = membership_create(

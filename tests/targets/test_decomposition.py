@@ -14,12 +14,13 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.core.exceptions import ValidationError
 
-from crm.models import Activity, Membership, Opportunity, OrgUnit
-from crm.services import membership_create, org_unit_create, tenant_create
-from crm.tenancy import tenant_scope
+from crm.models import Activity, Opportunity
 from targets.achievement import plan_achievements
 from targets.models import PeriodKind, Target, TargetPlan
 from targets.services import DecomposeSettings, plan_create, plan_decompose
+from tenancy.models import Membership, OrgUnit
+from tenancy.scope import tenant_scope
+from tenancy.services import membership_create, org_unit_create, tenant_create
 from tests import records
 from tests.factories import TenantTree
 

@@ -7,10 +7,11 @@ from decimal import Decimal
 
 import pytest
 
-from crm.models import JobRun, Opportunity
-from crm.tenancy import tenant_scope
+from crm.models import Opportunity
 from targets.models import AchievementSnapshot, Target
 from targets.tasks import snapshot_tenant_achievements
+from tenancy.models import JobRun
+from tenancy.scope import tenant_scope
 from tests import records
 from tests.factories import TenantTree
 

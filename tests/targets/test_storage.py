@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from django.db import IntegrityError, connection, transaction
 
-from crm.tenancy import platform_scope, tenant_scope
 from targets.models import PERIOD_CODES, Target, TargetSeries, period_target_id
 from targets.services import target_adjust
+from tenancy.scope import platform_scope, tenant_scope
 from tests import records
 from tests.factories import TenantTree
 

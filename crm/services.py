@@ -1,0 +1,571 @@
+"""Writes of CRM records (SPEC section 3), shared by the API, the admin, imports and jobs.
+
+Every service takes the acting ``member`` (for visibility checks and the audit trail),
+runs in one transaction and raises ``ValidationError`` (400), ``NotFound`` (404) or
+``Conflict`` (409); the API turns each into the error format of SPEC section 8.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F, Model
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from crm import selectors
+from crm.geo import haversine_m
+from crm.models import (
+    Activity,
+    Customer,
+    ForecastCategory,
+    Lead,
+    LeadStatus,
+    Opportunity,
+    Payment,
+    PaymentStatus,
+    Pipeline,
+    Stage,
+    StageChange,
+    StageKind,
+    SyncModel,
+    Visit,
+)
+from tenancy import selectors as tenancy_selectors
+from tenancy.errors import Conflict, NotFound
+from tenancy.models import Membership, Tenant
+
+S = TypeVar("S", bound=SyncModel)
+
+# (order, English, Chinese, probability, forecast category, kind, rot days)
+DEFAULT_STAGES = [
+    (1, "Qualification", "商机", 10, ForecastCategory.PIPELINE, StageKind.OPEN, 14),
+    (2, "Solution", "需求/方案", 30, ForecastCategory.PIPELINE, StageKind.OPEN, 14),
+    (3, "Quote", "报价", 50, ForecastCategory.BEST_CASE, StageKind.OPEN, 14),
+    (4, "Negotiation", "谈判", 70, ForecastCategory.COMMIT, StageKind.OPEN, 10),
+    (5, "Won", "赢单", 100, ForecastCategory.CLOSED, StageKind.WON, None),
+    (6, "Lost", "输单", 0, ForecastCategory.OMITTED, StageKind.LOST, None),
+]
+
+
+def pipeline_create_default(*, tenant: Tenant) -> Pipeline:
+    """The seeds' funnel: 商机 → 需求/方案 → 报价 → 谈判 → 赢单 / 输单. Idempotent."""
+    with transaction.atomic():
+        pipeline = Pipeline.objects.filter(is_default=True).first()
+        if pipeline is not None:
+            return pipeline
+        pipeline = Pipeline.objects.create(tenant=tenant, name="Sales 销售", is_default=True)
+        Stage.objects.bulk_create(
+            Stage(
+                tenant=tenant,
+                pipeline=pipeline,
+                order=order,
+                name=name,
+                name_zh=name_zh,
+                probability=probability,
+                forecast_category=category,
+                kind=kind,
+                rot_days=rot,
+            )
+            for order, name, name_zh, probability, category, kind, rot in DEFAULT_STAGES
+        )
+        return pipeline
+
+
+# --- offline sync: idempotent create, versioned update, soft delete -------------------
+
+
+def sync_create(
+    model: type[S], *, client_id: uuid.UUID | None, create: Callable[[], S]
+) -> tuple[S, bool]:
+    """Create once per ``client_id``: a replay (even a concurrent one) returns the original.
+
+    The partial unique index on ``(tenant_id, client_id)`` decides between racing
+    replays; the losers roll back their savepoint and read the winner's row.
+    """
+    if client_id is not None:
+        existing = model.all_objects.filter(client_id=client_id).first()
+        if existing is not None:
+            return existing, False
+    try:
+        with transaction.atomic():
+            return create(), True
+    except IntegrityError:
+        if client_id is None:
+            raise
+        existing = model.all_objects.filter(client_id=client_id).first()
+        if existing is None:
+            raise
+        return existing, False
+
+
+def sync_update(instance: S, *, expected_version: int | None, **changes: Any) -> S:
+    """Apply ``changes`` only if the row is still at ``expected_version`` (else 409)."""
+    model = type(instance)
+    rows = model.objects.filter(pk=instance.pk)
+    if expected_version is not None:
+        rows = rows.filter(version=expected_version)
+    updated = rows.update(**changes, version=F("version") + 1, updated_at=timezone.now())
+    if not updated:
+        raise Conflict(
+            _("This record was changed by someone else (now at a newer version). Reload it.")
+        )
+    instance.refresh_from_db()
+    return instance
+
+
+def sync_delete(instance: SyncModel) -> None:
+    """Soft-delete: the row stays as a tombstone listed to syncing devices."""
+    type(instance).objects.filter(pk=instance.pk).update(
+        deleted_at=timezone.now(), version=F("version") + 1, updated_at=timezone.now()
+    )
+
+
+def _full_clean(instance: Model, exclude: list[str] | None = None) -> None:
+    instance.full_clean(exclude=["tenant", *(exclude or [])], validate_unique=False)
+
+
+# --- customers ----------------------------------------------------------------------
+
+
+@transaction.atomic
+def customer_claim(*, member: Membership, customer: Customer) -> Customer:
+    """Take a customer from the public pool (公海). Two claims race: one wins, one gets 409."""
+    claimed = Customer.objects.filter(pk=customer.pk, owner__isnull=True).update(
+        owner=member, version=F("version") + 1, updated_at=timezone.now()
+    )
+    if not claimed:
+        raise Conflict(_("This customer is not in the public pool any more."))
+    Customer.objects.filter(pk=customer.pk, first_owner__isnull=True).update(first_owner=member)
+    customer.refresh_from_db()
+    return customer
+
+
+@transaction.atomic
+def customer_release(*, member: Membership, customer: Customer) -> Customer:
+    """Return a customer to the public pool."""
+    if customer.owner_id is None:
+        raise Conflict(_("This customer is already in the public pool."))
+    return sync_update(customer, expected_version=None, owner=None)
+
+
+# --- opportunities --------------------------------------------------------------------
+
+
+def _tenant_today(tenant_id: int) -> date:
+    from zoneinfo import ZoneInfo
+
+    tenant = Tenant.objects.only("time_zone").get(pk=tenant_id)
+    return timezone.now().astimezone(ZoneInfo(tenant.time_zone)).date()
+
+
+def _check_stage(pipeline: Pipeline, stage: Stage) -> None:
+    if stage.pipeline_id != pipeline.pk:
+        raise ValidationError({"stage": _("This stage belongs to another pipeline.")})
+
+
+def _apply_closing(opportunity: Opportunity, stage: Stage, *, lost_reason: str) -> None:
+    """Won fixes the credit (owner and owner's unit now); lost needs a reason."""
+    if stage.kind == StageKind.WON:
+        if opportunity.amount is None or opportunity.amount <= 0:
+            raise ValidationError({"amount": _("A deal is won with a positive amount.")})
+        opportunity.closed_date = _tenant_today(opportunity.tenant_id)
+        opportunity.credited_member_id = opportunity.owner_id
+        opportunity.credited_org_unit_id = Membership.objects.values_list(
+            "org_unit_id", flat=True
+        ).get(pk=opportunity.owner_id)
+        opportunity.lost_reason = ""
+    elif stage.kind == StageKind.LOST:
+        if not lost_reason.strip():
+            raise ValidationError({"lost_reason": _("Say why the deal was lost.")})
+        opportunity.lost_reason = lost_reason.strip()
+        opportunity.closed_date = _tenant_today(opportunity.tenant_id)
+        opportunity.credited_member_id = None
+        opportunity.credited_org_unit_id = None
+    else:
+        opportunity.closed_date = None
+        opportunity.credited_member_id = None
+        opportunity.credited_org_unit_id = None
+        opportunity.lost_reason = ""
+
+
+def _record_stage_change(
+    opportunity: Opportunity, from_stage: Stage | None, member: Membership | None, at: datetime
+) -> StageChange:
+    if from_stage is not None:
+        # The stage it leaves: its change gets its exit time (the deal row is locked, so
+        # no concurrent move can interleave here). A new deal has no earlier change.
+        StageChange.objects.filter(opportunity=opportunity, exited_at__isnull=True).update(
+            exited_at=at
+        )
+    return StageChange.objects.create(
+        tenant_id=opportunity.tenant_id,
+        opportunity=opportunity,
+        from_stage=from_stage,
+        to_stage_id=opportunity.stage_id,
+        changed_at=at,
+        changed_by=member,
+        amount=opportunity.amount,
+    )
+
+
+def opportunity_create(
+    *,
+    member: Membership,
+    customer: Customer,
+    name: str,
+    owner: Membership | None = None,
+    pipeline: Pipeline | None = None,
+    stage: Stage | None = None,
+    lost_reason: str = "",
+    client_id: uuid.UUID | None = None,
+    source_lead: Lead | None = None,
+    **fields: Any,
+) -> tuple[Opportunity, bool]:
+    """Create a deal and its first stage-change row (from nothing to its stage)."""
+
+    def create() -> Opportunity:
+        chosen_pipeline = pipeline or (stage.pipeline if stage else None)
+        chosen_pipeline = chosen_pipeline or Pipeline.objects.get(is_default=True)
+        chosen_stage = stage or (
+            Stage.objects.filter(pipeline=chosen_pipeline, kind=StageKind.OPEN)
+            .order_by("order")
+            .first()
+        )
+        if chosen_stage is None:
+            raise ValidationError({"stage": _("The pipeline has no open stage.")})
+        _check_stage(chosen_pipeline, chosen_stage)
+        now = timezone.now()
+        opportunity = Opportunity(
+            tenant_id=member.tenant_id,
+            name=name,
+            customer=customer,
+            owner=owner or member,
+            pipeline=chosen_pipeline,
+            stage=chosen_stage,
+            client_id=client_id,
+            source_lead=source_lead,
+            stage_entered_at=now,
+            **fields,
+        )
+        _apply_closing(opportunity, chosen_stage, lost_reason=lost_reason)
+        _full_clean(opportunity)
+        opportunity.save()
+        _record_stage_change(opportunity, None, member, now)
+        return opportunity
+
+    with transaction.atomic():
+        return sync_create(Opportunity, client_id=client_id, create=create)
+
+
+@transaction.atomic
+def opportunity_move(
+    *,
+    member: Membership,
+    opportunity: Opportunity,
+    stage: Stage,
+    lost_reason: str = "",
+    reopen: bool = False,
+    expected_version: int | None = None,
+) -> Opportunity:
+    """Move a deal to ``stage`` and record the stage change in the same transaction.
+
+    Lost needs a reason; won needs an amount and fixes the credit; moving a closed
+    deal back to an open stage needs ``reopen`` (explicit, never by accident).
+    """
+    locked = (
+        Opportunity.objects.select_for_update(of=("self",))
+        .select_related("stage", "pipeline")
+        .get(pk=opportunity.pk)
+    )
+    if expected_version is not None and locked.version != expected_version:
+        raise Conflict(
+            _("This record was changed by someone else (now at a newer version). Reload it.")
+        )
+    _check_stage(locked.pipeline, stage)
+    if stage.pk == locked.stage_id:
+        raise ValidationError({"stage": _("The deal is already in this stage.")})
+    was_closed = locked.stage.kind != StageKind.OPEN
+    if was_closed and stage.kind == StageKind.OPEN and not reopen:
+        raise ValidationError(
+            {"reopen": _("This deal is closed; reopen it explicitly to move it back.")}
+        )
+    if was_closed and stage.kind != StageKind.OPEN:
+        raise ValidationError({"stage": _("Reopen the deal before closing it another way.")})
+    from_stage = locked.stage
+    now = timezone.now()
+    locked.stage = stage
+    locked.stage_entered_at = now
+    _apply_closing(locked, stage, lost_reason=lost_reason)
+    locked.version += 1
+    locked.save()
+    _record_stage_change(locked, from_stage, member, now)
+    return locked
+
+
+# Each change's exit is the next change of its deal: one probe of ``stagechange_opp`` per
+# row, so the plan stays linear whatever the table's statistics say (a join against a
+# window over the table degenerates into a nested loop when they are stale).
+_NEXT_CHANGE = """(
+    SELECT n.changed_at FROM crm_stagechange n
+    WHERE n.tenant_id = sc.tenant_id AND n.opportunity_id = sc.opportunity_id
+      AND (n.changed_at, n.id) > (sc.changed_at, sc.id)
+    ORDER BY n.changed_at, n.id LIMIT 1)"""
+STAGE_EXITS_SQL = f"""
+UPDATE crm_stagechange sc SET exited_at = {_NEXT_CHANGE}
+WHERE sc.tenant_id = %s AND sc.exited_at IS DISTINCT FROM {_NEXT_CHANGE}
+"""
+
+
+def stage_exits_recompute(tenant_id: int) -> int:
+    """Set every stage change's ``exited_at`` from the next change of its deal, in one
+    statement: for bulk loads that insert stage changes without the service (the data
+    generator, imports). Returns the number of rows changed."""
+    with connection.cursor() as cursor:
+        cursor.execute(STAGE_EXITS_SQL, [tenant_id])
+        return cursor.rowcount
+
+
+# --- payments -----------------------------------------------------------------------------
+
+
+def payment_record(
+    *,
+    member: Membership,
+    opportunity: Opportunity,
+    amount: Decimal,
+    planned_date: date | None = None,
+    received_date: date | None = None,
+    note: str = "",
+    client_id: uuid.UUID | None = None,
+) -> tuple[Payment, bool]:
+    """Plan or record a payment (回款) of a won deal."""
+
+    def create() -> Payment:
+        if opportunity.stage.kind != StageKind.WON:
+            raise ValidationError({"opportunity": _("Payments are recorded on won deals.")})
+        if amount <= 0:
+            raise ValidationError({"amount": _("A payment is positive; reverse it to undo it.")})
+        if planned_date is None and received_date is None:
+            raise ValidationError(
+                {"planned_date": _("Give a planned date, a received date or both.")}
+            )
+        payment = Payment(
+            tenant_id=opportunity.tenant_id,
+            opportunity=opportunity,
+            amount=amount,
+            planned_date=planned_date,
+            received_date=received_date,
+            status=PaymentStatus.RECEIVED if received_date else PaymentStatus.PLANNED,
+            recorded_by=member,
+            note=note,
+            client_id=client_id,
+        )
+        _full_clean(payment)
+        payment.save()
+        return payment
+
+    with transaction.atomic():
+        return sync_create(Payment, client_id=client_id, create=create)
+
+
+@transaction.atomic
+def payment_receive(*, member: Membership, payment: Payment, received_date: date) -> Payment:
+    if payment.status != PaymentStatus.PLANNED:
+        raise Conflict(_("Only a planned payment can be marked received."))
+    return sync_update(
+        payment, expected_version=None, status=PaymentStatus.RECEIVED, received_date=received_date
+    )
+
+
+@transaction.atomic
+def payment_reverse(
+    *, member: Membership, payment: Payment, reversed_date: date, note: str = ""
+) -> Payment:
+    """Reverse a received payment with a new negative row; the received row is never edited."""
+    locked = Payment.objects.select_for_update(of=("self",)).get(pk=payment.pk)
+    if locked.status != PaymentStatus.RECEIVED:
+        raise Conflict(_("Only a received payment can be reversed."))
+    if Payment.all_objects.filter(reverses=locked).exists():
+        raise Conflict(_("This payment has already been reversed."))
+    try:
+        with transaction.atomic():
+            return Payment.objects.create(
+                tenant_id=locked.tenant_id,
+                opportunity_id=locked.opportunity_id,
+                amount=-locked.amount,
+                received_date=reversed_date,
+                status=PaymentStatus.REVERSED,
+                reverses=locked,
+                recorded_by=member,
+                note=note,
+            )
+    except IntegrityError as error:
+        raise Conflict(_("This payment has already been reversed.")) from error
+
+
+# --- visits -------------------------------------------------------------------------------
+
+
+def _coordinates(latitude: Decimal, longitude: Decimal) -> None:
+    errors = {}
+    if not Decimal("-90") <= latitude <= Decimal("90"):
+        errors["latitude"] = _("Latitude must be between -90 and 90.")
+    if not Decimal("-180") <= longitude <= Decimal("180"):
+        errors["longitude"] = _("Longitude must be between -180 and 180.")
+    if errors:
+        raise ValidationError(errors)
+
+
+@transaction.atomic
+def visit_check_in(
+    *,
+    member: Membership,
+    visit: Visit,
+    latitude: Decimal,
+    longitude: Decimal,
+    accuracy_m: Decimal | None = None,
+    device_time: datetime | None = None,
+) -> Visit:
+    """Check in: distance to the customer (haversine); verified within the tenant radius."""
+    _coordinates(latitude, longitude)
+    if accuracy_m is not None and accuracy_m < 0:
+        raise ValidationError({"accuracy_m": _("Accuracy cannot be negative.")})
+    locked = (
+        Visit.objects.select_for_update(of=("self",)).select_related("customer").get(pk=visit.pk)
+    )
+    if locked.rep_id != member.pk:
+        raise ValidationError({"rep": _("Only the visit's rep checks in.")})
+    if locked.check_in_at is not None:
+        raise Conflict(_("This visit is already checked in."))
+    customer = locked.customer
+    distance = None
+    verified = False
+    if customer.latitude is not None and customer.longitude is not None:
+        distance = haversine_m(latitude, longitude, customer.latitude, customer.longitude)
+        radius = Tenant.objects.values_list("visit_radius_m", flat=True).get(pk=locked.tenant_id)
+        verified = distance <= radius
+    return sync_update(
+        locked,
+        expected_version=None,
+        check_in_at=timezone.now(),
+        check_in_device_at=device_time,
+        check_in_latitude=latitude,
+        check_in_longitude=longitude,
+        check_in_accuracy_m=accuracy_m,
+        distance_m=distance,
+        verified=verified,
+    )
+
+
+@transaction.atomic
+def visit_check_out(
+    *,
+    member: Membership,
+    visit: Visit,
+    latitude: Decimal | None = None,
+    longitude: Decimal | None = None,
+    device_time: datetime | None = None,
+    outcome: str | None = None,
+    next_step: str | None = None,
+) -> Visit:
+    if latitude is not None and longitude is not None:
+        _coordinates(latitude, longitude)
+    locked = Visit.objects.select_for_update(of=("self",)).get(pk=visit.pk)
+    if locked.rep_id != member.pk:
+        raise ValidationError({"rep": _("Only the visit's rep checks out.")})
+    if locked.check_in_at is None:
+        raise Conflict(_("Check in before checking out."))
+    if locked.check_out_at is not None:
+        raise Conflict(_("This visit is already checked out."))
+    changes: dict[str, Any] = {
+        "check_out_at": timezone.now(),
+        "check_out_device_at": device_time,
+        "check_out_latitude": latitude,
+        "check_out_longitude": longitude,
+    }
+    if outcome is not None:
+        changes["outcome"] = outcome
+    if next_step is not None:
+        changes["next_step"] = next_step
+    return sync_update(locked, expected_version=None, **changes)
+
+
+# --- activities and leads --------------------------------------------------------------
+
+
+@transaction.atomic
+def activity_complete(
+    *, member: Membership, activity: Activity, outcome: str = "", done_at: datetime | None = None
+) -> Activity:
+    if activity.done_at is not None:
+        raise Conflict(_("This activity is already done."))
+    changes: dict[str, Any] = {"done_at": done_at or timezone.now()}
+    if outcome:
+        changes["outcome"] = outcome
+    return sync_update(activity, expected_version=None, **changes)
+
+
+@transaction.atomic
+def lead_convert(
+    *,
+    member: Membership,
+    lead: Lead,
+    customer: Customer | None = None,
+    opportunity_name: str | None = None,
+    amount: Decimal | None = None,
+    expected_close_date: date | None = None,
+) -> tuple[Customer, Opportunity]:
+    """Turn a lead into a customer (new, or ``customer`` to link) and an opportunity."""
+    locked = Lead.objects.select_for_update(of=("self",)).get(pk=lead.pk)
+    if locked.converted_at is not None:
+        raise Conflict(_("This lead has already been converted."))
+    if locked.status == LeadStatus.DISQUALIFIED:
+        raise ValidationError({"status": _("A disqualified lead cannot be converted.")})
+    if customer is None:
+        customer = Customer.objects.create(
+            tenant_id=locked.tenant_id,
+            name=locked.company or locked.name,
+            source=locked.source,
+            owner_id=locked.owner_id,
+            first_owner_id=locked.owner_id,
+        )
+    opportunity, _created = opportunity_create(
+        member=member,
+        customer=customer,
+        name=opportunity_name or locked.company or locked.name,
+        owner=locked.owner,
+        amount=amount,
+        expected_close_date=expected_close_date,
+        source_lead=locked,
+    )
+    sync_update(
+        locked,
+        expected_version=None,
+        status=LeadStatus.QUALIFIED,
+        converted_at=timezone.now(),
+        converted_customer=customer,
+    )
+    return customer, opportunity
+
+
+def check_visible(member: Membership, **objects: Any) -> None:
+    """Every id in a payload must be visible to the caller; else 404 like any unknown id."""
+    checks: dict[type[Model], Callable[[Membership], Any]] = {
+        Customer: selectors.visible_customers,
+        Opportunity: selectors.visible_opportunities,
+        Lead: selectors.visible_leads,
+        Membership: tenancy_selectors.visible_memberships,
+    }
+    for obj in objects.values():
+        if obj is None:
+            continue
+        visible = checks[type(obj)](member)
+        if not visible.filter(pk=obj.pk).exists():
+            raise NotFound()

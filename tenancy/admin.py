@@ -1,0 +1,367 @@
+"""Admin: tenant staff see their tenant, filtered by their role's visibility.
+
+Tenant admins manage org units, members and tokens; managers and reps may look. The
+platform superuser without a chosen tenant works in the explicit platform scope
+(``tenancy.middleware``): every tenant's rows, read-only, plus the tenants themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.forms.models import ModelFormMetaclass
+from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
+from django_scopes import scopes_disabled
+
+from tenancy import selectors, services
+from tenancy.models import (
+    ApiToken,
+    JobRun,
+    Membership,
+    NightlyRun,
+    OrgUnit,
+    OrgUnitManager,
+    Role,
+    Tenant,
+)
+
+# Foreign-key choices in admin forms: only what the user may see. The apps above add
+# their models' visibility selectors here (``crm.admin``), so tenancy names none of them.
+VISIBLE_CHOICES: dict[Any, Callable[[Membership], QuerySet[Any]]] = {
+    OrgUnit: selectors.visible_org_units,
+    Membership: lambda member: selectors.visible_memberships(member).select_related("user"),
+}
+
+
+def request_membership(request: HttpRequest) -> Membership | None:
+    return getattr(request, "membership", None)
+
+
+class TenantScopedAdmin(admin.ModelAdmin):
+    """Base of every admin of a tenant-owned model."""
+
+    def visible_queryset(self, member: Membership) -> QuerySet[Any]:
+        return self.model._default_manager.all()
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        member = request_membership(request)
+        if member is not None:
+            return self.visible_queryset(member)
+        if request.user.is_superuser:  # platform scope, entered by the middleware
+            return self.model._default_manager.all()
+        return self.model._default_manager.none()
+
+    def get_list_display(self, request: HttpRequest) -> Any:
+        fields = list(super().get_list_display(request))
+        if request_membership(request) is None and request.user.is_superuser:
+            fields.append("tenant")
+        return fields
+
+    def _is_member(self, request: HttpRequest) -> bool:
+        return request_membership(request) is not None
+
+    def _is_tenant_admin(self, request: HttpRequest) -> bool:
+        member = request_membership(request)
+        return member is not None and member.role == Role.ADMIN
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return self._is_member(request) or request.user.is_superuser
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._is_member(request) or request.user.is_superuser
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return self._is_tenant_admin(request)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._is_tenant_admin(request)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._is_tenant_admin(request)
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        member = request_membership(request)
+        selector = VISIBLE_CHOICES.get(db_field.related_model)
+        if member is not None and selector is not None:
+            kwargs["queryset"] = selector(member)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+class OrgUnitManagerInline(admin.TabularInline):
+    model = OrgUnitManager
+    extra = 0
+    verbose_name = _("manager")
+    verbose_name_plural = _("managers")
+    fields = ["membership"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        return super().get_queryset(request).select_related("membership__user")
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        member = request_membership(request)
+        if member is not None and db_field.name == "membership":
+            kwargs["queryset"] = selectors.visible_memberships(member).select_related("user")
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request_membership(request) is not None or bool(request.user.is_superuser)
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        member = request_membership(request)
+        return member is not None and member.role == Role.ADMIN
+
+    has_change_permission = has_add_permission
+    has_delete_permission = has_add_permission
+
+
+@admin.register(OrgUnit)
+class OrgUnitAdmin(TenantScopedAdmin):
+    list_display = ["indented_name", "depth", "member_count", "updated_at"]
+    search_fields = ["name"]
+    list_filter = ["depth"]
+    fields = ["name", "parent", "path", "depth"]
+    readonly_fields = ["path", "depth"]
+    inlines = [OrgUnitManagerInline]
+    ordering = ["path"]
+
+    def visible_queryset(self, member: Membership) -> QuerySet[Any]:
+        return selectors.visible_org_units(member)
+
+    @admin.display(description=_("name"), ordering="path")
+    def indented_name(self, unit: OrgUnit) -> str:
+        return "\u2003" * unit.depth + unit.name
+
+    @admin.display(description=_("members"))
+    def member_count(self, unit: OrgUnit) -> int:
+        return getattr(unit, "_member_count", 0)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        from django.db.models import Count
+
+        return super().get_queryset(request).annotate(_member_count=Count("members"))
+
+    def save_model(self, request: HttpRequest, obj: OrgUnit, form: Any, change: bool) -> None:
+        if change:
+            services.org_unit_update(
+                unit=obj, name=obj.name, parent=form.cleaned_data.get("parent")
+            )
+        else:
+            member = request_membership(request)
+            assert member is not None
+            created = services.org_unit_create(
+                tenant=member.tenant, name=obj.name, parent=form.cleaned_data.get("parent")
+            )
+            obj.pk, obj.tenant_id, obj.path, obj.depth = (
+                created.pk,
+                created.tenant_id,
+                created.path,
+                created.depth,
+            )
+            obj._state.adding = False
+
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        for inline_form in formset.forms:
+            if inline_form.instance.pk is None:
+                inline_form.instance.tenant_id = form.instance.tenant_id
+        super().save_formset(request, form, formset, change)
+
+
+class ScopeSafeModelFormMetaclass(ModelFormMetaclass):
+    """Builds model forms at import time, outside any tenant scope.
+
+    Form fields for foreign keys take ``_default_manager.all()`` lazily (no query), which
+    django-scopes refuses outside a scope; the admin narrows them per request anyway.
+    """
+
+    def __new__(mcs, name: str, bases: tuple[type, ...], attrs: dict[str, Any]) -> Any:
+        with scopes_disabled():
+            return super().__new__(mcs, name, bases, attrs)
+
+
+class MembershipAddForm(forms.ModelForm, metaclass=ScopeSafeModelFormMetaclass):
+    username = forms.CharField(label=_("username"), max_length=150)
+    email = forms.EmailField(label=_("email"), required=False)
+    first_name = forms.CharField(label=_("first name"), max_length=150, required=False)
+    last_name = forms.CharField(label=_("last name"), max_length=150, required=False)
+    password = forms.CharField(
+        label=_("password"),
+        widget=forms.PasswordInput,
+        required=False,
+        help_text=_("Leave empty for an existing user joining this tenant."),
+    )
+
+    class Meta:
+        model = Membership
+        fields = ["role", "org_unit", "title", "start_date"]
+
+
+@admin.register(Membership)
+class MembershipAdmin(TenantScopedAdmin):
+    list_display = ["display_name", "username", "role", "org_unit", "start_date", "is_active"]
+    list_filter = ["role", "is_active", "org_unit"]
+    search_fields = ["user__username", "user__first_name", "user__last_name", "user__email"]
+    list_select_related = ["user", "org_unit"]
+    fields = ["role", "org_unit", "title", "start_date", "end_date", "is_active"]
+
+    def visible_queryset(self, member: Membership) -> QuerySet[Any]:
+        return selectors.visible_memberships(member)
+
+    @admin.display(description=_("username"), ordering="user__username")
+    def username(self, member: Membership) -> str:
+        return member.user.get_username()
+
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        if obj is None:
+            kwargs["form"] = MembershipAddForm
+            kwargs["fields"] = None
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is None:
+            return [
+                "username",
+                "email",
+                "first_name",
+                "last_name",
+                "password",
+                "role",
+                "org_unit",
+                "title",
+                "start_date",
+            ]
+        return super().get_fields(request, obj)
+
+    def save_model(self, request: HttpRequest, obj: Membership, form: Any, change: bool) -> None:
+        data = form.cleaned_data
+        if change:
+            fields = ["role", "org_unit", "title", "start_date", "end_date", "is_active"]
+            updated = services.membership_update(
+                membership=obj, **{field: data[field] for field in fields if field in data}
+            )
+            obj.token_version = updated.token_version
+            return
+        member = request_membership(request)
+        assert member is not None
+        created = services.membership_create(
+            tenant=member.tenant,
+            username=data["username"],
+            email=data.get("email") or "",
+            first_name=data.get("first_name") or "",
+            last_name=data.get("last_name") or "",
+            password=data.get("password") or None,
+            role=data["role"],
+            org_unit=data.get("org_unit"),
+            title=data.get("title") or "",
+            start_date=data.get("start_date"),
+            is_staff=True,
+        )
+        obj.pk, obj.tenant_id, obj.user_id = created.pk, created.tenant_id, created.user_id
+        obj._state.adding = False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # deactivate instead: records keep their owners
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(TenantScopedAdmin):
+    list_display = ["name", "prefix", "acts_as", "created_at", "last_used_at", "revoked_at"]
+    list_filter = ["revoked_at"]
+    search_fields = ["name", "prefix"]
+    fields = ["name", "acts_as"]
+    actions = ["revoke"]
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return self._is_tenant_admin(request) or request.user.is_superuser
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.has_module_permission(request)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def save_model(self, request: HttpRequest, obj: ApiToken, form: Any, change: bool) -> None:
+        issued = services.api_token_create(acts_as=obj.acts_as, name=obj.name)
+        obj.pk, obj.tenant_id = issued.token.pk, issued.token.tenant_id
+        obj._state.adding = False
+        messages.warning(
+            request,
+            _("Copy the key now, it is not shown again: %(key)s") % {"key": issued.key},
+        )
+
+    @admin.action(description=_("Revoke the selected tokens"))
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
+        if not self._is_tenant_admin(request):
+            return
+        for token in queryset:
+            services.api_token_revoke(token=token)
+        self.message_user(request, _("Tokens revoked."))
+
+
+@admin.register(JobRun)
+class JobRunAdmin(TenantScopedAdmin):
+    list_display = ["task_name", "status", "started_at", "finished_at", "counts"]
+    list_filter = ["status", "task_name"]
+    readonly_fields = [
+        "task_name",
+        "task_id",
+        "status",
+        "started_at",
+        "finished_at",
+        "counts",
+        "error",
+    ]
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return self._is_tenant_admin(request) or request.user.is_superuser
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.has_module_permission(request)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(NightlyRun)
+class NightlyRunAdmin(JobRunAdmin):
+    """Which nights were dispatched (the jobs themselves are under job runs)."""
+
+    list_display = ["night", "as_of", "dispatched_at", "tasks"]
+    list_filter = []
+    readonly_fields = ["night", "as_of", "dispatched_at", "tasks"]
+
+
+@admin.register(Tenant)
+class TenantAdmin(admin.ModelAdmin):
+    """Tenants are platform objects: only the platform superuser manages them."""
+
+    list_display = ["name", "slug", "time_zone", "currency", "fiscal_year_start_month", "is_active"]
+    search_fields = ["name", "slug"]
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.is_superuser)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.is_superuser)
+
+    has_change_permission = has_view_permission
+    has_delete_permission = has_view_permission
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.is_superuser)
+
+
+admin.site.site_header = _("Target CRM")
+admin.site.site_title = _("Target CRM")

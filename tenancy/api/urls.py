@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from tenancy.api import views
+
+router = DefaultRouter(trailing_slash=True)
+router.include_root_view = False
+router.register("org-units", views.OrgUnitViewSet, basename="org-unit")
+router.register("members", views.MemberViewSet, basename="member")
+router.register("api-tokens", views.ApiTokenViewSet, basename="api-token")
+router.register("job-runs", views.JobRunViewSet, basename="job-run")
+
+urlpatterns = [
+    path("auth/token/", views.TokenObtainView.as_view(), name="auth-token"),
+    path("auth/token/refresh/", views.TokenRefreshView.as_view(), name="auth-token-refresh"),
+    path("auth/token/revoke/", views.TokenRevokeView.as_view(), name="auth-token-revoke"),
+    path("me/", views.MeView.as_view(), name="me"),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    path("", include(router.urls)),
+]

@@ -1,0 +1,561 @@
+"""API for the tenancy layer: auth, me, org units, members, API tokens, job runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import django_filters
+from django.contrib.auth import authenticate
+from django.db.models import Prefetch, QuerySet
+from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import exceptions, mixins, serializers, status, viewsets
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.throttling import SimpleRateThrottle
+from rest_framework.views import APIView
+from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.tokens import RefreshToken
+
+from tenancy import selectors, services
+from tenancy.api.base import TenantViewMixin
+from tenancy.api.filters import SyncFilterSet, TenantFilterSet
+from tenancy.authentication import (
+    MEMBERSHIP_CLAIM,
+    TENANT_CLAIM,
+    TOKEN_VERSION_CLAIM,
+    load_membership_for_token,
+)
+from tenancy.models import ApiToken, JobRun, Membership, OrgUnit, OrgUnitManager, Tenant
+from tenancy.permissions import IsTenantAdmin, IsTenantAdminOrReadOnly
+from tenancy.scope import platform_scope, tenant_scope
+
+# --- auth ---------------------------------------------------------------------------
+
+
+class LoginUserThrottle(SimpleRateThrottle):
+    """At most N login attempts per minute for one username, from anywhere."""
+
+    scope = "login_user"
+
+    def get_cache_key(self, request: Request, view: Any) -> str | None:
+        username = request.data.get("username") if isinstance(request.data, dict) else None
+        if not username:
+            return None
+        return self.cache_format % {"scope": self.scope, "ident": str(username).lower()[:150]}
+
+
+class LoginIPThrottle(SimpleRateThrottle):
+    """At most N login attempts per minute from one address."""
+
+    scope = "login_ip"
+
+    def get_cache_key(self, request: Request, view: Any) -> str | None:
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+
+class TokenObtainSerializer(serializers.Serializer[Any]):
+    username = serializers.CharField(max_length=150)
+    password = serializers.CharField(max_length=4096, trim_whitespace=False)
+    tenant = serializers.SlugField(
+        required=False, help_text=_("Tenant slug; needed when the user belongs to several.")
+    )
+
+
+class TokenPairSerializer(serializers.Serializer[Any]):
+    access = serializers.CharField()
+    refresh = serializers.CharField()
+    tenant = serializers.SlugField()
+    membership_id = serializers.IntegerField()
+    role = serializers.CharField()
+
+
+def issue_tokens(membership: Membership) -> dict[str, Any]:
+    refresh = RefreshToken.for_user(membership.user)
+    refresh[TENANT_CLAIM] = membership.tenant_id
+    refresh[MEMBERSHIP_CLAIM] = membership.pk
+    refresh[TOKEN_VERSION_CLAIM] = membership.token_version
+    return {
+        "access": str(refresh.access_token),
+        "refresh": str(refresh),
+        "tenant": membership.tenant.slug,
+        "membership_id": membership.pk,
+        "role": membership.role,
+    }
+
+
+class PublicAuthView(APIView):
+    """Auth endpoints: the credential is in the body, and failures are 401 with a challenge."""
+
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+
+    def get_authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="api"'
+
+
+class TokenObtainView(PublicAuthView):
+    """Exchange username and password (and a tenant slug) for JWTs bound to one membership."""
+
+    throttle_classes = [LoginIPThrottle, LoginUserThrottle]
+
+    @extend_schema(request=TokenObtainSerializer, responses=TokenPairSerializer)
+    def post(self, request: Request) -> Response:
+        data = TokenObtainSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = authenticate(
+            request._request,
+            username=data.validated_data["username"],
+            password=data.validated_data["password"],
+        )
+        if user is None or not user.is_active:
+            raise exceptions.AuthenticationFailed(_("Wrong username or password."))
+        with platform_scope("login: find the user's memberships across tenants"):
+            memberships = list(
+                Membership.objects.filter(user=user, is_active=True, tenant__is_active=True)
+                .select_related("tenant", "user")
+                .order_by("tenant__slug")
+            )
+        slug = data.validated_data.get("tenant")
+        if slug:
+            memberships = [m for m in memberships if m.tenant.slug == slug]
+            if not memberships:
+                raise exceptions.ValidationError(
+                    {"tenant": [_("Unknown tenant, or you have no active membership in it.")]}
+                )
+        if not memberships:
+            raise exceptions.AuthenticationFailed(_("You have no active membership."))
+        if len(memberships) > 1:
+            choices = ", ".join(m.tenant.slug for m in memberships)
+            raise exceptions.ValidationError(
+                {"tenant": [_("You belong to several tenants; choose one of: %s.") % choices]}
+            )
+        return Response(issue_tokens(memberships[0]))
+
+
+class RefreshSerializer(serializers.Serializer[Any]):
+    refresh = serializers.CharField()
+
+
+def _refresh_token(raw: str) -> RefreshToken:
+    try:
+        return RefreshToken(raw)  # type: ignore[arg-type]
+    except TokenError as error:
+        raise exceptions.AuthenticationFailed(str(error), "token_invalid") from error
+
+
+class TokenRefreshView(PublicAuthView):
+    """Trade a refresh token for a new pair; the old refresh token is blacklisted."""
+
+    @extend_schema(request=RefreshSerializer, responses=TokenPairSerializer)
+    def post(self, request: Request) -> Response:
+        data = RefreshSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        old = _refresh_token(data.validated_data["refresh"])
+        tenant_id = old.get(TENANT_CLAIM)
+        if not isinstance(tenant_id, int):
+            raise exceptions.AuthenticationFailed(_("Token is not bound to a tenant."))
+        # The refresh token is the credential of this request: enter its tenant's scope.
+        with tenant_scope(tenant_id):
+            membership = load_membership_for_token(old)
+            old.blacklist()
+            membership.tenant = Tenant.objects.get(pk=tenant_id)
+            return Response(issue_tokens(membership))
+
+
+class TokenRevokeView(PublicAuthView):
+    """Revoke a refresh token, or with ``all`` every token of the membership at once."""
+
+    @extend_schema(
+        request=inline_serializer(
+            "TokenRevoke",
+            {"refresh": serializers.CharField(), "all": serializers.BooleanField(default=False)},
+        ),
+        responses={204: None},
+    )
+    def post(self, request: Request) -> Response:
+        data = RefreshSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        token = _refresh_token(data.validated_data["refresh"])
+        tenant_id = token.get(TENANT_CLAIM)
+        if not isinstance(tenant_id, int):
+            raise exceptions.AuthenticationFailed(_("Token is not bound to a tenant."))
+        with tenant_scope(tenant_id):
+            membership = load_membership_for_token(token)
+            token.blacklist()
+            revoke_all = request.data.get("all", "") if isinstance(request.data, dict) else ""
+            if str(revoke_all).lower() in {"1", "true"}:
+                services.membership_revoke_tokens(membership=membership)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --- me -------------------------------------------------------------------------------
+
+
+class TenantSerializer(serializers.ModelSerializer[Tenant]):
+    class Meta:
+        model = Tenant
+        fields = [
+            "id",
+            "name",
+            "slug",
+            "time_zone",
+            "currency",
+            "fiscal_year_start_month",
+            "visit_radius_m",
+            "pace_threshold",
+        ]
+        read_only_fields = fields
+
+
+class UserSerializer(serializers.Serializer[Any]):
+    id = serializers.IntegerField(read_only=True)
+    username = serializers.CharField(read_only=True)
+    first_name = serializers.CharField(read_only=True)
+    last_name = serializers.CharField(read_only=True)
+    email = serializers.EmailField(read_only=True)
+
+
+class MemberSerializer(serializers.ModelSerializer[Membership]):
+    user = UserSerializer(read_only=True)
+    org_unit: serializers.PrimaryKeyRelatedField[OrgUnit] = serializers.PrimaryKeyRelatedField(
+        queryset=OrgUnit.objects.none(), allow_null=True, required=False
+    )
+    display_name = serializers.CharField(read_only=True)
+    managed_units = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Membership
+        fields = [
+            "id",
+            "user",
+            "display_name",
+            "role",
+            "org_unit",
+            "title",
+            "start_date",
+            "end_date",
+            "is_active",
+            "managed_units",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["id", "user", "created_at", "updated_at"]
+
+    def get_managed_units(self, member: Membership) -> list[int]:
+        return sorted(link.org_unit_id for link in member.managed_links)  # type: ignore[attr-defined]
+
+    def get_fields(self) -> dict[str, Any]:
+        fields = super().get_fields()
+        membership = getattr(self.context.get("request"), "membership", None)
+        if membership is not None:
+            fields["org_unit"].queryset = selectors.visible_org_units(membership)  # type: ignore[attr-defined]
+        return fields
+
+
+class MemberCreateSerializer(MemberSerializer):
+    username = serializers.CharField(max_length=150, write_only=True)
+    email = serializers.EmailField(write_only=True, required=False, default="")
+    first_name = serializers.CharField(max_length=150, write_only=True, required=False, default="")
+    last_name = serializers.CharField(max_length=150, write_only=True, required=False, default="")
+    password = serializers.CharField(
+        write_only=True, required=False, allow_null=True, default=None, min_length=8
+    )
+
+    class Meta(MemberSerializer.Meta):
+        fields = [
+            *MemberSerializer.Meta.fields,
+            "username",
+            "email",
+            "first_name",
+            "last_name",
+            "password",
+        ]
+
+
+class MeView(APIView):
+    """The caller: user, membership, tenant settings."""
+
+    @extend_schema(
+        responses=inline_serializer(
+            "Me", {"member": MemberSerializer(), "tenant": TenantSerializer()}
+        )
+    )
+    def get(self, request: Request) -> Response:
+        member = (
+            selectors.visible_memberships(request.membership)  # type: ignore[attr-defined]
+            .select_related("user", "tenant")
+            .prefetch_related(_managed_links())
+            .get(pk=request.membership.pk)  # type: ignore[attr-defined]
+        )
+        return Response(
+            {
+                "member": MemberSerializer(member, context={"request": request}).data,
+                "tenant": TenantSerializer(member.tenant).data,
+            }
+        )
+
+
+# --- org units -------------------------------------------------------------------------
+
+
+def _managed_links() -> Prefetch[Any]:
+    return Prefetch(
+        "orgunitmanager_set", queryset=OrgUnitManager.objects.all(), to_attr="managed_links"
+    )
+
+
+class OrgUnitFilter(SyncFilterSet):
+    subtree_of = django_filters.NumberFilter(
+        method="filter_subtree_of", help_text=_("Only this unit and its descendants.")
+    )
+
+    class Meta:
+        model = OrgUnit
+        fields = ["parent", "depth"]
+
+    def filter_subtree_of(self, queryset: QuerySet[OrgUnit], name: str, value: int) -> Any:
+        unit = OrgUnit.objects.filter(pk=value).only("path").first()
+        return queryset.filter(path__startswith=unit.path) if unit else queryset.none()
+
+
+class OrgUnitSerializer(serializers.ModelSerializer[OrgUnit]):
+    parent: Any = serializers.PrimaryKeyRelatedField(
+        queryset=OrgUnit.objects.none(), allow_null=True, required=False
+    )
+    managers: Any = serializers.PrimaryKeyRelatedField(
+        many=True, queryset=Membership.objects.none(), required=False
+    )
+
+    class Meta:
+        model = OrgUnit
+        fields = ["id", "name", "parent", "path", "depth", "managers", "created_at", "updated_at"]
+        read_only_fields = ["id", "path", "depth", "created_at", "updated_at"]
+
+    def get_fields(self) -> dict[str, Any]:
+        fields = super().get_fields()
+        membership = getattr(self.context.get("request"), "membership", None)
+        if membership is not None:
+            fields["parent"].queryset = selectors.visible_org_units(membership)  # type: ignore[attr-defined]
+            fields["managers"].child_relation.queryset = selectors.visible_memberships(membership)  # type: ignore[attr-defined]
+        return fields
+
+
+class OrgUnitViewSet(TenantViewMixin[OrgUnit], viewsets.ModelViewSet[OrgUnit]):
+    """The org tree. Reps see their unit, managers their subtrees, admins everything."""
+
+    serializer_class = OrgUnitSerializer
+    permission_classes = [IsTenantAdminOrReadOnly]
+    filterset_class = OrgUnitFilter
+    search_fields = ["name"]
+    ordering_fields = ["name", "path", "depth", "created_at", "updated_at"]
+    ordering = ["path"]
+
+    model = OrgUnit
+
+    def visible_queryset(self, member: Membership) -> QuerySet[OrgUnit]:
+        return selectors.visible_org_units(member).prefetch_related(
+            Prefetch("managers", queryset=Membership.objects.only("id").order_by("id"))
+        )
+
+    def perform_create(self, serializer: serializers.BaseSerializer[OrgUnit]) -> None:
+        data = serializer.validated_data
+        serializer.instance = services.org_unit_create(
+            tenant=self.membership.tenant,
+            name=data["name"],
+            parent=data.get("parent"),
+            managers=data.get("managers", ()),
+        )
+
+    def perform_update(self, serializer: serializers.BaseSerializer[OrgUnit]) -> None:
+        data = serializer.validated_data
+        assert serializer.instance is not None
+        serializer.instance = services.org_unit_update(
+            unit=serializer.instance,
+            name=data.get("name"),
+            parent=data.get("parent", services.UNSET),
+            managers=data.get("managers"),
+        )
+
+
+# --- members ---------------------------------------------------------------------------
+
+
+class MemberFilter(SyncFilterSet):
+    subtree_of = django_filters.NumberFilter(
+        method="filter_subtree_of", help_text=_("Only members of this unit and its descendants.")
+    )
+
+    class Meta:
+        model = Membership
+        fields = ["role", "org_unit", "is_active"]
+
+    def filter_subtree_of(self, queryset: QuerySet[Membership], name: str, value: int) -> Any:
+        unit = OrgUnit.objects.filter(pk=value).only("path").first()
+        return queryset.filter(org_unit__path__startswith=unit.path) if unit else queryset.none()
+
+
+class MemberViewSet(
+    TenantViewMixin[Membership],
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    viewsets.GenericViewSet[Membership],
+):
+    """Members of the tenant. Deactivate instead of deleting: history keeps its owners."""
+
+    permission_classes = [IsTenantAdminOrReadOnly]
+    filterset_class = MemberFilter
+    search_fields = [
+        "user__username",
+        "user__first_name",
+        "user__last_name",
+        "user__email",
+        "title",
+    ]
+    ordering_fields = ["user__username", "start_date", "created_at", "updated_at", "role"]
+    ordering = ["user__username"]
+
+    def get_serializer_class(self) -> type[MemberSerializer]:
+        return MemberCreateSerializer if self.action == "create" else MemberSerializer
+
+    model = Membership
+
+    def visible_queryset(self, member: Membership) -> QuerySet[Membership]:
+        return (
+            selectors.visible_memberships(member)
+            .select_related("user")
+            .prefetch_related(_managed_links())
+        )
+
+    def perform_create(self, serializer: serializers.BaseSerializer[Membership]) -> None:
+        data = dict(serializer.validated_data)
+        data.pop("is_active", None)
+        data.pop("end_date", None)
+        serializer.instance = services.membership_create(
+            tenant=self.membership.tenant,
+            **data,
+        )
+        serializer.instance.managed_links = []  # type: ignore[attr-defined]
+
+    def perform_update(self, serializer: serializers.BaseSerializer[Membership]) -> None:
+        assert serializer.instance is not None
+        member = services.membership_update(
+            membership=serializer.instance, **serializer.validated_data
+        )
+        member.managed_links = serializer.instance.managed_links  # type: ignore[attr-defined]
+        serializer.instance = member
+
+
+# --- API tokens ------------------------------------------------------------------------
+
+
+class ApiTokenSerializer(serializers.ModelSerializer[ApiToken]):
+    acts_as: Any = serializers.PrimaryKeyRelatedField(
+        queryset=Membership.objects.none(),
+        required=False,
+        help_text=_("The member whose visibility the token has; yourself by default."),
+    )
+
+    class Meta:
+        model = ApiToken
+        fields = ["id", "name", "prefix", "acts_as", "created_at", "last_used_at", "revoked_at"]
+        read_only_fields = ["id", "prefix", "created_at", "last_used_at", "revoked_at"]
+
+    def get_fields(self) -> dict[str, Any]:
+        fields = super().get_fields()
+        membership = getattr(self.context.get("request"), "membership", None)
+        if membership is not None:
+            fields["acts_as"].queryset = selectors.visible_memberships(membership)  # type: ignore[attr-defined]
+        return fields
+
+
+class ApiTokenFilter(TenantFilterSet):
+    class Meta:
+        model = ApiToken
+        fields = ["acts_as"]
+
+
+class ApiTokenViewSet(
+    TenantViewMixin[ApiToken],
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet[ApiToken],
+):
+    """Integration tokens: the key is returned once, at creation; DELETE revokes."""
+
+    serializer_class = ApiTokenSerializer
+    permission_classes = [IsTenantAdmin]
+    ordering = ["-created_at"]
+    ordering_fields = ["created_at", "last_used_at", "name"]
+    search_fields = ["name", "prefix"]
+    filterset_class = ApiTokenFilter
+
+    model = ApiToken
+
+    def visible_queryset(self, member: Membership) -> QuerySet[ApiToken]:
+        return ApiToken.objects.all()
+
+    @extend_schema(
+        responses=inline_serializer(
+            "ApiTokenCreated", {"token": ApiTokenSerializer(), "key": serializers.CharField()}
+        )
+    )
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        issued = services.api_token_create(
+            acts_as=serializer.validated_data.get("acts_as") or self.membership,
+            name=serializer.validated_data["name"],
+        )
+        return Response(
+            {"token": ApiTokenSerializer(issued.token).data, "key": issued.key},
+            status=status.HTTP_201_CREATED,
+        )
+
+    def perform_destroy(self, instance: ApiToken) -> None:
+        services.api_token_revoke(token=instance)
+
+
+# --- job runs --------------------------------------------------------------------------
+
+
+class JobRunSerializer(serializers.ModelSerializer[JobRun]):
+    class Meta:
+        model = JobRun
+        fields = [
+            "id",
+            "task_name",
+            "task_id",
+            "status",
+            "started_at",
+            "finished_at",
+            "counts",
+            "error",
+        ]
+        read_only_fields = fields
+
+
+class JobRunFilter(TenantFilterSet):
+    class Meta:
+        model = JobRun
+        fields = ["task_name", "status"]
+
+
+class JobRunViewSet(TenantViewMixin[JobRun], viewsets.ReadOnlyModelViewSet[JobRun]):
+    """Background job runs of the tenant (admins only)."""
+
+    serializer_class = JobRunSerializer
+    permission_classes = [IsTenantAdmin]
+    filterset_class = JobRunFilter
+    ordering_fields = ["started_at", "finished_at"]
+    ordering = ["-started_at"]
+
+    model = JobRun
+
+    def visible_queryset(self, member: Membership) -> QuerySet[JobRun]:
+        return JobRun.objects.all()

@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+from django.db.backends.signals import connection_created
+from django.utils.translation import gettext_lazy as _
+
+
+class TenancyConfig(AppConfig):
+    name = "tenancy"
+    verbose_name = _("Tenancy")
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        import tenancy.api.schema  # noqa: F401  (registers the OpenAPI auth extensions)
+        from tenancy.db import on_connection_created
+
+        connection_created.connect(on_connection_created, dispatch_uid="crm_app_role")

@@ -1,0 +1,333 @@
+"""Tenancy models: tenant, org tree, membership, API tokens, job runs (SPEC section 2).
+
+The tables keep the names they had when these models lived in ``crm`` (``crm_tenant``,
+``crm_membership``, …): the move to this app changed the state, not the database.
+
+Every tenant-owned model derives from ``TenantOwned``: a ``tenant`` foreign key, a
+default manager that raises outside a tenant scope (django-scopes), and indexes and
+unique constraints that all start with ``tenant_id`` so the schema can be distributed
+by tenant (Citus); each also has a unique ``(tenant, id)``, the key Citus needs in place
+of the ``id`` primary key. Foreign keys inside a tenant table carry no index of their own;
+the composite ``(tenant, fk)`` index declared in ``Meta`` serves them.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, ClassVar, Self
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django_scopes import ScopedManager
+
+
+def validate_time_zone(value: str) -> None:
+    if value not in zoneinfo.available_timezones():
+        raise ValidationError(_("Unknown time zone: %(value)s"), params={"value": value})
+
+
+class Tenant(models.Model):
+    """One company. Not tenant-owned itself: it is the tenant."""
+
+    name = models.CharField(_("name"), max_length=200)
+    slug = models.SlugField(
+        _("slug"), max_length=60, unique=True, help_text=_("Short name used at login.")
+    )
+    time_zone = models.CharField(
+        _("time zone"), max_length=64, default="Asia/Shanghai", validators=[validate_time_zone]
+    )
+    currency = models.CharField(
+        _("currency"),
+        max_length=3,
+        default="CNY",
+        validators=[RegexValidator(r"^[A-Z]{3}$", _("Use a three-letter ISO 4217 code."))],
+    )
+    fiscal_year_start_month = models.PositiveSmallIntegerField(
+        _("fiscal year start month"),
+        default=1,
+        validators=[MinValueValidator(1), MaxValueValidator(12)],
+        help_text=_("1 = January. The fiscal year is named by the calendar year it starts in."),
+    )
+    visit_radius_m = models.PositiveIntegerField(
+        _("visit radius (metres)"),
+        default=500,
+        validators=[MinValueValidator(1)],
+        help_text=_("A check-in within this distance of the customer counts as verified."),
+    )
+    pace_threshold = models.DecimalField(
+        _("pace threshold"),
+        max_digits=4,
+        decimal_places=3,
+        default=Decimal("0.100"),
+        validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("0.999"))],
+        help_text=_("Below 1 − threshold of the expected pace a target is off track."),
+    )
+    is_active = models.BooleanField(_("active"), default=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        db_table = "crm_tenant"
+        verbose_name = _("tenant")
+        verbose_name_plural = _("tenants")
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(fiscal_year_start_month__gte=1, fiscal_year_start_month__lte=12),
+                name="tenant_fiscal_month_1_12",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TenantOwned(models.Model):
+    """Base of every tenant-owned table."""
+
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.CASCADE, related_name="+", db_index=False, editable=False
+    )
+
+    # The default manager raises outside a tenant scope (django-scopes); type checkers
+    # see the plain manager it derives from.
+    if TYPE_CHECKING:
+        objects: ClassVar[models.Manager[Self]]
+    else:
+        objects = ScopedManager(tenant="tenant")
+
+    class Meta:
+        abstract = True
+
+
+class OrgUnit(TenantOwned):
+    """A node of the org tree (company → region → team …).
+
+    ``path`` is the materialised path of ids (``/1/4/9/``), so a subtree is one indexed
+    prefix query whatever its depth. It is maintained by ``crm.services``.
+    """
+
+    name = models.CharField(_("name"), max_length=200)
+    parent = models.ForeignKey(
+        "self",
+        verbose_name=_("parent"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="children",
+        db_index=False,
+    )
+    path = models.CharField(_("path"), max_length=1000, editable=False, default="")
+    depth = models.PositiveSmallIntegerField(_("depth"), default=0, editable=False)
+    managers: models.ManyToManyField[Membership, OrgUnitManager] = models.ManyToManyField(
+        "Membership",
+        through="OrgUnitManager",
+        related_name="managed_units",
+        verbose_name=_("managers"),
+        blank=True,
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        db_table = "crm_orgunit"
+        verbose_name = _("org unit")
+        verbose_name_plural = _("org units")
+        ordering = ["path"]
+        indexes = [
+            models.Index(
+                fields=["tenant", "path"],
+                opclasses=["int8_ops", "varchar_pattern_ops"],
+                name="orgunit_tenant_path",
+            ),
+            models.Index(fields=["tenant", "parent"], name="orgunit_tenant_parent"),
+            models.Index(fields=["tenant", "updated_at"], name="orgunit_tenant_updated"),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "id"], name="orgunit_tenant_id_uniq"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Role(models.TextChoices):
+    ADMIN = "admin", _("Admin")
+    MANAGER = "manager", _("Manager")
+    REP = "rep", _("Sales rep")
+
+
+class Membership(TenantOwned):
+    """A user's place in one tenant: role, org unit, start date (ramp-up), active flag."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("user"),
+        on_delete=models.CASCADE,
+        related_name="memberships",
+        db_index=False,
+    )
+    role = models.CharField(_("role"), max_length=16, choices=Role.choices, default=Role.REP)
+    org_unit = models.ForeignKey(
+        OrgUnit,
+        verbose_name=_("org unit"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="members",
+        db_index=False,
+    )
+    title = models.CharField(_("title"), max_length=120, blank=True)
+    start_date = models.DateField(
+        _("start date"), default=timezone.localdate, help_text=_("Drives the ramp-up schedule.")
+    )
+    end_date = models.DateField(_("end date"), null=True, blank=True)
+    is_active = models.BooleanField(_("active"), default=True)
+    token_version = models.PositiveIntegerField(
+        default=0, editable=False, help_text=_("Raised to revoke every token of this member.")
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        db_table = "crm_membership"
+        verbose_name = _("member")
+        verbose_name_plural = _("members")
+        ordering = ["user__username"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "user"], name="membership_tenant_user_uniq"),
+            models.UniqueConstraint(fields=["tenant", "id"], name="membership_tenant_id_uniq"),
+            models.CheckConstraint(
+                condition=models.Q(end_date__isnull=True)
+                | models.Q(end_date__gte=models.F("start_date")),
+                name="membership_end_after_start",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["tenant", "org_unit"], name="membership_tenant_unit"),
+            models.Index(fields=["tenant", "updated_at"], name="membership_tenant_updated"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user.get_username()} ({self.get_role_display()})"
+
+    @property
+    def display_name(self) -> str:
+        return self.user.get_full_name() or self.user.get_username()
+
+
+class OrgUnitManager(TenantOwned):
+    """A manager of an org unit: they see and steer the unit's whole subtree."""
+
+    org_unit = models.ForeignKey(OrgUnit, on_delete=models.CASCADE, db_index=False)
+    membership = models.ForeignKey(Membership, on_delete=models.CASCADE, db_index=False)
+
+    class Meta:
+        db_table = "crm_orgunitmanager"
+        verbose_name = _("org unit manager")
+        verbose_name_plural = _("org unit managers")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "org_unit", "membership"], name="orgunitmanager_uniq"
+            ),
+            models.UniqueConstraint(fields=["tenant", "id"], name="orgunitmanager_tenant_id_uniq"),
+        ]
+        indexes = [
+            models.Index(fields=["tenant", "membership"], name="orgunitmanager_member"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.membership_id} manages {self.org_unit_id}"
+
+
+class ApiToken(TenantOwned):
+    """An integration token. Only its SHA-256 is stored; the key is shown once."""
+
+    name = models.CharField(_("name"), max_length=120)
+    prefix = models.CharField(_("prefix"), max_length=24, editable=False)
+    key_hash = models.CharField(max_length=64, editable=False)
+    acts_as = models.ForeignKey(
+        Membership,
+        verbose_name=_("acts as"),
+        on_delete=models.CASCADE,
+        related_name="api_tokens",
+        db_index=False,
+        help_text=_("The token sees what this member sees."),
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    last_used_at = models.DateTimeField(_("last used at"), null=True, blank=True)
+    revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
+
+    class Meta:
+        db_table = "crm_apitoken"
+        verbose_name = _("API token")
+        verbose_name_plural = _("API tokens")
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "key_hash"], name="apitoken_hash_uniq"),
+            models.UniqueConstraint(fields=["tenant", "id"], name="apitoken_tenant_id_uniq"),
+        ]
+        indexes = [models.Index(fields=["tenant", "acts_as"], name="apitoken_tenant_member")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+
+class JobRun(TenantOwned):
+    """One execution of a tenant job: visible to the tenant's admins (SPEC section 7)."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", _("Running")
+        SUCCEEDED = "succeeded", _("Succeeded")
+        FAILED = "failed", _("Failed")
+
+    task_name = models.CharField(_("task"), max_length=200)
+    task_id = models.CharField(_("task id"), max_length=64, blank=True)
+    status = models.CharField(
+        _("status"), max_length=16, choices=Status.choices, default=Status.RUNNING
+    )
+    started_at = models.DateTimeField(_("started at"), default=timezone.now)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    counts: models.JSONField[Any, Any] = models.JSONField(_("counts"), default=dict, blank=True)
+    error = models.TextField(_("error"), blank=True)
+
+    class Meta:
+        db_table = "crm_jobrun"
+        verbose_name = _("job run")
+        verbose_name_plural = _("job runs")
+        ordering = ["-started_at"]
+        indexes = [models.Index(fields=["tenant", "started_at"], name="jobrun_tenant_started")]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "id"], name="jobrun_tenant_id_uniq"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.task_name} {self.started_at:%Y-%m-%d %H:%M} {self.status}"
+
+
+class NightlyRun(TenantOwned):
+    """That a tenant's nightly jobs were sent for one night (SPEC section 7): the
+    unique (tenant, night) makes the dispatch happen once per night, however often the
+    dispatcher runs and however many run at once."""
+
+    night = models.DateField(_("night"), help_text=_("The tenant's local date of the run."))
+    as_of = models.DateField(_("as of"), help_text=_("The day the jobs computed (the eve)."))
+    dispatched_at = models.DateTimeField(_("dispatched at"), default=timezone.now)
+    tasks: models.JSONField[Any, Any] = models.JSONField(_("tasks"), default=list, blank=True)
+
+    class Meta:
+        db_table = "crm_nightlyrun"
+        verbose_name = _("nightly run")
+        verbose_name_plural = _("nightly runs")
+        ordering = ["-night"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "night"], name="nightlyrun_uniq"),
+            models.UniqueConstraint(fields=["tenant", "id"], name="nightlyrun_tenant_id_uniq"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id} {self.night}"

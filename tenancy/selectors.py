@@ -1,0 +1,104 @@
+"""Who sees whom (SPEC section 2): the org tree and the members a person may see.
+
+A rep sees themselves, a manager the members of their org subtree (the units they
+manage and everything below), an admin the whole tenant. Access functions return the
+object or raise ``NotFound``, so an out-of-scope id is answered 404 exactly like a
+missing one. ``crm.selectors`` builds each record's visibility on ``owned_by_visible``.
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from django.core.exceptions import ObjectDoesNotExist
+from django.db.models import Exists, F, Model, OuterRef, Q, QuerySet
+from django.db.models.functions import Left, Length
+
+from tenancy.errors import NotFound
+from tenancy.models import Membership, OrgUnit, OrgUnitManager, Role
+
+M = TypeVar("M", bound=Model)
+
+
+def in_managed_subtree(member: Membership, unit_path: str) -> Exists:
+    """True for rows whose org unit (at ``unit_path``) lies under a unit ``member`` manages.
+
+    One correlated ``EXISTS`` over the manager's few unit links, comparing materialised
+    paths by prefix: the cost does not grow with the depth of the tree.
+    """
+    return Exists(
+        OrgUnitManager.objects.filter(membership_id=member.pk)
+        .annotate(row_prefix=Left(OuterRef(unit_path), Length("org_unit__path")))
+        .filter(row_prefix=F("org_unit__path"))
+    )
+
+
+def org_subtree(unit: OrgUnit) -> QuerySet[OrgUnit]:
+    """The unit and all its descendants, in one query whatever the depth."""
+    return OrgUnit.objects.filter(path__startswith=unit.path)
+
+
+def visible_org_units(member: Membership) -> QuerySet[OrgUnit]:
+    units = OrgUnit.objects.all()
+    if member.role == Role.ADMIN:
+        return units
+    own_unit = Q(pk=member.org_unit_id) if member.org_unit_id else Q(pk__in=[])
+    if member.role == Role.MANAGER:
+        return units.filter(own_unit | Q(in_managed_subtree(member, "path")))
+    return units.filter(own_unit)
+
+
+def visible_memberships(member: Membership) -> QuerySet[Membership]:
+    members = Membership.objects.all()
+    if member.role == Role.ADMIN:
+        return members
+    if member.role == Role.MANAGER:
+        return members.filter(Q(pk=member.pk) | Q(in_managed_subtree(member, "org_unit__path")))
+    return members.filter(pk=member.pk)
+
+
+def get_visible(queryset: QuerySet[M], pk: object) -> M:
+    """Return the object with ``pk`` from a visibility-filtered queryset, or raise 404."""
+    try:
+        return queryset.get(pk=pk)
+    except (ObjectDoesNotExist, ValueError, TypeError) as error:
+        raise NotFound() from error
+
+
+def get_visible_org_unit(member: Membership, pk: object) -> OrgUnit:
+    return get_visible(visible_org_units(member), pk)
+
+
+def get_visible_membership(member: Membership, pk: object) -> Membership:
+    return get_visible(visible_memberships(member), pk)
+
+
+def is_manager_of(manager: Membership, member: Membership) -> bool:
+    """Whether ``manager`` may steer ``member`` (admin, or member inside their subtree)."""
+    if manager.role == Role.ADMIN:
+        return True
+    if manager.role != Role.MANAGER or member.org_unit_id is None:
+        return False
+    return visible_memberships(manager).filter(pk=member.pk).exists()
+
+
+def visible_member_ids(member: Membership) -> list[int]:
+    """The ids of the members a manager may see, read once per membership object.
+
+    A literal id list lets PostgreSQL use the ``(tenant_id, owner_id, …)`` indexes of big
+    tables; a correlated subtree check per row cost 360 ms on 200,000 deals (bench/).
+    """
+    cached: list[int] | None = getattr(member, "_visible_member_ids", None)
+    if cached is None:
+        cached = list(visible_memberships(member).values_list("pk", flat=True))
+        member._visible_member_ids = cached  # type: ignore[attr-defined]
+    return cached
+
+
+def owned_by_visible(member: Membership, owner_field: str = "owner") -> Q:
+    """Rows whose ``owner_field`` is a member the caller may see (SPEC section 2)."""
+    if member.role == Role.ADMIN:
+        return Q()
+    if member.role == Role.MANAGER:
+        return Q(**{f"{owner_field}__in": visible_member_ids(member)})
+    return Q(**{owner_field: member.pk})

@@ -1,0 +1,279 @@
+"""Writes of the tenancy layer: org tree, members, tokens (HackSoft-style services).
+
+Each service takes keyword-only arguments, runs in one transaction and is used alike
+by the API, the admin and the management commands.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import F, Value
+from django.db.models.functions import Concat, Substr
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from tenancy.models import ApiToken, Membership, OrgUnit, OrgUnitManager, Role, Tenant
+from tenancy.scope import current_tenant_id, tenant_scope
+from tenancy.signals import tenant_created
+
+API_TOKEN_PREFIX = "crm"
+
+
+class _Unset:
+    """Marks an argument the caller did not pass (``None`` is a meaningful parent)."""
+
+
+UNSET = _Unset()
+
+
+def _check_same_tenant(tenant_id: int, *objects: Any) -> None:
+    for obj in objects:
+        if obj is not None and obj.tenant_id != tenant_id:
+            raise ValidationError(_("Related objects must belong to the same tenant."))
+
+
+@transaction.atomic
+def org_unit_create(
+    *, tenant: Tenant, name: str, parent: OrgUnit | None = None, managers: Iterable[Membership] = ()
+) -> OrgUnit:
+    """Create an org unit under ``parent`` (a root when ``None``) and set its path."""
+    _check_same_tenant(tenant.pk, parent, *managers)
+    unit = OrgUnit.objects.create(tenant=tenant, name=name, parent=parent)
+    unit.path = f"{parent.path if parent else '/'}{unit.pk}/"
+    unit.depth = parent.depth + 1 if parent else 0
+    unit.save(update_fields=["path", "depth"])
+    org_unit_set_managers(unit=unit, managers=managers)
+    return unit
+
+
+@transaction.atomic
+def org_unit_update(
+    *,
+    unit: OrgUnit,
+    name: str | None = None,
+    parent: OrgUnit | None | _Unset = UNSET,
+    managers: Iterable[Membership] | None = None,
+) -> OrgUnit:
+    """Rename, move (re-paths the whole subtree in one UPDATE) or re-staff a unit."""
+    unit = OrgUnit.objects.select_for_update().get(pk=unit.pk)
+    if name is not None:
+        unit.name = name
+    if not isinstance(parent, _Unset) and parent != unit.parent:
+        new_parent = parent
+        _check_same_tenant(unit.tenant_id, new_parent)
+        if new_parent is not None and new_parent.path.startswith(unit.path):
+            raise ValidationError(
+                {"parent": _("A unit cannot be moved under itself or its own descendants.")}
+            )
+        old_path, old_depth = unit.path, unit.depth
+        new_path = f"{new_parent.path if new_parent else '/'}{unit.pk}/"
+        depth_change = (new_parent.depth + 1 if new_parent else 0) - old_depth
+        OrgUnit.objects.filter(path__startswith=old_path).update(
+            path=Concat(Value(new_path), Substr("path", len(old_path) + 1)),
+            depth=F("depth") + depth_change,
+        )
+        unit.refresh_from_db(fields=["path", "depth"])
+        unit.parent = new_parent
+    unit.save()
+    if managers is not None:
+        org_unit_set_managers(unit=unit, managers=managers)
+    return unit
+
+
+def org_unit_set_managers(*, unit: OrgUnit, managers: Iterable[Membership]) -> None:
+    wanted = {m.pk: m for m in managers}
+    _check_same_tenant(unit.tenant_id, *wanted.values())
+    OrgUnitManager.objects.filter(org_unit=unit).exclude(membership_id__in=wanted).delete()
+    existing = set(
+        OrgUnitManager.objects.filter(org_unit=unit).values_list("membership_id", flat=True)
+    )
+    OrgUnitManager.objects.bulk_create(
+        OrgUnitManager(tenant_id=unit.tenant_id, org_unit=unit, membership=m)
+        for pk, m in wanted.items()
+        if pk not in existing
+    )
+
+
+def _find_or_create_user(
+    *, username: str, email: str, first_name: str, last_name: str, password: str | None
+) -> Any:
+    user_model = get_user_model()
+    user = user_model.objects.filter(username=username).first()
+    if user is None:
+        user = user_model(
+            username=username, email=email, first_name=first_name, last_name=last_name
+        )
+        if password:
+            user.set_password(password)
+        else:
+            user.set_unusable_password()
+        user.full_clean()
+        user.save()
+        return user
+    # An existing user (already a member elsewhere) joins only when the email matches,
+    # so a tenant admin cannot annex somebody else's account by guessing a username.
+    if not email or user.email.lower() != email.lower():
+        raise ValidationError({"username": _("This username is already taken.")})
+    return user
+
+
+@transaction.atomic
+def membership_create(
+    *,
+    tenant: Tenant,
+    username: str,
+    email: str = "",
+    first_name: str = "",
+    last_name: str = "",
+    password: str | None = None,
+    role: str = Role.REP,
+    org_unit: OrgUnit | None = None,
+    title: str = "",
+    start_date: date | None = None,
+    is_staff: bool = False,
+) -> Membership:
+    """Add a user (created when new) to the tenant with a role and an org unit."""
+    _check_same_tenant(tenant.pk, org_unit)
+    user = _find_or_create_user(
+        username=username,
+        email=email,
+        first_name=first_name,
+        last_name=last_name,
+        password=password,
+    )
+    if is_staff and not user.is_staff:
+        user.is_staff = True
+        user.save(update_fields=["is_staff"])
+    if Membership.objects.filter(user=user).exists():
+        raise ValidationError({"username": _("This user is already a member of this tenant.")})
+    membership = Membership(
+        tenant=tenant,
+        user=user,
+        role=role,
+        org_unit=org_unit,
+        title=title,
+        start_date=start_date or timezone.localdate(),
+    )
+    membership.full_clean(exclude=["tenant", "user"])
+    membership.save()
+    return membership
+
+
+@transaction.atomic
+def membership_update(*, membership: Membership, **changes: Any) -> Membership:
+    """Change role, unit, title, dates or the active flag; deactivation revokes tokens."""
+    membership = Membership.objects.select_for_update().get(pk=membership.pk)
+    _check_same_tenant(membership.tenant_id, changes.get("org_unit"))
+    was_active = membership.is_active
+    for field, value in changes.items():
+        setattr(membership, field, value)
+    membership.full_clean(exclude=["tenant", "user"])
+    if was_active and not membership.is_active:
+        membership.token_version += 1
+    membership.save()
+    return membership
+
+
+def membership_revoke_tokens(*, membership: Membership) -> None:
+    """Invalidate every access and refresh token issued to the membership, at once."""
+    Membership.objects.filter(pk=membership.pk).update(token_version=F("token_version") + 1)
+
+
+def hash_api_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def tenant_id_from_api_key(key: str) -> int | None:
+    """Integration keys read ``crm<tenant id>_<secret>``; the id selects the scope."""
+    head, sep, secret = key.partition("_")
+    if not sep or not secret or not head.startswith(API_TOKEN_PREFIX):
+        return None
+    digits = head[len(API_TOKEN_PREFIX) :]
+    return int(digits) if digits.isdigit() else None
+
+
+@dataclass(frozen=True)
+class IssuedApiToken:
+    token: ApiToken
+    key: str  # shown once, never stored
+
+
+@transaction.atomic
+def api_token_create(*, acts_as: Membership, name: str) -> IssuedApiToken:
+    key = f"{API_TOKEN_PREFIX}{acts_as.tenant_id}_{secrets.token_urlsafe(32)}"
+    token = ApiToken.objects.create(
+        tenant_id=acts_as.tenant_id,
+        name=name,
+        prefix=key[:16],
+        key_hash=hash_api_key(key),
+        acts_as=acts_as,
+    )
+    return IssuedApiToken(token=token, key=key)
+
+
+def api_token_revoke(*, token: ApiToken) -> ApiToken:
+    if token.revoked_at is None:
+        token.revoked_at = timezone.now()
+        token.save(update_fields=["revoked_at"])
+    return token
+
+
+@dataclass(frozen=True)
+class CreatedTenant:
+    tenant: Tenant
+    root: OrgUnit
+    admin: Membership
+    created: bool
+
+
+def tenant_create(
+    *,
+    name: str,
+    slug: str,
+    admin_username: str,
+    admin_email: str,
+    admin_password: str,
+    time_zone: str = "Asia/Shanghai",
+    fiscal_year_start_month: int = 1,
+    currency: str = "CNY",
+) -> CreatedTenant:
+    """Create a tenant with its root org unit and first admin; idempotent by slug."""
+    with transaction.atomic():
+        tenant, created = Tenant.objects.get_or_create(
+            slug=slug,
+            defaults={
+                "name": name,
+                "time_zone": time_zone,
+                "fiscal_year_start_month": fiscal_year_start_month,
+                "currency": currency,
+            },
+        )
+        if created:
+            tenant.full_clean()
+    assert current_tenant_id() in (None, tenant.pk)
+    with tenant_scope(tenant):
+        root = OrgUnit.objects.filter(parent__isnull=True).order_by("pk").first()
+        if root is None:
+            root = org_unit_create(tenant=tenant, name=name)
+        tenant_created.send(sender=Tenant, tenant=tenant)
+        admin = Membership.objects.filter(user__username=admin_username).first()
+        if admin is None:
+            admin = membership_create(
+                tenant=tenant,
+                username=admin_username,
+                email=admin_email,
+                password=admin_password,
+                role=Role.ADMIN,
+                org_unit=root,
+                is_staff=True,
+            )
+    return CreatedTenant(tenant=tenant, root=root, admin=admin, created=created)
