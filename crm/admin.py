@@ -17,7 +17,6 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils.translation import gettext_lazy as _
-from rest_framework.exceptions import APIException
 
 from crm import selectors, services
 from crm.models import (
@@ -35,17 +34,14 @@ from crm.models import (
     StageKind,
     Visit,
 )
-from tenancy.admin import VISIBLE_CHOICES, TenantScopedAdmin, request_membership
+from tenancy.admin import VISIBLE_CHOICES, TenantScopedAdmin, error_messages, request_membership
+from tenancy.errors import DomainError
 from tenancy.models import Membership
 
 
 def _report(request: HttpRequest, error: Exception) -> None:
     """Show a service's refusal (400/409) as an admin error message."""
-    if isinstance(error, ValidationError):
-        text = "; ".join(error.messages)
-    else:
-        text = str(getattr(error, "detail", error))
-    messages.error(request, text)
+    messages.error(request, "; ".join(error_messages(error)))
 
 
 VISIBLE_CHOICES.update(
@@ -175,7 +171,7 @@ class CustomerAdmin(RecordAdmin):
             try:
                 services.customer_claim(member=member, customer=customer)
                 claimed += 1
-            except APIException as error:
+            except DomainError as error:
                 _report(request, error)
         self.message_user(request, _("%d customers claimed.") % claimed)
 
@@ -210,7 +206,7 @@ class LeadAdmin(RecordAdmin):
         for lead in queryset:
             try:
                 services.lead_convert(member=member, lead=lead)
-            except (ValidationError, APIException) as error:
+            except (ValidationError, DomainError) as error:
                 _report(request, error)
             else:
                 self.message_user(request, _("Converted %s.") % lead)
@@ -378,8 +374,8 @@ class OpportunityAdmin(RecordAdmin):
                     reopen=reopen,
                 )
                 moved += 1
-            except (ValidationError, APIException) as error:
-                messages.error(request, f"{opportunity}: {'; '.join(_messages(error))}")
+            except (ValidationError, DomainError) as error:
+                messages.error(request, f"{opportunity}: {'; '.join(error_messages(error))}")
         if moved:
             self.message_user(
                 request,
@@ -447,12 +443,6 @@ class OpportunityAdmin(RecordAdmin):
         return self._form_page(request, queryset, form, "mark_lost")
 
 
-def _messages(error: Exception) -> list[str]:
-    if isinstance(error, ValidationError):
-        return list(error.messages)
-    return [str(getattr(error, "detail", error))]
-
-
 # --- payments, visits, activities, notifications ------------------------------------
 
 
@@ -504,7 +494,7 @@ class PaymentAdmin(RecordAdmin):
                 services.payment_reverse(
                     member=member, payment=payment, reversed_date=timezone.localdate()
                 )
-            except APIException as error:
+            except DomainError as error:
                 _report(request, error)
 
 

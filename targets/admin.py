@@ -32,7 +32,6 @@ from django.utils.formats import number_format
 from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
-from rest_framework.exceptions import APIException, NotFound
 
 from targets import allocation, services
 from targets.achievement import plan_achievements, plan_as_of, today_in
@@ -48,7 +47,13 @@ from targets.models import (
     TargetPlan,
 )
 from targets.selectors import visible_commitments, visible_series, visible_targets
-from tenancy.admin import ScopeSafeModelFormMetaclass, TenantScopedAdmin, request_membership
+from tenancy.admin import (
+    ScopeSafeModelFormMetaclass,
+    TenantScopedAdmin,
+    error_messages,
+    request_membership,
+)
+from tenancy.errors import DomainError, NotFound
 from tenancy.models import Membership, Role, Tenant
 
 NONE = "–"
@@ -68,9 +73,7 @@ def _error_text(error: Exception) -> str:
     """A service's refusal (400/404/409) as one line for an admin message."""
     if isinstance(error, NotFound):
         return gettext("you may not change this target.")
-    if isinstance(error, ValidationError):
-        return "; ".join(error.messages)
-    return str(getattr(error, "detail", error))
+    return "; ".join(error_messages(error))
 
 
 def _tenant_of(request: HttpRequest, tenant_id: int, cache: dict[int, Tenant]) -> Tenant:
@@ -215,7 +218,7 @@ class TargetPlanAddForm(forms.ModelForm, metaclass=ScopeSafeModelFormMetaclass):
                 )
         except ValidationError as error:
             self.add_error(None, error)
-        except APIException as error:
+        except DomainError as error:
             self.add_error(None, _error_text(error))
         return data
 
@@ -375,7 +378,7 @@ class TargetPlanAdmin(_MemberActions, TenantScopedAdmin):
         for plan in queryset:
             try:
                 run(member, plan)
-            except (ValidationError, APIException) as error:
+            except (ValidationError, DomainError) as error:
                 messages.error(request, f"{plan}: {_error_text(error)}")
             else:
                 done += 1
@@ -666,7 +669,7 @@ class TargetAdmin(_MemberActions, TenantScopedAdmin):
                     effective_from=data.get("effective_from"),
                     expected_version=int(raw) if raw.isdigit() else None,
                 )
-            except (ValidationError, APIException) as error:
+            except (ValidationError, DomainError) as error:
                 messages.error(request, f"{target_label(target)}: {_error_text(error)}")
                 continue
             if adjustment.status == "applied":
@@ -765,7 +768,7 @@ class TargetAdjustmentAdmin(_MemberActions, TenantScopedAdmin):
         for adjustment in queryset:
             try:
                 services.adjustment_decide(member=member, adjustment=adjustment, approve=approve)
-            except (ValidationError, APIException) as error:
+            except (ValidationError, DomainError) as error:
                 messages.error(request, f"{adjustment}: {_error_text(error)}")
             else:
                 done += 1

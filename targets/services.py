@@ -9,7 +9,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -32,7 +32,7 @@ from targets.models import (
 )
 from targets.selectors import CreditIndex, Key, monthly_actuals, unit_paths
 from tenancy import selectors as tenancy_selectors
-from tenancy.errors import Conflict, NotFound
+from tenancy.errors import Conflict, Forbidden, NotFound
 from tenancy.models import Membership, OrgUnit, OrgUnitManager, Role, Tenant
 
 ZERO_DECIMAL_CURRENCIES = {"JPY", "KRW", "VND", "CLP", "ISK", "HUF", "TWD"}
@@ -175,7 +175,7 @@ def require_planner(member: Membership) -> None:
         and OrgUnitManager.objects.filter(membership=member, org_unit__parent__isnull=True).exists()
     ):
         return
-    raise PermissionDenied(_("Plans are set by admins and by managers of the whole organisation."))
+    raise Forbidden(_("Plans are set by admins and by managers of the whole organisation."))
 
 
 # --- decomposition --------------------------------------------------------------------

@@ -12,6 +12,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.forms.models import ModelFormMetaclass
 from django.http import HttpRequest
@@ -36,6 +37,13 @@ VISIBLE_CHOICES: dict[Any, Callable[[Membership], QuerySet[Any]]] = {
     OrgUnit: selectors.visible_org_units,
     Membership: lambda member: selectors.visible_memberships(member).select_related("user"),
 }
+
+
+def error_messages(error: Exception) -> list[str]:
+    """A service's refusal (``tenancy.errors``, or a validation error) as admin messages."""
+    if isinstance(error, ValidationError):
+        return list(error.messages)
+    return [str(error)]
 
 
 def request_membership(request: HttpRequest) -> Membership | None:

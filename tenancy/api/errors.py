@@ -12,12 +12,27 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import ProtectedError, RestrictedError
 from django.http import Http404, HttpRequest, JsonResponse
 from django.utils.translation import gettext as _
-from rest_framework import exceptions
+from django.utils.translation import gettext_lazy as _lazy
+from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.serializers import as_serializer_error
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from tenancy.errors import Conflict
+from tenancy import errors as domain
+
+
+class Conflict(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = _lazy("The request conflicts with the current state of the resource.")
+    default_code = "conflict"
+
+
+_API_ERRORS: dict[type[domain.DomainError], type[exceptions.APIException]] = {
+    domain.NotFound: exceptions.NotFound,
+    domain.Conflict: Conflict,
+    domain.Forbidden: exceptions.PermissionDenied,
+    domain.DomainError: exceptions.APIException,
+}
 
 
 def error_body(code: str, message: str, fields: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -37,6 +52,9 @@ def _convert(exc: Exception) -> Exception:
         return exceptions.PermissionDenied()
     if isinstance(exc, DjangoValidationError):
         return exceptions.ValidationError(as_serializer_error(exc))
+    if isinstance(exc, domain.DomainError):
+        api_error = next(_API_ERRORS[k] for k in type(exc).__mro__ if k in _API_ERRORS)
+        return api_error(detail=exc.message, code=exc.code)
     if isinstance(exc, (ProtectedError, RestrictedError)):
         return Conflict(_("This object is still referenced by other records and was kept."))
     return exc

@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tenancy import nightly
 from targets.models import AchievementSnapshot
+from tenancy import nightly
 from tenancy.models import JobRun, NightlyRun, Tenant
 from tenancy.scope import platform_scope, tenant_scope
 from tests import records
