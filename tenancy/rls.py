@@ -1,7 +1,7 @@
 """PostgreSQL row-level security for tenant tables.
 
 Every tenant table gets the same policy through ``EnableTenantRLS``, a migration
-operation. ``tests/crm/test_rls.py`` fails if any table with a ``tenant_id`` column
+operation. ``tests/tenancy/test_rls.py`` fails if any table with a ``tenant_id`` column
 lacks an enabled, forced policy, so a new table cannot be forgotten.
 
 The policy admits a row when its ``tenant_id`` equals the transaction-local setting

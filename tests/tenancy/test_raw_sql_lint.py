@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-APPS = ["crm", "targets", "funnel", "incentives"]
+APPS = ["tenancy", "crm", "targets", "funnel", "incentives", "devtools"]
 LARGE = {
     "crm_opportunity",
     "crm_stagechange",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 
-from tests.crm.test_rls import tenant_tables
+from tests.tenancy.test_rls import tenant_tables
 
 pytestmark = pytest.mark.django_db
 
