@@ -5,7 +5,7 @@ Isolation is enforced twice (SPEC section 2):
 * in the ORM, by django-scopes: every tenant-owned model's default manager raises
   ``ScopeError`` when no tenant scope is active (fail-closed);
 * in PostgreSQL, by row-level security policies that compare ``tenant_id`` with the
-  transaction-local setting ``app.tenant_id`` (see ``crm/rls.py``).
+  transaction-local setting ``app.tenant_id`` (see ``tenancy/rls.py``).
 
 ``tenant_scope`` opens a transaction, enters the django-scopes scope and sets the
 setting with ``set_config(..., true)``, so it ends with the transaction and a pooled
