@@ -1,24 +1,31 @@
 """How targets are stored: one series (twelve months) per plan × assignee × product line,
-the period targets a view over them (migration ``targets/0002``)."""
+the period targets a view over them rendered from ``targets.models.PERIODS`` (migrations
+``targets/0002`` and ``0004``)."""
 
 from __future__ import annotations
 
 import re
 from datetime import date
 from decimal import Decimal
+from importlib import import_module
+from pathlib import Path
 from typing import Any
 
 import pytest
 from django.db import IntegrityError, connection, transaction
 
+import targets.migrations as targets_migrations
+from targets import calendar
 from targets.models import (
     PERIOD_BY_CODE,
+    PERIODS,
     TARGET_ID_BASE,
     Target,
     TargetSeries,
     split_target_id,
     target_ids_q,
     target_public_id,
+    target_view_sql,
 )
 from targets.services import target_adjust
 from tenancy.scope import platform_scope, tenant_scope
@@ -166,3 +173,59 @@ def test_adjusting_a_quarter_moves_its_open_months_and_the_year_with_it(
     assert quarter.value == sum(after.months[9:12])
     assert year.value == sum(after.months)
     assert quarter.version == year.version == after.version == 2
+
+
+# --- the view is rendered from PERIODS ---------------------------------------------------
+
+
+def _latest_view_migration() -> tuple[str, str]:
+    """The name and frozen ``VIEW_SQL`` of the latest targets migration that has one."""
+    folder = Path(targets_migrations.__file__).parent
+    for path in sorted(folder.glob("[0-9]*.py"), reverse=True):
+        module = import_module(f"targets.migrations.{path.stem}")
+        if hasattr(module, "VIEW_SQL"):
+            return path.stem, str(module.VIEW_SQL)
+    raise AssertionError("no migration creates the view from target_view_sql()")
+
+
+def test_the_latest_view_migration_froze_what_target_view_sql_renders() -> None:
+    """Migrations keep the SQL they were written with; when ``PERIODS`` (or a table
+    name) changes, this fails until a new migration recreates the view."""
+    name, frozen = _latest_view_migration()
+    assert frozen.strip() == target_view_sql().strip(), (
+        f"target_view_sql() no longer renders what {name} created: write a migration that "
+        "drops targets_target and creates it from the new output (frozen, like 0004)"
+    )
+
+
+def test_the_database_has_the_view_target_view_sql_renders(db: None) -> None:
+    rendered = target_view_sql().replace(
+        "CREATE VIEW targets_target", "CREATE TEMPORARY VIEW rendered_targets", 1
+    )
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(rendered)
+        cursor.execute(
+            "SELECT pg_get_viewdef('targets_target'::regclass), "
+            "pg_get_viewdef('rendered_targets'::regclass)"
+        )
+        live, expected = cursor.fetchone()
+        transaction.set_rollback(True)
+    assert live == expected
+
+
+def test_every_period_row_is_what_periods_says(tree_a: TenantTree) -> None:
+    with tenant_scope(tree_a.tenant):
+        plan = records.published_plan(tree_a)
+        series = TargetSeries.objects.filter(plan=plan, months__isnull=False).first()
+        assert series is not None and series.months is not None
+        rows = list(Target.objects.filter(series=series))
+        start_month = tree_a.tenant.fiscal_year_start_month
+    fiscal_months = calendar.months(plan.fiscal_year, start_month)
+    assert sorted(t.period_code for t in rows) == [p.code for p in PERIODS]
+    for row in rows:
+        period = PERIOD_BY_CODE[row.period_code]
+        assert row.pk == target_public_id(series.pk, period.code)
+        assert (row.period_kind, row.period_index) == (period.kind, period.index)
+        assert row.period_start == fiscal_months[period.first_month - 1].start
+        assert row.period_end == fiscal_months[period.last_month - 1].end
+        assert row.value == sum(series.months[period.first_month - 1 : period.last_month])
