@@ -560,6 +560,42 @@ def main() -> None:
             if args.profile:
                 profiles.append(profile(name, run))
 
+    # -- one target by its public id: split into series and code (targets_target's
+    # index path), beside the view's computed id alone (which expands every series) --
+    from targets.models import target_ids_q
+
+    # The saves above rewrote the series: without fresh statistics PostgreSQL expects one
+    # series in the tenant and may walk an index on (tenant, updated_at) instead.
+    common.vacuum_analyze(["targets_targetseries"])
+    with tenant_scope(tenant):
+        sample = Target.objects.filter(plan=plan, period_kind=PeriodKind.QUARTER).last()
+        assert sample is not None
+        by_id = partial(lambda pk: Target.objects.filter(target_ids_q([pk])).get(), sample.pk)
+        by_view_id = partial(lambda pk: Target.objects.filter(pk=pk).get(), sample.pk)
+        common.log("target by public id …")
+        found, statements = common.capture(by_id)
+        assert found.pk == sample.pk
+        samples = common.timed(args.repeat, args.warmup, by_id)
+        bare = common.timed(args.repeat, args.warmup, partial(common.run_sql, statements))
+        view_id_only = common.timed(args.repeat, args.warmup, by_view_id)
+        plan_text = common.explain(statements[0])
+        rows.append(
+            common.Row(
+                name="target by public id",
+                scope=f"1 of {Target.objects.filter(plan=plan).count():,}",
+                samples=samples,
+                queries=len(statements),
+                bare_samples=bare,
+                goal="series by primary key",
+                met=f"Index Cond: (id = {sample.series_id})" in plan_text,
+                extra={
+                    "statement": common.short_sql(statements[0]),
+                    "plan": plan_text,
+                    "by_the_views_id_alone": common.summary(view_id_only),
+                },
+            )
+        )
+
     common.print_table(rows)
     print(
         "\n(p50/p95/max of the call; SQL p50 = the bare SQL: for plan_decompose every "

@@ -31,7 +31,7 @@ from funnel.warnings import alert_message, ensure_rules, visible_alerts
 from targets.api import as_of_for_plan, as_of_today
 from targets.calendar import period_containing
 from targets.models import PlanStatus, Target
-from targets.selectors import visible_targets
+from targets.selectors import get_visible_target
 from tenancy import selectors as tenancy_selectors
 from tenancy.api.base import TenantViewMixin, date_param
 from tenancy.api.filters import TenantFilterSet
@@ -239,7 +239,7 @@ class TargetPlanToCloseView(GenericAPIView):
     )
     def get(self, request: Request, pk: str) -> Response:
         member: Membership = request.membership  # type: ignore[attr-defined]
-        target = tenancy_selectors.get_visible(visible_targets(member).select_related("plan"), pk)
+        target = get_visible_target(member, pk)
         return Response(plan_to_close(target, as_of_for_plan(request, target.plan)))
 
 

@@ -18,7 +18,7 @@ from django.utils.translation import gettext as _
 from targets import achievement_math, calendar
 from targets.achievement_math import Achievement, Projection
 from targets.metrics import get_metric
-from targets.models import PERIOD_MONTHS, Target, TargetPlan, TargetSeries, period_code
+from targets.models import PERIOD_MONTHS, Target, TargetPlan, TargetSeries
 from targets.selectors import Credited, monthly_actuals_sql, open_pipeline_sql, period_totals
 from tenancy.models import Tenant
 
@@ -149,7 +149,7 @@ def plan_achievements(
     if not chosen:
         return {}
     asked = {node.product_line_id for node in chosen}  # None: the totals over all lines
-    codes = {node.pk: period_code(node.period_kind, node.period_index) for node in chosen}
+    codes = {node.pk: node.period_code for node in chosen}
     periods = {code: PERIOD_MONTHS[code] for code in set(codes.values())}
     months = _series_months(plan, chosen, asked)
     pacing = Pacing(plan.fiscal_year, tenant.fiscal_year_start_month, as_of)

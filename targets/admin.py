@@ -17,14 +17,15 @@ from collections import defaultdict
 from collections.abc import Iterable
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.admin.utils import display_for_field
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Field, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -45,8 +46,15 @@ from targets.models import (
     Target,
     TargetAdjustment,
     TargetPlan,
+    target_ids_q,
 )
-from targets.selectors import visible_commitments, visible_series, visible_targets
+from targets.selectors import (
+    get_target,
+    targets_of,
+    visible_commitments,
+    visible_series,
+    visible_targets,
+)
 from tenancy.admin import (
     ScopeSafeModelFormMetaclass,
     TenantScopedAdmin,
@@ -427,46 +435,20 @@ class TargetPlanAdmin(_MemberActions, TenantScopedAdmin):
 # --- targets ----------------------------------------------------------------------------
 
 
-class AdjustmentHistoryInline(admin.TabularInline):
-    """Every version of a node, newest first: read-only, never rewritten."""
-
-    model = TargetAdjustment
-    fk_name = "target"
-    extra = 0
-    can_delete = False
-    verbose_name = _("adjustment")
-    verbose_name_plural = _("adjustment history")
-    fields = readonly_fields = (
-        "created_at",
-        "old_value",
-        "new_value",
-        "target_version",
-        "reason",
-        "trigger",
-        "status",
-        "requested_by",
-        "approved_by",
-        "effective_from",
-        "decided_at",
-    )
-    ordering = ["-created_at", "-id"]
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
-        return TargetAdjustment.objects.select_related(
-            "requested_by__user", "approved_by__user"
-        ).order_by("-created_at", "-id")
-
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return request_membership(request) is not None or request.user.is_superuser
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+#: The columns of a target's adjustment history on its page (every version, newest first).
+HISTORY_FIELDS = (
+    "created_at",
+    "old_value",
+    "new_value",
+    "target_version",
+    "reason",
+    "trigger",
+    "status",
+    "requested_by",
+    "approved_by",
+    "effective_from",
+    "decided_at",
+)
 
 
 class AdjustForm(forms.Form):
@@ -533,7 +515,6 @@ class TargetAdmin(_MemberActions, TenantScopedAdmin):
         "updated_at",
         "achievement",
     )
-    inlines = [AdjustmentHistoryInline]
     actions = ["adjust"]
 
     def visible_queryset(self, member: Membership) -> QuerySet[Any]:
@@ -546,6 +527,13 @@ class TargetAdmin(_MemberActions, TenantScopedAdmin):
         if request_membership(request) is None:
             return [*TARGET_RELATED, "tenant"]
         return TARGET_RELATED
+
+    def get_object(self, request: HttpRequest, object_id: str, from_field: Any = None) -> Any:
+        # By series and period code (the public id split), not by the view's id.
+        try:
+            return get_target(self.get_queryset(request), object_id)
+        except NotFound:
+            return None
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # targets come from decomposing a plan
@@ -625,7 +613,27 @@ class TargetAdmin(_MemberActions, TenantScopedAdmin):
         if obj is not None:  # the readonly "achievement" field renders from this
             obj._achievement_as_of = _achievements(request, [obj])[obj.pk]
             context["subtitle"] = target_label(obj)
+            context["adjustment_history"] = self._history(obj)
         return super().render_change_form(request, context, add, change, form_url, obj)
+
+    @staticmethod
+    def _history(target: Target) -> dict[str, Any]:
+        """Every version of the target, newest first: read-only, never rewritten."""
+        rows = (
+            TargetAdjustment.objects.filter(
+                series_id=target.series_id, period_code=target.period_code
+            )
+            .select_related("requested_by__user", "approved_by__user")
+            .order_by("-created_at", "-id")
+        )
+        fields = [cast(Field, TargetAdjustment._meta.get_field(name)) for name in HISTORY_FIELDS]
+        return {
+            "headers": [field.verbose_name for field in fields],
+            "rows": [
+                [display_for_field(getattr(row, field.name), field, NONE) for field in fields]
+                for row in rows
+            ],
+        }
 
     # --- adjust ---
 
@@ -647,6 +655,9 @@ class TargetAdmin(_MemberActions, TenantScopedAdmin):
     def adjust(self, request: HttpRequest, queryset: QuerySet[Target]) -> HttpResponse | None:
         member = request_membership(request)
         assert member is not None
+        if request.POST.get("select_across") != "1":
+            # The admin filtered the view's id; the series and codes make it an index lookup.
+            queryset = queryset.filter(target_ids_q(request.POST.getlist(ACTION_CHECKBOX_NAME)))
         targets = list(queryset.select_related(*TARGET_RELATED))
         applying = "apply" in request.POST
         form = AdjustForm(
@@ -687,6 +698,14 @@ class TargetAdmin(_MemberActions, TenantScopedAdmin):
 
 
 # --- adjustments ------------------------------------------------------------------------
+
+
+def _attach_targets(adjustments: list[TargetAdjustment]) -> None:
+    """Give each adjustment its period target (``_target``), all in one query (a join
+    on the period view would expand every series)."""
+    targets = targets_of(adjustments, Target.objects.select_related(*TARGET_RELATED))
+    for adjustment in adjustments:
+        adjustment._target = targets.get(adjustment.target_id)  # type: ignore[attr-defined]
 
 
 @admin.register(TargetAdjustment)
@@ -730,14 +749,14 @@ class TargetAdjustmentAdmin(_MemberActions, TenantScopedAdmin):
         return TargetAdjustment.objects.filter(series__in=visible_series(member).values("pk"))
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
-        # The targets in one query by id (a join on the period view would expand it).
-        targets = Target.objects.select_related(*TARGET_RELATED)
-        return (
-            super()
-            .get_queryset(request)
-            .select_related(*self.list_select_related)
-            .prefetch_related(Prefetch("target", queryset=targets))
-        )
+        return super().get_queryset(request).select_related(*self.list_select_related)
+
+    def get_changelist_instance(self, request: HttpRequest) -> Any:
+        changelist = super().get_changelist_instance(request)
+        if request.method == "GET":  # the page's targets in one query by series and code
+            page = list(changelist.result_list)
+            _attach_targets(page)
+        return changelist
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -748,9 +767,13 @@ class TargetAdjustmentAdmin(_MemberActions, TenantScopedAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    @admin.display(description=_("target"), ordering="target")
+    @admin.display(description=_("target"))
     def target_link(self, adjustment: TargetAdjustment) -> str:
-        target = adjustment.target
+        if not hasattr(adjustment, "_target"):  # one adjustment's page
+            _attach_targets([adjustment])
+        target = adjustment._target  # type: ignore[attr-defined]
+        if target is None:
+            return NONE
         url = reverse("admin:targets_target_change", args=[target.pk])
         return format_html('<a href="{}">{}</a>', url, target_label(target))
 

@@ -33,8 +33,9 @@ from targets.models import (
     Target,
     TargetAdjustment,
     TargetPlan,
+    target_ids_q,
 )
-from targets.selectors import visible_commitments, visible_series, visible_targets
+from targets.selectors import get_target, visible_commitments, visible_series, visible_targets
 from tenancy import selectors as tenancy_selectors
 from tenancy.api.base import TenantViewMixin, date_param
 from tenancy.api.fields import VisiblePrimaryKeyField
@@ -373,6 +374,10 @@ class AdjustSerializer(serializers.Serializer[Any]):
 
 
 class AdjustmentSerializer(serializers.ModelSerializer[TargetAdjustment]):
+    target = serializers.IntegerField(
+        source="target_id", read_only=True, help_text=_("The period target's id.")
+    )
+
     class Meta:
         model = TargetAdjustment
         fields = [
@@ -404,6 +409,12 @@ class TargetViewSet(TenantViewMixin[Target], viewsets.ReadOnlyModelViewSet[Targe
 
     def visible_queryset(self, member: Membership) -> QuerySet[Target]:
         return visible_targets(member).select_related("plan")
+
+    def get_object(self) -> Target:
+        # By series and period code (the public id split), not by the view's id.
+        target = get_target(self.filter_queryset(self.get_queryset()), self.kwargs["pk"])
+        self.check_object_permissions(self.request, target)
+        return target
 
     @extend_schema(
         parameters=[OpenApiParameter("as_of", OpenApiTypes.DATE)], responses=OpenApiTypes.OBJECT
@@ -442,15 +453,26 @@ class TargetViewSet(TenantViewMixin[Target], viewsets.ReadOnlyModelViewSet[Targe
     def adjustments(self, request: Request, pk: str | None = None) -> Response:
         """The target's history of adjustments, newest first."""
         target = self.get_object()
-        history = TargetAdjustment.objects.filter(target=target).order_by("-created_at", "-id")
+        history = TargetAdjustment.objects.filter(
+            series_id=target.series_id, period_code=target.period_code
+        ).order_by("-created_at", "-id")
         page: Any = self.paginate_queryset(history)  # type: ignore[arg-type]
         return self.get_paginated_response(AdjustmentSerializer(page, many=True).data)
 
 
 class AdjustmentFilter(TenantFilterSet):
+    target = django_filters.NumberFilter(
+        method="filter_target", help_text=_("A target's id: its adjustments.")
+    )
+
     class Meta:
         model = TargetAdjustment
         fields = ["status", "trigger", "target"]
+
+    def filter_target(
+        self, queryset: QuerySet[TargetAdjustment], name: str, value: Decimal
+    ) -> QuerySet[TargetAdjustment]:
+        return queryset.filter(target_ids_q([value]))
 
 
 class TargetAdjustmentViewSet(

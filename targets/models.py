@@ -4,19 +4,23 @@ adjustments and achievement snapshots. The arithmetic lives in the pure modules
 
 from __future__ import annotations
 
+import operator
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
 from decimal import Decimal
+from functools import reduce
 from typing import Any
 
 from django.contrib.postgres.fields import ArrayField
 from django.core.validators import MinValueValidator
 from django.db import models
-from django.db.models import Q, lookups
-from django.db.models.expressions import Col
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from crm.models import ProductLine
-from tenancy.models import Membership, OrgUnit, TenantOwned
+from tenancy.models import Membership, OrgUnit, Tenant, TenantOwned
 
 VALUE: dict[str, Any] = {"max_digits": 18, "decimal_places": 2}
 
@@ -142,80 +146,164 @@ class TargetSeries(TenantOwned):
         return f"{self.plan_id}: {who}{line}"
 
 
-# A period target's id: its series' id × 32 + the period's code (0 the year, 1–4 the
-# quarters, 5–16 the months): stable, and decodable without a lookup table.
-PERIOD_CODES = 32
+# --- the periods of a fiscal year: the one definition ---------------------------------
+#
+# Everything that knows which periods a series has reads PERIODS: the achievement's
+# pacing, adjustments spreading a quarter over its months, the public ids and the SQL of
+# the ``targets_target`` view (``target_view_sql``), so the code and the view cannot
+# disagree about what period 7 is.
 
 
-def period_code(kind: str, index: int) -> int:
-    if kind == PeriodKind.YEAR:
-        return 0
-    if kind == PeriodKind.QUARTER:
-        return index
-    return 4 + index
+@dataclass(frozen=True)
+class PeriodOfYear:
+    """One period of a fiscal year: its code, kind and index, and the fiscal months
+    (1-12, inclusive) it spans; a quarter and the year are the sums of their months."""
+
+    code: int
+    kind: str
+    index: int
+    first_month: int
+    last_month: int
 
 
-# Period code → its first and last fiscal month.
+#: Code 0 the year, 1-4 the quarters, 5-16 the months (fiscal order).
+PERIODS: tuple[PeriodOfYear, ...] = (
+    PeriodOfYear(0, PeriodKind.YEAR.value, 0, 1, 12),
+    *(PeriodOfYear(q, PeriodKind.QUARTER.value, q, 3 * q - 2, 3 * q) for q in range(1, 5)),
+    *(PeriodOfYear(4 + m, PeriodKind.MONTH.value, m, m, m) for m in range(1, 13)),
+)
+PERIOD_BY_CODE: dict[int, PeriodOfYear] = {period.code: period for period in PERIODS}
+_CODE_OF: dict[tuple[str, int], int] = {(p.kind, p.index): p.code for p in PERIODS}
+#: Period code → its first and last fiscal month.
 PERIOD_MONTHS: dict[int, tuple[int, int]] = {
-    0: (1, 12),
-    **{q: ((q - 1) * 3 + 1, q * 3) for q in range(1, 5)},
-    **{4 + m: (m, m) for m in range(1, 13)},
+    period.code: (period.first_month, period.last_month) for period in PERIODS
 }
 
 
-def period_target_id(series_id: int, kind: str, index: int) -> int:
-    return series_id * PERIOD_CODES + period_code(kind, index)
+def period_code(kind: str, index: int) -> int:
+    """The code of a period (``("quarter", 2)`` → 2); ``ValueError`` for none."""
+    try:
+        return _CODE_OF[(str(kind), int(index))]
+    except (KeyError, ValueError, TypeError) as error:
+        raise ValueError(f"no period {kind!r} {index!r}") from error
 
 
-def _series_column(lookup: Any, compiler: Any, connection: Any) -> str | None:
-    lhs = lookup.lhs
-    if not isinstance(lhs, Col) or lhs.target.model is not Target:
-        return None
-    return f"{compiler.quote_name_unless_alias(lhs.alias)}.{connection.ops.quote_name('series_id')}"
+# --- the public id of a period target ---------------------------------------------------
+#
+# The API and the admin name a period target by one number, ``series id × 32 + code``:
+# stable across adjustments, decodable without a lookup table. It is only a name: what
+# is stored (adjustments, snapshots) is the series and the code, and a lookup by id is
+# ``target_ids_q``, which splits it and filters those two real columns.
+
+TARGET_ID_BASE = 32  # greater than every period code
+assert max(PERIOD_BY_CODE) < TARGET_ID_BASE
 
 
-class PeriodTargetIdField(models.BigIntegerField):
-    """The view's id. ``id = n`` also says ``series_id = n // 32`` so PostgreSQL finds
-    the series by its primary key instead of expanding every series of the tenant."""
+def target_public_id(series_id: int, code: int) -> int:
+    """The public id of period ``code`` of series ``series_id``."""
+    return series_id * TARGET_ID_BASE + code
 
 
-@PeriodTargetIdField.register_lookup
-class PeriodTargetIdExact(lookups.Exact):
-    def as_sql(self, compiler: Any, connection: Any) -> Any:
-        sql, params = super().as_sql(compiler, connection)
-        column = _series_column(self, compiler, connection)
-        if column is None or not isinstance(self.rhs, int):
-            return sql, params
-        return f"({sql} AND {column} = %s)", (*params, self.rhs // PERIOD_CODES)
+def split_target_id(value: object) -> tuple[int, int]:
+    """``(series id, period code)`` of a public target id (an int or its digits);
+    ``ValueError`` when it names no period."""
+    if isinstance(value, bool):
+        raise ValueError(f"not a target id: {value!r}")
+    number = int(str(value))  # "12a", "1.5", None: ValueError
+    series_id, code = divmod(number, TARGET_ID_BASE)
+    if series_id <= 0 or code not in PERIOD_BY_CODE:
+        raise ValueError(f"not a target id: {value!r}")
+    return series_id, code
 
 
-@PeriodTargetIdField.register_lookup
-class PeriodTargetIdIn(lookups.In):
-    def as_sql(self, compiler: Any, connection: Any) -> Any:
-        sql, params = super().as_sql(compiler, connection)
-        column = _series_column(self, compiler, connection)
-        values = self.rhs if self.rhs_is_direct_value() else None
-        if column is None or not values or not all(isinstance(v, int) for v in values):
-            return sql, params
-        series = sorted({v // PERIOD_CODES for v in values})
-        marks = ", ".join(["%s"] * len(series))
-        return f"({sql} AND {column} IN ({marks}))", (*params, *series)
+def target_ids_q(ids: Iterable[object]) -> Q:
+    """The period targets with these public ids, on real columns: the series' primary
+    key and the period code, so PostgreSQL finds each series by its index instead of
+    expanding every series of the tenant into periods. Ids that name no period match
+    nothing."""
+    codes: dict[int, set[int]] = defaultdict(set)
+    for value in ids:
+        try:
+            series_id, code = split_target_id(value)
+        except (ValueError, TypeError):
+            continue
+        codes[series_id].add(code)
+    if not codes:
+        return Q(pk__in=[])
+    return reduce(
+        operator.or_,
+        (Q(series_id=s, period_code__in=sorted(c)) for s, c in sorted(codes.items())),
+    )
+
+
+def target_view_sql() -> str:
+    """The ``CREATE VIEW`` of ``targets_target``, rendered from ``PERIODS``: 17 rows per
+    series (``security_invoker``: the caller's row-level security applies), each
+    quarter and the year the sum of its months, null while the months are not set.
+
+    Migrations freeze its output (a migration must not change when this code does);
+    ``tests/targets/test_storage.py`` fails when it no longer equals what the latest
+    view migration created, asking for a new one.
+    """
+
+    def month(number: int) -> str:
+        return f"s.months[{number}]"
+
+    values = ",\n        ".join(
+        f"({p.code}, '{p.kind}', {p.index}, {p.first_month}, {p.last_month})" for p in PERIODS
+    )
+    sums = "\n".join(
+        f"            WHEN {p.code} THEN "
+        + " + ".join(month(m) for m in range(p.first_month, p.last_month + 1))
+        for p in PERIODS
+    )
+    return f"""CREATE VIEW {Target._meta.db_table} WITH (security_invoker = true) AS
+SELECT s.id * {TARGET_ID_BASE} + p.code AS id,
+       s.id AS series_id,
+       p.code::smallint AS period_code,
+       s.tenant_id,
+       s.plan_id,
+       p.kind::varchar(8) AS period_kind,
+       p.idx::smallint AS period_index,
+       (f.start + make_interval(months => p.first_month - 1))::date AS period_start,
+       (f.start + make_interval(months => p.last_month) - interval '1 day')::date
+           AS period_end,
+       s.org_unit_id,
+       s.member_id,
+       s.product_line_id,
+       (CASE p.code
+{sums}
+        END)::numeric(18, 2) AS value,
+       s.version,
+       s.updated_at
+FROM {TargetSeries._meta.db_table} s
+JOIN {TargetPlan._meta.db_table} pl ON pl.id = s.plan_id
+JOIN {Tenant._meta.db_table} tn ON tn.id = s.tenant_id
+CROSS JOIN LATERAL (SELECT make_date(pl.fiscal_year, tn.fiscal_year_start_month, 1) AS start) f
+CROSS JOIN (VALUES
+        {values}
+    ) AS p(code, kind, idx, first_month, last_month)
+"""
 
 
 class Target(TenantOwned):
     """One node: plan × period × assignee (unit or member) × optional product line.
 
-    A read-only view over ``TargetSeries`` (migration ``targets/0002``): the fiscal year
-    (index 0), its quarters (1–4) and months (1–12, fiscal order) of every series, each
-    quarter and year the sum of its months. ``value`` null = not set; 0 = not
-    applicable (no attainment). Changes go through ``targets.services``.
+    A read-only view over ``TargetSeries`` (``target_view_sql``): the fiscal year, its
+    quarters and months (``PERIODS``) of every series, each quarter and year the sum of
+    its months. ``value`` null = not set; 0 = not applicable (no attainment). Changes go
+    through ``targets.services``.
+
+    ``id`` is the public id (``target_public_id``); look targets up by it with
+    ``target_ids_q``, which filters the real columns ``series`` and ``period_code``.
     """
 
-    id = PeriodTargetIdField(primary_key=True)
+    id = models.BigIntegerField(primary_key=True)
     tenant = models.ForeignKey(
         "tenancy.Tenant", on_delete=models.DO_NOTHING, related_name="+", editable=False
     )
     series = _fk(TargetSeries, "periods", null=False, on_delete=models.DO_NOTHING)
+    period_code = models.PositiveSmallIntegerField(_("period code"), editable=False)
     plan = _fk(TargetPlan, "targets", null=False, on_delete=models.DO_NOTHING)
     period_kind = models.CharField(_("period"), max_length=8, choices=PeriodKind.choices)
     period_index = models.PositiveSmallIntegerField(_("period index"))
@@ -234,6 +322,15 @@ class Target(TenantOwned):
         verbose_name = _("target")
         verbose_name_plural = _("targets")
         ordering = ["plan", "period_kind", "period_index"]
+
+    def refresh_from_db(
+        self, using: Any = None, fields: Any = None, from_queryset: Any = None
+    ) -> None:
+        # Django re-reads by ``pk``, which the view can only compute row by row: name
+        # the series and period too, so the re-read is an index lookup.
+        queryset = type(self)._base_manager.all() if from_queryset is None else from_queryset
+        queryset = queryset.filter(series_id=self.series_id, period_code=self.period_code)
+        super().refresh_from_db(using=using, fields=fields, from_queryset=queryset)
 
     @property
     def period_label(self) -> str:
@@ -292,24 +389,37 @@ class AdjustmentStatus(models.TextChoices):
     REJECTED = "rejected", _("Rejected")
 
 
-def _period_target_fks(related: str) -> tuple[Any, Any]:
-    """A row about one period target: the target (a view row, so no database foreign
-    key) and its series, which carries the integrity and the cascade."""
-    target = models.ForeignKey(
-        Target,
-        on_delete=models.DO_NOTHING,
-        related_name=related,
-        db_constraint=False,
-        db_index=False,
-        verbose_name=_("target"),
+def _period_target_fields(related: str) -> tuple[Any, Any]:
+    """A row about one period target: its series (the integrity and the cascade) and
+    the period's code, two real columns (the view has no key to point at)."""
+    series = _fk(TargetSeries, related, null=False, on_delete=models.CASCADE)
+    code = models.PositiveSmallIntegerField(_("period code"), editable=False)
+    return series, code
+
+
+def _period_code_check(name: str) -> models.CheckConstraint:
+    return models.CheckConstraint(
+        condition=Q(period_code__gte=min(PERIOD_BY_CODE)) & Q(period_code__lte=max(PERIOD_BY_CODE)),
+        name=name,
     )
-    return target, _fk(TargetSeries, related, null=False, on_delete=models.CASCADE)
 
 
-class TargetAdjustment(TenantOwned):
+class PeriodTargetRow:
+    """Mixin of the rows about one period target (adjustments, snapshots)."""
+
+    series_id: int
+    period_code: int
+
+    @property
+    def target_id(self) -> int:
+        """The period target's public id."""
+        return target_public_id(self.series_id, self.period_code)
+
+
+class TargetAdjustment(PeriodTargetRow, TenantOwned):
     """A new version of a published target: never rewritten, only appended."""
 
-    target, series = _period_target_fks("adjustments")
+    series, period_code = _period_target_fields("adjustments")
     old_value = models.DecimalField(_("old value"), null=True, blank=True, **VALUE)
     new_value = models.DecimalField(
         _("new value"), validators=[MinValueValidator(Decimal("0"))], **VALUE
@@ -335,9 +445,12 @@ class TargetAdjustment(TenantOwned):
         ordering = ["-created_at"]
         constraints = [
             models.UniqueConstraint(fields=["tenant", "id"], name="adjustment_tenant_id_uniq"),
+            _period_code_check("adjustment_period_code_valid"),
         ]
         indexes = [
-            models.Index(fields=["tenant", "target", "created_at"], name="adjustment_target"),
+            models.Index(
+                fields=["tenant", "series", "period_code", "created_at"], name="adjustment_target"
+            ),
             models.Index(fields=["tenant", "status"], name="adjustment_status"),
         ]
 
@@ -379,10 +492,10 @@ class Commitment(TenantOwned):
         return f"{self.plan_id} {self.period_kind} {self.period_index}: {self.value}"
 
 
-class AchievementSnapshot(TenantOwned):
+class AchievementSnapshot(PeriodTargetRow, TenantOwned):
     """A target's achievement as of a date, filled by the nightly job (SPEC section 7)."""
 
-    target, series = _period_target_fks("snapshots")
+    series, period_code = _period_target_fields("snapshots")
     as_of = models.DateField(_("as of"))
     actual = models.DecimalField(_("actual"), **VALUE)
     attainment = models.DecimalField(
@@ -401,8 +514,11 @@ class AchievementSnapshot(TenantOwned):
         verbose_name = _("achievement snapshot")
         verbose_name_plural = _("achievement snapshots")
         constraints = [
-            models.UniqueConstraint(fields=["tenant", "target", "as_of"], name="snapshot_uniq"),
+            models.UniqueConstraint(
+                fields=["tenant", "series", "period_code", "as_of"], name="snapshot_uniq"
+            ),
             models.UniqueConstraint(fields=["tenant", "id"], name="snapshot_tenant_id_uniq"),
+            _period_code_check("snapshot_period_code_valid"),
             models.CheckConstraint(
                 condition=Q(attainment__isnull=True) | Q(attainment__gte=0),
                 name="snapshot_attainment_gte_0",

@@ -20,8 +20,9 @@ from django.db.models import Q, QuerySet
 
 from targets import calendar
 from targets.metrics import get_metric
-from targets.models import Commitment, Target, TargetSeries
+from targets.models import Commitment, PeriodTargetRow, Target, TargetSeries, target_ids_q
 from tenancy import selectors as tenancy_selectors
+from tenancy.errors import NotFound
 from tenancy.models import Membership, OrgUnit, Role, Tenant
 
 Key = tuple[str, int]  # ("member", id) or ("unit", id)
@@ -286,6 +287,29 @@ def visible_targets(member: Membership) -> QuerySet[Target]:
     """A rep sees their own targets; a manager those of their subtree (members and
     units); an admin every target."""
     return _visible(Target, member)
+
+
+def get_target(queryset: QuerySet[Target], public_id: object) -> Target:
+    """The target with this public id from ``queryset`` (e.g. ``visible_targets``),
+    looked up by its series and period code; ``NotFound`` when it is not there or the
+    id names no period."""
+    target = queryset.filter(target_ids_q([public_id])).first()
+    if target is None:
+        raise NotFound()
+    return target
+
+
+def get_visible_target(member: Membership, public_id: object) -> Target:
+    return get_target(visible_targets(member).select_related("plan"), public_id)
+
+
+def targets_of(rows: Iterable[PeriodTargetRow], queryset: QuerySet[Target]) -> dict[int, Target]:
+    """The period targets the rows (adjustments, snapshots) are about, by public id, in
+    one query by series and period code."""
+    ids = {row.target_id for row in rows}
+    if not ids:
+        return {}
+    return {target.pk: target for target in queryset.filter(target_ids_q(ids))}
 
 
 def visible_series(member: Membership) -> QuerySet[TargetSeries]:

@@ -28,10 +28,10 @@ from targets.models import (
     TargetAdjustment,
     TargetPlan,
     TargetSeries,
-    period_code,
 )
 from targets.selectors import CreditIndex, Key, monthly_actuals, unit_paths
 from tenancy import selectors as tenancy_selectors
+from tenancy.dates import tenant_today
 from tenancy.errors import Conflict, Forbidden, NotFound
 from tenancy.models import Membership, OrgUnit, OrgUnitManager, Role, Tenant
 
@@ -551,7 +551,7 @@ def _apply_value(series: TargetSeries, target: Target, new_value: Decimal, on: d
         months[target.period_index - 1] = new_value
     else:
         ends = [m.end for m in calendar.months(plan.fiscal_year, tenant.fiscal_year_start_month)]
-        first, last = PERIOD_MONTHS[period_code(target.period_kind, target.period_index)]
+        first, last = PERIOD_MONTHS[target.period_code]
         covered = range(first, last + 1)
         open_months = [index for index in covered if ends[index - 1] >= on]
         if not open_months:
@@ -577,11 +577,12 @@ def _apply_value(series: TargetSeries, target: Target, new_value: Decimal, on: d
     )
 
 
-def _lock(target: Target) -> tuple[TargetSeries, Target]:
-    """Lock the target's series (every period of one assignee and line changes together)
-    and re-read the target under the lock."""
-    series = TargetSeries.objects.select_for_update().get(pk=target.series_id)
-    return series, Target.objects.select_related("plan").get(pk=target.pk)
+def _lock(series_id: int, code: int) -> tuple[TargetSeries, Target]:
+    """Lock the series (every period of one assignee and line changes together) and
+    read its period ``code`` under the lock."""
+    series = TargetSeries.objects.select_for_update().get(pk=series_id)
+    target = Target.objects.select_related("plan").get(series_id=series_id, period_code=code)
+    return series, target
 
 
 def target_adjust(
@@ -605,7 +606,7 @@ def target_adjust(
     if new_value < 0:
         raise ValidationError({"new_value": _("A target cannot be negative.")})
     with transaction.atomic():
-        series, locked = _lock(target)
+        series, locked = _lock(target.series_id, target.period_code)
         if not _can_steer(member, locked):
             raise NotFound()
         if locked.plan.status == PlanStatus.DRAFT:
@@ -618,15 +619,15 @@ def target_adjust(
             raise ValidationError({"new_value": _("Must be a multiple of %s.") % quantum})
         adjustment = TargetAdjustment.objects.create(
             tenant_id=locked.tenant_id,
-            target=locked,
             series=series,
+            period_code=locked.period_code,
             old_value=locked.value,
             new_value=new_value,
             target_version=locked.version,
             reason=reason.strip(),
             trigger=trigger,
             requested_by=member,
-            effective_from=effective_from or timezone.localdate(),
+            effective_from=effective_from or tenant_today(tenant),
         )
         if locked.plan.status == PlanStatus.PUBLISHED:
             _apply_value(series, locked, new_value, adjustment.effective_from)
@@ -649,7 +650,7 @@ def adjustment_decide(
         )
         if locked.status != AdjustmentStatus.REQUESTED:
             raise Conflict(_("This adjustment has been decided already."))
-        series, target = _lock(Target(pk=locked.target_id, series_id=locked.series_id))
+        series, target = _lock(locked.series_id, locked.period_code)
         if not _is_above(member, target, locked.requested_by):
             raise ValidationError(
                 _("An adjustment is approved by a manager above the requester or an admin.")

@@ -13,7 +13,6 @@ import django.contrib.postgres.fields
 import django.db.models.deletion
 from django.db import migrations, models
 
-import targets.models
 import tenancy.rls
 
 # The period codes: 0 the year, 1–4 the quarters, 5–16 the months (targets.models).
@@ -310,7 +309,7 @@ class Migration(migrations.Migration):
                 migrations.AlterField(
                     model_name="target",
                     name="id",
-                    field=targets.models.PeriodTargetIdField(primary_key=True, serialize=False),
+                    field=models.BigIntegerField(primary_key=True, serialize=False),
                 ),
                 migrations.AddField(
                     model_name="target",

@@ -297,7 +297,11 @@ def test_two_managers_adjusting_one_node_at_once_lose_no_update(
         thread.join()
     assert sorted(r.status_code for r in results) == [201, 201]
     with tenant_scope(tree_a.tenant):
-        history = list(TargetAdjustment.objects.filter(target=month).order_by("created_at", "id"))
+        history = list(
+            TargetAdjustment.objects.filter(
+                series_id=month.series_id, period_code=month.period_code
+            ).order_by("created_at", "id")
+        )
         final = Target.objects.get(pk=month.pk)
     assert len(history) == 2
     # The second saw the first's value as its old value: nothing was lost.

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from crm.models import Opportunity
-from targets.models import AchievementSnapshot, Target
+from targets.models import AchievementSnapshot, Target, period_code
 from targets.tasks import snapshot_tenant_achievements
 from tenancy.models import JobRun
 from tenancy.scope import tenant_scope
@@ -32,9 +32,9 @@ def test_snapshots_cover_every_current_node_and_a_rerun_rewrites_them(tree_a: Te
     with tenant_scope(tree_a.tenant):
         assert AchievementSnapshot.objects.count() == current == 7 * 3
         rep_year = AchievementSnapshot.objects.get(
-            target__member=tree_a.members["rep"],
-            target__period_kind="year",
-            target__product_line=None,
+            series__member=tree_a.members["rep"],
+            series__product_line=None,
+            period_code=period_code("year", 0),
         )
         assert rep_year.actual == Decimal("120000.00")
         assert rep_year.attainment == Decimal("0.4000")  # 120,000 of 300,000

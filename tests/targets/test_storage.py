@@ -1,17 +1,32 @@
 """How targets are stored: one series (twelve months) per plan × assignee × product line,
-the period targets a view over them (migration ``targets/0002``)."""
+the period targets a view over them rendered from ``targets.models.PERIODS`` (migrations
+``targets/0002`` and ``0004``)."""
 
 from __future__ import annotations
 
 import re
 from datetime import date
 from decimal import Decimal
+from importlib import import_module
+from pathlib import Path
 from typing import Any
 
 import pytest
 from django.db import IntegrityError, connection, transaction
 
-from targets.models import PERIOD_CODES, Target, TargetSeries, period_target_id
+import targets.migrations as targets_migrations
+from targets import calendar
+from targets.models import (
+    PERIOD_BY_CODE,
+    PERIODS,
+    TARGET_ID_BASE,
+    Target,
+    TargetSeries,
+    split_target_id,
+    target_ids_q,
+    target_public_id,
+    target_view_sql,
+)
 from targets.services import target_adjust
 from tenancy.scope import platform_scope, tenant_scope
 from tests import records
@@ -33,7 +48,8 @@ def test_each_series_reads_as_a_year_four_quarters_and_twelve_months(tree_a: Ten
         series = TargetSeries.objects.filter(plan=plan).first()
         assert series is not None and series.months is not None
         periods = list(Target.objects.filter(series=series).order_by("pk"))
-    assert [t.pk for t in periods] == [series.pk * PERIOD_CODES + code for code in range(17)]
+    assert [t.pk for t in periods] == [series.pk * TARGET_ID_BASE + code for code in range(17)]
+    assert [t.period_code for t in periods] == sorted(PERIOD_BY_CODE)
     assert [(t.period_kind, t.period_index) for t in periods[:6]] == [
         ("year", 0),
         ("quarter", 1),
@@ -55,26 +71,49 @@ def test_each_series_reads_as_a_year_four_quarters_and_twelve_months(tree_a: Ten
     assert all(t.member_id == series.member_id for t in periods)
 
 
-def test_a_target_is_found_by_id_through_its_series_primary_key(tree_a: TenantTree) -> None:
-    """``pk = n`` also filters ``series_id = n // 32``: an index lookup, not a scan of
-    every series of the tenant expanded into periods."""
+def _plan_of(sql: str, params: Any) -> str:
+    # On a handful of rows a sequential scan is cheapest: forbid it to see whether the
+    # primary key can serve at all (the view's computed id alone could not use it).
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("EXPLAIN " + sql, params)
+        return "\n".join(row[0] for row in cursor.fetchall())
+
+
+def test_a_target_is_found_by_its_public_id_through_its_series_primary_key(
+    tree_a: TenantTree,
+) -> None:
+    """The public id is split into the series and the period code, two real columns:
+    PostgreSQL finds the series by its primary key instead of expanding every series
+    of the tenant into periods."""
     with tenant_scope(tree_a.tenant):
         target = records.rep_target(tree_a, kind="quarter", index=2)
-        one = Target.objects.filter(pk=target.pk)
-        many = Target.objects.filter(pk__in=[target.pk, target.pk + 1])
-        assert f'"series_id" = {target.series_id}' in str(one.query)
-        assert f'"series_id" IN ({target.series_id})' in str(many.query)
+        assert target.pk == target_public_id(target.series_id, target.period_code)
+        assert (
+            split_target_id(target.pk)
+            == split_target_id(str(target.pk))
+            == (
+                target.series_id,
+                2,
+            )
+        )
+        one = Target.objects.filter(target_ids_q([target.pk]))
+        # An id of a code no period has (31) and junk match nothing.
+        ids = [target.pk, target.pk + 1, target.series_id * TARGET_ID_BASE + 31, "x", None]
+        many = Target.objects.filter(target_ids_q(ids))
         assert list(one) == [target]
         assert {t.pk for t in many} == {target.pk, target.pk + 1}
-        assert target.pk == period_target_id(target.series_id, "quarter", 2)
-        sql, params = one.query.sql_with_params()
-        # On a handful of rows a sequential scan is cheapest: forbid it to see whether the
-        # primary key can serve at all (without the series filter it could not).
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute("SET LOCAL enable_seqscan = off")
-            cursor.execute("EXPLAIN " + sql, params)
-            plan = "\n".join(row[0] for row in cursor.fetchall())
-    assert re.search(rf"Index Cond: .*\bid = {target.series_id}\)", plan), plan
+        assert not Target.objects.filter(target_ids_q(["x", -5, 31, True])).exists()
+        plans = [_plan_of(*query.query.sql_with_params()) for query in (one, many)]
+    for plan in plans:
+        assert re.search(rf"Index Cond: .*\bid = {target.series_id}\b", plan), plan
+        assert "Seq Scan on targets_targetseries" not in plan, plan
+
+
+@pytest.mark.parametrize("bad", ["0", "31", "-32", "abc", "1.5", "", True])
+def test_an_id_naming_no_period_is_refused(bad: object) -> None:
+    with pytest.raises(ValueError):
+        split_target_id(bad)
 
 
 def test_the_view_shows_only_the_scoped_tenants_targets(
@@ -134,3 +173,59 @@ def test_adjusting_a_quarter_moves_its_open_months_and_the_year_with_it(
     assert quarter.value == sum(after.months[9:12])
     assert year.value == sum(after.months)
     assert quarter.version == year.version == after.version == 2
+
+
+# --- the view is rendered from PERIODS ---------------------------------------------------
+
+
+def _latest_view_migration() -> tuple[str, str]:
+    """The name and frozen ``VIEW_SQL`` of the latest targets migration that has one."""
+    folder = Path(targets_migrations.__file__).parent
+    for path in sorted(folder.glob("[0-9]*.py"), reverse=True):
+        module = import_module(f"targets.migrations.{path.stem}")
+        if hasattr(module, "VIEW_SQL"):
+            return path.stem, str(module.VIEW_SQL)
+    raise AssertionError("no migration creates the view from target_view_sql()")
+
+
+def test_the_latest_view_migration_froze_what_target_view_sql_renders() -> None:
+    """Migrations keep the SQL they were written with; when ``PERIODS`` (or a table
+    name) changes, this fails until a new migration recreates the view."""
+    name, frozen = _latest_view_migration()
+    assert frozen.strip() == target_view_sql().strip(), (
+        f"target_view_sql() no longer renders what {name} created: write a migration that "
+        "drops targets_target and creates it from the new output (frozen, like 0004)"
+    )
+
+
+def test_the_database_has_the_view_target_view_sql_renders(db: None) -> None:
+    rendered = target_view_sql().replace(
+        "CREATE VIEW targets_target", "CREATE TEMPORARY VIEW rendered_targets", 1
+    )
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(rendered)
+        cursor.execute(
+            "SELECT pg_get_viewdef('targets_target'::regclass), "
+            "pg_get_viewdef('rendered_targets'::regclass)"
+        )
+        live, expected = cursor.fetchone()
+        transaction.set_rollback(True)
+    assert live == expected
+
+
+def test_every_period_row_is_what_periods_says(tree_a: TenantTree) -> None:
+    with tenant_scope(tree_a.tenant):
+        plan = records.published_plan(tree_a)
+        series = TargetSeries.objects.filter(plan=plan, months__isnull=False).first()
+        assert series is not None and series.months is not None
+        rows = list(Target.objects.filter(series=series))
+        start_month = tree_a.tenant.fiscal_year_start_month
+    fiscal_months = calendar.months(plan.fiscal_year, start_month)
+    assert sorted(t.period_code for t in rows) == [p.code for p in PERIODS]
+    for row in rows:
+        period = PERIOD_BY_CODE[row.period_code]
+        assert row.pk == target_public_id(series.pk, period.code)
+        assert (row.period_kind, row.period_index) == (period.kind, period.index)
+        assert row.period_start == fiscal_months[period.first_month - 1].start
+        assert row.period_end == fiscal_months[period.last_month - 1].end
+        assert row.value == sum(series.months[period.first_month - 1 : period.last_month])
