@@ -171,7 +171,11 @@ def round_half_up(value: Number, quantum: Number) -> Decimal:
     """``value`` rounded half-up to a multiple of ``quantum`` (e.g. 0.01 or 1).
 
     The one rounding rule for money in SPEC section 4 (headroom, ramped
-    shares): 0.005 -> 0.01 at a quantum of 0.01.
+    shares): 0.005 -> 0.01 at a quantum of 0.01. It is
+    ``tenancy.money.round_money``'s rule (``ROUND_HALF_UP``) on a quantum
+    instead of a currency, because this module is pure and also rounds
+    counts (quantum 1); with the currency's minor unit as quantum the two
+    agree (``tests/targets/test_allocation.py`` checks it).
     """
     quantum_value = _quantum(quantum)
     number = _to_decimal(value, "value")
@@ -569,6 +573,10 @@ def ramped_org_split(
         with localcontext() as context:
             context.prec = _PRECISION
             ramped = {child: base[child] * factors[child] for child in base}
+        if all(value == 0 for value in ramped.values()) and any(factors.values()):
+            # The only children with weight cannot work and those who can have no
+            # weight: capacity alone decides (SPEC section 4: never 0 for missing data).
+            ramped = dict(factors)
         if total_value != 0 and all(value == 0 for value in ramped.values()):
             raise ValueError("no child has capacity: every ramped weight is zero")
         return allocate(total_value, ramped, quantum_value), _ZERO

@@ -34,15 +34,15 @@ from targets.selectors import CreditIndex, Key, monthly_actuals, unit_paths
 from tenancy import selectors as tenancy_selectors
 from tenancy.errors import Conflict, Forbidden, NotFound
 from tenancy.models import Membership, OrgUnit, OrgUnitManager, Role, Tenant
-
-ZERO_DECIMAL_CURRENCIES = {"JPY", "KRW", "VND", "CLP", "ISK", "HUF", "TWD"}
+from tenancy.money import minor_unit
 
 
 def quantum_for(tenant: Tenant, metric_key: str) -> Decimal:
-    """The currency's minor unit for amounts, 1 for counts (SPEC section 4)."""
+    """The currency's minor unit for amounts (``tenancy.money.minor_unit``, the one rule
+    that ``round_money`` uses), 1 for counts (SPEC section 4)."""
     if not get_metric(metric_key).is_amount:
         return Decimal(1)
-    return Decimal(1) if tenant.currency in ZERO_DECIMAL_CURRENCIES else Decimal("0.01")
+    return minor_unit(tenant.currency)
 
 
 # --- plans ----------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from targets.allocation import (
     with_headroom,
 )
 from targets.calendar import Period, months
+from tenancy.money import minor_unit, round_money
 
 D = Decimal
 
@@ -521,3 +522,13 @@ def test_ramped_org_split_accounts_for_every_quantum(
     assert sum(parts.values()) + unassigned == total
     assert unassigned >= 0
     assert all(part >= 0 and part % quantum == 0 for part in parts.values())
+
+
+@given(
+    value=st.decimals(min_value=-(10**9), max_value=10**9, places=4, allow_nan=False),
+    currency=st.sampled_from(["CNY", "USD", "JPY", "KWD"]),
+)
+def test_round_half_up_agrees_with_the_money_helper_on_the_minor_unit(
+    value: Decimal, currency: str
+) -> None:
+    assert round_half_up(value, minor_unit(currency)) == round_money(value, currency)
