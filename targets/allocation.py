@@ -45,6 +45,8 @@ __all__ = [
     "ramped_org_split",
     "ramped_time_weights",
     "round_half_up",
+    "seasonal_weights",
+    "fill_history",
     "split_year",
     "tenure_month",
     "time_weights",
@@ -229,6 +231,77 @@ def time_weights(
             raise ValueError("the manual time split needs 12 manual weights")
         return _twelve(manual, "manual")
     raise ValueError(f"time split method must be equal, seasonal or manual, got {method!r}")
+
+
+MIN_HISTORY_MONTHS = 3
+"""SPEC section 4: with fewer months of history than this the seasonal split is equal."""
+
+
+def seasonal_weights(actuals12: Sequence[Number | None], blend: Number = 1) -> list[Decimal]:
+    """Twelve seasonal time weights from a window of monthly actuals (SPEC section 4).
+
+    ``actuals12`` are the tenant's actuals of the last 12 complete calendar months, each
+    on its fiscal month; ``None`` marks a month before the tenant's first recorded row
+    (no history). A month with history keeps its actual as weight, a real 0 included; a
+    negative actual (net reversals) counts as 0; a month without history takes the mean
+    weight of those with history. With fewer than :data:`MIN_HISTORY_MONTHS` months of
+    history, or nothing but zeros, the split is equal. ``blend`` β in [0, 1] mixes the
+    shares with equal ones: β·seasonal + (1 − β)·equal.
+
+    Exact: the weights are the shares multiplied by a positive constant (the mean is
+    not divided out: known months are scaled by their number instead), so no rounding
+    happens before :func:`split_year`.
+    """
+    if isinstance(actuals12, str | bytes) or len(actuals12) != 12:
+        raise ValueError(f"history needs 12 monthly values, got {len(actuals12)}")
+    beta = _to_decimal(blend, "seasonal_blend")
+    if not 0 <= beta <= 1:
+        raise ValueError(f"seasonal_blend must be between 0 and 1, got {beta}")
+    known = [
+        None if value is None else max(_to_decimal(value, f"history[{index}]"), _ZERO)
+        for index, value in enumerate(actuals12)
+    ]
+    with_history = [value for value in known if value is not None]
+    total = sum(with_history, _ZERO)
+    if len(with_history) < MIN_HISTORY_MONTHS or total == 0:
+        return [_ONE] * 12
+    with localcontext() as context:
+        context.prec = _PRECISION
+        count = Decimal(len(with_history))
+        # Known months × their count, missing months the sum: the mean, scaled alike.
+        seasonal = [total if value is None else value * count for value in known]
+        scaled_total = sum(seasonal, _ZERO)
+        if beta == 1:
+            return seasonal
+        # β·w_i/S + (1 − β)/12, multiplied by 12·S.
+        return [beta * 12 * weight + (1 - beta) * scaled_total for weight in seasonal]
+
+
+def fill_history(
+    history: Mapping[K, Number], complete: Sequence[K] | set[K]
+) -> dict[K, Decimal] | None:
+    """The history weights of a node's children for the ``history`` org split (SPEC
+    section 4): a child with a complete history (a member active for all 12 months of
+    the window, a unit with at least one such member) keeps its actual (negative → 0);
+    the others take the mean of those. None when no child has a complete history: the
+    split is then equal. Exact: values are scaled by the number of complete children
+    rather than dividing for the mean."""
+    complete_set = set(complete)
+    values = {
+        child: max(_to_decimal(value, f"history of {child!r}"), _ZERO)
+        for child, value in history.items()
+    }
+    full = [values[child] for child in values if child in complete_set]
+    if not full:
+        return None
+    total = sum(full, _ZERO)
+    count = Decimal(len(full))
+    with localcontext() as context:
+        context.prec = _PRECISION
+        return {
+            child: value * count if child in complete_set else total
+            for child, value in values.items()
+        }
 
 
 def split_year(annual: Number, weights12: Sequence[Number], quantum: Number) -> list[Decimal]:

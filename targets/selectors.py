@@ -98,6 +98,46 @@ def monthly_actuals_sql(
     }
 
 
+def window_actuals_sql(tenant: Tenant, metric_key: str, start: date, end: date) -> Query:
+    """The metric's credited values from ``start`` to ``end`` (inclusive) per member,
+    unit, product line and *fiscal* month of the row's date (1 = the fiscal year's first
+    month, whatever the calendar year): the decomposition's history window (SPEC
+    section 4, the last 12 complete calendar months, each on its fiscal month)."""
+    metric = get_metric(metric_key)
+    sql = f"""
+        SELECT r.member_id, r.unit_id, r.product_line_id,
+               ((EXTRACT(MONTH FROM r.day)::int - %(start_month)s + 12) %% 12) + 1 AS month,
+               SUM(r.value), 0
+        FROM ({metric.sql}) r
+        WHERE r.day BETWEEN %(start)s AND %(end)s
+        GROUP BY 1, 2, 3, 4
+    """
+    return sql, {
+        "tenant": tenant.pk,
+        "tz": tenant.time_zone,
+        "start_month": tenant.fiscal_year_start_month,
+        "start": start,
+        "end": end,
+    }
+
+
+def window_actuals(tenant: Tenant, metric_key: str, start: date, end: date) -> list[Bucket]:
+    return _buckets(window_actuals_sql(tenant, metric_key, start, end))
+
+
+def first_recorded_day(tenant: Tenant, metric_key: str) -> date | None:
+    """The date of the tenant's first recorded row of the metric (None: none yet); months
+    before it have no history (SPEC section 4 ``seasonal``)."""
+    metric = get_metric(metric_key)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT MIN(r.day) FROM ({metric.sql}) r",
+            {"tenant": tenant.pk, "tz": tenant.time_zone},
+        )
+        row = cursor.fetchone()
+    return None if row is None else row[0]
+
+
 def open_pipeline_sql(
     tenant: Tenant, fiscal_year: int, after: date, only: Credited | None = None
 ) -> Query:

@@ -109,7 +109,11 @@ def test_twelve_million_split_by_history_and_seasonality_with_a_ramping_new_hire
             ramp=True,
             preserve_total=False,
         )
-        result = plan_decompose(member=april.members["admin"], plan=plan, settings=settings)
+        # Decomposed on 2026-03-15: the window is March 2025 … February 2026, and the
+        # tenant's first row is April 2025, so March (fiscal month 12) has no history.
+        result = plan_decompose(
+            member=april.members["admin"], plan=plan, settings=settings, as_of=date(2026, 3, 15)
+        )
         a, b, c = (april.members[n] for n in "abc")
         year = PeriodKind.YEAR
         # Regions by last year's shares: R1 400k of 1,000k, R2 600k.
@@ -123,17 +127,22 @@ def test_twelve_million_split_by_history_and_seasonality_with_a_ramping_new_hire
         assert _value(plan, b, year, 0) == D("1600000.00")
         assert _value(plan, d, year, 0) == D("893333.33")
         assert result.unassigned == D("706666.67")
-        # Seasonal months: 30 % April, 10 % May, 60 % December.
+        # Seasonal months: 11 months with history (April 300k, May 100k, December 600k,
+        # the others a real 0); March takes their mean 1,000k / 11. Shares of 12/11 ×
+        # 1,000k: April 27.5 %, May 9.17 %, December 55 %, March 8.33 %.
         month = PeriodKind.MONTH
-        assert [_value(plan, april.units["co"], month, i) for i in (1, 2, 9)] == [
-            D("3600000.00"),
-            D("1200000.00"),
-            D("7200000.00"),
+        assert [_value(plan, april.units["co"], month, i) for i in (1, 2, 9, 12)] == [
+            D("3300000.00"),
+            D("1100000.00"),
+            D("6600000.00"),
+            D("1000000.00"),
         ]
-        assert _value(plan, april.units["co"], month, 5) == D("0.00")
-        assert _value(plan, april.units["co"], PeriodKind.QUARTER, 1) == D("4800000.00")
-        # d works only from June: April and May weights vanish, December carries it all.
-        assert _value(plan, d, month, 9) == D("893333.33")
+        assert _value(plan, april.units["co"], month, 5) == D("0.00")  # August: a real 0
+        assert _value(plan, april.units["co"], PeriodKind.QUARTER, 1) == D("4400000.00")
+        # d works only from June: April and May weights vanish; December (600k × 1) and
+        # March (1,000k/11 × 1) carry it, 6.6 : 1 → 893,333.33 × 6.6/7.6 = 775,789.47.
+        assert _value(plan, d, month, 9) == D("775789.47")
+        assert _value(plan, d, month, 12) == D("117543.86")
         assert _value(plan, d, month, 1) == D("0.00")
         # Every assignee's months add up to their year.
         for target in Target.objects.filter(plan=plan, period_kind=year):
@@ -411,3 +420,81 @@ def test_a_few_nodes_aggregate_only_their_own_rows_and_get_the_same_figures(
         n for n in nodes if n.org_unit_id == tree_a.units["north"].pk and n.period_kind == "year"
     )
     assert whole[north.pk].actual == D("360000.00")  # rep's two wins and rep2's one
+
+
+def test_seasonal_weights_when_the_tenants_data_starts_in_month_seven_of_the_window(
+    april: TenantTree,
+) -> None:
+    with tenant_scope(april.tenant):
+        # Decomposed on 2026-12-02: the window is December 2025 … November 2026, on
+        # fiscal months April (1) … March (12). The first row is in June 2026 (month 7 of
+        # the window): December 2025 … May 2026 have no history.
+        a = april.members["a"]
+        for amount, day in (
+            ("100.00", date(2026, 6, 10)),  # fiscal month 3
+            ("200.00", date(2026, 7, 10)),  # 4
+            ("300.00", date(2026, 9, 10)),  # 6; August (5) is a real 0
+            ("400.00", date(2026, 10, 10)),  # 7
+            ("0.00", date(2026, 11, 10)),  # 8: a deal of nothing, still a 0
+        ):
+            _won(april, a, amount, day)
+        plan = _plan(april, "12000.00")
+        settings = DecomposeSettings(time_method="seasonal")
+        plan_decompose(
+            member=april.members["admin"], plan=plan, settings=settings, as_of=date(2026, 12, 2)
+        )
+        co = april.units["co"]
+        months = [_value(plan, co, PeriodKind.MONTH, i) for i in range(1, 13)]
+        # 6 months with history (June … November), sum 1,000, mean 166.67: the
+        # months without history weigh 166.67 each (shares of 2,000): 1,000 each;
+        # June 600, July 1,200, August 0, September 1,800, October 2,400, November 0.
+        assert months == [
+            D("1000.00"),  # April 2026: before June, no history
+            D("1000.00"),  # May 2026
+            D("600.00"),
+            D("1200.00"),
+            D("0.00"),
+            D("1800.00"),
+            D("2400.00"),
+            D("0.00"),
+            D("1000.00"),  # December 2025
+            D("1000.00"),
+            D("1000.00"),
+            D("1000.00"),  # March 2026
+        ]
+        # β = 0.5 halves the seasonality: 0.5 × share + 0.5 / 12.
+        settings = DecomposeSettings(time_method="seasonal", seasonal_blend=D("0.5"))
+        plan_decompose(
+            member=april.members["admin"], plan=plan, settings=settings, as_of=date(2026, 12, 2)
+        )
+        assert _value(plan, co, PeriodKind.MONTH, 4) == D("1100.00")
+        assert _value(plan, co, PeriodKind.MONTH, 5) == D("500.00")
+
+
+def test_a_member_who_joined_three_months_ago_gets_the_mean_of_their_siblings(
+    april: TenantTree,
+) -> None:
+    with tenant_scope(april.tenant):
+        _history(april)  # a 300,000 (April 2025), b 100,000 (May), c 600,000 (December)
+        e = membership_create(
+            tenant=april.tenant,
+            username="april-e",
+            org_unit=april.units["t1"],
+            start_date=date(2025, 12, 10),
+        )
+        plan = _plan(april, "1200000.00")
+        settings = DecomposeSettings(org_method="history", preserve_total=False)
+        plan_decompose(
+            member=april.members["admin"], plan=plan, settings=settings, as_of=date(2026, 3, 15)
+        )
+        year = PeriodKind.YEAR
+        # Regions by history: R1 400k, R2 600k → 480,000 and 720,000; T1 480,000.
+        assert _value(plan, april.units["r1"], year, 0) == D("480000.00")
+        # e has no whole year: the mean of a and b, 200,000 → 300 : 100 : 200 →
+        # 240,000, 80,000, 160,000 before ramp-up. e's tenure month 5 is April 2026:
+        # factors 0.6, 0.6, then 1 × 10 → mean 11.2 / 12 → 160,000 × 11.2/12 = 149,333.33.
+        assert _value(plan, april.members["a"], year, 0) == D("240000.00")
+        assert _value(plan, april.members["b"], year, 0) == D("80000.00")
+        assert _value(plan, e, year, 0) == D("149333.33")
+        plan.refresh_from_db()
+        assert plan.unassigned == D("10666.67")
