@@ -36,6 +36,7 @@ from tenancy import selectors as tenancy_selectors
 from tenancy.api.base import TenantViewMixin, date_param
 from tenancy.api.filters import TenantFilterSet
 from tenancy.models import Membership, Tenant
+from tenancy.money import round_money
 from tenancy.permissions import IsTenantAdminOrReadOnly
 
 WINDOW_PARAMETERS = [
@@ -178,12 +179,14 @@ class PipelineView(FunnelView):
 
     def figures(self, scope: selectors.Scope, window: selectors.Window) -> dict[str, Any]:
         result = selectors.weighted_pipeline(scope, window)
+        currency = scope.caller.tenant.currency  # the caller's tenant, loaded with them
 
         def money(bucket: dict[str, Any]) -> dict[str, Any]:
+            # Shown half-up to the currency's minor unit (SPEC preamble), once, here.
             return {
                 "deals": bucket["deals"],
-                "amount": str(bucket["amount"]),
-                "weighted": str(Decimal(bucket["weighted"]).quantize(Decimal("0.01"))),
+                "amount": str(round_money(Decimal(bucket["amount"]), currency)),
+                "weighted": str(round_money(Decimal(bucket["weighted"]), currency)),
             }
 
         return {

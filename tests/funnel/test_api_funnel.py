@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date
+from decimal import Decimal as D
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
+from crm.models import Opportunity
 from funnel.warnings import evaluate_warnings
 from targets.models import Target
 from tenancy.models import Membership
@@ -197,3 +199,14 @@ def test_funnel_lists_use_a_fixed_number_of_queries(
     # Stale deals also read the tenant, its rules and the pipeline's open stages: still
     # constant whatever the page.
     assert counts[0] == counts[1] <= 11
+
+
+def test_the_weighted_pipeline_rounds_half_a_cent_up(
+    team: TenantTree, client_for: ClientFor
+) -> None:
+    with tenant_scope(team.tenant):
+        deal_ = records.opportunity(team, team.members["rep"], amount=D("1000.05"))
+        Opportunity.objects.filter(pk=deal_.pk).update(expected_close_date=date(2026, 10, 20))
+    pipeline = ok(client_for(team.members["admin"]).get("/api/v1/funnel/pipeline/", OCTOBER))
+    # 1,000.05 × 10 % (Qualification) = 100.005 → 100.01 (half-even gave 100.00).
+    assert pipeline["total"] == {"deals": 1, "amount": "1000.05", "weighted": "100.01"}
