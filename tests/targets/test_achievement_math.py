@@ -574,3 +574,15 @@ def test_pacing_adds_in_the_order_of_the_recursion_to_the_last_digit() -> None:
     as_of = calendar.fiscal_year(2023, 2).start + timedelta(days=166)
     pacing = Pacing(2023, 2, as_of)
     assert pacing.expected(0, months) == D("100.0067741935483870967741936")
+
+
+def test_the_achievement_shown_rounds_money_half_up_in_its_currency() -> None:
+    from targets.achievement import achievement_json
+
+    month = PeriodTarget(target=D("294410.55"), total_days=30, elapsed_days=1)
+    result = compute_achievement(period=month, actual=D("0"), open_deals=[], currency="CNY")
+    shown = achievement_json(result)
+    # 294,410.55 × 1/30 = 9,813.685 → 9,813.69; gap 294,410.55 over 29 days = 10,152.0879…
+    assert shown["expected_to_date"] == "9813.69"
+    assert shown["required_per_day"] == "10152.09"
+    assert (shown["actual"], shown["gap"], shown["pace"]) == ("0.00", "294410.55", "0.0000")

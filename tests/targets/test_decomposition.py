@@ -15,7 +15,8 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from crm.models import Activity, Opportunity
-from targets.achievement import plan_achievements
+from crm.services import payment_record
+from targets.achievement import achievement_json, plan_achievements
 from targets.models import PeriodKind, Target, TargetPlan
 from targets.services import DecomposeSettings, plan_create, plan_decompose
 from tenancy.models import Membership, OrgUnit
@@ -498,3 +499,53 @@ def test_a_member_who_joined_three_months_ago_gets_the_mean_of_their_siblings(
         assert _value(plan, e, year, 0) == D("149333.33")
         plan.refresh_from_db()
         assert plan.unassigned == D("10666.67")
+
+
+def test_a_pace_of_0_99996_is_at_risk_though_shown_as_1_0000(april: TenantTree) -> None:
+    with tenant_scope(april.tenant):
+        plan = _published_rep_plan(april)  # a: 100,000 in May
+        _won(april, april.members["a"], "99996.00", date(2026, 5, 20))
+        may = _achievement(plan, april.members["a"], PeriodKind.MONTH, 2, date(2026, 5, 31))
+    assert may.pace == D("0.99996") and may.status == "at_risk"
+    shown = achievement_json(may)
+    assert (shown["pace"], shown["status"], shown["attainment"]) == ("1.0000", "at_risk", "1.0000")
+
+
+def test_collections_project_the_planned_payments_due_in_the_rest_of_the_period(
+    april: TenantTree,
+) -> None:
+    a = april.members["a"]
+    with tenant_scope(april.tenant):
+        plan = _published_rep_plan(april, metric="collections")
+        won = records.won_opportunity(april, a)
+        for amount, planned, received in (
+            ("20000.00", None, date(2026, 5, 5)),  # collected
+            ("30000.00", date(2026, 5, 25), None),  # due later in May
+            ("10000.00", date(2026, 6, 10), None),  # due in June
+            ("5000.00", date(2026, 5, 10), None),  # overdue: not "the rest of the period"
+        ):
+            payment_record(
+                member=a, opportunity=won, amount=D(amount), planned_date=planned,
+                received_date=received,
+            )  # fmt: skip
+        records.opportunity(april, a, amount=D("50000.00"))  # open deals never count here
+        may = _achievement(plan, a, PeriodKind.MONTH, 2, date(2026, 5, 15))
+        year = _achievement(plan, a, PeriodKind.YEAR, 0, date(2026, 5, 15))
+    assert may.actual == D("20000.00")
+    assert may.projected == D("50000.00")  # 20,000 + 30,000
+    assert year.projected == D("60000.00")  # + the 10,000 due in June
+    assert may.projected_commit is None and year.projected_commit is None
+
+
+def test_count_metrics_project_by_run_rate(april: TenantTree) -> None:
+    a = april.members["a"]
+    with tenant_scope(april.tenant):
+        plan = _published_rep_plan(april, metric="won_deals", total="1200")
+        for day in (2, 8, 14):
+            _won(april, a, "1000.00", date(2026, 5, day))
+        may = _achievement(plan, a, PeriodKind.MONTH, 2, date(2026, 5, 15))
+        year = _achievement(plan, a, PeriodKind.YEAR, 0, date(2026, 5, 15))
+    # 3 deals in 15 of May's 31 days → 6.2; the year: 3 in 45 of 365 days → 24.33.
+    assert may.projected == D("6.2")
+    assert achievement_json(year)["projected"] == "24.33"
+    assert may.projected_commit is None
