@@ -549,3 +549,26 @@ def test_count_metrics_project_by_run_rate(april: TenantTree) -> None:
     assert may.projected == D("6.2")
     assert achievement_json(year)["projected"] == "24.33"
     assert may.projected_commit is None
+
+
+def test_a_new_unit_whose_members_all_joined_recently_gets_the_mean_of_its_siblings(
+    april: TenantTree,
+) -> None:
+    with tenant_scope(april.tenant):
+        _history(april)  # R1 400,000 (a, b), R2 600,000 (c) in the window
+        r3 = org_unit_create(tenant=april.tenant, name="R3", parent=april.units["co"])
+        f = membership_create(
+            tenant=april.tenant, username="april-f", org_unit=r3, start_date=date(2025, 12, 10)
+        )
+        _won(april, f, "90000.00", date(2026, 1, 20))  # a good start, but no whole year
+        plan = _plan(april, "1500000.00")
+        settings = DecomposeSettings(org_method="history", ramp=False)
+        plan_decompose(
+            member=april.members["admin"], plan=plan, settings=settings, as_of=date(2026, 3, 15)
+        )
+        # R3 takes the mean of R1 and R2, 500,000: 400 : 600 : 500 of 1,500,000.
+        year = PeriodKind.YEAR
+        assert _value(plan, april.units["r1"], year, 0) == D("400000.00")
+        assert _value(plan, april.units["r2"], year, 0) == D("600000.00")
+        assert _value(plan, r3, year, 0) == D("500000.00")
+        assert _value(plan, f, year, 0) == D("500000.00")
