@@ -30,12 +30,13 @@ from funnel.plan import plan_to_close
 from funnel.warnings import alert_message, ensure_rules, visible_alerts
 from targets.api import as_of_for_plan, as_of_today
 from targets.calendar import period_containing
-from targets.models import PlanStatus, Target
+from targets.models import PeriodKind, PlanStatus, Target
 from targets.selectors import get_visible_target
 from tenancy import selectors as tenancy_selectors
 from tenancy.api.base import TenantViewMixin, date_param
 from tenancy.api.filters import TenantFilterSet
 from tenancy.models import Membership, Tenant
+from tenancy.money import round_money
 from tenancy.permissions import IsTenantAdminOrReadOnly
 
 WINDOW_PARAMETERS = [
@@ -127,6 +128,7 @@ class ConversionView(FunnelView):
     def figures(self, scope: selectors.Scope, window: selectors.Window) -> dict[str, Any]:
         cohort = selectors.cohort_conversion(scope, window)
         names = {str(s.pk): str(s) for s in selectors.open_stages(scope.pipeline)}
+        won_name = selectors.won_stage_name(scope.pipeline)
         closed = selectors.closed_win_rate(scope, window)
         return {
             "created": cohort.created,
@@ -137,7 +139,7 @@ class ConversionView(FunnelView):
                     "stage": int(row.stage),
                     "name": names[row.stage],
                     "reached": row.reached,
-                    "next_stage": names.get(row.next_stage, str(_("Won"))),
+                    "next_stage": names.get(row.next_stage, won_name),
                     "next_reached": row.next_reached,
                     "rate_to_next_stage": _text(row.rate_to_next_stage),
                 }
@@ -177,12 +179,14 @@ class PipelineView(FunnelView):
 
     def figures(self, scope: selectors.Scope, window: selectors.Window) -> dict[str, Any]:
         result = selectors.weighted_pipeline(scope, window)
+        currency = scope.caller.tenant.currency  # the caller's tenant, loaded with them
 
         def money(bucket: dict[str, Any]) -> dict[str, Any]:
+            # Shown half-up to the currency's minor unit (SPEC preamble), once, here.
             return {
                 "deals": bucket["deals"],
-                "amount": str(bucket["amount"]),
-                "weighted": str(Decimal(bucket["weighted"]).quantize(Decimal("0.01"))),
+                "amount": str(round_money(Decimal(bucket["amount"]), currency)),
+                "weighted": str(round_money(Decimal(bucket["weighted"]), currency)),
             }
 
         return {
@@ -230,6 +234,9 @@ class StaleView(GenericAPIView):
 # --- plan to close ------------------------------------------------------------------
 
 
+PLAN_PERIODS = (PeriodKind.MONTH, PeriodKind.QUARTER, PeriodKind.YEAR)
+
+
 class TargetPlanToCloseView(GenericAPIView):
     """What the target's assignee still needs to close its gap: wins, stage entries, new
     opportunities, leads and verified visits, with the rates and their fallback level."""
@@ -244,36 +251,46 @@ class TargetPlanToCloseView(GenericAPIView):
 
 
 class MyPlanToCloseView(GenericAPIView):
-    """Plan to close for the caller's own won-amount target of the period containing
-    ``as_of`` (``period_kind``: year, quarter or month; default month)."""
+    """Plan to close for the caller's own won-amount targets of the periods containing
+    ``as_of``: the month, the quarter and the year together (a met month says nothing
+    about a quarter that still has a gap), or only the ``period_kind`` asked for."""
 
     @extend_schema(
         parameters=[
             OpenApiParameter("as_of", OpenApiTypes.DATE),
-            OpenApiParameter("period_kind", OpenApiTypes.STR),
+            OpenApiParameter(
+                "period_kind", OpenApiTypes.STR, enum=[kind.value for kind in PLAN_PERIODS]
+            ),
         ],
         responses=OpenApiTypes.OBJECT,
     )
     def get(self, request: Request) -> Response:
         member: Membership = request.membership  # type: ignore[attr-defined]
         as_of = as_of_today(request, member)
-        kind = request.query_params.get("period_kind", "month")
-        target = (
-            Target.objects.filter(
+        kinds = list(PLAN_PERIODS)
+        if "period_kind" in request.query_params:
+            asked = request.query_params["period_kind"]
+            if asked not in PeriodKind.values:
+                raise ValidationError({"period_kind": [_("Choose month, quarter or year.")]})
+            kinds = [PeriodKind(asked)]
+        targets = {
+            target.period_kind: target
+            for target in Target.objects.filter(
                 member=member,
                 plan__metric="won_amount",
                 product_line__isnull=True,
-                period_kind=kind,
+                period_kind__in=kinds,
                 period_start__lte=as_of,
                 period_end__gte=as_of,
                 plan__status__in=[PlanStatus.PUBLISHED, PlanStatus.LOCKED],
             )
             .select_related("plan")
-            .first()
-        )
-        if target is None:
+            .order_by("plan_id")
+        }
+        if not targets:
             raise NotFound(_("You have no published won-amount target for that period."))
-        return Response(plan_to_close(target, as_of))
+        periods = [plan_to_close(targets[kind], as_of) for kind in kinds if kind in targets]
+        return Response({"as_of": as_of, "periods": periods})
 
 
 # --- alerts and rules ----------------------------------------------------------------

@@ -13,8 +13,9 @@ from django.utils.translation import gettext as _
 
 from crm.models import Pipeline
 from funnel import rates
-from funnel.selectors import Window, histories_for, open_stages
+from funnel.selectors import Window, histories_for, open_stages, won_stage_name
 from targets.achievement import plan_achievements
+from targets.achievement_math import shown_amount
 from targets.models import Target
 from tenancy.models import Membership, OrgUnit, Tenant
 
@@ -44,7 +45,7 @@ def plan_to_close(target: Target, as_of: date) -> dict[str, Any]:
     stages = open_stages(pipeline)
     result = rates.plan_to_close(gap, levels, stage_order=[str(stage.pk) for stage in stages])
     remaining_weeks = math.ceil(achievement.remaining_days / 7)
-    names = {str(stage.pk): str(stage) for stage in stages} | {rates.WON: _("Won")}
+    names = {str(stage.pk): str(stage) for stage in stages} | {rates.WON: won_stage_name(pipeline)}
 
     def figure(value: rates.Figure) -> dict[str, Any]:
         used = value.rate
@@ -65,7 +66,11 @@ def plan_to_close(target: Target, as_of: date) -> dict[str, Any]:
     return {
         "target": target.pk,
         "as_of": as_of,
-        "gap": str(gap),
+        "period_kind": target.period_kind,
+        "period_index": target.period_index,
+        "period_start": target.period_start,
+        "period_end": target.period_end,
+        "gap": str(shown_amount(gap, tenant.currency)),
         "remaining_days": achievement.remaining_days,
         "remaining_weeks": remaining_weeks,
         "window": {"start": window.start, "end": window.end},

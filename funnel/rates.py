@@ -307,17 +307,23 @@ def _pick_rate(
     denominator_of: _Read,
     *,
     min_closed_deals: int,
+    own_evidence: bool = False,
 ) -> RateUsed | None:
     """The ratio from the first eligible level that has it, or None when none has.
 
     Member and unit histories are eligible from ``min_closed_deals`` closed deals on, the
     tenant's always; a level whose denominator is zero has no data for this ratio, and the
-    next level is tried.
+    next level is tried. With ``own_evidence`` (the lead and visit rates, whose
+    denominator is not closed deals) a member or unit level also needs at least
+    ``min_closed_deals`` in the rate's own denominator: a lead rate is never judged from
+    one lead ("0 of 1"), it falls back to the unit, then the tenant.
     """
     for history in levels:
         if history.level != "tenant" and history.closed_deals < min_closed_deals:
             continue
         denominator = denominator_of(history)
+        if own_evidence and history.level != "tenant" and denominator < min_closed_deals:
+            continue
         if denominator > 0:
             numerator = numerator_of(history)
             return RateUsed(
@@ -387,7 +393,9 @@ def plan_to_close(
 
     Each ratio comes from the member's history when it has at least ``min_closed_deals``
     closed deals, else the unit's (same rule), else the tenant's, skipping a level that
-    has no data for that ratio (zero denominator); the figure records which. A figure
+    has no data for that ratio (zero denominator); the lead and visit rates also need
+    ``min_closed_deals`` leads created (new opportunities) at a member or unit level; the
+    figure records which. A figure
     without data, or behind a zero rate, has value None and a reason instead of a
     division by zero; a zero gap needs zero of everything.
     """
@@ -397,9 +405,15 @@ def plan_to_close(
         raise ValueError("stage_order must list at least one open stage")
     _check_levels(history_levels, stage_order)
 
-    def pick(numerator_of: _Read, denominator_of: _Read) -> RateUsed | None:
+    def pick(
+        numerator_of: _Read, denominator_of: _Read, *, own_evidence: bool = False
+    ) -> RateUsed | None:
         return _pick_rate(
-            history_levels, numerator_of, denominator_of, min_closed_deals=min_closed_deals
+            history_levels,
+            numerator_of,
+            denominator_of,
+            min_closed_deals=min_closed_deals,
+            own_evidence=own_evidence,
         )
 
     def reached(stage: str) -> _Read:
@@ -449,12 +463,14 @@ def plan_to_close(
     lead_conversion = pick(
         lambda history: Decimal(history.leads_converted),
         lambda history: Decimal(history.leads_created),
+        own_evidence=True,
     )
     leads = _divide_need(new_opportunities, "new opportunities", lead_conversion, "lead conversion")
 
     visits_per_opportunity = pick(
         lambda history: Decimal(history.verified_visits),
         lambda history: Decimal(history.new_opportunities),
+        own_evidence=True,
     )
     verified_visits: Figure
     if new_opportunities.value == 0:

@@ -31,6 +31,7 @@ from django.db.models import (
     When,
 )
 from django.db.models.functions import Coalesce, Greatest, Now
+from django.utils.translation import gettext as _
 
 from crm.models import Activity, Lead, Opportunity, Pipeline, Stage, StageKind, Visit
 from funnel import rates
@@ -94,6 +95,13 @@ class Window:
 
 def open_stages(pipeline: Pipeline) -> list[Stage]:
     return list(Stage.objects.filter(pipeline=pipeline, kind=StageKind.OPEN).order_by("order"))
+
+
+def won_stage_name(pipeline: Pipeline) -> str:
+    """The pipeline's won stage as every other stage is shown (its display name, e.g.
+    "赢单 Won"), so funnel and plan to close name it alike; "Won" if it has none."""
+    won = Stage.objects.filter(pipeline=pipeline, kind=StageKind.WON).order_by("order").first()
+    return str(won) if won is not None else str(_("Won"))
 
 
 def _tenant() -> int:

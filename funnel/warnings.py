@@ -9,7 +9,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -30,10 +30,13 @@ from funnel.models import (
     WarningRule,
 )
 from targets.achievement import plan_achievements
+from targets.achievement_math import shown_amount
 from targets.calendar import fiscal_year_of
+from targets.metrics import get_metric
 from targets.models import PeriodKind, PlanStatus, Target, TargetPlan
 from tenancy import selectors as tenancy_selectors
 from tenancy.models import Membership, Role, Tenant
+from tenancy.money import round_rate
 
 
 @dataclass(frozen=True)
@@ -95,8 +98,10 @@ MESSAGES: dict[str, str] = {
         "(target %(target)s), below the %(threshold)s that counts as off track."
     ),
     RuleKey.CONVERSION_DROP: gettext_noop(
-        "Conversion from %(stage)s fell from %(previous)s to %(observed)s this period "
-        "(%(reached)s reached it), a drop of %(drop)s points, more than %(threshold)s."
+        "Conversion from %(stage)s fell from %(previous)s for the deals created in "
+        "%(previous_month)s (%(previous_reached)s reached it) to %(now)s for those created "
+        "in %(month)s (%(reached)s reached it): a drop of %(observed)s points, at least the "
+        "%(threshold)s points that count."
     ),
     RuleKey.KEY_CUSTOMER_DECLINE: gettext_noop("Key account %(customer)s: %(detail)s"),
     RuleKey.STALE_DEAL: gettext_noop(
@@ -123,8 +128,14 @@ def alert_message(alert: Alert) -> str:
     return _(MESSAGES[alert.rule]) % params
 
 
+_POINT = Decimal("0.1")
+BEHIND_PACE_MIN_ELAPSED = Decimal("0.20")
+"""SPEC section 5: ``behind_pace`` is judged once 20 % of the period's days have elapsed."""
+
+
 def _percent(value: Decimal) -> str:
-    return f"{(value * 100).quantize(Decimal('0.1'))} %"
+    """A rate as a person reads it, half-up to a tenth of a point (SPEC preamble)."""
+    return f"{(value * 100).quantize(_POINT, rounding=ROUND_HALF_UP)} %"
 
 
 # --- the six rules --------------------------------------------------------------------
@@ -155,7 +166,7 @@ def _low_win_rate(rule: WarningRule, tenant: Tenant, as_of: date) -> list[Firing
                     "member",
                     row["owner"],
                     f"{as_of:%Y-%m}",
-                    win_rate.quantize(Decimal("0.0001")),
+                    round_rate(win_rate),
                     threshold,
                     row["owner"],
                     {
@@ -187,7 +198,10 @@ def _behind_pace(rule: WarningRule, tenant: Tenant, as_of: date) -> list[Firing]
                 period_kind__in=[PeriodKind.MONTH, PeriodKind.YEAR],
             )
         )
-        results = plan_achievements(plan, as_of, nodes)
+        # A period only days old has no evidence yet (one missing deal is "off track").
+        nodes = [node for node in nodes if _enough_elapsed(node, as_of)]
+        results = plan_achievements(plan, as_of, nodes) if nodes else {}
+        currency = tenant.currency if get_metric(plan.metric).is_amount else None
         for node in nodes:
             result = results[node.pk]
             if result.status != "off_track" or result.pace is None:
@@ -198,14 +212,14 @@ def _behind_pace(rule: WarningRule, tenant: Tenant, as_of: date) -> list[Firing]
                     "target",
                     node.pk,
                     f"FY{plan.fiscal_year}-{key}",
-                    result.pace,
+                    round_rate(result.pace),
                     threshold,
                     node.member_id,
                     {
                         "expected": str(
-                            (result.expected_to_date or Decimal(0)).quantize(Decimal("0.01"))
+                            shown_amount(result.expected_to_date or Decimal(0), currency)
                         ),
-                        "actual": str(result.actual.quantize(Decimal("0.01"))),
+                        "actual": str(shown_amount(result.actual, currency)),
                         "target": str(result.target),
                         "as_of": as_of.isoformat(),
                         "observed": _percent(result.pace),
@@ -217,22 +231,36 @@ def _behind_pace(rule: WarningRule, tenant: Tenant, as_of: date) -> list[Firing]
     return firings
 
 
+def _enough_elapsed(node: Target, as_of: date) -> bool:
+    """At least 20 % of the node's period has elapsed on ``as_of`` (the day counted)."""
+    total = (node.period_end - node.period_start).days + 1
+    elapsed = (as_of - node.period_start).days + 1
+    return Decimal(elapsed) >= BEHIND_PACE_MIN_ELAPSED * total
+
+
+def last_complete_months(as_of: date) -> tuple[tuple[date, date], tuple[date, date]]:
+    """The two last calendar months that ended before ``as_of``, latest first, as (first
+    day, last day): on 2 December, November and October. A month still running is never
+    a cohort (SPEC section 5): its deals have had no time to convert."""
+    latest_end = as_of.replace(day=1) - timedelta(days=1)
+    earlier_end = latest_end.replace(day=1) - timedelta(days=1)
+    return (latest_end.replace(day=1), latest_end), (earlier_end.replace(day=1), earlier_end)
+
+
 def _conversion_drop(rule: WarningRule, tenant: Tenant, as_of: date) -> list[Firing]:
+    """A stage rate down ≥ the threshold, in points, between the cohorts of the two last
+    complete months, each with at least ``min_cohort`` deals reaching the stage."""
     admin = Membership(tenant_id=tenant.pk, role=Role.ADMIN)
     pipeline = Pipeline.objects.filter(is_default=True).first()
     if pipeline is None:
         return []
     scope = selectors.Scope(caller=admin, pipeline=pipeline)
-    this_start = as_of.replace(day=1)
-    previous_end = this_start - timedelta(days=1)
-    current, previous = selectors.cohort_conversions(
-        scope,
-        [
-            selectors.Window(this_start, as_of, tenant.time_zone),
-            selectors.Window(previous_end.replace(day=1), previous_end, tenant.time_zone),
-        ],
+    latest, earlier = (
+        selectors.Window(start, end, tenant.time_zone) for start, end in last_complete_months(as_of)
     )
-    drop_threshold = rule.decimal("drop_points")
+    current, previous = selectors.cohort_conversions(scope, [latest, earlier])
+    # Both in points (SPEC section 5); compared exactly, stored half-up to 4 places.
+    drop_threshold = rule.decimal("drop_points") * 100
     minimum = int(rule.threshold("min_cohort"))
     names = {str(stage.pk): str(stage) for stage in selectors.open_stages(pipeline)}
     firings = []
@@ -241,23 +269,26 @@ def _conversion_drop(rule: WarningRule, tenant: Tenant, as_of: date) -> list[Fir
             continue
         if now_row.rate_to_next_stage is None or before_row.rate_to_next_stage is None:
             continue
-        drop = before_row.rate_to_next_stage - now_row.rate_to_next_stage
+        drop = (before_row.rate_to_next_stage - now_row.rate_to_next_stage) * 100
         if drop >= drop_threshold:
             firings.append(
                 Firing(
                     "stage",
                     int(now_row.stage),
-                    f"{as_of:%Y-%m}",
-                    now_row.rate_to_next_stage,
-                    drop_threshold,
+                    f"{latest.start:%Y-%m}",
+                    round_rate(drop),
+                    round_rate(drop_threshold),
                     None,
                     {
                         "stage": names[now_row.stage],
+                        "month": f"{latest.start:%Y-%m}",
+                        "previous_month": f"{earlier.start:%Y-%m}",
                         "previous": _percent(before_row.rate_to_next_stage),
-                        "observed": _percent(now_row.rate_to_next_stage),
+                        "now": _percent(now_row.rate_to_next_stage),
                         "reached": now_row.reached,
-                        "drop": str((drop * 100).quantize(Decimal("0.1"))),
-                        "threshold": str((drop_threshold * 100).quantize(Decimal("0.1"))),
+                        "previous_reached": before_row.reached,
+                        "observed": str(drop.quantize(_POINT, rounding=ROUND_HALF_UP)),
+                        "threshold": str(drop_threshold.quantize(_POINT, rounding=ROUND_HALF_UP)),
                     },
                 )
             )
@@ -326,7 +357,7 @@ def _key_customer_decline(rule: WarningRule, tenant: Tenant, as_of: date) -> lis
                     "customer",
                     customer_id,
                     f"{as_of:%Y-%m}",
-                    change.quantize(Decimal("0.0001")),
+                    round_rate(change),
                     decline,
                     owner_id,
                     {

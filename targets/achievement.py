@@ -19,7 +19,13 @@ from targets import achievement_math, calendar
 from targets.achievement_math import Achievement, Projection
 from targets.metrics import get_metric
 from targets.models import PERIOD_MONTHS, Target, TargetPlan, TargetSeries
-from targets.selectors import Credited, monthly_actuals_sql, open_pipeline_sql, period_totals
+from targets.selectors import (
+    Credited,
+    monthly_actuals_sql,
+    open_pipeline_sql,
+    period_totals,
+    planned_payments_sql,
+)
 from tenancy.models import Tenant
 
 _ZERO = Decimal(0)
@@ -163,11 +169,18 @@ def plan_achievements(
     actuals = period_totals(
         monthly_actuals_sql(tenant, plan.metric, plan.fiscal_year, as_of, only), periods, asked
     )
-    pipeline = (
-        period_totals(open_pipeline_sql(tenant, plan.fiscal_year, as_of, only), periods, asked)
-        if metric.is_amount
-        else None
-    )
+    # SPEC section 4 "projected": won amount from the open pipeline, collections from the
+    # planned payments of won deals, other metrics by run rate (no query).
+    pipeline = None
+    if plan.metric == "won_amount":
+        pipeline = period_totals(
+            open_pipeline_sql(tenant, plan.fiscal_year, as_of, only), periods, asked
+        )
+    elif plan.metric == "collections":
+        pipeline = period_totals(
+            planned_payments_sql(tenant, plan.fiscal_year, as_of, only), periods, asked
+        )
+    currency = tenant.currency if metric.is_amount else None
     threshold = Decimal(tenant.pace_threshold)
     results: dict[int, Achievement] = {}
     for node in chosen:
@@ -186,12 +199,18 @@ def plan_achievements(
             else ("unit", fields["org_unit_id"], line, code)
         )
         actual = actuals.get(key, _NOTHING)[0]
-        projection = None
-        if pipeline is not None:
-            # Σ amount × probability of the open deals, summed in SQL (SPEC §4 projected).
-            weighted, commit = pipeline.get(key, _NOTHING)
-            projection = Projection(weighted=actual + weighted, commit_only=actual + commit)
         total, elapsed = days[code]
+        projection: Projection | None
+        if plan.metric == "won_amount":
+            # Σ amount × probability and Σ commit amounts of the open deals, summed in SQL.
+            weighted, commit = (pipeline or {}).get(key, _NOTHING)
+            projection = Projection(projected=actual + weighted, commit=actual + commit)
+        elif plan.metric == "collections":
+            due = (pipeline or {}).get(key, _NOTHING)[0]
+            projection = achievement_math.projected_collections(actual, [due])
+        else:
+            rate = achievement_math.run_rate(actual, elapsed, total)
+            projection = None if rate is None else Projection(projected=rate)
         series_months = months.get(fields["series_id"])
         results[pk] = achievement_math.achievement_of(
             target=value,
@@ -200,26 +219,34 @@ def plan_achievements(
             remaining_days=total - elapsed,
             projection=projection,
             threshold=threshold,
+            currency=currency,
         )
     return results
 
 
 def achievement_json(achievement: Achievement) -> dict[str, object]:
-    def text(value: Decimal | None, places: str | None = "0.01") -> str | None:
-        if value is None:
-            return None
-        return str(value.quantize(Decimal(places))) if places else str(value)
+    """The node's figures as shown (SPEC preamble): money half-up to the currency's minor
+    unit, rates and paces half-up to 4 places; the status was judged on the exact pace."""
+    currency = achievement.currency
+
+    def amount(value: Decimal | None) -> str | None:
+        shown = achievement_math.shown_amount(value, currency)
+        return None if shown is None else str(shown)
+
+    def rate(value: Decimal | None) -> str | None:
+        shown = achievement_math.shown_rate(value)
+        return None if shown is None else str(shown)
 
     return {
-        "target": text(achievement.target, None),
-        "actual": text(achievement.actual),
-        "attainment": text(achievement.attainment, None),
-        "expected_to_date": text(achievement.expected_to_date),
-        "pace": text(achievement.pace, None),
+        "target": None if achievement.target is None else str(achievement.target),
+        "actual": amount(achievement.actual),
+        "attainment": rate(achievement.attainment),
+        "expected_to_date": amount(achievement.expected_to_date),
+        "pace": rate(achievement.pace),
         "status": achievement.status,
-        "gap": text(achievement.gap),
+        "gap": amount(achievement.gap),
         "remaining_days": achievement.remaining_days,
-        "required_per_day": text(achievement.required_per_day),
-        "projected": text(achievement.projected),
-        "projected_commit_only": text(achievement.projected_commit_only),
+        "required_per_day": amount(achievement.required_per_day),
+        "projected": amount(achievement.projected),
+        "projected_commit": amount(achievement.projected_commit),
     }

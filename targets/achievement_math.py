@@ -3,16 +3,14 @@
 No ORM and no floats: amounts, counts and ratios are ``Decimal``; day counts are ``int``
 (the fiscal calendar, computed elsewhere in the tenant's time zone, supplies them).
 
-Rounding, done once and here:
-
-* ``attainment`` and ``pace`` are ratios rounded half-up to 4 decimal places (SPEC §4 fixes
-  this for attainment; pace is rounded the same way so that the status always agrees with
-  the pace a person sees).
-* ``expected_to_date``, ``gap``, ``required_per_day`` and the projections are *not* rounded:
-  they keep the full precision of the ``Decimal`` context (28 significant digits by default)
-  and callers round them for display (to the currency's minor unit, or to whole counts).
-  Rounding an intermediate value to cents would make a year's expected value drift from the
-  sum of its months.
+Rounding (SPEC preamble): nothing here is rounded. ``attainment`` and ``pace`` are exact
+ratios and the status is judged on the exact pace (260,000 / 260,010 = 0.99996… is
+``at_risk``, though shown as 1.0000); ``expected_to_date``, ``gap``, ``required_per_day``
+and the projections keep the full precision of the ``Decimal`` context. What is shown or
+stored is rounded once, at the edge, by :func:`shown`: money half-up to the currency's
+minor unit (``tenancy.money.round_money``), rates and paces half-up to 4 places
+(``tenancy.money.round_rate``). Rounding an intermediate value to cents would make a
+year's expected value drift from the sum of its months.
 """
 
 from __future__ import annotations
@@ -22,7 +20,10 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal, NamedTuple
 
-RATIO_PLACES = Decimal("0.0001")
+from tenancy.money import round_money, round_rate
+
+COUNT_PLACES = Decimal("0.01")
+"""Counts paced by days (3 visits × 10/30 = 1.0333…) are shown to 2 places, half-up."""
 DEFAULT_THRESHOLD = Decimal("0.10")
 COMMIT = "commit"
 """The forecast category (SPEC §3) whose deals make the commit-only projection."""
@@ -37,10 +38,6 @@ _ONE = Decimal(1)
 _HUNDRED = Decimal(100)
 
 
-def _ratio(numerator: Decimal, denominator: Decimal) -> Decimal:
-    return (numerator / denominator).quantize(RATIO_PLACES, rounding=ROUND_HALF_UP)
-
-
 def _check_days(elapsed_days: int, total_days: int) -> None:
     if total_days <= 0:
         raise ValueError(f"total_days must be positive, got {total_days}")
@@ -49,13 +46,13 @@ def _check_days(elapsed_days: int, total_days: int) -> None:
 
 
 def attainment(actual: Decimal, target: Decimal | None) -> Decimal | None:
-    """``actual / target`` rounded half-up to 4 places (SPEC §4).
+    """``actual / target``, exact (SPEC §4; shown to 4 places half-up).
 
     None when the target is not set (``None``) or not applicable (``0``).
     """
     if target is None or target == 0:
         return None
-    return _ratio(actual, target)
+    return actual / target
 
 
 @dataclass(frozen=True)
@@ -135,18 +132,20 @@ def expected_to_date(node: PeriodTarget) -> Decimal | None:
 
 
 def pace(actual: Decimal, expected: Decimal | None) -> Decimal | None:
-    """``actual / expected_to_date``, rounded half-up to 4 places (SPEC §4).
+    """``actual / expected_to_date``, exact (SPEC §4; shown to 4 places half-up, but the
+    status is judged on this exact value).
 
     None when nothing is expected yet (``expected`` is None or 0).
     """
     if expected is None or expected == 0:
         return None
-    return _ratio(actual, expected)
+    return actual / expected
 
 
 def status(pace: Decimal | None, threshold: Decimal = DEFAULT_THRESHOLD) -> Status | None:
     """Classify a pace (SPEC §4): ``on_track`` (≥ 1), ``at_risk`` (≥ 1 − t), else ``off_track``.
 
+    ``pace`` must be the exact pace, never the rounded one shown (0.99996 is ``at_risk``).
     ``threshold`` is the tenant's t, within [0, 1). None when there is no pace.
     """
     if not _ZERO <= threshold < _ONE:
@@ -197,33 +196,48 @@ class OpenDeal(NamedTuple):
 class Projection(NamedTuple):
     """Where the period may end (SPEC §4 ``projected``)."""
 
-    weighted: Decimal
-    """``actual + Σ amount × probability / 100`` over all open deals."""
-    commit_only: Decimal
-    """The same sum over the deals whose forecast category is ``commit`` only."""
+    projected: Decimal
+    """``won_amount``: ``actual + Σ amount × probability / 100`` over the open deals;
+    ``collections``: ``actual + Σ`` planned payments due; other metrics: the run rate."""
+    commit: Decimal | None = None
+    """``won_amount`` only: ``actual + Σ amount`` of the open deals in forecast category
+    ``commit`` (no probability: a commit is what the rep says will close)."""
 
 
 def projected(
     actual: Decimal,
     open_deals: Iterable[OpenDeal | tuple[Decimal, Decimal | int, str]],
 ) -> Projection:
-    """The weighted and the commit-only projections of an amount metric (SPEC §4).
+    """The weighted and the commit projections of ``won_amount`` (SPEC §4).
 
-    SPEC §4 says "also the commit-only projection" without its formula; it is read here as
-    the same probability-weighted sum restricted to deals in the ``commit`` forecast
-    category, so that both projections are comparable and commit-only ≤ weighted when
-    amounts are non-negative. Not rounded (module note).
+    ``projected = actual + Σ amount × probability / 100`` over the open deals credited to
+    the node with expected close in the rest of the period; ``projected_commit = actual +
+    Σ amount`` of those whose forecast category is ``commit``. Not rounded (module note).
     """
     weighted = actual
-    commit_only = actual
+    commit = actual
     for amount, probability, forecast_category in open_deals:
         if not 0 <= probability <= 100:
             raise ValueError(f"probability must be within 0..100, got {probability}")
-        expected_amount = amount * probability / _HUNDRED
-        weighted += expected_amount
+        weighted += amount * probability / _HUNDRED
         if forecast_category == COMMIT:
-            commit_only += expected_amount
-    return Projection(weighted=weighted, commit_only=commit_only)
+            commit += amount
+    return Projection(projected=weighted, commit=commit)
+
+
+def projected_collections(actual: Decimal, planned_payments: Iterable[Decimal]) -> Projection:
+    """``collections``: ``actual + Σ`` planned payments of the node's won deals due in the
+    rest of the period, at face value (SPEC §4: no probability)."""
+    return Projection(projected=actual + sum(planned_payments, _ZERO))
+
+
+def run_rate(actual: Decimal, elapsed_days: int, total_days: int) -> Decimal | None:
+    """Other metrics: ``actual / elapsed_days × total_days`` (SPEC §4); None before the
+    period starts (no day to take a rate from)."""
+    _check_days(elapsed_days, total_days)
+    if elapsed_days == 0:
+        return None
+    return actual * total_days / elapsed_days
 
 
 @dataclass(frozen=True)
@@ -240,8 +254,11 @@ class Achievement:
     remaining_days: int
     required_per_day: Decimal | None
     projected: Decimal | None
-    """Weighted projection; None for count metrics (no open deals given)."""
-    projected_commit_only: Decimal | None
+    """SPEC §4 ``projected`` (its rule depends on the metric, see :class:`Projection`)."""
+    projected_commit: Decimal | None
+    """``won_amount`` only: actual plus the open ``commit`` deals at face value."""
+    currency: str | None = None
+    """The currency of an amount metric (money is shown in its minor unit); None: a count."""
 
 
 def compute_achievement(
@@ -250,6 +267,7 @@ def compute_achievement(
     actual: Decimal,
     open_deals: Iterable[OpenDeal | tuple[Decimal, Decimal | int, str]] | None = None,
     threshold: Decimal = DEFAULT_THRESHOLD,
+    currency: str | None = None,
 ) -> Achievement:
     """Fill an ``Achievement`` for a node (SPEC §4).
 
@@ -264,6 +282,7 @@ def compute_achievement(
         remaining_days=period.remaining_days,
         open_deals=open_deals,
         threshold=threshold,
+        currency=currency,
     )
 
 
@@ -276,6 +295,7 @@ def achievement_of(
     open_deals: Iterable[OpenDeal | tuple[Decimal, Decimal | int, str]] | None = None,
     threshold: Decimal = DEFAULT_THRESHOLD,
     projection: Projection | None = None,
+    currency: str | None = None,
 ) -> Achievement:
     """``compute_achievement`` from an ``expected_to_date`` computed by the caller (a whole
     plan paces every node from its months at once, see ``targets.achievement``), and
@@ -294,6 +314,22 @@ def achievement_of(
         gap=node_gap,
         remaining_days=remaining_days,
         required_per_day=required_per_day(node_gap, remaining_days),
-        projected=None if projection is None else projection.weighted,
-        projected_commit_only=None if projection is None else projection.commit_only,
+        projected=None if projection is None else projection.projected,
+        projected_commit=None if projection is None else projection.commit,
+        currency=currency,
     )
+
+
+def shown_amount(value: Decimal | None, currency: str | None) -> Decimal | None:
+    """An amount or count as shown or stored (SPEC preamble): money half-up to the
+    currency's minor unit, a count paced by days half-up to 2 places."""
+    if value is None:
+        return None
+    if currency:
+        return round_money(value, currency)
+    return value.quantize(COUNT_PLACES, rounding=ROUND_HALF_UP)
+
+
+def shown_rate(value: Decimal | None) -> Decimal | None:
+    """A rate or pace as shown or stored: half-up to 4 places (0.99996 → 1.0000)."""
+    return None if value is None else round_rate(value)

@@ -45,6 +45,8 @@ __all__ = [
     "ramped_org_split",
     "ramped_time_weights",
     "round_half_up",
+    "seasonal_weights",
+    "fill_history",
     "split_year",
     "tenure_month",
     "time_weights",
@@ -171,7 +173,11 @@ def round_half_up(value: Number, quantum: Number) -> Decimal:
     """``value`` rounded half-up to a multiple of ``quantum`` (e.g. 0.01 or 1).
 
     The one rounding rule for money in SPEC section 4 (headroom, ramped
-    shares): 0.005 -> 0.01 at a quantum of 0.01.
+    shares): 0.005 -> 0.01 at a quantum of 0.01. It is
+    ``tenancy.money.round_money``'s rule (``ROUND_HALF_UP``) on a quantum
+    instead of a currency, because this module is pure and also rounds
+    counts (quantum 1); with the currency's minor unit as quantum the two
+    agree (``tests/targets/test_allocation.py`` checks it).
     """
     quantum_value = _quantum(quantum)
     number = _to_decimal(value, "value")
@@ -225,6 +231,77 @@ def time_weights(
             raise ValueError("the manual time split needs 12 manual weights")
         return _twelve(manual, "manual")
     raise ValueError(f"time split method must be equal, seasonal or manual, got {method!r}")
+
+
+MIN_HISTORY_MONTHS = 3
+"""SPEC section 4: with fewer months of history than this the seasonal split is equal."""
+
+
+def seasonal_weights(actuals12: Sequence[Number | None], blend: Number = 1) -> list[Decimal]:
+    """Twelve seasonal time weights from a window of monthly actuals (SPEC section 4).
+
+    ``actuals12`` are the tenant's actuals of the last 12 complete calendar months, each
+    on its fiscal month; ``None`` marks a month before the tenant's first recorded row
+    (no history). A month with history keeps its actual as weight, a real 0 included; a
+    negative actual (net reversals) counts as 0; a month without history takes the mean
+    weight of those with history. With fewer than :data:`MIN_HISTORY_MONTHS` months of
+    history, or nothing but zeros, the split is equal. ``blend`` β in [0, 1] mixes the
+    shares with equal ones: β·seasonal + (1 − β)·equal.
+
+    Exact: the weights are the shares multiplied by a positive constant (the mean is
+    not divided out: known months are scaled by their number instead), so no rounding
+    happens before :func:`split_year`.
+    """
+    if isinstance(actuals12, str | bytes) or len(actuals12) != 12:
+        raise ValueError(f"history needs 12 monthly values, got {len(actuals12)}")
+    beta = _to_decimal(blend, "seasonal_blend")
+    if not 0 <= beta <= 1:
+        raise ValueError(f"seasonal_blend must be between 0 and 1, got {beta}")
+    known = [
+        None if value is None else max(_to_decimal(value, f"history[{index}]"), _ZERO)
+        for index, value in enumerate(actuals12)
+    ]
+    with_history = [value for value in known if value is not None]
+    total = sum(with_history, _ZERO)
+    if len(with_history) < MIN_HISTORY_MONTHS or total == 0:
+        return [_ONE] * 12
+    with localcontext() as context:
+        context.prec = _PRECISION
+        count = Decimal(len(with_history))
+        # Known months × their count, missing months the sum: the mean, scaled alike.
+        seasonal = [total if value is None else value * count for value in known]
+        scaled_total = sum(seasonal, _ZERO)
+        if beta == 1:
+            return seasonal
+        # β·w_i/S + (1 − β)/12, multiplied by 12·S.
+        return [beta * 12 * weight + (1 - beta) * scaled_total for weight in seasonal]
+
+
+def fill_history(
+    history: Mapping[K, Number], complete: Sequence[K] | set[K]
+) -> dict[K, Decimal] | None:
+    """The history weights of a node's children for the ``history`` org split (SPEC
+    section 4): a child with a complete history (a member active for all 12 months of
+    the window, a unit with at least one such member) keeps its actual (negative → 0);
+    the others take the mean of those. None when no child has a complete history: the
+    split is then equal. Exact: values are scaled by the number of complete children
+    rather than dividing for the mean."""
+    complete_set = set(complete)
+    values = {
+        child: max(_to_decimal(value, f"history of {child!r}"), _ZERO)
+        for child, value in history.items()
+    }
+    full = [values[child] for child in values if child in complete_set]
+    if not full:
+        return None
+    total = sum(full, _ZERO)
+    count = Decimal(len(full))
+    with localcontext() as context:
+        context.prec = _PRECISION
+        return {
+            child: value * count if child in complete_set else total
+            for child, value in values.items()
+        }
 
 
 def split_year(annual: Number, weights12: Sequence[Number], quantum: Number) -> list[Decimal]:
@@ -569,6 +646,10 @@ def ramped_org_split(
         with localcontext() as context:
             context.prec = _PRECISION
             ramped = {child: base[child] * factors[child] for child in base}
+        if all(value == 0 for value in ramped.values()) and any(factors.values()):
+            # The only children with weight cannot work and those who can have no
+            # weight: capacity alone decides (SPEC section 4: never 0 for missing data).
+            ramped = dict(factors)
         if total_value != 0 and all(value == 0 for value in ramped.values()):
             raise ValueError("no child has capacity: every ramped weight is zero")
         return allocate(total_value, ramped, quantum_value), _ZERO

@@ -112,6 +112,14 @@ class DecomposeSerializer(serializers.Serializer[Any]):
         max_length=12,
         required=False,
     )
+    seasonal_blend = serializers.DecimalField(
+        max_digits=5,
+        decimal_places=4,
+        min_value=0,
+        max_value=1,
+        default=Decimal(1),
+        help_text=_("β: β·seasonal + (1 − β)·equal shares, 0 to 1 (default 1)."),
+    )
     org_method = serializers.ChoiceField(
         ["equal", "history", "potential", "blend", "manual"], default="equal"
     )

@@ -377,3 +377,17 @@ def local_date(instant: datetime, tz_name: str) -> date:
     except (ZoneInfoNotFoundError, ValueError) as error:
         raise ValueError(f"unknown time zone {tz_name!r}") from error
     return instant.astimezone(zone).date()
+
+
+def history_window(day: date, start_month: int) -> list[Period]:
+    """The last 12 *complete* calendar months before ``day`` (SPEC section 4
+    ``seasonal`` and ``history``), ordered by fiscal month: element 0 is the window's
+    month that falls on the fiscal year's first month. On 2026-12-02 with an April start:
+    April 2026 … November 2026, then December 2025 … March 2026 (a plan made in December
+    never takes December from its first two days)."""
+    validate_start_month(start_month)
+    window = [
+        Period("month", _month_start(*ym), _month_end(*ym))
+        for ym in (_add_months(day.year, day.month, -count) for count in range(12, 0, -1))
+    ]
+    return sorted(window, key=lambda period: _fiscal_month_offset(period.start, start_month))

@@ -99,6 +99,46 @@ def monthly_actuals_sql(
     }
 
 
+def window_actuals_sql(tenant: Tenant, metric_key: str, start: date, end: date) -> Query:
+    """The metric's credited values from ``start`` to ``end`` (inclusive) per member,
+    unit, product line and *fiscal* month of the row's date (1 = the fiscal year's first
+    month, whatever the calendar year): the decomposition's history window (SPEC
+    section 4, the last 12 complete calendar months, each on its fiscal month)."""
+    metric = get_metric(metric_key)
+    sql = f"""
+        SELECT r.member_id, r.unit_id, r.product_line_id,
+               ((EXTRACT(MONTH FROM r.day)::int - %(start_month)s + 12) %% 12) + 1 AS month,
+               SUM(r.value), 0
+        FROM ({metric.sql}) r
+        WHERE r.day BETWEEN %(start)s AND %(end)s
+        GROUP BY 1, 2, 3, 4
+    """
+    return sql, {
+        "tenant": tenant.pk,
+        "tz": tenant.time_zone,
+        "start_month": tenant.fiscal_year_start_month,
+        "start": start,
+        "end": end,
+    }
+
+
+def window_actuals(tenant: Tenant, metric_key: str, start: date, end: date) -> list[Bucket]:
+    return _buckets(window_actuals_sql(tenant, metric_key, start, end))
+
+
+def first_recorded_day(tenant: Tenant, metric_key: str) -> date | None:
+    """The date of the tenant's first recorded row of the metric (None: none yet); months
+    before it have no history (SPEC section 4 ``seasonal``)."""
+    metric = get_metric(metric_key)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT MIN(r.day) FROM ({metric.sql}) r",
+            {"tenant": tenant.pk, "tz": tenant.time_zone},
+        )
+        row = cursor.fetchone()
+    return None if row is None else row[0]
+
+
 def open_pipeline_sql(
     tenant: Tenant, fiscal_year: int, after: date, only: Credited | None = None
 ) -> Query:
@@ -109,7 +149,7 @@ def open_pipeline_sql(
         SELECT o.owner_id, m.org_unit_id, o.product_line_id,
                {_month_index_sql("o.expected_close_date")} AS month,
                SUM(o.amount * COALESCE(o.probability_override, s.probability) / 100.0),
-               COALESCE(SUM(o.amount * COALESCE(o.probability_override, s.probability) / 100.0)
+               COALESCE(SUM(o.amount)
                  FILTER (WHERE COALESCE(NULLIF(o.forecast_category_override, ''),
                                         s.forecast_category) = 'commit'), 0)
         FROM crm_opportunity o
@@ -118,6 +158,38 @@ def open_pipeline_sql(
         WHERE o.tenant_id = %(tenant)s AND s.kind = 'open' AND o.deleted_at IS NULL
           AND o.amount IS NOT NULL
           AND o.expected_close_date > %(after)s AND o.expected_close_date <= %(end)s
+          {narrow}
+        GROUP BY 1, 2, 3, 4
+    """
+    return sql, {
+        "tenant": tenant.pk,
+        "fy": year.start.year,
+        "start_month": year.start.month,
+        "after": after,
+        "end": year.end,
+        **(only.params() if only else {}),
+    }
+
+
+def planned_payments_sql(
+    tenant: Tenant, fiscal_year: int, after: date, only: Credited | None = None
+) -> Query:
+    """Planned payments of won deals due after ``after`` within the fiscal year, credited
+    like collections (the deal's credit fixed at win), per fiscal month of the planned
+    date: SPEC section 4's projection of ``collections`` (no probability)."""
+    year = calendar.fiscal_year(fiscal_year, tenant.fiscal_year_start_month)
+    narrow = (
+        f"AND {only.condition('o.credited_member_id', 'o.credited_org_unit_id')}" if only else ""
+    )
+    sql = f"""
+        SELECT o.credited_member_id, o.credited_org_unit_id, o.product_line_id,
+               {_month_index_sql("p.planned_date")} AS month, SUM(p.amount), 0
+        FROM crm_payment p
+        JOIN crm_opportunity o ON o.id = p.opportunity_id AND o.tenant_id = %(tenant)s
+        JOIN crm_stage s ON s.id = o.stage_id
+        WHERE p.tenant_id = %(tenant)s AND p.status = 'planned' AND p.deleted_at IS NULL
+          AND s.kind = 'won' AND o.deleted_at IS NULL AND o.credited_member_id IS NOT NULL
+          AND p.planned_date > %(after)s AND p.planned_date <= %(end)s
           {narrow}
         GROUP BY 1, 2, 3, 4
     """
@@ -150,7 +222,8 @@ def monthly_actuals(tenant: Tenant, metric_key: str, fiscal_year: int, up_to: da
 
 def open_pipeline(tenant: Tenant, fiscal_year: int, after: date) -> list[Bucket]:
     """Open deals credited to their current owner and unit, expected to close after
-    ``after`` within the fiscal year: Σ amount × probability / 100, and the commit part."""
+    ``after`` within the fiscal year: Σ amount × probability / 100, and Σ amount of the
+    ``commit`` ones (at face value, SPEC section 4 ``projected_commit``)."""
     return _buckets(open_pipeline_sql(tenant, fiscal_year, after))
 
 

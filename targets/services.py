@@ -29,20 +29,26 @@ from targets.models import (
     TargetPlan,
     TargetSeries,
 )
-from targets.selectors import CreditIndex, Key, monthly_actuals, unit_paths
+from targets.selectors import (
+    CreditIndex,
+    Key,
+    first_recorded_day,
+    unit_paths,
+    window_actuals,
+)
 from tenancy import selectors as tenancy_selectors
 from tenancy.dates import tenant_today
 from tenancy.errors import Conflict, Forbidden, NotFound
 from tenancy.models import Membership, OrgUnit, OrgUnitManager, Role, Tenant
-
-ZERO_DECIMAL_CURRENCIES = {"JPY", "KRW", "VND", "CLP", "ISK", "HUF", "TWD"}
+from tenancy.money import minor_unit
 
 
 def quantum_for(tenant: Tenant, metric_key: str) -> Decimal:
-    """The currency's minor unit for amounts, 1 for counts (SPEC section 4)."""
+    """The currency's minor unit for amounts (``tenancy.money.minor_unit``, the one rule
+    that ``round_money`` uses), 1 for counts (SPEC section 4)."""
     if not get_metric(metric_key).is_amount:
         return Decimal(1)
-    return Decimal(1) if tenant.currency in ZERO_DECIMAL_CURRENCIES else Decimal("0.01")
+    return minor_unit(tenant.currency)
 
 
 # --- plans ----------------------------------------------------------------------------
@@ -187,6 +193,7 @@ class DecomposeSettings:
 
     time_method: str = "equal"
     time_weights: list[Decimal] | None = None
+    seasonal_blend: Decimal = Decimal(1)
     org_method: str = "equal"
     org_methods_by_depth: dict[int, str] = field(default_factory=dict)
     potential: dict[str, Decimal] = field(default_factory=dict)
@@ -252,7 +259,7 @@ class Decomposition:
         return {
             "plan": self.plan.pk,
             "annual_total": str(self.plan.annual_total),
-            "unassigned": str(self.unassigned),
+            "unassigned": str(self.unassigned),  # in the quantum's format: "0.00"
             "time_weights": [str(w) for w in self.time_weights],
             "nodes": [node.as_json() for node in self.nodes],
         }
@@ -262,17 +269,53 @@ def _history_of(index: CreditIndex, key: Key) -> Decimal:
     return index.total(key, range(1, 13))
 
 
-def _tenant_monthly(index: CreditIndex, root: OrgUnit) -> list[Decimal]:
-    return [index.total(("unit", root.pk), [month]) for month in range(1, 13)]
+def _tenant_monthly(
+    index: CreditIndex, root: OrgUnit, window: list[calendar.Period], first_day: date | None
+) -> list[Decimal | None]:
+    """The tenant's actual of each fiscal month in the window; None for a month before
+    the tenant's first recorded row of the metric (no history, SPEC section 4)."""
+    return [
+        index.total(("unit", root.pk), [month])
+        if first_day is not None and window[month - 1].end >= first_day
+        else None
+        for month in range(1, 13)
+    ]
+
+
+def _check_keys(settings: DecomposeSettings, assignees: set[Key], depths: set[int]) -> None:
+    """An unknown key in ``potential``, ``manual`` or ``org_methods_by_depth`` is a 400
+    naming it (SPEC section 4), not a weight silently ignored."""
+    known = {f"{kind}:{pk}" for kind, pk in assignees}
+    for name in ("potential", "manual"):
+        unknown = sorted(set(getattr(settings, name)) - known)
+        if unknown:
+            raise ValidationError(
+                {name: _("No such unit or member in the plan: %s.") % ", ".join(unknown)}
+            )
+    unknown_depths = sorted(set(settings.org_methods_by_depth) - depths)
+    if unknown_depths:
+        raise ValidationError(
+            {
+                "org_methods_by_depth": _("The org tree has no depth %s.")
+                % ", ".join(map(str, unknown_depths))
+            }
+        )
 
 
 def plan_decompose(
-    *, member: Membership, plan: TargetPlan, settings: DecomposeSettings, dry_run: bool = False
+    *,
+    member: Membership,
+    plan: TargetPlan,
+    settings: DecomposeSettings,
+    dry_run: bool = False,
+    as_of: date | None = None,
 ) -> Decomposition:
     """Decompose the plan: org split (annual), product split, time split (SPEC section 4).
 
-    ``dry_run`` returns the whole tree without saving; otherwise the plan's targets are
-    replaced in one transaction. Only a draft plan is decomposed.
+    ``as_of`` is the day of decomposition (default: the tenant's today): ``seasonal`` and
+    ``history`` read the last 12 complete calendar months before it. ``dry_run`` returns
+    the whole tree without saving; otherwise the plan's targets are replaced in one
+    transaction. Only a draft plan is decomposed.
     """
     require_planner(member)
     if plan.status != PlanStatus.DRAFT:
@@ -282,6 +325,9 @@ def plan_decompose(
     quantum = quantum_for(tenant, plan.metric)
     fiscal_months = calendar.months(plan.fiscal_year, start_month)
     year = calendar.fiscal_year(plan.fiscal_year, start_month)
+    window = calendar.history_window(as_of or tenant_today(tenant), start_month)
+    window_start = min(month.start for month in window)
+    window_end = max(month.end for month in window)
 
     units = list(OrgUnit.objects.order_by("path"))
     roots = [unit for unit in units if unit.parent_id is None]
@@ -307,21 +353,33 @@ def plan_decompose(
         depth[("unit", unit.pk)] = unit.depth
         if unit.parent_id is not None:
             children[unit.parent_id].append(("unit", unit.pk))
+    unit_ids = {unit.pk: unit for unit in units}
+    # History is complete for a member active all 12 months of the window, and for a
+    # unit with at least one such member in its subtree (SPEC section 4 "Org").
+    complete: set[Key] = set()
     for person in members:
         assert person.org_unit_id is not None
         key: Key = ("member", person.pk)
         names[key] = person.display_name
+        depth[key] = depth[("unit", person.org_unit_id)] + 1
         children[person.org_unit_id].append(key)
+        if person.start_date <= window_start and (
+            person.end_date is None or person.end_date >= window_end
+        ):
+            complete.add(key)
+            path = unit_ids[person.org_unit_id].path
+            complete.update(("unit", int(part)) for part in path.strip("/").split("/") if part)
+    _check_keys(settings, set(names), {unit.depth for unit in units})
 
     methods_used = {settings.org_method, *settings.org_methods_by_depth.values()}
     needs_history = bool(methods_used & {"history", "blend"}) or settings.time_method == "seasonal"
     history_index = CreditIndex()
+    first_day: date | None = None
     if needs_history:
-        last_year = calendar.fiscal_year(plan.fiscal_year - 1, start_month)
         history_index = CreditIndex.build(
-            monthly_actuals(tenant, plan.metric, plan.fiscal_year - 1, last_year.end),
-            unit_paths(),
+            window_actuals(tenant, plan.metric, window_start, window_end), unit_paths()
         )
+        first_day = first_recorded_day(tenant, plan.metric)
 
     schedule = allocation.DEFAULT_RAMP
     if settings.ramp_steps:
@@ -366,10 +424,18 @@ def plan_decompose(
                     quantum=quantum,
                 )
             else:
+                history: dict[Key, Decimal] | None = None
+                if method in ("history", "blend"):
+                    history = allocation.fill_history(
+                        {kid: _history_of(history_index, kid) for kid in kids}, complete
+                    )
+                    if history is None:  # nobody has a whole year behind them: equal
+                        history = dict.fromkeys(kids, Decimal(0))
+                        method = "equal" if method == "history" else method
                 weights = allocation.org_weights(
                     method,  # type: ignore[arg-type]
                     kids,
-                    history={kid: _history_of(history_index, kid) for kid in kids},
+                    history=history,
                     potential={kid: settings.potential.get(label(kid), Decimal(0)) for kid in kids}
                     if method in ("potential", "blend")
                     else None,
@@ -385,12 +451,15 @@ def plan_decompose(
                 parents[kid] = parent
                 queue.append(kid)
 
-        tenant_history = _tenant_monthly(history_index, root) if needs_history else None
-        weights12 = allocation.time_weights(
-            settings.time_method,  # type: ignore[arg-type]
-            history=tenant_history,
-            manual=settings.time_weights,
-        )
+        if settings.time_method == "seasonal":
+            weights12 = allocation.seasonal_weights(
+                _tenant_monthly(history_index, root, window, first_day), settings.seasonal_blend
+            )
+        else:
+            weights12 = allocation.time_weights(
+                settings.time_method,  # type: ignore[arg-type]
+                manual=settings.time_weights,
+            )
         product_parts: dict[int, Decimal] = {}
         if settings.product_shares:
             lines = dict(
@@ -414,7 +483,7 @@ def plan_decompose(
                 key=key,
                 name=names[key],
                 parent=parents[key],
-                depth=depth.get(key, -1),
+                depth=depth[key],
                 annual=value,
             )
             node.months = allocation.split_year(value, node_weights, quantum)
@@ -439,6 +508,7 @@ def plan_decompose(
     except ValueError as error:
         raise ValidationError(str(error)) from error
 
+    unassigned = unassigned.quantize(quantum)  # "0.00", never "0"
     result = Decomposition(plan=plan, nodes=nodes, unassigned=unassigned, time_weights=weights12)
     if dry_run:
         return result

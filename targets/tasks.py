@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from config.celery import app
 from targets.achievement import plan_achievements
+from targets.achievement_math import shown_amount, shown_rate
 from targets.calendar import fiscal_year_of
 from targets.models import AchievementSnapshot, PlanStatus, Target, TargetPlan
 from tenancy.dates import tenant_today
@@ -19,8 +20,9 @@ from tenancy.models import Tenant
 CHUNK = 5000
 
 
-def _money(value: Decimal | None) -> Decimal | None:
-    return None if value is None else value.quantize(Decimal("0.01"))
+def _money(value: Decimal | None, currency: str | None) -> Decimal | None:
+    """Stored as shown (SPEC preamble): half-up to the minor unit (counts: 2 places)."""
+    return shown_amount(value, currency)
 
 
 def snapshot_achievements(*, tenant_id: int, as_of: date | None = None) -> dict[str, int]:
@@ -43,15 +45,21 @@ def snapshot_achievements(*, tenant_id: int, as_of: date | None = None) -> dict[
                 series_id=node.series_id,
                 period_code=node.period_code,
                 as_of=day,
-                actual=_money(results[node.pk].actual) or Decimal(0),
-                attainment=results[node.pk].attainment,
-                expected_to_date=_money(results[node.pk].expected_to_date),
-                pace=results[node.pk].pace,
+                actual=_money(results[node.pk].actual, results[node.pk].currency) or Decimal(0),
+                attainment=shown_rate(results[node.pk].attainment),
+                expected_to_date=_money(
+                    results[node.pk].expected_to_date, results[node.pk].currency
+                ),
+                pace=shown_rate(results[node.pk].pace),
                 status=results[node.pk].status or "",
-                gap=_money(results[node.pk].gap),
-                required_per_day=_money(results[node.pk].required_per_day),
-                projected=_money(results[node.pk].projected),
-                projected_commit=_money(results[node.pk].projected_commit_only),
+                gap=_money(results[node.pk].gap, results[node.pk].currency),
+                required_per_day=_money(
+                    results[node.pk].required_per_day, results[node.pk].currency
+                ),
+                projected=_money(results[node.pk].projected, results[node.pk].currency),
+                projected_commit=_money(
+                    results[node.pk].projected_commit, results[node.pk].currency
+                ),
                 computed_at=timezone.now(),
             )
             for node in nodes

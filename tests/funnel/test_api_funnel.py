@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date
+from decimal import Decimal as D
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
+from crm.models import Opportunity
 from funnel.warnings import evaluate_warnings
 from targets.models import Target
 from tenancy.models import Membership
@@ -107,11 +109,38 @@ def test_plan_to_close_over_the_api(team: TenantTree, client_for: ClientFor) -> 
     assert result["gap"] == "295000.00"  # 300,000 minus the 5,000 won in October
     assert result["wins"]["value"] == 59 and result["wins"]["source"] == "tenant"
     mine = ok(rep.get("/api/v1/me/plan-to-close/", {"as_of": "2026-11-01", "period_kind": "year"}))
-    assert mine == result
+    assert mine["periods"] == [result]
     wrong = rep.get(f"/api/v1/targets/{count_target.pk}/plan-to-close/", {"as_of": "2026-11-01"})
     assert wrong.status_code == 400
     other = client_for(team.members["rep2"]).get(f"/api/v1/targets/{target.pk}/plan-to-close/")
     assert other.status_code == 404
+
+
+def test_my_plan_to_close_answers_the_month_quarter_and_year_that_still_matter(
+    team: TenantTree, client_for: ClientFor
+) -> None:
+    rep = team.members["rep"]
+    with tenant_scope(team.tenant):
+        records.published_plan(team)  # rep: 300,000 a year, 25,000 a month
+        # 30,000 won on 1 November: the month is met; Q4 (75,000) still lacks 40,000.
+        deal(team, rep, [(1, at(20)), (5, at(1, 11))], amount="30000.00")
+    client = client_for(rep)
+    mine = ok(client.get("/api/v1/me/plan-to-close/", {"as_of": "2026-11-01"}))
+    periods = {row["period_kind"]: row for row in mine["periods"]}
+    assert [row["period_kind"] for row in mine["periods"]] == ["month", "quarter", "year"]
+    assert periods["month"]["gap"] == "0.00" and periods["month"]["wins"]["value"] == 0
+    # Quarter 75,000 − 5,000 (October) − 30,000 = 40,000; year 300,000 − 35,000.
+    assert periods["quarter"]["gap"] == "40000.00"
+    assert periods["year"]["gap"] == "265000.00"
+    # Wins from the tenant's history: two wins, 5,000 and 30,000 → mean 17,500.
+    assert periods["quarter"]["wins"]["value"] == 3  # ceil(40,000 / 17,500)
+    assert periods["quarter"]["stages"][-1]["next_stage"] == "赢单 Won"
+    only = ok(
+        client.get("/api/v1/me/plan-to-close/", {"as_of": "2026-11-01", "period_kind": "quarter"})
+    )
+    assert only["periods"] == [periods["quarter"]]
+    bad = client.get("/api/v1/me/plan-to-close/", {"period_kind": "week"})
+    assert bad.status_code == 400 and "period_kind" in bad.json()["error"]["fields"]
 
 
 def test_alerts_explain_themselves_in_the_readers_language(
@@ -170,3 +199,14 @@ def test_funnel_lists_use_a_fixed_number_of_queries(
     # Stale deals also read the tenant, its rules and the pipeline's open stages: still
     # constant whatever the page.
     assert counts[0] == counts[1] <= 11
+
+
+def test_the_weighted_pipeline_rounds_half_a_cent_up(
+    team: TenantTree, client_for: ClientFor
+) -> None:
+    with tenant_scope(team.tenant):
+        deal_ = records.opportunity(team, team.members["rep"], amount=D("1000.05"))
+        Opportunity.objects.filter(pk=deal_.pk).update(expected_close_date=date(2026, 10, 20))
+    pipeline = ok(client_for(team.members["admin"]).get("/api/v1/funnel/pipeline/", OCTOBER))
+    # 1,000.05 × 10 % (Qualification) = 100.005 → 100.01 (half-even gave 100.00).
+    assert pipeline["total"] == {"deals": 1, "amount": "1000.05", "weighted": "100.01"}

@@ -371,6 +371,32 @@ def test_each_figure_falls_back_on_its_own_when_a_level_lacks_that_ratio() -> No
     assert plan.verified_visits.source == "member"
 
 
+def test_a_lead_rate_is_never_judged_from_one_lead() -> None:
+    # Six closed deals (enough for the stage rates) but 1 lead created, 0 converted, and
+    # 4 new opportunities: "0 of 1" is no evidence. The lead rate falls back to the
+    # unit's 10 of 20 and visits per opportunity to the unit's 10 per 10 (SPEC section 5:
+    # the same ≥ 5 rule as the stage rates, counted in the rate's own denominator).
+    member = history(
+        "member",
+        closed=6,
+        won=3,
+        won_amount="6000",
+        reached={"qualification": 6, "solution": 6, "quote": 6, "negotiation": 3},
+        new_opportunities=4,
+        leads_created=1,
+        leads_converted=0,
+        verified_visits=40,
+    )
+    plan = plan_to_close(D("10000"), [member, unit_history(), TENANT], stage_order=STAGES)
+    # 5 wins (average 2000); 10 new opportunities; leads ceil(10 / 0.5) = 20; visits 10 × 1.
+    assert plan.new_opportunities.value == 10 and plan.new_opportunities.source == "member"
+    assert (plan.leads.value, plan.leads.source) == (20, "unit")
+    assert (plan.verified_visits.value, plan.verified_visits.source) == (10, "unit")
+    # Without a unit level the tenant's quarter applies: ceil(10 / 0.25) = 40.
+    alone = plan_to_close(D("10000"), [member, TENANT], stage_order=STAGES)
+    assert (alone.leads.value, alone.leads.source) == (40, "tenant")
+
+
 def test_a_zero_conversion_stage_makes_the_plan_say_no_data() -> None:
     # Six closed deals, all lost: three reached quote, none went on to negotiation.
     member = history(

@@ -193,7 +193,9 @@ def test_a_disabled_rule_resolves_its_alerts_and_opens_none(tree_a: TenantTree) 
         assert {a.status for a in _alerts("overdue_follow_ups")} == {AlertStatus.RESOLVED}
 
 
-def test_conversion_drop_compares_with_the_previous_period(tree_a: TenantTree) -> None:
+def test_conversion_drop_compares_the_two_last_complete_months_in_points(
+    tree_a: TenantTree,
+) -> None:
     south = tree_a.members["south-rep"]
     with tenant_scope(tree_a.tenant):
         for n in range(10):  # September: 10 of 10 go from Qualification to Solution
@@ -201,11 +203,50 @@ def test_conversion_drop_compares_with_the_previous_period(tree_a: TenantTree) -
         for n in range(10):  # October: 5 of 10
             path = [(1, at(2 + n))] + ([(2, at(20))] if n < 5 else [])
             deal(tree_a, south, path)
+        # On 31 October, October is still running: September is compared with August
+        # (no cohort), so nothing fires however bad October looks so far.
         evaluate_warnings(tenant_id=tree_a.tenant.pk, as_of=date(2026, 10, 31))
+        assert _alerts("conversion_drop") == []
+        # On 2 November a November cohort of 10 that has not converted yet does not count.
+        for n in range(10):
+            deal(tree_a, south, [(1, at(1, 11, hour=8 + n))])
+        evaluate_warnings(tenant_id=tree_a.tenant.pk, as_of=date(2026, 11, 2))
         alerts = _alerts("conversion_drop")
     assert len(alerts) == 1
-    assert alerts[0].observed == D("0.5000") and alerts[0].period == "2026-10"
-    assert "fell from 100.0 % to 50.0 %" in alert_message(alerts[0])
+    # 100 % → 50 %: a drop of 50 points against a threshold of 10 points.
+    assert (alerts[0].observed, alerts[0].threshold) == (D("50.0000"), D("10.0000"))
+    assert alerts[0].period == "2026-10"
+    assert alert_message(alerts[0]) == (
+        "Conversion from 商机 Qualification fell from 100.0 % for the deals created in "
+        "2026-09 (10 reached it) to 50.0 % for those created in 2026-10 (10 reached it): "
+        "a drop of 50.0 points, at least the 10.0 points that count."
+    )
+
+
+def test_conversion_drop_needs_ten_reaching_the_stage_in_each_month(tree_a: TenantTree) -> None:
+    south = tree_a.members["south-rep"]
+    with tenant_scope(tree_a.tenant):
+        for n in range(10):  # September: 10 of 10
+            deal(tree_a, south, [(1, at(2 + n, 9)), (2, at(20, 9))])
+        for n in range(9):  # October: 0 of 9, one short of a cohort
+            deal(tree_a, south, [(1, at(2 + n))])
+        evaluate_warnings(tenant_id=tree_a.tenant.pk, as_of=date(2026, 11, 2))
+        assert _alerts("conversion_drop") == []
+
+
+def test_behind_pace_waits_for_a_fifth_of_the_period(tree_a: TenantTree) -> None:
+    with tenant_scope(tree_a.tenant):
+        records.published_plan(tree_a)  # nobody sells
+        # 2 June: 2 of 30 days; the year (FY = calendar year) is 153 of 365 days in.
+        evaluate_warnings(tenant_id=tree_a.tenant.pk, as_of=date(2026, 6, 2))
+        assert {a.period for a in _alerts("behind_pace")} == {"FY2026-Y"}
+        # 6 June: 6 of 30 days = 20 %, the month is judged too.
+        evaluate_warnings(tenant_id=tree_a.tenant.pk, as_of=date(2026, 6, 6))
+        assert {a.period for a in _alerts("behind_pace")} == {"FY2026-Y", "FY2026-M06"}
+        # 5 January: 5 of 365 days (1.4 %) for the year, 5 of 31 (16 %) for January.
+        Alert.objects.all().delete()
+        evaluate_warnings(tenant_id=tree_a.tenant.pk, as_of=date(2026, 1, 5))
+        assert _alerts("behind_pace") == []
 
 
 def test_the_warning_job_runs_in_the_tenant_scope_and_records_its_run(tree_a: TenantTree) -> None:
@@ -228,7 +269,7 @@ def test_all_six_rules_fire_stay_single_and_resolve_when_their_conditions_clear(
 ) -> None:
     """One scenario that trips every rule, re-evaluated, then cleared rule by rule."""
     rep, south = tree_a.members["rep"], tree_a.members["south-rep"]
-    today = date(2026, 10, 31)
+    today = date(2026, 11, 2)  # October is the last complete month
     with tenant_scope(tree_a.tenant):
         records.published_plan(tree_a)  # nobody sold: behind pace
         for _ in range(6):  # rep: 0 won of 6 closed → low win rate (created in August)

@@ -24,7 +24,11 @@ from targets.achievement_math import (
     gap,
     pace,
     projected,
+    projected_collections,
     required_per_day,
+    run_rate,
+    shown_amount,
+    shown_rate,
     status,
 )
 
@@ -75,15 +79,16 @@ def year_as_of(
 # -- attainment ---------------------------------------------------------------------------
 
 
-def test_attainment_is_rounded_half_up_to_four_places() -> None:
-    assert attainment(D("1234.5"), D("10000")) == D("0.1235")
-    assert attainment(D("2"), D("3")) == D("0.6667")
-    assert attainment(D("1"), D("3")) == D("0.3333")
-    assert attainment(D("150"), D("100")) == D("1.5000")
+def test_attainment_is_exact_and_shown_half_up_to_four_places() -> None:
+    assert attainment(D("1234.5"), D("10000")) == D("0.12345")
+    assert shown_rate(attainment(D("1234.5"), D("10000"))) == D("0.1235")  # half-even: 0.1234
+    assert shown_rate(attainment(D("2"), D("3"))) == D("0.6667")
+    assert shown_rate(attainment(D("1"), D("3"))) == D("0.3333")
+    assert shown_rate(attainment(D("150"), D("100"))) == D("1.5000")
 
 
 def test_attainment_can_be_negative_when_reversals_exceed_payments() -> None:
-    assert attainment(D("-50"), D("1000")) == D("-0.0500")
+    assert shown_rate(attainment(D("-50"), D("1000"))) == D("-0.0500")
 
 
 def test_attainment_is_none_when_the_target_is_not_set_or_not_applicable() -> None:
@@ -99,7 +104,7 @@ def test_attainment_is_none_when_the_target_is_not_set_or_not_applicable() -> No
 def test_attainment_is_within_half_a_unit_of_the_fourth_place(
     actual: Decimal, target: Decimal
 ) -> None:
-    result = attainment(actual, target)
+    result = shown_rate(attainment(actual, target))
     assert result is not None
     assert result.as_tuple().exponent == -4
     assert abs(Fraction(result) - Fraction(actual) / Fraction(target)) <= Fraction(1, 20000)
@@ -244,13 +249,23 @@ def test_expected_to_date_reaches_the_sum_of_the_months_on_the_last_day(
     assert expected_to_date(year_as_of(month_targets, 365)) == sum(month_targets, D(0))
 
 
+def test_a_half_cent_expected_to_date_is_shown_rounded_half_up() -> None:
+    # 294,410.55 × 1/30 = 9,813.685: half-up gives 9,813.69 (half-even gave 9,813.68).
+    expected = expected_to_date_leaf(D("294410.55"), 1, 30)
+    assert expected == D("9813.685")
+    assert shown_amount(expected, "CNY") == D("9813.69")
+    assert shown_amount(expected, "JPY") == D("9814")
+    assert shown_amount(D("2.125"), None) == D("2.13")  # a count paced by days
+
+
 # -- pace and status ----------------------------------------------------------------------
 
 
-def test_pace_is_actual_over_expected_rounded_to_four_places() -> None:
-    assert pace(D("100"), D("100")) == D("1.0000")
-    assert pace(D("90"), D("100")) == D("0.9000")
-    assert pace(D("2"), D("3")) == D("0.6667")
+def test_pace_is_actual_over_expected_shown_to_four_places() -> None:
+    assert shown_rate(pace(D("100"), D("100"))) == D("1.0000")
+    assert shown_rate(pace(D("90"), D("100"))) == D("0.9000")
+    assert pace(D("2"), D("3")) == D(2) / D(3)
+    assert shown_rate(pace(D("2"), D("3"))) == D("0.6667")
 
 
 def test_pace_is_none_when_nothing_is_expected_yet() -> None:
@@ -280,10 +295,16 @@ def test_status_follows_the_tenants_threshold() -> None:
     assert status(D("0.9999"), D("0")) == OFF_TRACK
 
 
-def test_status_is_judged_on_the_rounded_pace_a_person_sees() -> None:
-    # 8999.5 / 10000 = 0.89995 shows as 0.9000, hence at risk rather than off track.
-    assert status(pace(D("8999.5"), D("10000"))) == AT_RISK
-    assert status(pace(D("8999.4"), D("10000"))) == OFF_TRACK
+def test_status_is_judged_on_the_exact_pace_not_the_one_shown() -> None:
+    # SPEC §4: 260,000 / 260,010 = 0.99996… shows as 1.0000 but is at risk.
+    close_to_one = pace(D("260000"), D("260010"))
+    assert shown_rate(close_to_one) == D("1.0000")
+    assert status(close_to_one) == AT_RISK
+    # The 1 − t edge: 8,999.5 / 10,000 = 0.89995 shows as 0.9000 but is off track.
+    edge = pace(D("8999.5"), D("10000"))
+    assert shown_rate(edge) == D("0.9000")
+    assert status(edge) == OFF_TRACK
+    assert status(pace(D("9000"), D("10000"))) == AT_RISK
 
 
 def test_status_is_none_without_a_pace() -> None:
@@ -361,18 +382,30 @@ def test_required_per_day_is_none_without_a_gap_and_rejects_negative_days() -> N
 # -- projection ---------------------------------------------------------------------------
 
 
-def test_projected_adds_probability_weighted_open_deals_and_commit_only_ones_apart() -> None:
+def test_projected_weights_open_deals_and_commit_takes_commit_deals_at_face_value() -> None:
     deals = [
         OpenDeal(D("10000"), D("50"), "commit"),
         OpenDeal(D("4000"), D("25"), "best_case"),
         OpenDeal(D("2000"), D("100"), "pipeline"),
     ]
-    assert projected(D("1000"), deals) == Projection(weighted=D("9000"), commit_only=D("6000"))
+    # 1,000 + 5,000 + 1,000 + 2,000 = 9,000; commit: 1,000 + 10,000 (no probability).
+    assert projected(D("1000"), deals) == Projection(projected=D("9000"), commit=D("11000"))
 
 
 def test_projected_accepts_plain_tuples_and_no_deals() -> None:
-    assert projected(D("10"), [(D("100"), 10, "commit")]) == (D("20"), D("20"))
+    assert projected(D("10"), [(D("100"), 10, "commit")]) == (D("20"), D("110"))
     assert projected(D("10"), []) == (D("10"), D("10"))
+
+
+def test_collections_project_planned_payments_at_face_value() -> None:
+    assert projected_collections(D("500"), [D("1200"), D("300.50")]) == (D("2000.50"), None)
+
+
+def test_other_metrics_project_by_run_rate() -> None:
+    # 12 visits in 10 of 30 days → 36; before the period starts there is no rate.
+    assert run_rate(D("12"), 10, 30) == D("36")
+    assert run_rate(D("7"), 3, 31) == D(7) * 31 / 3
+    assert run_rate(D("5"), 0, 30) is None
 
 
 def test_projected_rejects_a_probability_outside_zero_to_one_hundred() -> None:
@@ -390,11 +423,15 @@ def test_projected_rejects_a_probability_outside_zero_to_one_hundred() -> None:
         max_size=20,
     )
 )
-def test_commit_only_projection_never_exceeds_the_weighted_one(
+def test_projections_never_fall_below_the_actual_with_non_negative_deals(
     deals: list[tuple[Decimal, int, str]],
 ) -> None:
-    weighted, commit_only = projected(D("500"), deals)
-    assert D("500") <= commit_only <= weighted
+    weighted, commit = projected(D("500"), deals)
+    assert commit is not None
+    assert D("500") <= weighted and D("500") <= commit
+    # A commit deal counts at least as much in the commit projection as in the weighted one.
+    commit_deals = [(amount, p, c) for amount, p, c in deals if c == "commit"]
+    assert commit - D("500") >= projected(D("0"), commit_deals).projected
 
 
 # -- compute_achievement ------------------------------------------------------------------
@@ -413,15 +450,15 @@ def test_compute_achievement_fills_every_figure_of_a_month() -> None:
     assert result == Achievement(
         target=D("3000"),
         actual=D("800"),
-        attainment=D("0.2667"),
+        attainment=D(800) / D(3000),
         expected_to_date=D("1000"),
-        pace=D("0.8000"),
+        pace=D("0.8"),
         status=OFF_TRACK,
         gap=D("2200"),
         remaining_days=20,
         required_per_day=D("110"),
         projected=D("1300"),
-        projected_commit_only=D("1200"),
+        projected_commit=D("1800"),
     )
 
 
@@ -429,12 +466,12 @@ def test_compute_achievement_of_a_count_metric_has_no_projection() -> None:
     result = compute_achievement(
         period=PeriodTarget(D("20"), 30, 30), actual=D("25"), threshold=D("0.2")
     )
-    assert result.attainment == D("1.2500")
+    assert result.attainment == D("1.25")
     assert result.status == ON_TRACK
     assert result.gap == D("0")
     assert result.required_per_day is None
     assert result.projected is None
-    assert result.projected_commit_only is None
+    assert result.projected_commit is None
 
 
 def test_compute_achievement_of_a_target_not_set_has_no_attainment_pace_or_gap() -> None:
@@ -537,3 +574,15 @@ def test_pacing_adds_in_the_order_of_the_recursion_to_the_last_digit() -> None:
     as_of = calendar.fiscal_year(2023, 2).start + timedelta(days=166)
     pacing = Pacing(2023, 2, as_of)
     assert pacing.expected(0, months) == D("100.0067741935483870967741936")
+
+
+def test_the_achievement_shown_rounds_money_half_up_in_its_currency() -> None:
+    from targets.achievement import achievement_json
+
+    month = PeriodTarget(target=D("294410.55"), total_days=30, elapsed_days=1)
+    result = compute_achievement(period=month, actual=D("0"), open_deals=[], currency="CNY")
+    shown = achievement_json(result)
+    # 294,410.55 × 1/30 = 9,813.685 → 9,813.69; gap 294,410.55 over 29 days = 10,152.0879…
+    assert shown["expected_to_date"] == "9813.69"
+    assert shown["required_per_day"] == "10152.09"
+    assert (shown["actual"], shown["gap"], shown["pace"]) == ("0.00", "294410.55", "0.0000")

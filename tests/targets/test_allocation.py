@@ -16,6 +16,7 @@ from targets.allocation import (
     RampSchedule,
     allocate,
     check_manual,
+    fill_history,
     mean_factor,
     monthly_factors,
     org_weights,
@@ -24,12 +25,14 @@ from targets.allocation import (
     ramped_org_split,
     ramped_time_weights,
     round_half_up,
+    seasonal_weights,
     split_year,
     tenure_month,
     time_weights,
     with_headroom,
 )
 from targets.calendar import Period, months
+from tenancy.money import minor_unit, round_money
 
 D = Decimal
 
@@ -521,3 +524,88 @@ def test_ramped_org_split_accounts_for_every_quantum(
     assert sum(parts.values()) + unassigned == total
     assert unassigned >= 0
     assert all(part >= 0 and part % quantum == 0 for part in parts.values())
+
+
+@given(
+    value=st.decimals(min_value=-(10**9), max_value=10**9, places=4, allow_nan=False),
+    currency=st.sampled_from(["CNY", "USD", "JPY", "KWD"]),
+)
+def test_round_half_up_agrees_with_the_money_helper_on_the_minor_unit(
+    value: Decimal, currency: str
+) -> None:
+    assert round_half_up(value, minor_unit(currency)) == round_money(value, currency)
+
+
+# -- seasonal weights with partial history (SPEC section 4 "Time") ------------------------
+
+# The tenant's data starts in month 7 of the window: months 1-6 have no history.
+PARTIAL = [None] * 6 + [D(100), D(200), D(0), D(-50), D(300), D(400)]
+
+
+def test_months_before_the_first_row_take_the_mean_of_those_with_history() -> None:
+    # With history: 100, 200, a real 0, −50 → 0, 300, 400: sum 1,000 over 6 months, mean
+    # 166.67. 12,000 split: 1,000 for each month without history (the mean's share),
+    # then 100 × 12,000 / 2,000 … in proportion: 600, 1,200, 0, 0, 1,800, 2,400.
+    weights = seasonal_weights(PARTIAL)
+    assert split_year(D(12000), weights, 1) == [D(1000)] * 6 + [
+        D(600),
+        D(1200),
+        D(0),
+        D(0),
+        D(1800),
+        D(2400),
+    ]
+
+
+def test_a_seasonal_blend_mixes_the_shares_with_equal_ones() -> None:
+    # β = 0.5: 0.5 × share + 0.5 / 12 of 12,000 → 1,000, then 800, 1,100, 500, 500,
+    # 1,400, 1,700.
+    weights = seasonal_weights(PARTIAL, D("0.5"))
+    assert split_year(D(12000), weights, 1) == [D(1000)] * 6 + [
+        D(800),
+        D(1100),
+        D(500),
+        D(500),
+        D(1400),
+        D(1700),
+    ]
+    assert split_year(D(12000), seasonal_weights(PARTIAL, 0), 1) == [D(1000)] * 12
+
+
+def test_fewer_than_three_months_of_history_split_equally() -> None:
+    assert seasonal_weights([None] * 10 + [D(5), D(7)]) == [D(1)] * 12
+    assert seasonal_weights([None] * 12) == [D(1)] * 12
+    assert seasonal_weights([D(0)] * 12) == [D(1)] * 12
+    with pytest.raises(ValueError, match="seasonal_blend"):
+        seasonal_weights(PARTIAL, D("1.5"))
+
+
+@given(
+    history=st.lists(
+        st.one_of(st.none(), st.decimals(min_value=-1000, max_value=10**6, places=2)),
+        min_size=12,
+        max_size=12,
+    ),
+    blend=st.decimals(min_value=0, max_value=1, places=2),
+    count=quanta_counts,
+)
+def test_seasonal_splits_add_up_and_never_give_a_month_without_history_zero(
+    history: list[Decimal | None], blend: Decimal, count: int
+) -> None:
+    annual = D("0.01") * count
+    months = split_year(annual, seasonal_weights(history, blend), D("0.01"))
+    assert sum(months) == annual and all(month >= 0 for month in months)
+    weights = seasonal_weights(history, blend)
+    known = [max(value, D(0)) for value in history if value is not None]
+    if len(known) >= 3 and sum(known) > 0:
+        # A month without history weighs the mean of the others, never 0.
+        assert all(w > 0 for w, value in zip(weights, history, strict=True) if value is None)
+
+
+def test_a_child_without_a_whole_year_takes_the_mean_of_its_siblings_that_have_one() -> None:
+    # a 300, b 100 over the whole window; e joined 3 months ago (50 so far) → mean 200.
+    filled = fill_history({"a": D(300), "b": D(100), "e": D(50)}, {"a", "b"})
+    assert filled is not None
+    assert allocate(D(600), filled, 1) == {"a": D(300), "b": D(100), "e": D(200)}
+    # Nobody has a whole year: no history weights at all (the split is equal).
+    assert fill_history({"a": D(5), "b": D(0)}, set()) is None

@@ -104,8 +104,39 @@ def test_bad_decomposition_input_is_400_and_writes_nothing(
     )
     assert "manual" in error_fields(mismatch)
     assert "11999997.00" in mismatch.json()["error"]["message"]
+    for blend in ("1.5", "-0.1"):
+        assert "seasonal_blend" in error_fields(
+            admin.post(url, {"time_method": "seasonal", "seasonal_blend": blend}, format="json")
+        )
+    unknown = admin.post(
+        url, {"org_method": "potential", "potential": {"member:999999": "1"}}, format="json"
+    )
+    assert "potential" in error_fields(unknown)
+    assert "member:999999" in unknown.json()["error"]["message"]
+    assert "manual" in error_fields(
+        admin.post(url, {"org_method": "manual", "manual": {"unit:0": "1.00"}}, format="json")
+    )
+    assert "org_methods_by_depth" in error_fields(
+        admin.post(url, {"org_methods_by_depth": {"7": "equal"}}, format="json")
+    )
     with tenant_scope(tree_a.tenant):
         assert not Target.objects.exists()
+
+
+def test_the_decompose_answer_gives_members_their_depth_and_money_its_format(
+    tree_a: TenantTree, admin: APIClient
+) -> None:
+    plan = _plan(admin)
+    tree = ok(
+        admin.post(
+            f"/api/v1/target-plans/{plan['id']}/decompose/", {"dry_run": True}, format="json"
+        )
+    )
+    assert tree["unassigned"] == "0.00"
+    depth = {(n["assignee"]["type"], n["assignee"]["id"]): n["depth"] for n in tree["nodes"]}
+    for node in tree["nodes"]:
+        if node["assignee"]["type"] == "member":
+            assert node["depth"] == depth[("unit", node["parent"]["id"])] + 1 >= 1
 
 
 def test_duplicate_plans_and_out_of_range_months_are_rejected(

@@ -15,10 +15,12 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from crm.models import Activity, Opportunity
-from targets.achievement import plan_achievements
+from crm.services import payment_record
+from targets.achievement import achievement_json, plan_achievements
 from targets.models import PeriodKind, Target, TargetPlan
 from targets.services import DecomposeSettings, plan_create, plan_decompose
 from tenancy.models import Membership, OrgUnit
+from tenancy.money import round_rate
 from tenancy.scope import tenant_scope
 from tenancy.services import membership_create, org_unit_create, tenant_create
 from tests import records
@@ -108,7 +110,11 @@ def test_twelve_million_split_by_history_and_seasonality_with_a_ramping_new_hire
             ramp=True,
             preserve_total=False,
         )
-        result = plan_decompose(member=april.members["admin"], plan=plan, settings=settings)
+        # Decomposed on 2026-03-15: the window is March 2025 … February 2026, and the
+        # tenant's first row is April 2025, so March (fiscal month 12) has no history.
+        result = plan_decompose(
+            member=april.members["admin"], plan=plan, settings=settings, as_of=date(2026, 3, 15)
+        )
         a, b, c = (april.members[n] for n in "abc")
         year = PeriodKind.YEAR
         # Regions by last year's shares: R1 400k of 1,000k, R2 600k.
@@ -122,17 +128,22 @@ def test_twelve_million_split_by_history_and_seasonality_with_a_ramping_new_hire
         assert _value(plan, b, year, 0) == D("1600000.00")
         assert _value(plan, d, year, 0) == D("893333.33")
         assert result.unassigned == D("706666.67")
-        # Seasonal months: 30 % April, 10 % May, 60 % December.
+        # Seasonal months: 11 months with history (April 300k, May 100k, December 600k,
+        # the others a real 0); March takes their mean 1,000k / 11. Shares of 12/11 ×
+        # 1,000k: April 27.5 %, May 9.17 %, December 55 %, March 8.33 %.
         month = PeriodKind.MONTH
-        assert [_value(plan, april.units["co"], month, i) for i in (1, 2, 9)] == [
-            D("3600000.00"),
-            D("1200000.00"),
-            D("7200000.00"),
+        assert [_value(plan, april.units["co"], month, i) for i in (1, 2, 9, 12)] == [
+            D("3300000.00"),
+            D("1100000.00"),
+            D("6600000.00"),
+            D("1000000.00"),
         ]
-        assert _value(plan, april.units["co"], month, 5) == D("0.00")
-        assert _value(plan, april.units["co"], PeriodKind.QUARTER, 1) == D("4800000.00")
-        # d works only from June: April and May weights vanish, December carries it all.
-        assert _value(plan, d, month, 9) == D("893333.33")
+        assert _value(plan, april.units["co"], month, 5) == D("0.00")  # August: a real 0
+        assert _value(plan, april.units["co"], PeriodKind.QUARTER, 1) == D("4400000.00")
+        # d works only from June: April and May weights vanish; December (600k × 1) and
+        # March (1,000k/11 × 1) carry it, 6.6 : 1 → 893,333.33 × 6.6/7.6 = 775,789.47.
+        assert _value(plan, d, month, 9) == D("775789.47")
+        assert _value(plan, d, month, 12) == D("117543.86")
         assert _value(plan, d, month, 1) == D("0.00")
         # Every assignee's months add up to their year.
         for target in Target.objects.filter(plan=plan, period_kind=year):
@@ -265,12 +276,12 @@ def test_attainment_and_pace_in_the_middle_of_may(april: TenantTree) -> None:
         may = _achievement(plan, april.members["a"], PeriodKind.MONTH, 2, date(2026, 5, 15))
         # May: 15 of 31 days elapsed → expected 100,000 × 15/31 = 48,387.10.
         assert may.expected_to_date.quantize(D("0.01")) == D("48387.10")
-        assert (may.actual, may.attainment) == (D("150000.00"), D("1.5000"))
-        assert may.pace == D("3.1000") and may.status == "on_track"
+        assert (may.actual, may.attainment) == (D("150000.00"), D("1.5"))
+        assert round_rate(may.pace) == D("3.1000") and may.status == "on_track"
         year = _achievement(plan, april.members["a"], PeriodKind.YEAR, 0, date(2026, 5, 15))
         # Year: April fully elapsed (100,000) + May's 48,387.10; 320 days remain.
         assert year.expected_to_date.quantize(D("0.01")) == D("148387.10")
-        assert year.pace == D("1.0109")
+        assert round_rate(year.pace) == D("1.0109")
         assert year.gap == D("1050000.00")
         assert year.remaining_days == 320
         assert year.required_per_day == D("3281.25")
@@ -354,7 +365,8 @@ def test_projection_weights_open_deals_expected_in_the_rest_of_the_period(
         may = _achievement(plan, april.members["a"], PeriodKind.MONTH, 2, date(2026, 5, 15))
         # 200,000 × 70 % (commit) + 100,000 × 10 % (qualification) = 150,000.
         assert may.projected == D("150000")
-        assert may.projected_commit_only == D("140000")
+        # Commit: the negotiation deal at face value, 200,000.
+        assert may.projected_commit == D("200000.00")
 
 
 def test_a_target_reads_as_period_assignee_and_line(tree_a: TenantTree) -> None:
@@ -409,3 +421,154 @@ def test_a_few_nodes_aggregate_only_their_own_rows_and_get_the_same_figures(
         n for n in nodes if n.org_unit_id == tree_a.units["north"].pk and n.period_kind == "year"
     )
     assert whole[north.pk].actual == D("360000.00")  # rep's two wins and rep2's one
+
+
+def test_seasonal_weights_when_the_tenants_data_starts_in_month_seven_of_the_window(
+    april: TenantTree,
+) -> None:
+    with tenant_scope(april.tenant):
+        # Decomposed on 2026-12-02: the window is December 2025 … November 2026, on
+        # fiscal months April (1) … March (12). The first row is in June 2026 (month 7 of
+        # the window): December 2025 … May 2026 have no history.
+        a = april.members["a"]
+        for amount, day in (
+            ("100.00", date(2026, 6, 10)),  # fiscal month 3
+            ("200.00", date(2026, 7, 10)),  # 4
+            ("300.00", date(2026, 9, 10)),  # 6; August (5) is a real 0
+            ("400.00", date(2026, 10, 10)),  # 7
+            ("0.00", date(2026, 11, 10)),  # 8: a deal of nothing, still a 0
+        ):
+            _won(april, a, amount, day)
+        plan = _plan(april, "12000.00")
+        settings = DecomposeSettings(time_method="seasonal")
+        plan_decompose(
+            member=april.members["admin"], plan=plan, settings=settings, as_of=date(2026, 12, 2)
+        )
+        co = april.units["co"]
+        months = [_value(plan, co, PeriodKind.MONTH, i) for i in range(1, 13)]
+        # 6 months with history (June … November), sum 1,000, mean 166.67: the
+        # months without history weigh 166.67 each (shares of 2,000): 1,000 each;
+        # June 600, July 1,200, August 0, September 1,800, October 2,400, November 0.
+        assert months == [
+            D("1000.00"),  # April 2026: before June, no history
+            D("1000.00"),  # May 2026
+            D("600.00"),
+            D("1200.00"),
+            D("0.00"),
+            D("1800.00"),
+            D("2400.00"),
+            D("0.00"),
+            D("1000.00"),  # December 2025
+            D("1000.00"),
+            D("1000.00"),
+            D("1000.00"),  # March 2026
+        ]
+        # β = 0.5 halves the seasonality: 0.5 × share + 0.5 / 12.
+        settings = DecomposeSettings(time_method="seasonal", seasonal_blend=D("0.5"))
+        plan_decompose(
+            member=april.members["admin"], plan=plan, settings=settings, as_of=date(2026, 12, 2)
+        )
+        assert _value(plan, co, PeriodKind.MONTH, 4) == D("1100.00")
+        assert _value(plan, co, PeriodKind.MONTH, 5) == D("500.00")
+
+
+def test_a_member_who_joined_three_months_ago_gets_the_mean_of_their_siblings(
+    april: TenantTree,
+) -> None:
+    with tenant_scope(april.tenant):
+        _history(april)  # a 300,000 (April 2025), b 100,000 (May), c 600,000 (December)
+        e = membership_create(
+            tenant=april.tenant,
+            username="april-e",
+            org_unit=april.units["t1"],
+            start_date=date(2025, 12, 10),
+        )
+        plan = _plan(april, "1200000.00")
+        settings = DecomposeSettings(org_method="history", preserve_total=False)
+        plan_decompose(
+            member=april.members["admin"], plan=plan, settings=settings, as_of=date(2026, 3, 15)
+        )
+        year = PeriodKind.YEAR
+        # Regions by history: R1 400k, R2 600k → 480,000 and 720,000; T1 480,000.
+        assert _value(plan, april.units["r1"], year, 0) == D("480000.00")
+        # e has no whole year: the mean of a and b, 200,000 → 300 : 100 : 200 →
+        # 240,000, 80,000, 160,000 before ramp-up. e's tenure month 5 is April 2026:
+        # factors 0.6, 0.6, then 1 × 10 → mean 11.2 / 12 → 160,000 × 11.2/12 = 149,333.33.
+        assert _value(plan, april.members["a"], year, 0) == D("240000.00")
+        assert _value(plan, april.members["b"], year, 0) == D("80000.00")
+        assert _value(plan, e, year, 0) == D("149333.33")
+        plan.refresh_from_db()
+        assert plan.unassigned == D("10666.67")
+
+
+def test_a_pace_of_0_99996_is_at_risk_though_shown_as_1_0000(april: TenantTree) -> None:
+    with tenant_scope(april.tenant):
+        plan = _published_rep_plan(april)  # a: 100,000 in May
+        _won(april, april.members["a"], "99996.00", date(2026, 5, 20))
+        may = _achievement(plan, april.members["a"], PeriodKind.MONTH, 2, date(2026, 5, 31))
+    assert may.pace == D("0.99996") and may.status == "at_risk"
+    shown = achievement_json(may)
+    assert (shown["pace"], shown["status"], shown["attainment"]) == ("1.0000", "at_risk", "1.0000")
+
+
+def test_collections_project_the_planned_payments_due_in_the_rest_of_the_period(
+    april: TenantTree,
+) -> None:
+    a = april.members["a"]
+    with tenant_scope(april.tenant):
+        plan = _published_rep_plan(april, metric="collections")
+        won = records.won_opportunity(april, a)
+        for amount, planned, received in (
+            ("20000.00", None, date(2026, 5, 5)),  # collected
+            ("30000.00", date(2026, 5, 25), None),  # due later in May
+            ("10000.00", date(2026, 6, 10), None),  # due in June
+            ("5000.00", date(2026, 5, 10), None),  # overdue: not "the rest of the period"
+        ):
+            payment_record(
+                member=a, opportunity=won, amount=D(amount), planned_date=planned,
+                received_date=received,
+            )  # fmt: skip
+        records.opportunity(april, a, amount=D("50000.00"))  # open deals never count here
+        may = _achievement(plan, a, PeriodKind.MONTH, 2, date(2026, 5, 15))
+        year = _achievement(plan, a, PeriodKind.YEAR, 0, date(2026, 5, 15))
+    assert may.actual == D("20000.00")
+    assert may.projected == D("50000.00")  # 20,000 + 30,000
+    assert year.projected == D("60000.00")  # + the 10,000 due in June
+    assert may.projected_commit is None and year.projected_commit is None
+
+
+def test_count_metrics_project_by_run_rate(april: TenantTree) -> None:
+    a = april.members["a"]
+    with tenant_scope(april.tenant):
+        plan = _published_rep_plan(april, metric="won_deals", total="1200")
+        for day in (2, 8, 14):
+            _won(april, a, "1000.00", date(2026, 5, day))
+        may = _achievement(plan, a, PeriodKind.MONTH, 2, date(2026, 5, 15))
+        year = _achievement(plan, a, PeriodKind.YEAR, 0, date(2026, 5, 15))
+    # 3 deals in 15 of May's 31 days → 6.2; the year: 3 in 45 of 365 days → 24.33.
+    assert may.projected == D("6.2")
+    assert achievement_json(year)["projected"] == "24.33"
+    assert may.projected_commit is None
+
+
+def test_a_new_unit_whose_members_all_joined_recently_gets_the_mean_of_its_siblings(
+    april: TenantTree,
+) -> None:
+    with tenant_scope(april.tenant):
+        _history(april)  # R1 400,000 (a, b), R2 600,000 (c) in the window
+        r3 = org_unit_create(tenant=april.tenant, name="R3", parent=april.units["co"])
+        f = membership_create(
+            tenant=april.tenant, username="april-f", org_unit=r3, start_date=date(2025, 12, 10)
+        )
+        _won(april, f, "90000.00", date(2026, 1, 20))  # a good start, but no whole year
+        plan = _plan(april, "1500000.00")
+        settings = DecomposeSettings(org_method="history", ramp=False)
+        plan_decompose(
+            member=april.members["admin"], plan=plan, settings=settings, as_of=date(2026, 3, 15)
+        )
+        # R3 takes the mean of R1 and R2, 500,000: 400 : 600 : 500 of 1,500,000.
+        year = PeriodKind.YEAR
+        assert _value(plan, april.units["r1"], year, 0) == D("400000.00")
+        assert _value(plan, april.units["r2"], year, 0) == D("600000.00")
+        assert _value(plan, r3, year, 0) == D("500000.00")
+        assert _value(plan, f, year, 0) == D("500000.00")

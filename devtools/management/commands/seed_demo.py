@@ -10,8 +10,9 @@ Then the demo's target plans (``devtools.demo_targets``).
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, time
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.core.management.base import BaseCommand
 from django.utils import timezone
@@ -103,6 +104,14 @@ PEOPLE: list[tuple[str, str, str, str, str | None, bool, date]] = [
 class Command(BaseCommand):
     help = "Create or complete the demo tenant (slug 'demo'). Safe to run again."
 
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument(
+            "--as-of",
+            type=date.fromisoformat,
+            default=None,
+            help="Seed as if today were this date (YYYY-MM-DD): history up to it, plans on it.",
+        )
+
     def handle(self, *args: Any, **options: Any) -> None:
         result = tenant_create(
             name="示例科技 Demo Tech",
@@ -151,7 +160,11 @@ class Command(BaseCommand):
         if deals:
             self.stdout.write(f"History already there ({deals:,} opportunities): nothing added.")
         else:
-            now = timezone.now()
+            now = (
+                datetime.combine(options["as_of"], time(18), ZoneInfo(tenant.time_zone))
+                if options.get("as_of")
+                else timezone.now()
+            )
             reps = datagen.existing_reps(tenant, as_of=now)
             counts = datagen.generate_history(tenant, reps, HISTORY, seed=HISTORY_SEED, as_of=now)
             self.stdout.write(
@@ -161,7 +174,7 @@ class Command(BaseCommand):
                 f"{counts.activities:,} activities, {counts.leads:,} leads."
             )
         # The apps' demo data on top of the history (devtools may use every app).
-        seed_demo_plans(tenant=tenant, stdout=self.stdout)
+        seed_demo_plans(tenant=tenant, stdout=self.stdout, as_of=options.get("as_of"))
         self.stdout.write(
             "Logins (password 'demo'): demo-admin (admin), demo-manager (manager, East China), "
             "demo-rep (rep, Shanghai Team 1)."
