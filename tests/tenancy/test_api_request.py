@@ -157,3 +157,41 @@ def test_the_time_zone_is_deactivated_after_the_request(
 
     client_for(tree_a.members["admin"]).get("/api/v1/me/")  # type: ignore[operator]
     assert timezone.get_current_timezone_name() == "UTC"
+
+
+# --- the outermost transaction (as in production, not nested in a test's) ----------
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.urls("tests.tenancy.failing_urls")
+def test_outside_a_test_transaction_one_message_opens_the_scope_and_errors_roll_back(
+    client_for: ClientFor,
+) -> None:
+    from psycopg.pq import TransactionStatus
+
+    from tests.factories import build_tenant_tree
+
+    tree = build_tenant_tree("outer", "Outer 外")
+    client = client_for(tree.members["manager"])  # type: ignore[operator]
+    with CaptureQueriesContext(connection) as context:
+        me = client.get("/api/v1/me/")
+    assert me.status_code == 200
+    assert me.json()["member"]["managed_units"] == [tree.units["north"].pk]
+    # Django logs "BEGIN" when it turns autocommit off (no round trip); the first
+    # message to the server opens the transaction and makes the settings.
+    statements = [q["sql"] for q in context.captured_queries if q["sql"] != "BEGIN"]
+    assert statements[0].startswith("BEGIN; SELECT set_config('app.tenant_id', ")
+    assert sum("set_config" in sql for sql in statements) == 1
+    # The transaction ended with the request, and its settings with it.
+    assert connection.connection.pgconn.transaction_status == TransactionStatus.IDLE
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('app.tenant_id', true), current_user")
+        assert cursor.fetchone() == ("", "crm_app")
+
+    admin = client_for(tree.members["admin"])  # type: ignore[operator]
+    admin.raise_request_exception = False
+    assert admin.post("/api/v1/test-write-then-fail/?how=raise").status_code == 500
+    assert admin.post("/api/v1/test-write-then-fail/").status_code == 400
+    assert _written(tree) == 0
+    assert admin.post("/api/v1/test-write-then-fail/?how=ok").status_code == 201
+    assert _written(tree) == 1

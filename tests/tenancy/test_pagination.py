@@ -238,3 +238,34 @@ def test_an_admin_changelist_under_the_limit_shows_the_exact_count(tree_a: Tenan
     assert client.login(username="acme-admin", password=PASSWORD)
     html = client.get("/admin/tenancy/membership/").content.decode()
     assert "5 members" in html and "more than" not in html
+
+
+def test_the_admins_date_hierarchy_spans_first_to_last_row_without_reading_every_row(
+    tree_a: TenantTree,
+) -> None:
+    from crm.models import Opportunity
+
+    with tenant_scope(tree_a.tenant):
+        deals = [records.opportunity(tree_a) for _ in range(3)]
+        for deal, created in zip(
+            deals,
+            [
+                datetime(2024, 11, 5, tzinfo=UTC),
+                datetime(2026, 2, 1, tzinfo=UTC),
+                datetime(2026, 4, 30, 17, 0, tzinfo=UTC),  # May 1st in Shanghai
+            ],
+            strict=True,
+        ):
+            Opportunity.objects.filter(pk=deal.pk).update(created_at=created)
+    client = Client(headers={"Accept-Language": "en"})
+    assert client.login(username="acme-admin", password=PASSWORD)
+    with CaptureQueriesContext(connection) as context:
+        html = client.get("/admin/crm/opportunity/").content.decode()
+    assert not any("DISTINCT" in q["sql"] for q in context.captured_queries)
+    for year in (2024, 2025, 2026):
+        assert f"created_at__year={year}" in html
+    assert "created_at__year=2023" not in html and "created_at__year=2027" not in html
+    months = client.get("/admin/crm/opportunity/", {"created_at__year": "2026"}).content.decode()
+    for month in (2, 3, 4, 5):
+        assert f"created_at__month={month}" in months
+    assert "created_at__month=1&" not in months and "created_at__month=6" not in months
