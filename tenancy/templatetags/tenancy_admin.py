@@ -4,9 +4,9 @@ Django's ``{% date_hierarchy %}`` lists the years (and, within a year, the month
 have rows with ``SELECT DISTINCT date_trunc(…)`` over every row of the changelist: on a
 tenant with 100,000 deals the opportunity page spent most of its time there. Here the
 years and months run from the first row to the last one, found with ``MIN``/``MAX``
-(one indexed read each, and Django reads them anyway); a year or month in between with
-no row is listed too and opens an empty list. Days, a single month's choices, are
-Django's own.
+(Django reads them anyway to pick the level; they are not read twice); a year or month
+in between with no row is listed too and opens an empty list. Days, a single month's
+choices, are Django's own.
 """
 
 from __future__ import annotations
@@ -42,15 +42,23 @@ class _SpanDates:
 
     def __init__(self, queryset: Any) -> None:
         self.queryset = queryset
+        self.bounds: dict[str, Any] | None = None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.queryset, name)
+
+    def aggregate(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        # Django reads the first and last date to pick the level: kept, not read again.
+        result: dict[str, Any] = self.queryset.aggregate(*args, **kwargs)
+        if set(kwargs) == {"first", "last"}:
+            self.bounds = result
+        return result
 
     def _span(self, field_name: str, kind: str, *, datetimes: bool) -> list[Any]:
         if kind not in ("year", "month"):
             method = self.queryset.datetimes if datetimes else self.queryset.dates
             return list(method(field_name, kind))
-        bounds = self.queryset.aggregate(first=Min(field_name), last=Max(field_name))
+        bounds = self.bounds or self.queryset.aggregate(first=Min(field_name), last=Max(field_name))
         first, last = bounds["first"], bounds["last"]
         if first is None or last is None:
             return []
