@@ -1,12 +1,16 @@
 """DRF authentication: JWT bound to one membership, and hashed integration tokens.
 
-``tenancy.middleware.TenantScopeMiddleware`` has already read the tenant from the
-credential and entered its scope; these classes load and check the membership inside
-that scope, and fail when the credential and the scope disagree.
+``tenancy.middleware.TenantScopeMiddleware`` reads the tenant from the credential,
+enters its scope and checks the credential there once (``check_credential``: the JWT
+decoded once, one membership query with its user, unit and tenant). These classes hand
+DRF what the middleware found, so a request never decodes its token or loads its
+membership twice. A credential the middleware could not read (and so gave no scope) is
+checked here from scratch, and fails: the credential and the scope disagree.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -16,7 +20,8 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 from rest_framework_simplejwt.authentication import JWTAuthentication
-from rest_framework_simplejwt.tokens import Token
+from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.tokens import AccessToken, Token
 
 from tenancy.models import ApiToken, Membership
 from tenancy.scope import current_tenant_id
@@ -26,6 +31,58 @@ TENANT_CLAIM = "tenant_id"
 MEMBERSHIP_CLAIM = "membership_id"
 TOKEN_VERSION_CLAIM = "tv"
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+BEARER = "Bearer"
+API_TOKEN = "Token"
+
+
+@dataclass(frozen=True)
+class CheckedCredential:
+    """A request's ``Authorization`` header as the middleware checked it, in its scope:
+    the membership and DRF's ``request.auth`` (the access token or the API token row),
+    or the refusal to raise when DRF authenticates."""
+
+    header: str
+    membership: Membership | None = None
+    auth: Any = None
+    error: exceptions.AuthenticationFailed | None = None
+
+
+def read_credential(header: str) -> tuple[int | None, AccessToken | str | None]:
+    """The tenant a credential claims and what was read to find it (the verified
+    ``AccessToken`` or the API key); ``(None, None)`` when it cannot be read."""
+    kind, _sep, value = header.strip().partition(" ")
+    value = value.strip()
+    if kind == BEARER and value:
+        try:
+            token = AccessToken(value)  # type: ignore[arg-type]
+        except TokenError:
+            return None, None
+        claim = token.get(TENANT_CLAIM)
+        return (claim, token) if isinstance(claim, int) else (None, None)
+    if kind == API_TOKEN and value:
+        tenant_id = tenant_id_from_api_key(value)
+        return (tenant_id, value) if tenant_id is not None else (None, None)
+    return None, None
+
+
+def check_credential(header: str, credential: AccessToken | str) -> CheckedCredential:
+    """Check a credential read by ``read_credential``, inside its tenant's scope."""
+    try:
+        if isinstance(credential, AccessToken):
+            return CheckedCredential(header, load_membership_for_token(credential), credential)
+        membership, token = load_membership_for_api_key(credential)
+        return CheckedCredential(header, membership, token)
+    except exceptions.AuthenticationFailed as error:
+        return CheckedCredential(header, error=error)
+
+
+def _checked_by_middleware(request: Request) -> CheckedCredential | None:
+    checked = getattr(request._request, "crm_credential", None)
+    if isinstance(checked, CheckedCredential) and checked.header == request.META.get(
+        "HTTP_AUTHORIZATION"
+    ):
+        return checked
+    return None
 
 
 def _attach(request: Request, membership: Membership) -> None:
@@ -33,16 +90,25 @@ def _attach(request: Request, membership: Membership) -> None:
     request._request.membership = membership  # type: ignore[attr-defined]
 
 
+def _accept(request: Request, checked: CheckedCredential) -> tuple[AbstractBaseUser, Any]:
+    if checked.error is not None:
+        raise checked.error
+    assert checked.membership is not None
+    _attach(request, checked.membership)
+    return checked.membership.user, checked.auth
+
+
+def _membership_with_relations() -> Any:
+    # No ORDER BY (the model orders by user name): one row by primary key.
+    return Membership.objects.select_related("user", "org_unit", "tenant").order_by()
+
+
 def load_membership_for_token(token: Any) -> Membership:
     """The active membership a validated token names, or ``AuthenticationFailed``."""
     tenant_id = token.get(TENANT_CLAIM)
     if tenant_id is None or tenant_id != current_tenant_id():
         raise exceptions.AuthenticationFailed(_("Token is not bound to a tenant."), "token_invalid")
-    membership = (
-        Membership.objects.select_related("user", "org_unit", "tenant")
-        .filter(pk=token.get(MEMBERSHIP_CLAIM))
-        .first()
-    )
+    membership = _membership_with_relations().filter(pk=token.get(MEMBERSHIP_CLAIM)).first()
     if membership is None or not membership.is_active or not membership.user.is_active:
         raise exceptions.AuthenticationFailed(
             _("This membership is inactive or no longer exists."), "membership_inactive"
@@ -50,6 +116,30 @@ def load_membership_for_token(token: Any) -> Membership:
     if token.get(TOKEN_VERSION_CLAIM) != membership.token_version:
         raise exceptions.AuthenticationFailed(_("Token has been revoked."), "token_revoked")
     return membership
+
+
+def load_membership_for_api_key(key: str) -> tuple[Membership, ApiToken]:
+    """The member an integration key acts as and its token row, or ``AuthenticationFailed``;
+    records the key's last use (at most once a minute)."""
+    tenant_id = tenant_id_from_api_key(key)
+    if tenant_id is None or tenant_id != current_tenant_id():
+        raise exceptions.AuthenticationFailed(_("Invalid API token."), "token_invalid")
+    token = (
+        ApiToken.objects.select_related("acts_as__user", "acts_as__org_unit", "acts_as__tenant")
+        .filter(key_hash=hash_api_key(key))
+        .first()
+    )
+    if token is None or token.revoked_at is not None:
+        raise exceptions.AuthenticationFailed(_("Invalid or revoked API token."), "token_invalid")
+    membership = token.acts_as
+    if not membership.is_active or not membership.user.is_active:
+        raise exceptions.AuthenticationFailed(
+            _("The member this token acts as is inactive."), "membership_inactive"
+        )
+    now = timezone.now()
+    if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    return membership, token
 
 
 class MembershipJWTAuthentication(JWTAuthentication):
@@ -62,6 +152,9 @@ class MembershipJWTAuthentication(JWTAuthentication):
         raw = self.get_raw_token(header)
         if raw is None:
             return None
+        checked = _checked_by_middleware(request)
+        if checked is not None and (checked.error or isinstance(checked.auth, AccessToken)):
+            return _accept(request, checked)
         token = self.get_validated_token(raw)
         membership = load_membership_for_token(token)
         _attach(request, membership)
@@ -71,7 +164,7 @@ class MembershipJWTAuthentication(JWTAuthentication):
 class ApiTokenAuthentication(authentication.BaseAuthentication):
     """``Authorization: Token crm<tenant>_<secret>`` for integrations."""
 
-    keyword = "Token"
+    keyword = API_TOKEN
 
     def authenticate(self, request: Request) -> tuple[AbstractBaseUser, ApiToken] | None:
         parts = authentication.get_authorization_header(request).split()
@@ -79,27 +172,10 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
             return None
         if len(parts) != 2:
             raise exceptions.AuthenticationFailed(_("Malformed token header."), "token_invalid")
-        key = parts[1].decode(errors="replace")
-        tenant_id = tenant_id_from_api_key(key)
-        if tenant_id is None or tenant_id != current_tenant_id():
-            raise exceptions.AuthenticationFailed(_("Invalid API token."), "token_invalid")
-        token = (
-            ApiToken.objects.select_related("acts_as__user", "acts_as__org_unit")
-            .filter(key_hash=hash_api_key(key))
-            .first()
-        )
-        if token is None or token.revoked_at is not None:
-            raise exceptions.AuthenticationFailed(
-                _("Invalid or revoked API token."), "token_invalid"
-            )
-        membership = token.acts_as
-        if not membership.is_active or not membership.user.is_active:
-            raise exceptions.AuthenticationFailed(
-                _("The member this token acts as is inactive."), "membership_inactive"
-            )
-        now = timezone.now()
-        if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
-            ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        checked = _checked_by_middleware(request)
+        if checked is not None and (checked.error or isinstance(checked.auth, ApiToken)):
+            return _accept(request, checked)
+        membership, token = load_membership_for_api_key(parts[1].decode(errors="replace"))
         _attach(request, membership)
         return membership.user, token
 

@@ -28,13 +28,15 @@ def app_role() -> str:
 def switch_to_app_role(connection: BaseDatabaseWrapper) -> bool:
     """Make the connection act as the application role; false if the role is missing."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [app_role()])
-        if cursor.fetchone() is None:
-            connection.crm_app_role_active = False  # type: ignore[attr-defined]
-            return False
-        cursor.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(app_role())))
-    connection.crm_app_role_active = True  # type: ignore[attr-defined]
-    return True
+        # One round trip: the role is set (``set_config('role', …)`` is ``SET ROLE``)
+        # only when it exists, which the returned row tells.
+        cursor.execute(
+            "SELECT set_config('role', rolname, false) FROM pg_roles WHERE rolname = %s",
+            [app_role()],
+        )
+        active = cursor.fetchone() is not None
+    connection.crm_app_role_active = active  # type: ignore[attr-defined]
+    return active
 
 
 def on_connection_created(sender: Any, connection: BaseDatabaseWrapper, **kwargs: Any) -> None:

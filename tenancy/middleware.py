@@ -4,42 +4,38 @@
 * ``Authorization: Token crm<tenant>_<secret>``: the tenant in the key;
 * a session (the admin): the membership chosen in the session, else the user's first.
 
-The credential is fully checked by the DRF authentication classes inside the scope;
-an unreadable one gets no scope, so any tenant query fails closed. The platform
-superuser without a chosen tenant gets the explicit platform scope in the admin.
+Inside the scope the credential is checked once (``tenancy.authentication``): the
+DRF authentication classes reuse the result. An unreadable credential gets no scope,
+so any tenant query fails closed. The platform superuser without a chosen tenant gets
+the explicit platform scope in the admin.
+
+The scope is the request's transaction (SPEC section 8: a request that fails writes
+nothing): a response with a status of 400 or more rolls back whatever the view wrote,
+whether it answered the error itself or raised (Django turns the exception into a 500
+before the response reaches this middleware). The tenant's time zone is active for the
+whole request, so the admin and the API show local times.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import ExitStack
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
-from rest_framework_simplejwt.exceptions import TokenError
-from rest_framework_simplejwt.tokens import AccessToken
+from django.utils import timezone
 
-from tenancy.authentication import TENANT_CLAIM
+from tenancy.authentication import check_credential, read_credential
 from tenancy.models import Membership
 from tenancy.scope import platform_scope, tenant_scope
-from tenancy.services import tenant_id_from_api_key
 
 SESSION_MEMBERSHIP_KEY = "crm_membership_id"
 SESSION_TENANT_KEY = "crm_tenant_id"
 
 
 def tenant_id_from_authorization(header: str) -> int | None:
-    kind, _, value = header.strip().partition(" ")
-    value = value.strip()
-    if kind == "Bearer" and value:
-        try:
-            claim = AccessToken(value).get(TENANT_CLAIM)  # type: ignore[arg-type]
-        except TokenError:
-            return None
-        return claim if isinstance(claim, int) else None
-    if kind == "Token" and value:
-        return tenant_id_from_api_key(value)
-    return None
+    """The tenant an ``Authorization`` header claims (unchecked), or ``None``."""
+    return read_credential(header)[0]
 
 
 def session_memberships(user: Any) -> list[Membership]:
@@ -52,25 +48,48 @@ def session_memberships(user: Any) -> list[Membership]:
         )
 
 
+class _ErrorResponse(Exception):  # noqa: N818 - control flow, not an error
+    """Carries an error response out of the scope, so its transaction rolls back."""
+
+    def __init__(self, response: HttpResponse) -> None:
+        self.response = response
+
+
 class TenantScopeMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         request.membership = None  # type: ignore[attr-defined]
-        with self._scope_for(request):
-            return self.get_response(request)
+        try:
+            with ExitStack() as stack:
+                self._enter_scope(request, stack)
+                response = self.get_response(request)
+                if response.status_code >= 400:
+                    raise _ErrorResponse(response)
+                return response
+        except _ErrorResponse as failed:
+            return failed.response
 
-    def _scope_for(self, request: HttpRequest) -> AbstractContextManager[Any]:
+    def _enter_scope(self, request: HttpRequest, stack: ExitStack) -> None:
         header = request.headers.get("Authorization")
         if header:
-            tenant_id = tenant_id_from_authorization(header)
-            return tenant_scope(tenant_id) if tenant_id is not None else nullcontext()
+            tenant_id, credential = read_credential(header)
+            if tenant_id is None or credential is None:
+                return
+            stack.enter_context(tenant_scope(tenant_id))
+            checked = check_credential(header, credential)
+            # Kept for DRF's authentication classes only: a view outside the API (the
+            # admin) never takes its membership from a header.
+            request.crm_credential = checked  # type: ignore[attr-defined]
+            if checked.membership is not None:
+                _activate_time_zone(checked.membership, stack)
+            return
         user = getattr(request, "user", None)
         # Sessions serve the admin only: the API authenticates every request by header,
         # so a browser session can never act on the API without CSRF protection.
         if request.path.startswith("/api/") or user is None or not user.is_authenticated:
-            return nullcontext()
+            return
         tenant_id = request.session.get(SESSION_TENANT_KEY)
         if tenant_id is None:
             memberships = session_memberships(user)
@@ -79,31 +98,25 @@ class TenantScopeMiddleware:
                 request.session[SESSION_MEMBERSHIP_KEY] = memberships[0].pk
                 tenant_id = memberships[0].tenant_id
         if tenant_id is not None:
-            return _SessionTenantScope(request, int(tenant_id))
-        if user.is_superuser:
-            return platform_scope(f"platform superuser {user.pk} without a tenant")
-        return nullcontext()
-
-
-class _SessionTenantScope:
-    """Tenant scope for a session request, loading the session's membership inside it."""
-
-    def __init__(self, request: HttpRequest, tenant_id: int) -> None:
-        self.request = request
-        self.scope = tenant_scope(tenant_id)
-
-    def __enter__(self) -> None:
-        self.scope.__enter__()
-        membership = (
-            Membership.objects.select_related("user", "org_unit", "tenant")
-            .filter(
-                pk=self.request.session.get(SESSION_MEMBERSHIP_KEY) or 0,
-                user_id=self.request.user.pk or 0,
-                is_active=True,
+            stack.enter_context(tenant_scope(int(tenant_id)))
+            membership = (
+                Membership.objects.select_related("user", "org_unit", "tenant")
+                .order_by()
+                .filter(
+                    pk=request.session.get(SESSION_MEMBERSHIP_KEY) or 0,
+                    user_id=user.pk or 0,
+                    is_active=True,
+                )
+                .first()
             )
-            .first()
-        )
-        self.request.membership = membership  # type: ignore[attr-defined]
+            request.membership = membership  # type: ignore[attr-defined]
+            if membership is not None:
+                _activate_time_zone(membership, stack)
+            return
+        if user.is_superuser:
+            stack.enter_context(platform_scope(f"platform superuser {user.pk} without a tenant"))
 
-    def __exit__(self, *exc: Any) -> bool | None:
-        return self.scope.__exit__(*exc)
+
+def _activate_time_zone(membership: Membership, stack: ExitStack) -> None:
+    timezone.activate(membership.tenant.time_zone)
+    stack.callback(timezone.deactivate)

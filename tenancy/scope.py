@@ -20,6 +20,7 @@ admin and cross-tenant management commands.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 from django.db import connection, transaction
 from django.db.models import Model
 from django_scopes import scope, scopes_disabled
+from psycopg.pq import ExecStatus, TransactionStatus
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +56,7 @@ def current_tenant_id() -> int | None:
     return _current.get().tenant_id
 
 
-def _apply(db_scope: _DatabaseScope) -> None:
+def _apply(db_scope: _DatabaseScope, *, begin: bool = False) -> None:
     if not getattr(connection, "crm_app_role_active", False):
         connection.ensure_connection()
     if not getattr(connection, "crm_app_role_active", False):
@@ -62,6 +64,9 @@ def _apply(db_scope: _DatabaseScope) -> None:
             "The database connection is not running as the application role, so row-level "
             "security would not apply. Run `manage.py migrate` to create the role."
         )
+    if begin and connection.connection.pgconn.transaction_status == TransactionStatus.IDLE:
+        _begin_with_settings(db_scope)
+        return
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT set_config(%s, %s, true), set_config(%s, %s, true)",
@@ -74,12 +79,36 @@ def _apply(db_scope: _DatabaseScope) -> None:
         )
 
 
+def _begin_with_settings(db_scope: _DatabaseScope) -> None:
+    """Open the transaction and make the settings in one round trip.
+
+    The driver would send its own ``BEGIN`` and wait for it before the settings: two
+    round trips at the start of every request. Sent as one simple-protocol message, the
+    values are literals: a tenant id made an ``int`` here, and a fixed ``on``/``off``.
+    The driver sees the open transaction and sends no ``BEGIN`` of its own; Django's
+    commit or rollback ends it as usual.
+    """
+    tenant = "" if db_scope.tenant_id is None else str(int(db_scope.tenant_id))
+    statement = (
+        f"BEGIN; SELECT set_config('{TENANT_SETTING}', '{tenant}', true), "
+        f"set_config('{BYPASS_SETTING}', '{'on' if db_scope.bypass else 'off'}', true)"
+    )
+    started = time.monotonic()
+    result = connection.connection.pgconn.exec_(statement.encode())
+    if result.status != ExecStatus.TUPLES_OK:
+        message = (result.error_message or b"").decode(errors="replace")
+        raise TenantScopeError(f"Could not open the tenant's transaction: {message}")
+    if connection.queries_logged:  # shown like any statement in DEBUG and in tests
+        duration = time.monotonic() - started
+        connection.queries_log.append({"sql": statement, "time": f"{duration:.3f}"})
+
+
 @contextmanager
 def _database_scope(db_scope: _DatabaseScope) -> Iterator[None]:
     outermost = not connection.in_atomic_block
     outer = _current.get()
     with transaction.atomic():
-        _apply(db_scope)
+        _apply(db_scope, begin=outermost)
         token = _current.set(db_scope)
         completed = False
         try:

@@ -6,7 +6,7 @@ from typing import Any
 
 import django_filters
 from django.contrib.auth import authenticate
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch, QuerySet, prefetch_related_objects
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import exceptions, mixins, serializers, status, viewsets
@@ -283,12 +283,10 @@ class MeView(APIView):
         )
     )
     def get(self, request: Request) -> Response:
-        member = (
-            selectors.visible_memberships(request.membership)  # type: ignore[attr-defined]
-            .select_related("user", "tenant")
-            .prefetch_related(_managed_links())
-            .get(pk=request.membership.pk)  # type: ignore[attr-defined]
-        )
+        # The membership authentication loaded (with its user, unit and tenant): only
+        # the units it manages are left to read.
+        member = request.membership  # type: ignore[attr-defined]
+        prefetch_related_objects([member], _managed_links())
         return Response(
             {
                 "member": MemberSerializer(member, context={"request": request}).data,
