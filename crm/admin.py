@@ -485,15 +485,11 @@ class PaymentAdmin(RecordAdmin):
 
     @admin.action(description=_("Reverse the selected received payments"))
     def reverse(self, request: HttpRequest, queryset: QuerySet[Payment]) -> None:
-        from django.utils import timezone
-
         member = request_membership(request)
         assert member is not None
         for payment in queryset:
-            try:
-                services.payment_reverse(
-                    member=member, payment=payment, reversed_date=timezone.localdate()
-                )
+            try:  # dated the tenant's today by the service
+                services.payment_reverse(member=member, payment=payment)
             except DomainError as error:
                 _report(request, error)
 

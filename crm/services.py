@@ -38,6 +38,7 @@ from crm.models import (
     Visit,
 )
 from tenancy import selectors as tenancy_selectors
+from tenancy.dates import tenant_today
 from tenancy.errors import Conflict, NotFound
 from tenancy.models import Membership, Tenant
 
@@ -159,10 +160,8 @@ def customer_release(*, member: Membership, customer: Customer) -> Customer:
 
 
 def _tenant_today(tenant_id: int) -> date:
-    from zoneinfo import ZoneInfo
-
-    tenant = Tenant.objects.only("time_zone").get(pk=tenant_id)
-    return timezone.now().astimezone(ZoneInfo(tenant.time_zone)).date()
+    """The tenant's today (SPEC preamble): every default date of a record."""
+    return tenant_today(Tenant.objects.only("time_zone").get(pk=tenant_id))
 
 
 def _check_stage(pipeline: Pipeline, stage: Stage) -> None:
@@ -376,7 +375,11 @@ def payment_record(
 
 
 @transaction.atomic
-def payment_receive(*, member: Membership, payment: Payment, received_date: date) -> Payment:
+def payment_receive(
+    *, member: Membership, payment: Payment, received_date: date | None = None
+) -> Payment:
+    """Mark a planned payment received, on ``received_date`` (default: the tenant's today)."""
+    received_date = received_date or _tenant_today(payment.tenant_id)
     if payment.status != PaymentStatus.PLANNED:
         raise Conflict(_("Only a planned payment can be marked received."))
     return sync_update(
@@ -386,9 +389,12 @@ def payment_receive(*, member: Membership, payment: Payment, received_date: date
 
 @transaction.atomic
 def payment_reverse(
-    *, member: Membership, payment: Payment, reversed_date: date, note: str = ""
+    *, member: Membership, payment: Payment, reversed_date: date | None = None, note: str = ""
 ) -> Payment:
-    """Reverse a received payment with a new negative row; the received row is never edited."""
+    """Reverse a received payment with a new negative row; the received row is never edited.
+
+    The reversal is dated ``reversed_date`` (default: the tenant's today)."""
+    reversed_date = reversed_date or _tenant_today(payment.tenant_id)
     locked = Payment.objects.select_for_update(of=("self",)).get(pk=payment.pk)
     if locked.status != PaymentStatus.RECEIVED:
         raise Conflict(_("Only a received payment can be reversed."))

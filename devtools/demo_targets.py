@@ -6,12 +6,11 @@ from __future__ import annotations
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from django.utils import timezone
-
 from targets.calendar import fiscal_year, fiscal_year_of
 from targets.models import TargetPlan
 from targets.selectors import monthly_actuals
 from targets.services import DecomposeSettings, plan_create, plan_decompose, plan_publish
+from tenancy.dates import tenant_today
 from tenancy.models import Membership, OrgUnit, Role, Tenant
 from tenancy.scope import tenant_scope
 
@@ -37,7 +36,7 @@ def seed_demo_plans(*, tenant: Tenant, stdout: Any = None, **_: Any) -> None:
         admin = Membership.objects.filter(role=Role.ADMIN).order_by("pk").first()
         if admin is None:
             return
-        fy = fiscal_year_of(timezone.localdate(), tenant.fiscal_year_start_month)
+        fy = fiscal_year_of(tenant_today(tenant), tenant.fiscal_year_start_month)
         potential = {
             f"unit:{unit.pk}": TEAM_POTENTIAL[unit.name]
             for unit in OrgUnit.objects.filter(name__in=TEAM_POTENTIAL)

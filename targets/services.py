@@ -32,6 +32,7 @@ from targets.models import (
 )
 from targets.selectors import CreditIndex, Key, monthly_actuals, unit_paths
 from tenancy import selectors as tenancy_selectors
+from tenancy.dates import tenant_today
 from tenancy.errors import Conflict, Forbidden, NotFound
 from tenancy.models import Membership, OrgUnit, OrgUnitManager, Role, Tenant
 
@@ -626,7 +627,7 @@ def target_adjust(
             reason=reason.strip(),
             trigger=trigger,
             requested_by=member,
-            effective_from=effective_from or timezone.localdate(),
+            effective_from=effective_from or tenant_today(tenant),
         )
         if locked.plan.status == PlanStatus.PUBLISHED:
             _apply_value(series, locked, new_value, adjustment.effective_from)

@@ -522,14 +522,14 @@ class PaymentViewSet(SyncedViewSet):
     @extend_schema(request=DateSerializer, responses=PaymentSerializer)
     @action(detail=True, methods=["post"])
     def receive(self, request: Request, pk: str | None = None) -> Response:
-        """Mark a planned payment received (on ``date``, default today)."""
+        """Mark a planned payment received (on ``date``, default the tenant's today)."""
         payment = self.get_object()
         payload = DateSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         payment = services.payment_receive(
             member=self.membership,
             payment=payment,
-            received_date=payload.validated_data.get("date") or timezone.localdate(),
+            received_date=payload.validated_data.get("date"),
         )
         return Response(self.get_serializer(payment).data)
 
@@ -543,7 +543,7 @@ class PaymentViewSet(SyncedViewSet):
         reversal = services.payment_reverse(
             member=self.membership,
             payment=payment,
-            reversed_date=payload.validated_data.get("date") or timezone.localdate(),
+            reversed_date=payload.validated_data.get("date"),
             note=payload.validated_data["note"],
         )
         return Response(self.get_serializer(reversal).data, status=status.HTTP_201_CREATED)
