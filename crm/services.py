@@ -128,6 +128,15 @@ def sync_delete(instance: SyncModel) -> None:
     )
 
 
+def _lock(model: type[S], pk: Any) -> S:
+    """The live row, locked until the transaction ends (no joins: a join re-checked after
+    the wait would drop a row another transaction just changed, CONVENTIONS)."""
+    row = model.objects.select_for_update(of=("self",)).filter(pk=pk).first()
+    if row is None:
+        raise NotFound()
+    return row
+
+
 def _full_clean(instance: Model, exclude: list[str] | None = None) -> None:
     instance.full_clean(exclude=["tenant", *(exclude or [])], validate_unique=False)
 
@@ -150,7 +159,8 @@ def customer_claim(*, member: Membership, customer: Customer) -> Customer:
 
 @transaction.atomic
 def customer_release(*, member: Membership, customer: Customer) -> Customer:
-    """Return a customer to the public pool."""
+    """Return a customer to the public pool; of twenty racing releases one wins, 409s."""
+    customer = _lock(Customer, customer.pk)
     if customer.owner_id is None:
         raise Conflict(_("This customer is already in the public pool."))
     return sync_update(customer, expected_version=None, owner=None)
@@ -278,18 +288,19 @@ def opportunity_move(
     Lost needs a reason; won needs an amount and fixes the credit; moving a closed
     deal back to an open stage needs ``reopen`` (explicit, never by accident).
     """
-    locked = (
-        Opportunity.objects.select_for_update(of=("self",))
-        .select_related("stage", "pipeline")
-        .get(pk=opportunity.pk)
-    )
+    # The lock is taken on the deal alone: with its stage joined, a move that waited for
+    # a concurrent one re-read a row whose stage no longer matched and got DoesNotExist.
+    locked = _lock(Opportunity, opportunity.pk)
     if expected_version is not None and locked.version != expected_version:
         raise Conflict(
             _("This record was changed by someone else (now at a newer version). Reload it.")
         )
-    _check_stage(locked.pipeline, stage)
+    if stage.pipeline_id != locked.pipeline_id:
+        raise ValidationError({"stage": _("This stage belongs to another pipeline.")})
+    locked.stage = Stage.objects.get(pk=locked.stage_id)
     if stage.pk == locked.stage_id:
-        raise ValidationError({"stage": _("The deal is already in this stage.")})
+        # A state, not bad input: the loser of two identical moves gets a 409.
+        raise Conflict(_("The deal is already in this stage."))
     was_closed = locked.stage.kind != StageKind.OPEN
     if was_closed and stage.kind == StageKind.OPEN and not reopen:
         raise ValidationError(
@@ -347,7 +358,9 @@ def payment_record(
     """Plan or record a payment (回款) of a won deal."""
 
     def create() -> Payment:
-        if opportunity.stage.kind != StageKind.WON:
+        # A concurrent reopen must not leave a payment on an open deal: lock, then check.
+        deal = _lock(Opportunity, opportunity.pk)
+        if Stage.objects.get(pk=deal.stage_id).kind != StageKind.WON:
             raise ValidationError({"opportunity": _("Payments are recorded on won deals.")})
         if amount <= 0:
             raise ValidationError({"amount": _("A payment is positive; reverse it to undo it.")})
@@ -380,6 +393,7 @@ def payment_receive(
 ) -> Payment:
     """Mark a planned payment received, on ``received_date`` (default: the tenant's today)."""
     received_date = received_date or _tenant_today(payment.tenant_id)
+    payment = _lock(Payment, payment.pk)
     if payment.status != PaymentStatus.PLANNED:
         raise Conflict(_("Only a planned payment can be marked received."))
     return sync_update(
@@ -395,7 +409,7 @@ def payment_reverse(
 
     The reversal is dated ``reversed_date`` (default: the tenant's today)."""
     reversed_date = reversed_date or _tenant_today(payment.tenant_id)
-    locked = Payment.objects.select_for_update(of=("self",)).get(pk=payment.pk)
+    locked = _lock(Payment, payment.pk)
     if locked.status != PaymentStatus.RECEIVED:
         raise Conflict(_("Only a received payment can be reversed."))
     if Payment.all_objects.filter(reverses=locked).exists():
@@ -443,14 +457,12 @@ def visit_check_in(
     _coordinates(latitude, longitude)
     if accuracy_m is not None and accuracy_m < 0:
         raise ValidationError({"accuracy_m": _("Accuracy cannot be negative.")})
-    locked = (
-        Visit.objects.select_for_update(of=("self",)).select_related("customer").get(pk=visit.pk)
-    )
+    locked = _lock(Visit, visit.pk)
     if locked.rep_id != member.pk:
         raise ValidationError({"rep": _("Only the visit's rep checks in.")})
     if locked.check_in_at is not None:
         raise Conflict(_("This visit is already checked in."))
-    customer = locked.customer
+    customer = Customer.all_objects.get(pk=locked.customer_id)
     distance = None
     verified = False
     if customer.latitude is not None and customer.longitude is not None:
@@ -483,7 +495,7 @@ def visit_check_out(
 ) -> Visit:
     if latitude is not None and longitude is not None:
         _coordinates(latitude, longitude)
-    locked = Visit.objects.select_for_update(of=("self",)).get(pk=visit.pk)
+    locked = _lock(Visit, visit.pk)
     if locked.rep_id != member.pk:
         raise ValidationError({"rep": _("Only the visit's rep checks out.")})
     if locked.check_in_at is None:
@@ -510,6 +522,8 @@ def visit_check_out(
 def activity_complete(
     *, member: Membership, activity: Activity, outcome: str = "", done_at: datetime | None = None
 ) -> Activity:
+    """Mark an activity done (at ``done_at``, default now); twice is a 409."""
+    activity = _lock(Activity, activity.pk)
     if activity.done_at is not None:
         raise Conflict(_("This activity is already done."))
     changes: dict[str, Any] = {"done_at": done_at or timezone.now()}
@@ -529,7 +543,7 @@ def lead_convert(
     expected_close_date: date | None = None,
 ) -> tuple[Customer, Opportunity]:
     """Turn a lead into a customer (new, or ``customer`` to link) and an opportunity."""
-    locked = Lead.objects.select_for_update(of=("self",)).get(pk=lead.pk)
+    locked = _lock(Lead, lead.pk)
     if locked.converted_at is not None:
         raise Conflict(_("This lead has already been converted."))
     if locked.status == LeadStatus.DISQUALIFIED:

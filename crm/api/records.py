@@ -787,7 +787,9 @@ class NotificationViewSet(
     @action(detail=True, methods=["post"])
     def read(self, request: Request, pk: str | None = None) -> Response:
         notification = self.get_object()
-        if notification.read_at is None:
-            notification.read_at = timezone.now()
-            notification.save(update_fields=["read_at", "updated_at"])
+        # Conditional: the first read wins, a second one keeps the first time.
+        Notification.objects.filter(pk=notification.pk, read_at__isnull=True).update(
+            read_at=timezone.now(), updated_at=timezone.now()
+        )
+        notification.refresh_from_db()
         return Response(self.get_serializer(notification).data)
