@@ -90,7 +90,7 @@ def burst(
 
 
 def main() -> None:
-    url = os.environ["DATABASE_URL"]
+    url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/crm")
     result = burst(url, REQUESTS)
     print(f"{'requests':>10} {'at a time':>10} {'connections left open':>22}  statuses")
     print(

@@ -87,12 +87,23 @@ class RecordAdmin(TenantScopedAdmin):
         if hasattr(obj, "owner_id") and obj.owner_id is None and not isinstance(obj, Customer):
             obj.owner = member
 
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> Any:
+        """What depends on a record is listed as protected: the page refuses the delete,
+        as the API answers 409 (SPEC 3)."""
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        protected = list(protected)
+        for obj in objs:
+            protected += [f"{obj}: {phrase}" for phrase in services.delete_blockers(obj)]
+        return deleted, counts, perms_needed, protected
+
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
-        services.sync_delete(obj)
+        member = request_membership(request)
+        assert member is not None
+        services.record_delete(member=member, instance=obj)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         for obj in queryset:
-            services.sync_delete(obj)
+            self.delete_model(request, obj)
 
     def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
         for inline_form in formset.forms:
@@ -290,6 +301,12 @@ class ActivityInline(ReadOnlyInline):
         return Activity.objects.select_related("owner__user")
 
 
+class CorrectForm(forms.Form):
+    reason = forms.CharField(label=_("reason"), max_length=300)
+    amount = forms.DecimalField(label=_("amount"), required=False, max_digits=16, decimal_places=2)
+    closed_date = forms.DateField(label=_("closed date"), required=False)
+
+
 class MoveForm(forms.Form):
     stage = forms.ModelChoiceField(queryset=Stage.objects.none(), label=_("stage"))
     lost_reason = forms.CharField(label=_("lost reason"), required=False, max_length=200)
@@ -321,19 +338,25 @@ class OpportunityAdmin(RecordAdmin):
         "version",
     ]
     inlines = [StageChangeInline, PaymentInline, ActivityInline]
-    actions = ["move", "mark_won", "mark_lost"]
+    actions = ["move", "mark_won", "mark_lost", "correct"]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         fields = list(super().get_readonly_fields(request, obj))
         if obj is not None:  # stages change only through the move actions (history!)
             fields += ["pipeline", "stage"]
+            if obj.stage.kind != StageKind.OPEN:  # closed: only through a correction
+                fields += ["amount", "product_line"]
         return fields
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         member = request_membership(request)
         assert member is not None
         if change:
-            super().save_model(request, obj, form, change)
+            changes = {field: form.cleaned_data[field] for field in form.changed_data}
+            if changes:
+                services.opportunity_update(
+                    member=member, opportunity=obj, expected_version=None, **changes
+                )
             return
         data = form.cleaned_data
         created, _created = services.opportunity_create(
@@ -418,6 +441,38 @@ class OpportunityAdmin(RecordAdmin):
             )
             return None
         return self._form_page(request, queryset, form, "move")
+
+    @admin.action(description=_("Correct a closed deal (with a reason)…"))
+    def correct(self, request: HttpRequest, queryset: QuerySet[Opportunity]) -> HttpResponse | None:
+        """A won or lost deal's amount or closed date, by a manager above or an admin."""
+        member = request_membership(request)
+        assert member is not None
+        form = CorrectForm(request.POST if "apply" in request.POST else None)
+        if "apply" in request.POST and form.is_valid():
+            data = form.cleaned_data
+            changes = {
+                field: data[field] for field in ("amount", "closed_date") if data[field] is not None
+            }
+            for opportunity in queryset:
+                try:
+                    services.opportunity_correct(
+                        member=member, opportunity=opportunity, reason=data["reason"], **changes
+                    )
+                except (ValidationError, DomainError) as error:
+                    messages.error(request, f"{opportunity}: {'; '.join(error_messages(error))}")
+                else:
+                    self.message_user(request, _("Corrected %s.") % opportunity)
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Correct closed deals"),
+            "form": form,
+            "queryset": queryset,
+            "action": "correct",
+            "opts": self.model._meta,
+            "action_checkbox_name": ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/crm/opportunity/correct.html", context)
 
     @admin.action(description=_("Mark won"))
     def mark_won(self, request: HttpRequest, queryset: QuerySet[Opportunity]) -> None:
@@ -508,6 +563,12 @@ class VisitAdmin(RecordAdmin):
 
     def fill_new(self, obj: Any, member: Membership) -> None:
         obj.rep = member
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None and obj.check_in_at is not None:  # frozen after check-in
+            fields.append("customer")
+        return fields
 
 
 @admin.register(Activity)
