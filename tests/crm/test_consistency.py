@@ -388,3 +388,33 @@ def test_only_admins_and_integrations_record_past_dates_and_nobody_future_ones(
     soon = (timezone.now() + timedelta(days=1)).isoformat()
     tomorrow = erp.post("/api/v1/customers/", {"name": "Tomorrow", "created_at": soon})
     assert set(error(tomorrow, 400)["fields"]) == {"created_at"}
+
+
+def test_the_admin_refuses_to_delete_a_stage_in_use(tree_a: TenantTree) -> None:
+    with tenant_scope(tree_a.tenant):
+        deal = records.opportunity(tree_a, tree_a.members["rep"])
+        pipeline_id, stage_id = deal.pipeline_id, deal.stage_id
+    client = Client()
+    assert client.login(username="acme-admin", password=PASSWORD)
+    url = f"/admin/crm/pipeline/{pipeline_id}/change/"
+    page = client.get(url)
+    formset = page.context["inline_admin_formsets"][0].formset
+    data: dict[str, Any] = {"name": "Sales 销售", "is_default": "on"}
+    data.update({key: value for key, value in formset.management_form.initial.items()})
+    data = {f"{formset.prefix}-{k}" if k.isupper() else k: v for k, v in data.items()}
+    for form in formset.forms:
+        for name, field in form.fields.items():
+            value = form.initial.get(name, field.initial)
+            if value is not None:
+                data[form.add_prefix(name)] = getattr(value, "pk", value)
+        if form.instance.pk == stage_id:
+            data[form.add_prefix("DELETE")] = "on"
+    response = client.post(url, data)
+    assert response.status_code == 200  # the form again, with the error
+    assert "would require deleting the following protected related objects" in (
+        response.content.decode()
+    )
+    with tenant_scope(tree_a.tenant):
+        from crm.models import Stage
+
+        assert Stage.objects.filter(pk=stage_id).exists()
