@@ -35,6 +35,7 @@ from crm.models import (
     Visit,
 )
 from tenancy.admin import VISIBLE_CHOICES, TenantScopedAdmin, error_messages, request_membership
+from tenancy.dates import tenant_today
 from tenancy.errors import DomainError
 from tenancy.models import Membership
 
@@ -519,6 +520,30 @@ class PaymentAdmin(RecordAdmin):
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # received payments are never edited: reverse them
 
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        form_class = super().get_form(request, obj, change=change, **kwargs)
+        member = request_membership(request)
+
+        class PaymentForm(form_class):  # type: ignore[misc, valid-type]
+            def clean_received_date(self) -> Any:
+                """A rep's payment is received today; an admin may give an earlier day."""
+                value = self.cleaned_data.get("received_date")
+                if member is None:
+                    return value
+                try:
+                    return services.check_record_date(
+                        value,
+                        "received_date",
+                        today=tenant_today(member.tenant),
+                        backdate=services.may_backdate(member),
+                    )
+                except ValidationError as error:
+                    raise ValidationError(error.message_dict["received_date"]) from error
+
+        return PaymentForm
+
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
@@ -587,7 +612,10 @@ class ActivityAdmin(RecordAdmin):
         member = request_membership(request)
         assert member is not None
         for activity in queryset.filter(done_at__isnull=True):
-            services.activity_complete(member=member, activity=activity)
+            try:  # done meanwhile by someone else: a message, not an error page
+                services.activity_complete(member=member, activity=activity)
+            except DomainError as error:
+                _report(request, error)
 
 
 @admin.register(Notification)

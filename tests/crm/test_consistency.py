@@ -418,3 +418,56 @@ def test_the_admin_refuses_to_delete_a_stage_in_use(tree_a: TenantTree) -> None:
         from crm.models import Stage
 
         assert Stage.objects.filter(pk=stage_id).exists()
+
+
+def test_a_rep_adding_a_payment_in_the_admin_cannot_date_it_in_the_past(
+    tree_a: TenantTree,
+) -> None:
+    rep = tree_a.members["rep"]
+    deal = won_deal(tree_a, rep)
+    client = Client()
+    assert client.login(username="acme-rep", password=PASSWORD)
+    past = (tenant_today(tree_a.tenant) - timedelta(days=3)).isoformat()
+    form = {"opportunity": deal.pk, "amount": "10.00", "status": "planned", "note": ""}
+    response = client.post("/admin/crm/payment/add/", {**form, "received_date": past})
+    assert response.status_code == 200
+    assert "Only an admin or an integration may record a past date" in response.content.decode()
+    with tenant_scope(tree_a.tenant):
+        assert not Payment.objects.filter(opportunity=deal).exists()
+    today = tenant_today(tree_a.tenant).isoformat()
+    assert (
+        client.post("/admin/crm/payment/add/", {**form, "received_date": today}).status_code == 302
+    )
+    with tenant_scope(tree_a.tenant):
+        assert Payment.objects.get(opportunity=deal).received_date.isoformat() == today
+
+
+def test_another_tenants_deal_cannot_be_corrected_and_corrections_list_in_fixed_queries(
+    tree_a: TenantTree, tree_b: TenantTree, client_for: ClientFor
+) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    foreign = won_deal(tree_b, tree_b.members["rep"])
+    admin = client_for(tree_a.members["admin"])
+    response = admin.post(
+        f"/api/v1/opportunities/{foreign.pk}/correct/", {"amount": "1.00", "reason": "x"}
+    )
+    error(response, 404)
+    with tenant_scope(tree_b.tenant):
+        assert not OpportunityCorrection.objects.exists()
+
+    deal = won_deal(tree_a, tree_a.members["rep"])
+    url = f"/api/v1/opportunities/{deal.pk}/corrections/"
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as context:
+            ok(admin.get(url))
+        return len(context.captured_queries)
+
+    correct = f"/api/v1/opportunities/{deal.pk}/correct/"
+    ok(admin.post(correct, {"amount": "50001.00", "reason": "first"}))
+    one = queries()
+    for amount in ("50002.00", "50003.00", "50004.00"):
+        ok(admin.post(correct, {"amount": amount, "reason": "again"}))
+    assert queries() == one <= 8
