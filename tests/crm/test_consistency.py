@@ -439,7 +439,8 @@ def test_a_rep_adding_a_payment_in_the_admin_cannot_date_it_in_the_past(
         client.post("/admin/crm/payment/add/", {**form, "received_date": today}).status_code == 302
     )
     with tenant_scope(tree_a.tenant):
-        assert Payment.objects.get(opportunity=deal).received_date.isoformat() == today
+        received = Payment.objects.get(opportunity=deal).received_date
+    assert received is not None and received.isoformat() == today
 
 
 def test_another_tenants_deal_cannot_be_corrected_and_corrections_list_in_fixed_queries(
