@@ -120,7 +120,13 @@ DATABASE_URL = env("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/crm")
 # credentials only to `manage.py migrate`.
 if len(sys.argv) > 1 and sys.argv[1] == "migrate" and env("MIGRATION_DATABASE_URL"):
     DATABASE_URL = env("MIGRATION_DATABASE_URL")
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL or "", conn_max_age=60)}
+# Persistent connections (seconds) suit gunicorn's long-lived workers. Under DEBUG
+# (`make run`: runserver starts a thread per connection) a persistent connection is
+# only closed when its thread's objects are garbage-collected, so a burst of requests
+# piles up open connections: 200 requests 10 at a time left 57 open with 60, none with 0
+# (bench/runserver_connections.py). So DEBUG closes each connection at request end.
+CONN_MAX_AGE = int(env("CONN_MAX_AGE", "0" if DEBUG else "60") or 0)
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL or "", conn_max_age=CONN_MAX_AGE)}
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     raise ImproperlyConfigured("DATABASE_URL must point at PostgreSQL (postgres://...).")
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True

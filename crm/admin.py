@@ -35,6 +35,7 @@ from crm.models import (
     Visit,
 )
 from tenancy.admin import VISIBLE_CHOICES, TenantScopedAdmin, error_messages, request_membership
+from tenancy.dates import tenant_today
 from tenancy.errors import DomainError
 from tenancy.models import Membership
 
@@ -87,12 +88,23 @@ class RecordAdmin(TenantScopedAdmin):
         if hasattr(obj, "owner_id") and obj.owner_id is None and not isinstance(obj, Customer):
             obj.owner = member
 
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> Any:
+        """What depends on a record is listed as protected: the page refuses the delete,
+        as the API answers 409 (SPEC 3)."""
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        protected = list(protected)
+        for obj in objs:
+            protected += [f"{obj}: {phrase}" for phrase in services.delete_blockers(obj)]
+        return deleted, counts, perms_needed, protected
+
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
-        services.sync_delete(obj)
+        member = request_membership(request)
+        assert member is not None
+        services.record_delete(member=member, instance=obj)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         for obj in queryset:
-            services.sync_delete(obj)
+            self.delete_model(request, obj)
 
     def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
         for inline_form in formset.forms:
@@ -290,6 +302,12 @@ class ActivityInline(ReadOnlyInline):
         return Activity.objects.select_related("owner__user")
 
 
+class CorrectForm(forms.Form):
+    reason = forms.CharField(label=_("reason"), max_length=300)
+    amount = forms.DecimalField(label=_("amount"), required=False, max_digits=16, decimal_places=2)
+    closed_date = forms.DateField(label=_("closed date"), required=False)
+
+
 class MoveForm(forms.Form):
     stage = forms.ModelChoiceField(queryset=Stage.objects.none(), label=_("stage"))
     lost_reason = forms.CharField(label=_("lost reason"), required=False, max_length=200)
@@ -321,19 +339,25 @@ class OpportunityAdmin(RecordAdmin):
         "version",
     ]
     inlines = [StageChangeInline, PaymentInline, ActivityInline]
-    actions = ["move", "mark_won", "mark_lost"]
+    actions = ["move", "mark_won", "mark_lost", "correct"]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         fields = list(super().get_readonly_fields(request, obj))
         if obj is not None:  # stages change only through the move actions (history!)
             fields += ["pipeline", "stage"]
+            if obj.stage.kind != StageKind.OPEN:  # closed: only through a correction
+                fields += ["amount", "product_line"]
         return fields
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         member = request_membership(request)
         assert member is not None
         if change:
-            super().save_model(request, obj, form, change)
+            changes = {field: form.cleaned_data[field] for field in form.changed_data}
+            if changes:
+                services.opportunity_update(
+                    member=member, opportunity=obj, expected_version=None, **changes
+                )
             return
         data = form.cleaned_data
         created, _created = services.opportunity_create(
@@ -419,6 +443,38 @@ class OpportunityAdmin(RecordAdmin):
             return None
         return self._form_page(request, queryset, form, "move")
 
+    @admin.action(description=_("Correct a closed deal (with a reason)…"))
+    def correct(self, request: HttpRequest, queryset: QuerySet[Opportunity]) -> HttpResponse | None:
+        """A won or lost deal's amount or closed date, by a manager above or an admin."""
+        member = request_membership(request)
+        assert member is not None
+        form = CorrectForm(request.POST if "apply" in request.POST else None)
+        if "apply" in request.POST and form.is_valid():
+            data = form.cleaned_data
+            changes = {
+                field: data[field] for field in ("amount", "closed_date") if data[field] is not None
+            }
+            for opportunity in queryset:
+                try:
+                    services.opportunity_correct(
+                        member=member, opportunity=opportunity, reason=data["reason"], **changes
+                    )
+                except (ValidationError, DomainError) as error:
+                    messages.error(request, f"{opportunity}: {'; '.join(error_messages(error))}")
+                else:
+                    self.message_user(request, _("Corrected %s.") % opportunity)
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Correct closed deals"),
+            "form": form,
+            "queryset": queryset,
+            "action": "correct",
+            "opts": self.model._meta,
+            "action_checkbox_name": ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/crm/opportunity/correct.html", context)
+
     @admin.action(description=_("Mark won"))
     def mark_won(self, request: HttpRequest, queryset: QuerySet[Opportunity]) -> None:
         for stage in self._stages(queryset).filter(kind=StageKind.WON):
@@ -464,6 +520,30 @@ class PaymentAdmin(RecordAdmin):
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # received payments are never edited: reverse them
 
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        form_class = super().get_form(request, obj, change=change, **kwargs)
+        member = request_membership(request)
+
+        class PaymentForm(form_class):  # type: ignore[misc, valid-type]
+            def clean_received_date(self) -> Any:
+                """A rep's payment is received today; an admin may give an earlier day."""
+                value = self.cleaned_data.get("received_date")
+                if member is None:
+                    return value
+                try:
+                    return services.check_record_date(
+                        value,
+                        "received_date",
+                        today=tenant_today(member.tenant),
+                        backdate=services.may_backdate(member),
+                    )
+                except ValidationError as error:
+                    raise ValidationError(error.message_dict["received_date"]) from error
+
+        return PaymentForm
+
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
@@ -485,15 +565,11 @@ class PaymentAdmin(RecordAdmin):
 
     @admin.action(description=_("Reverse the selected received payments"))
     def reverse(self, request: HttpRequest, queryset: QuerySet[Payment]) -> None:
-        from django.utils import timezone
-
         member = request_membership(request)
         assert member is not None
         for payment in queryset:
-            try:
-                services.payment_reverse(
-                    member=member, payment=payment, reversed_date=timezone.localdate()
-                )
+            try:  # dated the tenant's today by the service
+                services.payment_reverse(member=member, payment=payment)
             except DomainError as error:
                 _report(request, error)
 
@@ -513,6 +589,12 @@ class VisitAdmin(RecordAdmin):
     def fill_new(self, obj: Any, member: Membership) -> None:
         obj.rep = member
 
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None and obj.check_in_at is not None:  # frozen after check-in
+            fields.append("customer")
+        return fields
+
 
 @admin.register(Activity)
 class ActivityAdmin(RecordAdmin):
@@ -530,7 +612,10 @@ class ActivityAdmin(RecordAdmin):
         member = request_membership(request)
         assert member is not None
         for activity in queryset.filter(done_at__isnull=True):
-            services.activity_complete(member=member, activity=activity)
+            try:  # done meanwhile by someone else: a message, not an error page
+                services.activity_complete(member=member, activity=activity)
+            except DomainError as error:
+                _report(request, error)
 
 
 @admin.register(Notification)

@@ -724,3 +724,37 @@ class Notification(TenantOwned):
 
     def __str__(self) -> str:
         return self.text[:60]
+
+
+class OpportunityCorrection(TenantOwned):
+    """A correction of a closed deal's amount, product line or closed date (SPEC 3):
+    who, when, why, and each changed field's old and new value (JSON, as strings)."""
+
+    opportunity = models.ForeignKey(
+        Opportunity,
+        verbose_name=_("opportunity"),
+        on_delete=models.CASCADE,
+        related_name="corrections",
+        db_index=False,
+    )
+    old_values = models.JSONField(_("old values"))
+    new_values = models.JSONField(_("new values"))
+    reason = models.CharField(_("reason"), max_length=300)
+    corrected_by = _member_fk(_("corrected by"), "+")
+    corrected_at = models.DateTimeField(_("corrected at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("deal correction")
+        verbose_name_plural = _("deal corrections")
+        ordering = ["corrected_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "id"], name="correction_tenant_id_uniq")
+        ]
+        indexes = [
+            models.Index(
+                fields=["tenant", "opportunity", "corrected_at"], name="correction_opportunity"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.opportunity_id}: {self.reason}"

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import date, datetime
-from decimal import Decimal
+from datetime import date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, TypeVar
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Model
+from django.db.models import F, Model, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from crm import selectors
 from crm.geo import haversine_m
@@ -28,9 +29,11 @@ from crm.models import (
     Lead,
     LeadStatus,
     Opportunity,
+    OpportunityCorrection,
     Payment,
     PaymentStatus,
     Pipeline,
+    ProductLine,
     Stage,
     StageChange,
     StageKind,
@@ -38,8 +41,9 @@ from crm.models import (
     Visit,
 )
 from tenancy import selectors as tenancy_selectors
-from tenancy.errors import Conflict, NotFound
-from tenancy.models import Membership, Tenant
+from tenancy.dates import tenant_today, tenant_zone
+from tenancy.errors import Conflict, Forbidden, NotFound
+from tenancy.models import Membership, Role, Tenant
 
 S = TypeVar("S", bound=SyncModel)
 
@@ -127,8 +131,140 @@ def sync_delete(instance: SyncModel) -> None:
     )
 
 
+def _lock(model: type[S], pk: Any) -> S:
+    """The live row, locked until the transaction ends (no joins: a join re-checked after
+    the wait would drop a row another transaction just changed, CONVENTIONS)."""
+    row = model.objects.select_for_update(of=("self",)).filter(pk=pk).first()
+    if row is None:
+        raise NotFound()
+    return row
+
+
 def _full_clean(instance: Model, exclude: list[str] | None = None) -> None:
     instance.full_clean(exclude=["tenant", *(exclude or [])], validate_unique=False)
+
+
+# --- dates from the past (SPEC 3) ---------------------------------------------------
+
+
+def may_backdate(member: Membership, *, integration: bool = False) -> bool:
+    """Admins and integration tokens (history imports, ERP sync) may record past dates."""
+    return integration or member.role == Role.ADMIN
+
+
+def check_record_date(
+    value: date | None, field: str, *, today: date, backdate: bool
+) -> date | None:
+    """A closed, received or created date: never in the future; in the past only when
+    ``backdate`` (an admin or an integration); a rep's write carries today."""
+    if value is None:
+        return None
+    if value > today:
+        raise ValidationError({field: _("This date is in the future; record it on the day.")})
+    if value < today and not backdate:
+        raise ValidationError(
+            {
+                field: _(
+                    "Only an admin or an integration may record a past date; "
+                    "leave it empty for today."
+                )
+            }
+        )
+    return value
+
+
+def check_created_at(
+    member: Membership, value: datetime | None, *, integration: bool = False
+) -> datetime | None:
+    """``created_at`` given on a create (a lead or customer from a history import)."""
+    if value is None:
+        return None
+    if value > timezone.now():
+        raise ValidationError({"created_at": _("This time is in the future.")})
+    today = _tenant_today(member.tenant_id)
+    local_day = value.astimezone(tenant_zone(member.tenant)).date()
+    check_record_date(
+        local_day, "created_at", today=today, backdate=may_backdate(member, integration=integration)
+    )
+    return value
+
+
+# --- deleting (SPEC 3): what others depend on answers 409 naming them ---------------
+
+
+def _dependents_sentence(counts: list[str]) -> str:
+    return ", ".join(counts)
+
+
+def delete_blockers(instance: Model) -> list[str]:
+    """What depends on ``instance``, as phrases ("2 deals", "1 visit"); empty = deletable."""
+    found: list[str] = []
+
+    def count(rows: Any, singular: str, plural: str) -> None:
+        number = rows.count()
+        if number:
+            found.append(ngettext(singular, plural, number) % {"count": number})
+
+    if isinstance(instance, Customer):
+        count(Opportunity.objects.filter(customer=instance), "%(count)d deal", "%(count)d deals")
+        count(Visit.objects.filter(customer=instance), "%(count)d visit", "%(count)d visits")
+        count(
+            Activity.objects.filter(customer=instance),
+            "%(count)d activity",
+            "%(count)d activities",
+        )
+    elif isinstance(instance, Opportunity):
+        if Stage.objects.filter(pk=instance.stage_id, kind=StageKind.WON).exists():
+            found.append(_("its win (won deals are kept for the targets)"))
+        count(
+            Payment.objects.filter(opportunity=instance), "%(count)d payment", "%(count)d payments"
+        )
+    elif isinstance(instance, ProductLine):
+        count(
+            Opportunity.all_objects.filter(product_line=instance),
+            "%(count)d deal",
+            "%(count)d deals",
+        )
+    elif isinstance(instance, Stage):
+        count(Opportunity.all_objects.filter(stage=instance), "%(count)d deal", "%(count)d deals")
+        count(
+            StageChange.objects.filter(Q(to_stage=instance) | Q(from_stage=instance)),
+            "%(count)d stage change",
+            "%(count)d stage changes",
+        )
+    return found
+
+
+def check_deletable(instance: Model) -> None:
+    """Raise ``Conflict`` naming what still depends on ``instance``."""
+    blockers = delete_blockers(instance)
+    if blockers:
+        raise Conflict(
+            _(
+                "%(record)s cannot be deleted: %(dependents)s depend on it. "
+                "Reassign or archive instead."
+            )
+            % {
+                "record": f"{instance._meta.verbose_name} “{instance}”".capitalize(),
+                "dependents": _dependents_sentence(blockers),
+            }
+        )
+
+
+@transaction.atomic
+def record_delete(*, member: Membership, instance: SyncModel) -> None:
+    """Soft-delete a synced record (a tombstone) unless others depend on it (409)."""
+    locked = _lock(type(instance), instance.pk)
+    check_deletable(locked)
+    sync_delete(locked)
+
+
+@transaction.atomic
+def config_delete(*, member: Membership, instance: ProductLine | Stage) -> None:
+    """Delete a product line or stage that nothing uses (else 409 naming the users)."""
+    locked = type(instance).objects.select_for_update(of=("self",)).get(pk=instance.pk)
+    check_deletable(locked)
+    locked.delete()
 
 
 # --- customers ----------------------------------------------------------------------
@@ -149,7 +285,8 @@ def customer_claim(*, member: Membership, customer: Customer) -> Customer:
 
 @transaction.atomic
 def customer_release(*, member: Membership, customer: Customer) -> Customer:
-    """Return a customer to the public pool."""
+    """Return a customer to the public pool; of twenty racing releases one wins, 409s."""
+    customer = _lock(Customer, customer.pk)
     if customer.owner_id is None:
         raise Conflict(_("This customer is already in the public pool."))
     return sync_update(customer, expected_version=None, owner=None)
@@ -159,10 +296,8 @@ def customer_release(*, member: Membership, customer: Customer) -> Customer:
 
 
 def _tenant_today(tenant_id: int) -> date:
-    from zoneinfo import ZoneInfo
-
-    tenant = Tenant.objects.only("time_zone").get(pk=tenant_id)
-    return timezone.now().astimezone(ZoneInfo(tenant.time_zone)).date()
+    """The tenant's today (SPEC preamble): every default date of a record."""
+    return tenant_today(Tenant.objects.only("time_zone").get(pk=tenant_id))
 
 
 def _check_stage(pipeline: Pipeline, stage: Stage) -> None:
@@ -170,12 +305,15 @@ def _check_stage(pipeline: Pipeline, stage: Stage) -> None:
         raise ValidationError({"stage": _("This stage belongs to another pipeline.")})
 
 
-def _apply_closing(opportunity: Opportunity, stage: Stage, *, lost_reason: str) -> None:
-    """Won fixes the credit (owner and owner's unit now); lost needs a reason."""
+def _apply_closing(
+    opportunity: Opportunity, stage: Stage, *, lost_reason: str, closed_date: date | None = None
+) -> None:
+    """Won fixes the credit (owner and owner's unit now); lost needs a reason. The closed
+    date is the tenant's today unless ``closed_date`` (already checked) says otherwise."""
     if stage.kind == StageKind.WON:
         if opportunity.amount is None or opportunity.amount <= 0:
             raise ValidationError({"amount": _("A deal is won with a positive amount.")})
-        opportunity.closed_date = _tenant_today(opportunity.tenant_id)
+        opportunity.closed_date = closed_date or _tenant_today(opportunity.tenant_id)
         opportunity.credited_member_id = opportunity.owner_id
         opportunity.credited_org_unit_id = Membership.objects.values_list(
             "org_unit_id", flat=True
@@ -241,6 +379,9 @@ def opportunity_create(
         if chosen_stage is None:
             raise ValidationError({"stage": _("The pipeline has no open stage.")})
         _check_stage(chosen_pipeline, chosen_stage)
+        check_expected_close(
+            fields.get("expected_close_date"), today=_tenant_today(member.tenant_id)
+        )
         now = timezone.now()
         opportunity = Opportunity(
             tenant_id=member.tenant_id,
@@ -273,24 +414,41 @@ def opportunity_move(
     lost_reason: str = "",
     reopen: bool = False,
     expected_version: int | None = None,
+    amount: Decimal | None = None,
+    closed_date: date | None = None,
+    integration: bool = False,
 ) -> Opportunity:
     """Move a deal to ``stage`` and record the stage change in the same transaction.
 
-    Lost needs a reason; won needs an amount and fixes the credit; moving a closed
-    deal back to an open stage needs ``reopen`` (explicit, never by accident).
+    Lost needs a reason; won needs an amount (``amount`` sets it in the same call) and
+    fixes the credit; moving a closed deal back to an open stage needs ``reopen``
+    (explicit, never by accident). A win is dated the tenant's today; an admin or an
+    integration may give an earlier ``closed_date``, never a later one (SPEC 3).
     """
-    locked = (
-        Opportunity.objects.select_for_update(of=("self",))
-        .select_related("stage", "pipeline")
-        .get(pk=opportunity.pk)
+    today = _tenant_today(opportunity.tenant_id)
+    if closed_date is not None and stage.kind != StageKind.WON:
+        raise ValidationError({"closed_date": _("A closed date is given only with a win.")})
+    check_record_date(
+        closed_date,
+        "closed_date",
+        today=today,
+        backdate=may_backdate(member, integration=integration),
     )
+    if amount is not None and amount <= 0:
+        raise ValidationError({"amount": _("A deal is won with a positive amount.")})
+    # The lock is taken on the deal alone: with its stage joined, a move that waited for
+    # a concurrent one re-read a row whose stage no longer matched and got DoesNotExist.
+    locked = _lock(Opportunity, opportunity.pk)
     if expected_version is not None and locked.version != expected_version:
         raise Conflict(
             _("This record was changed by someone else (now at a newer version). Reload it.")
         )
-    _check_stage(locked.pipeline, stage)
+    if stage.pipeline_id != locked.pipeline_id:
+        raise ValidationError({"stage": _("This stage belongs to another pipeline.")})
+    locked.stage = Stage.objects.get(pk=locked.stage_id)
     if stage.pk == locked.stage_id:
-        raise ValidationError({"stage": _("The deal is already in this stage.")})
+        # A state, not bad input: the loser of two identical moves gets a 409.
+        raise Conflict(_("The deal is already in this stage."))
     was_closed = locked.stage.kind != StageKind.OPEN
     if was_closed and stage.kind == StageKind.OPEN and not reopen:
         raise ValidationError(
@@ -302,11 +460,127 @@ def opportunity_move(
     now = timezone.now()
     locked.stage = stage
     locked.stage_entered_at = now
-    _apply_closing(locked, stage, lost_reason=lost_reason)
+    if amount is not None:
+        locked.amount = amount
+    _apply_closing(locked, stage, lost_reason=lost_reason, closed_date=closed_date)
     locked.version += 1
     locked.save()
     _record_stage_change(locked, from_stage, member, now)
     return locked
+
+
+# What a closed deal keeps: only a correction changes it (SPEC 3).
+CLOSED_FIELDS = ("amount", "product_line", "closed_date")
+
+
+def check_expected_close(value: date | None, *, today: date) -> None:
+    """A plausible expected close date: from 2000 to ten years after today."""
+    if value is not None and not date(2000, 1, 1) <= value <= today.replace(year=today.year + 10):
+        raise ValidationError(
+            {"expected_close_date": _("Give a date between 2000 and ten years from today.")}
+        )
+
+
+@transaction.atomic
+def opportunity_update(
+    *, member: Membership, opportunity: Opportunity, expected_version: int | None, **changes: Any
+) -> Opportunity:
+    """Edit a deal. A won or lost deal's amount, product line and closed date change only
+    through :func:`opportunity_correct` (403 saying who may)."""
+    locked = _lock(Opportunity, opportunity.pk)
+    if "expected_close_date" in changes:
+        check_expected_close(changes["expected_close_date"], today=_tenant_today(locked.tenant_id))
+    closed = Stage.objects.filter(pk=locked.stage_id).exclude(kind=StageKind.OPEN).exists()
+    frozen = [
+        field
+        for field in CLOSED_FIELDS
+        if field in changes and changes[field] != getattr(locked, field)
+    ]
+    if closed and frozen:
+        raise Forbidden(
+            _(
+                "This deal is closed: its amount, product line and closed date change only "
+                "through a correction by a manager above its owner or an admin, with a reason."
+            )
+        )
+    return sync_update(locked, expected_version=expected_version, **changes)
+
+
+def _may_correct(member: Membership, owner: Membership) -> bool:
+    if member.role == Role.ADMIN:
+        return True
+    return (
+        member.role == Role.MANAGER
+        and owner.pk != member.pk
+        and tenancy_selectors.is_manager_of(member, owner)
+    )
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, Model):
+        return value.pk
+    return None if value is None else str(value)
+
+
+@transaction.atomic
+def opportunity_correct(
+    *,
+    member: Membership,
+    opportunity: Opportunity,
+    reason: str,
+    expected_version: int | None = None,
+    **changes: Any,
+) -> Opportunity:
+    """Correct a won or lost deal's ``amount``, ``product_line`` or ``closed_date`` (SPEC 3).
+
+    Only an admin or a manager above the owner may (else 403, saying so); a reason is
+    required; the old and new values, who and when are kept as an
+    ``OpportunityCorrection`` row. Credit stays where the win fixed it.
+    """
+    unknown = set(changes) - set(CLOSED_FIELDS)
+    if unknown:
+        raise ValidationError(
+            {
+                field: _("Only amount, product line and closed date are corrected.")
+                for field in unknown
+            }
+        )
+    locked = _lock(Opportunity, opportunity.pk)
+    owner = Membership.objects.get(pk=locked.owner_id)
+    if not _may_correct(member, owner):
+        raise Forbidden(
+            _("Only a manager above the deal's owner or an admin may correct a closed deal.")
+        )
+    stage = Stage.objects.get(pk=locked.stage_id)
+    if stage.kind == StageKind.OPEN:
+        raise Conflict(_("This deal is open: edit it directly, no correction is needed."))
+    if expected_version is not None and locked.version != expected_version:
+        raise Conflict(
+            _("This record was changed by someone else (now at a newer version). Reload it.")
+        )
+    if not reason.strip():
+        raise ValidationError({"reason": _("Say why the deal is corrected.")})
+    today = _tenant_today(locked.tenant_id)
+    if "closed_date" in changes:
+        if changes["closed_date"] is None:
+            raise ValidationError({"closed_date": _("A closed deal keeps a closed date.")})
+        check_record_date(changes["closed_date"], "closed_date", today=today, backdate=True)
+    if "amount" in changes:
+        amount = changes["amount"]
+        if stage.kind == StageKind.WON and (amount is None or amount <= 0):
+            raise ValidationError({"amount": _("A won deal keeps a positive amount.")})
+    changed = {field: value for field, value in changes.items() if getattr(locked, field) != value}
+    if not changed:
+        raise ValidationError(_("The correction changes nothing."))
+    OpportunityCorrection.objects.create(
+        tenant_id=locked.tenant_id,
+        opportunity=locked,
+        old_values={field: _json(getattr(locked, field)) for field in changed},
+        new_values={field: _json(value) for field, value in changed.items()},
+        reason=reason.strip(),
+        corrected_by=member,
+    )
+    return sync_update(locked, expected_version=None, **changed)
 
 
 # Each change's exit is the next change of its deal: one probe of ``stagechange_opp`` per
@@ -344,14 +618,24 @@ def payment_record(
     received_date: date | None = None,
     note: str = "",
     client_id: uuid.UUID | None = None,
+    integration: bool = False,
 ) -> tuple[Payment, bool]:
-    """Plan or record a payment (回款) of a won deal."""
+    """Plan or record a payment (回款) of a won deal. A received date is today, or
+    earlier from an admin or an integration, never later (SPEC 3)."""
 
     def create() -> Payment:
-        if opportunity.stage.kind != StageKind.WON:
+        # A concurrent reopen must not leave a payment on an open deal: lock, then check.
+        deal = _lock(Opportunity, opportunity.pk)
+        if Stage.objects.get(pk=deal.stage_id).kind != StageKind.WON:
             raise ValidationError({"opportunity": _("Payments are recorded on won deals.")})
         if amount <= 0:
             raise ValidationError({"amount": _("A payment is positive; reverse it to undo it.")})
+        check_record_date(
+            received_date,
+            "received_date",
+            today=_tenant_today(opportunity.tenant_id),
+            backdate=may_backdate(member, integration=integration),
+        )
         if planned_date is None and received_date is None:
             raise ValidationError(
                 {"planned_date": _("Give a planned date, a received date or both.")}
@@ -376,7 +660,20 @@ def payment_record(
 
 
 @transaction.atomic
-def payment_receive(*, member: Membership, payment: Payment, received_date: date) -> Payment:
+def payment_receive(
+    *,
+    member: Membership,
+    payment: Payment,
+    received_date: date | None = None,
+    integration: bool = False,
+) -> Payment:
+    """Mark a planned payment received, on ``received_date`` (default: the tenant's today;
+    an earlier day only from an admin or an integration)."""
+    today = _tenant_today(payment.tenant_id)
+    backdate = may_backdate(member, integration=integration)
+    received_date = check_record_date(received_date, "date", today=today, backdate=backdate)
+    received_date = received_date or today
+    payment = _lock(Payment, payment.pk)
     if payment.status != PaymentStatus.PLANNED:
         raise Conflict(_("Only a planned payment can be marked received."))
     return sync_update(
@@ -386,10 +683,21 @@ def payment_receive(*, member: Membership, payment: Payment, received_date: date
 
 @transaction.atomic
 def payment_reverse(
-    *, member: Membership, payment: Payment, reversed_date: date, note: str = ""
+    *,
+    member: Membership,
+    payment: Payment,
+    reversed_date: date | None = None,
+    note: str = "",
+    integration: bool = False,
 ) -> Payment:
-    """Reverse a received payment with a new negative row; the received row is never edited."""
-    locked = Payment.objects.select_for_update(of=("self",)).get(pk=payment.pk)
+    """Reverse a received payment with a new negative row; the received row is never edited.
+
+    The reversal is dated ``reversed_date`` (default: the tenant's today)."""
+    today = _tenant_today(payment.tenant_id)
+    backdate = may_backdate(member, integration=integration)
+    reversed_date = check_record_date(reversed_date, "date", today=today, backdate=backdate)
+    reversed_date = reversed_date or today
+    locked = _lock(Payment, payment.pk)
     if locked.status != PaymentStatus.RECEIVED:
         raise Conflict(_("Only a received payment can be reversed."))
     if Payment.all_objects.filter(reverses=locked).exists():
@@ -413,6 +721,26 @@ def payment_reverse(
 # --- visits -------------------------------------------------------------------------------
 
 
+def round_coordinate(value: Decimal) -> Decimal:
+    """Coordinates come with any number of decimals; 6 (about 0.1 m) are kept (SPEC 3)."""
+    return value.quantize(Decimal("0.000001"), rounding=ROUND_HALF_UP)
+
+
+@transaction.atomic
+def visit_update(
+    *, member: Membership, visit: Visit, expected_version: int | None, **changes: Any
+) -> Visit:
+    """Edit a planned visit; once checked in, its customer (and check-in) cannot change."""
+    locked = _lock(Visit, visit.pk)
+    if (
+        locked.check_in_at is not None
+        and "customer" in changes
+        and changes["customer"].pk != locked.customer_id
+    ):
+        raise Conflict(_("This visit is checked in: its customer and check-in cannot change."))
+    return sync_update(locked, expected_version=expected_version, **changes)
+
+
 def _coordinates(latitude: Decimal, longitude: Decimal) -> None:
     errors = {}
     if not Decimal("-90") <= latitude <= Decimal("90"):
@@ -433,24 +761,28 @@ def visit_check_in(
     accuracy_m: Decimal | None = None,
     device_time: datetime | None = None,
 ) -> Visit:
-    """Check in: distance to the customer (haversine); verified within the tenant radius."""
+    """Check in: distance to the customer (haversine); verified within the tenant radius
+    and with an accuracy within the tenant's limit. Coordinates are rounded to 6 places."""
+    latitude, longitude = round_coordinate(latitude), round_coordinate(longitude)
     _coordinates(latitude, longitude)
     if accuracy_m is not None and accuracy_m < 0:
         raise ValidationError({"accuracy_m": _("Accuracy cannot be negative.")})
-    locked = (
-        Visit.objects.select_for_update(of=("self",)).select_related("customer").get(pk=visit.pk)
-    )
+    locked = _lock(Visit, visit.pk)
     if locked.rep_id != member.pk:
         raise ValidationError({"rep": _("Only the visit's rep checks in.")})
     if locked.check_in_at is not None:
         raise Conflict(_("This visit is already checked in."))
-    customer = locked.customer
+    customer = Customer.all_objects.get(pk=locked.customer_id)
     distance = None
     verified = False
     if customer.latitude is not None and customer.longitude is not None:
         distance = haversine_m(latitude, longitude, customer.latitude, customer.longitude)
-        radius = Tenant.objects.values_list("visit_radius_m", flat=True).get(pk=locked.tenant_id)
-        verified = distance <= radius
+        radius, accuracy_limit = Tenant.objects.values_list(
+            "visit_radius_m", "visit_accuracy_limit_m"
+        ).get(pk=locked.tenant_id)
+        # A fix reported to within 5 km proves nothing about being 100 m away; without
+        # an accuracy the check-in is kept but not verified (SPEC 3).
+        verified = distance <= radius and accuracy_m is not None and accuracy_m <= accuracy_limit
     return sync_update(
         locked,
         expected_version=None,
@@ -475,9 +807,14 @@ def visit_check_out(
     outcome: str | None = None,
     next_step: str | None = None,
 ) -> Visit:
+    if (latitude is None) != (longitude is None):
+        raise ValidationError(
+            {"longitude" if longitude is None else "latitude": _("Give both coordinates.")}
+        )
     if latitude is not None and longitude is not None:
+        latitude, longitude = round_coordinate(latitude), round_coordinate(longitude)
         _coordinates(latitude, longitude)
-    locked = Visit.objects.select_for_update(of=("self",)).get(pk=visit.pk)
+    locked = _lock(Visit, visit.pk)
     if locked.rep_id != member.pk:
         raise ValidationError({"rep": _("Only the visit's rep checks out.")})
     if locked.check_in_at is None:
@@ -500,10 +837,22 @@ def visit_check_out(
 # --- activities and leads --------------------------------------------------------------
 
 
+# A device's clock may run a little ahead of the server's.
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+def check_done_at(done_at: datetime | None) -> None:
+    if done_at is not None and done_at > timezone.now() + CLOCK_SKEW:
+        raise ValidationError({"done_at": _("An activity cannot be done in the future.")})
+
+
 @transaction.atomic
 def activity_complete(
     *, member: Membership, activity: Activity, outcome: str = "", done_at: datetime | None = None
 ) -> Activity:
+    """Mark an activity done (at ``done_at``, default now, never later); twice is a 409."""
+    check_done_at(done_at)
+    activity = _lock(Activity, activity.pk)
     if activity.done_at is not None:
         raise Conflict(_("This activity is already done."))
     changes: dict[str, Any] = {"done_at": done_at or timezone.now()}
@@ -523,7 +872,7 @@ def lead_convert(
     expected_close_date: date | None = None,
 ) -> tuple[Customer, Opportunity]:
     """Turn a lead into a customer (new, or ``customer`` to link) and an opportunity."""
-    locked = Lead.objects.select_for_update(of=("self",)).get(pk=lead.pk)
+    locked = _lock(Lead, lead.pk)
     if locked.converted_at is not None:
         raise Conflict(_("This lead has already been converted."))
     if locked.status == LeadStatus.DISQUALIFIED:

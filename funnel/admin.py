@@ -9,7 +9,6 @@ from django.contrib.admin.views.decorators import staff_member_required
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
-from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from crm.models import Pipeline
@@ -19,6 +18,7 @@ from funnel.warnings import alert_message, ensure_rules, visible_alerts
 from targets.calendar import period_containing
 from tenancy import selectors as tenancy_selectors
 from tenancy.admin import TenantScopedAdmin, request_membership
+from tenancy.dates import tenant_today
 from tenancy.models import Membership, Tenant
 
 
@@ -97,7 +97,7 @@ def funnel_report(request: HttpRequest) -> HttpResponse:
     if member is None:
         raise Http404
     tenant = Tenant.objects.get(pk=member.tenant_id)
-    quarter = period_containing(timezone.localdate(), "quarter", tenant.fiscal_year_start_month)
+    quarter = period_containing(tenant_today(tenant), "quarter", tenant.fiscal_year_start_month)
     units = tenancy_selectors.visible_org_units(member)
     unit = None
     if request.GET.get("org_unit"):

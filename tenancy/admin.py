@@ -20,6 +20,7 @@ from django.utils.translation import gettext_lazy as _
 from django_scopes import scopes_disabled
 
 from tenancy import selectors, services
+from tenancy.dates import tenant_today
 from tenancy.models import (
     ApiToken,
     JobRun,
@@ -239,6 +240,13 @@ class MembershipAdmin(TenantScopedAdmin):
             kwargs["form"] = MembershipAddForm
             kwargs["fields"] = None
         return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        initial: dict[str, Any] = dict(super().get_changeform_initial_data(request))
+        member = request_membership(request)
+        if member is not None:  # the tenant's today, not the server's (SPEC preamble)
+            initial.setdefault("start_date", tenant_today(member.tenant))
+        return initial
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         if obj is None:

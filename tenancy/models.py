@@ -59,6 +59,15 @@ class Tenant(models.Model):
         validators=[MinValueValidator(1)],
         help_text=_("A check-in within this distance of the customer counts as verified."),
     )
+    visit_accuracy_limit_m = models.PositiveIntegerField(
+        _("visit accuracy limit (metres)"),
+        default=100,
+        validators=[MinValueValidator(1)],
+        help_text=_(
+            "A check-in counts as verified only when the device reports its position "
+            "to within this many metres; a check-in without accuracy is never verified."
+        ),
+    )
     pace_threshold = models.DecimalField(
         _("pace threshold"),
         max_digits=4,
@@ -182,8 +191,12 @@ class Membership(TenantOwned):
         db_index=False,
     )
     title = models.CharField(_("title"), max_length=120, blank=True)
+    # No model default: a default here would be the server's date, not the tenant's.
+    # ``tenancy.services.membership_create`` (API, admin, commands) fills in the
+    # tenant's today (SPEC preamble).
     start_date = models.DateField(
-        _("start date"), default=timezone.localdate, help_text=_("Drives the ramp-up schedule.")
+        _("start date"),
+        help_text=_("Drives the ramp-up schedule. Empty on creation: the tenant's today."),
     )
     end_date = models.DateField(_("end date"), null=True, blank=True)
     is_active = models.BooleanField(_("active"), default=True)

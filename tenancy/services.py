@@ -21,6 +21,7 @@ from django.db.models.functions import Concat, Substr
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from tenancy.dates import tenant_today
 from tenancy.models import ApiToken, Membership, OrgUnit, OrgUnitManager, Role, Tenant
 from tenancy.scope import current_tenant_id, tenant_scope
 from tenancy.signals import tenant_created
@@ -161,7 +162,7 @@ def membership_create(
         role=role,
         org_unit=org_unit,
         title=title,
-        start_date=start_date or timezone.localdate(),
+        start_date=start_date or tenant_today(tenant),
     )
     membership.full_clean(exclude=["tenant", "user"])
     membership.save()

@@ -22,6 +22,7 @@ from crm.models import (
     StageKind,
     Visit,
 )
+from tenancy.dates import tenant_today
 from tenancy.models import Membership
 from tests.factories import TenantTree
 
@@ -96,7 +97,7 @@ def received_payment(tree: TenantTree, owner: Membership | None = None) -> Payme
         member=deal.owner,
         opportunity=deal,
         amount=Decimal("50000.00"),
-        received_date=date.today(),
+        received_date=tenant_today(deal.tenant),  # a rep's payment is received today
     )
     return payment
 

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from decimal import Decimal
 from typing import Any
 
 import django_filters
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -24,6 +28,7 @@ from crm.models import (
     Lead,
     Notification,
     Opportunity,
+    OpportunityCorrection,
     Payment,
     Pipeline,
     ProductLine,
@@ -36,10 +41,65 @@ from tenancy import selectors as tenancy_selectors
 from tenancy.api.base import TenantViewMixin
 from tenancy.api.fields import VisiblePrimaryKeyField
 from tenancy.api.filters import SyncFilterSet, TenantFilterSet
-from tenancy.models import Membership, OrgUnit
+from tenancy.models import ApiToken, Membership, OrgUnit
 from tenancy.permissions import IsTenantAdminOrReadOnly
 
 MONEY: dict[str, Any] = {"max_digits": 16, "decimal_places": 2}
+
+
+class CoordinateField(serializers.DecimalField):
+    """A latitude or longitude with any number of decimals, rounded half-up to 6 (SPEC 3)."""
+
+    def __init__(self, limit: int, **kwargs: Any) -> None:
+        super().__init__(
+            max_digits=None,
+            decimal_places=None,
+            min_value=Decimal(-limit),
+            max_value=Decimal(limit),
+            **kwargs,
+        )
+
+    def to_internal_value(self, data: Any) -> Decimal:
+        return services.round_coordinate(super().to_internal_value(data))
+
+
+def _both_coordinates(attrs: dict[str, Any], instance: Any = None) -> None:
+    """A latitude without a longitude (or the reverse) is a 400."""
+    latitude = attrs.get("latitude", getattr(instance, "latitude", None))
+    longitude = attrs.get("longitude", getattr(instance, "longitude", None))
+    if (latitude is None) != (longitude is None):
+        missing = "longitude" if longitude is None else "latitude"
+        raise serializers.ValidationError({missing: [_("Give both coordinates or neither.")]})
+
+
+class CreatedAtMixin(serializers.Serializer[Any]):
+    """``created_at`` may be given on a create by an admin or an integration (history
+    imports), never in the future; a rep's record is created now (SPEC 3)."""
+
+    def validate_created_at(self, value: Any) -> Any:
+        if self.instance is not None:
+            if value != self.instance.created_at:
+                raise serializers.ValidationError(_("The creation time cannot change."))
+            return value
+        request = self.context["request"]
+        with _field_errors("created_at"):
+            return services.check_created_at(
+                request.membership, value, integration=is_integration(request)
+            )
+
+
+@contextmanager
+def _field_errors(field: str) -> Iterator[None]:
+    """A service's ``{field: [...]}`` error, raised inside ``validate_<field>``."""
+    try:
+        yield
+    except DjangoValidationError as error:
+        raise serializers.ValidationError(error.message_dict.get(field, error.messages)) from error
+
+
+def is_integration(request: Request) -> bool:
+    """The caller authenticated with an integration (API) token."""
+    return isinstance(request.auth, ApiToken)
 
 
 def _member_field(**kwargs: Any) -> VisiblePrimaryKeyField:
@@ -72,8 +132,17 @@ class SyncedViewSet(SyncViewSetMixin, TenantViewMixin[Any], viewsets.ModelViewSe
 # --- customers and contacts ------------------------------------------------------------
 
 
-class CustomerSerializer(SyncSerializerMixin, serializers.ModelSerializer[Customer]):
+class CustomerSerializer(
+    CreatedAtMixin, SyncSerializerMixin, serializers.ModelSerializer[Customer]
+):
     owner = _member_field(required=False, allow_null=True)
+    latitude = CoordinateField(90, required=False, allow_null=True)
+    longitude = CoordinateField(180, required=False, allow_null=True)
+    created_at = serializers.DateTimeField(required=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        _both_coordinates(attrs, self.instance)
+        return attrs
 
     class Meta:
         model = Customer
@@ -93,7 +162,7 @@ class CustomerSerializer(SyncSerializerMixin, serializers.ModelSerializer[Custom
             "created_at",
             "updated_at",
         ]
-        read_only_fields = ["id", "created_at", "updated_at"]
+        read_only_fields = ["id", "updated_at"]
 
 
 class CustomerFilter(SubtreeFilterMixin, SyncFilterSet):
@@ -177,8 +246,9 @@ class ContactViewSet(SyncedViewSet):
 # --- leads -------------------------------------------------------------------------------
 
 
-class LeadSerializer(SyncSerializerMixin, serializers.ModelSerializer[Lead]):
+class LeadSerializer(CreatedAtMixin, SyncSerializerMixin, serializers.ModelSerializer[Lead]):
     owner = _member_field(required=False)
+    created_at = serializers.DateTimeField(required=False)
 
     class Meta:
         model = Lead
@@ -198,7 +268,7 @@ class LeadSerializer(SyncSerializerMixin, serializers.ModelSerializer[Lead]):
             "created_at",
             "updated_at",
         ]
-        read_only_fields = ["id", "converted_at", "converted_customer", "created_at", "updated_at"]
+        read_only_fields = ["id", "converted_at", "converted_customer", "updated_at"]
 
 
 class LeadFilter(SubtreeFilterMixin, SyncFilterSet):
@@ -288,6 +358,9 @@ class ProductLineViewSet(TenantViewMixin[ProductLine], viewsets.ModelViewSet[Pro
 
     def perform_create(self, serializer: serializers.BaseSerializer[ProductLine]) -> None:
         serializer.save(tenant_id=self.membership.tenant_id)
+
+    def perform_destroy(self, instance: ProductLine) -> None:
+        services.config_delete(member=self.membership, instance=instance)  # 409 when in use
 
 
 class StageSerializer(serializers.ModelSerializer[Stage]):
@@ -407,6 +480,31 @@ class MoveSerializer(serializers.Serializer[Any]):
     )
     reopen = serializers.BooleanField(required=False, default=False)
     version = serializers.IntegerField(required=False, min_value=1)
+    amount = serializers.DecimalField(
+        required=False,
+        min_value=0,
+        help_text=_("Set the amount in the same call (a win)."),
+        **MONEY,
+    )
+    closed_date = serializers.DateField(
+        required=False,
+        help_text=_("A win dated in the past: admins and integrations only; default today."),
+    )
+
+
+class CorrectSerializer(serializers.Serializer[Any]):
+    reason = serializers.CharField(max_length=300)
+    amount = serializers.DecimalField(required=False, min_value=0, **MONEY)
+    product_line = VisiblePrimaryKeyField(ProductLine, required=False, allow_null=True)
+    closed_date = serializers.DateField(required=False)
+    version = serializers.IntegerField(required=False, min_value=1)
+
+
+class CorrectionSerializer(serializers.ModelSerializer[OpportunityCorrection]):
+    class Meta:
+        model = OpportunityCorrection
+        fields = ["id", "old_values", "new_values", "reason", "corrected_by", "corrected_at"]
+        read_only_fields = fields
 
 
 class StageChangeSerializer(serializers.ModelSerializer[StageChange]):
@@ -448,8 +546,47 @@ class OpportunityViewSet(SyncedViewSet):
             lost_reason=data["lost_reason"],
             reopen=data["reopen"],
             expected_version=data.get("version"),
+            amount=data.get("amount"),
+            closed_date=data.get("closed_date"),
+            integration=is_integration(request),
         )
         return Response(self.get_serializer(moved).data)
+
+    def update_object(
+        self, instance: Any, expected_version: int | None, data: dict[str, Any]
+    ) -> Any:
+        return services.opportunity_update(
+            member=self.membership, opportunity=instance, expected_version=expected_version, **data
+        )
+
+    @extend_schema(request=CorrectSerializer, responses=OpportunitySerializer)
+    @action(detail=True, methods=["post"])
+    def correct(self, request: Request, pk: str | None = None) -> Response:
+        """Correct a won or lost deal's amount, product line or closed date, with a reason
+        (a manager above the owner or an admin; recorded in ``corrections``)."""
+        opportunity = self.get_object()
+        payload = CorrectSerializer(data=request.data, context=self.get_serializer_context())
+        payload.is_valid(raise_exception=True)
+        data = dict(payload.validated_data)
+        corrected = services.opportunity_correct(
+            member=self.membership,
+            opportunity=opportunity,
+            reason=data.pop("reason"),
+            expected_version=data.pop("version", None),
+            **data,
+        )
+        return Response(self.get_serializer(corrected).data)
+
+    @extend_schema(responses=CorrectionSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def corrections(self, request: Request, pk: str | None = None) -> Response:
+        """The deal's corrections, oldest first: old and new values, reason, by, at."""
+        opportunity = self.get_object()
+        rows = OpportunityCorrection.objects.filter(opportunity=opportunity).order_by(
+            "corrected_at", "pk"
+        )
+        page = self.paginate_queryset(rows)
+        return self.get_paginated_response(CorrectionSerializer(page, many=True).data)
 
     @extend_schema(responses=StageChangeSerializer(many=True))
     @action(detail=True, methods=["get"])
@@ -516,20 +653,25 @@ class PaymentViewSet(SyncedViewSet):
     def create_object(self, data: dict[str, Any], client_id: uuid.UUID | None) -> tuple[Any, bool]:
         opportunity = Opportunity.objects.select_related("stage").get(pk=data.pop("opportunity").pk)
         return services.payment_record(
-            member=self.membership, opportunity=opportunity, client_id=client_id, **data
+            member=self.membership,
+            opportunity=opportunity,
+            client_id=client_id,
+            integration=is_integration(self.request),
+            **data,
         )
 
     @extend_schema(request=DateSerializer, responses=PaymentSerializer)
     @action(detail=True, methods=["post"])
     def receive(self, request: Request, pk: str | None = None) -> Response:
-        """Mark a planned payment received (on ``date``, default today)."""
+        """Mark a planned payment received (on ``date``, default the tenant's today)."""
         payment = self.get_object()
         payload = DateSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         payment = services.payment_receive(
             member=self.membership,
             payment=payment,
-            received_date=payload.validated_data.get("date") or timezone.localdate(),
+            received_date=payload.validated_data.get("date"),
+            integration=is_integration(request),
         )
         return Response(self.get_serializer(payment).data)
 
@@ -543,8 +685,9 @@ class PaymentViewSet(SyncedViewSet):
         reversal = services.payment_reverse(
             member=self.membership,
             payment=payment,
-            reversed_date=payload.validated_data.get("date") or timezone.localdate(),
+            reversed_date=payload.validated_data.get("date"),
             note=payload.validated_data["note"],
+            integration=is_integration(request),
         )
         return Response(self.get_serializer(reversal).data, status=status.HTTP_201_CREATED)
 
@@ -608,10 +751,8 @@ class VisitFilter(SubtreeFilterMixin, SyncFilterSet):
 
 
 class CheckInSerializer(serializers.Serializer[Any]):
-    latitude = serializers.DecimalField(max_digits=9, decimal_places=6, min_value=-90, max_value=90)
-    longitude = serializers.DecimalField(
-        max_digits=9, decimal_places=6, min_value=-180, max_value=180
-    )
+    latitude = CoordinateField(90)
+    longitude = CoordinateField(180)
     accuracy_m = serializers.DecimalField(
         max_digits=8, decimal_places=1, min_value=0, required=False, allow_null=True
     )
@@ -619,12 +760,8 @@ class CheckInSerializer(serializers.Serializer[Any]):
 
 
 class CheckOutSerializer(serializers.Serializer[Any]):
-    latitude = serializers.DecimalField(
-        max_digits=9, decimal_places=6, min_value=-90, max_value=90, required=False
-    )
-    longitude = serializers.DecimalField(
-        max_digits=9, decimal_places=6, min_value=-180, max_value=180, required=False
-    )
+    latitude = CoordinateField(90, required=False)
+    longitude = CoordinateField(180, required=False)
     device_time = serializers.DateTimeField(required=False, allow_null=True)
     outcome = serializers.CharField(required=False, allow_blank=True)
     next_step = serializers.CharField(required=False, allow_blank=True, max_length=300)
@@ -643,6 +780,13 @@ class VisitViewSet(SyncedViewSet):
     def create_object(self, data: dict[str, Any], client_id: uuid.UUID | None) -> tuple[Any, bool]:
         data["rep"] = self.membership
         return super().create_object(data, client_id)
+
+    def update_object(
+        self, instance: Any, expected_version: int | None, data: dict[str, Any]
+    ) -> Any:
+        return services.visit_update(
+            member=self.membership, visit=instance, expected_version=expected_version, **data
+        )
 
     @extend_schema(request=CheckInSerializer, responses=VisitSerializer)
     @action(detail=True, methods=["post"], url_path="check-in")
@@ -680,6 +824,11 @@ class ActivitySerializer(SyncSerializerMixin, serializers.ModelSerializer[Activi
     )
     owner = _member_field(required=False)
     is_follow_up = serializers.BooleanField(read_only=True)
+
+    def validate_done_at(self, value: Any) -> Any:
+        with _field_errors("done_at"):
+            services.check_done_at(value)
+        return value
 
     class Meta:
         model = Activity
@@ -787,7 +936,9 @@ class NotificationViewSet(
     @action(detail=True, methods=["post"])
     def read(self, request: Request, pk: str | None = None) -> Response:
         notification = self.get_object()
-        if notification.read_at is None:
-            notification.read_at = timezone.now()
-            notification.save(update_fields=["read_at", "updated_at"])
+        # Conditional: the first read wins, a second one keeps the first time.
+        Notification.objects.filter(pk=notification.pk, read_at__isnull=True).update(
+            read_at=timezone.now(), updated_at=timezone.now()
+        )
+        notification.refresh_from_db()
         return Response(self.get_serializer(notification).data)

@@ -89,15 +89,22 @@ class SyncViewSetMixin:
         for field, value in data.items():
             setattr(instance, field, value)
         instance.full_clean(exclude=["tenant"], validate_unique=False)
-        updated = services.sync_update(instance, expected_version=expected, **data)
+        updated = self.update_object(instance, expected, data)
         return Response(self.get_serializer(updated).data)
+
+    def update_object(
+        self, instance: Any, expected_version: int | None, data: dict[str, Any]
+    ) -> Any:
+        """Default update: versioned; resources with rules of their own override it."""
+        return services.sync_update(instance, expected_version=expected_version, **data)
 
     def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         kwargs["partial"] = True
         return self.update(request, *args, **kwargs)
 
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        services.sync_delete(self.get_object())
+        # A record others depend on answers 409 naming them (SPEC 3); else a tombstone.
+        services.record_delete(member=self.request.membership, instance=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(

@@ -242,6 +242,8 @@ class MemberSerializer(serializers.ModelSerializer[Membership]):
             "updated_at",
         ]
         read_only_fields = ["id", "user", "created_at", "updated_at"]
+        # Omitted on creation: the service gives the tenant's today (SPEC preamble).
+        extra_kwargs = {"start_date": {"required": False}}
 
     def get_managed_units(self, member: Membership) -> list[int]:
         return sorted(link.org_unit_id for link in member.managed_links)  # type: ignore[attr-defined]

@@ -14,6 +14,7 @@ from rest_framework.test import APIClient
 
 from crm.models import Customer, Opportunity, Payment, Stage, StageChange, StageKind, Visit
 from crm.services import stage_exits_recompute
+from tenancy.dates import tenant_today
 from tenancy.models import Membership
 from tenancy.scope import tenant_scope
 from tests import records
@@ -78,11 +79,13 @@ def test_a_rep_runs_a_day_from_the_api_alone(tree_a: TenantTree, client_for: Cli
     assert won["credited_org_unit"] == tree_a.units["north-1"].pk
     assert won["closed_date"] is not None
 
-    # Record a payment, then complete the follow-up.
+    # Record a payment received today (a rep's write carries today), then complete the
+    # follow-up.
+    today = tenant_today(tree_a.tenant).isoformat()
     payment = ok(
         rep.post(
             "/api/v1/payments/",
-            {"opportunity": deal["id"], "amount": "300000.00", "received_date": "2026-11-20"},
+            {"opportunity": deal["id"], "amount": "300000.00", "received_date": today},
         ),
         201,
     )
