@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from django.utils import timezone
 
@@ -13,6 +12,7 @@ from config.celery import app
 from targets.achievement import plan_achievements
 from targets.calendar import fiscal_year_of
 from targets.models import AchievementSnapshot, PlanStatus, Target, TargetPlan
+from tenancy.dates import tenant_today
 from tenancy.jobs import TenantTask
 from tenancy.models import Tenant
 
@@ -28,7 +28,7 @@ def snapshot_achievements(*, tenant_id: int, as_of: date | None = None) -> dict[
     the tenant's time zone) for published and locked plans: one aggregate per plan, one
     bulk upsert per chunk; running it twice rewrites the same rows (SPEC section 7)."""
     tenant = Tenant.objects.get(pk=tenant_id)
-    day = as_of or timezone.now().astimezone(ZoneInfo(tenant.time_zone)).date()
+    day = as_of or tenant_today(tenant)
     fiscal_year = fiscal_year_of(day, tenant.fiscal_year_start_month)
     written = 0
     plans = TargetPlan.objects.filter(

@@ -88,7 +88,9 @@ class Workers:
         self.queue = f"test-{uuid.uuid4().hex[:8]}"
         self.processes: list[subprocess.Popen[bytes]] = []
 
-    def start(self, name: str = "w1", **extra_env: str) -> subprocess.Popen[bytes]:
+    def start(
+        self, name: str = "w1", pool: str = "solo", **extra_env: str
+    ) -> subprocess.Popen[bytes]:
         options = dict(self.options)
         if "TRANSPORT_OPTIONS" in extra_env:
             options.update(json.loads(extra_env.pop("TRANSPORT_OPTIONS")))
@@ -110,7 +112,8 @@ class Workers:
                 "-A",
                 "config",
                 "worker",
-                "--pool=solo",
+                f"--pool={pool}",
+                "--concurrency=1",
                 "--loglevel=INFO",
                 "-Q",
                 self.queue,
@@ -462,3 +465,24 @@ def test_a_transient_error_is_retried_on_a_real_worker_and_the_chain_goes_on(
     assert retried.task_id == succeeded.task_id  # the same message, sent again
     assert retried.error == "OperationalError: could not connect to server: Connection refused"
     assert succeeded.counts == {"calls": 2}
+
+
+@pytest.mark.worker
+def test_a_step_past_its_soft_time_limit_fails_alone_on_a_prefork_worker(
+    workers: Workers, tree_a: TenantTree
+) -> None:
+    """Time limits are enforced by the prefork pool (production's default): the slow
+    step (5 s) passes its soft limit (1 s), records a failed run and the chain goes on."""
+    workers.start("w1", pool="prefork", TEST_SLOW_STEP_SECONDS="5")
+    with registered_step("slow", nightly.Order.SNAPSHOTS + 1, slow_step, 1, 2):
+        nightly.dispatch(NOW, queue=workers.queue)
+        _wait_for_step(tree_a, "warnings", "succeeded", timeout=30)
+    assert _step_runs(tree_a) == [
+        ("snapshots", "succeeded"),
+        ("slow", "failed"),
+        ("warnings", "succeeded"),
+    ]
+    with tenant_scope(tree_a.tenant):
+        slow = JobRun.objects.get(step="slow")
+    assert slow.error.startswith("SoftTimeLimitExceeded") and slow.time_limit == 2
+    assert slow.duration is not None and slow.duration < timedelta(seconds=2)
