@@ -405,7 +405,7 @@ def test_a_duplicate_message_runs_nothing_twice(
 def test_dst_in_new_york_gives_one_night_per_local_date_at_two(
     tree_b: TenantTree, django_capture_on_commit_callbacks: object
 ) -> None:
-    """Dispatch every half hour across both of New York's 2026 changes: on 8 March
+    """Dispatch every hour across both of New York's 2026 changes: on 8 March
     02:00 does not exist (01:59 EST is followed by 03:00 EDT), on 1 November 01:00-02:00
     happens twice. Each local date still gets one night, at its first dispatch past
     02:00 local time."""
@@ -416,8 +416,8 @@ def test_dst_in_new_york_gives_one_night_per_local_date_at_two(
         datetime(2026, 3, 7, 12, 0, tzinfo=UTC),
         datetime(2026, 10, 31, 12, 0, tzinfo=UTC),
     ):
-        for tick in range(2 * 48):
-            now = start + timedelta(minutes=30 * tick)
+        for tick in range(49):
+            now = start + timedelta(hours=tick)
             for row in _dispatch(django_capture_on_commit_callbacks, now)["dispatched"]:
                 first_dispatch.setdefault(str(row["night"]), now)
     assert {night: now.strftime("%H:%M") for night, now in first_dispatch.items()} == {

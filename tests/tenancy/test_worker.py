@@ -168,6 +168,9 @@ def workers(tmp_path: Path, transactional_db: None) -> Iterator[Workers]:
         yield pool
     finally:
         pool.stop()
+        # A killed worker's messages were given back to the queue: drop them with it.
+        with celery_app.connection_for_write() as connection_to_broker:
+            connection_to_broker.default_channel.queue_delete(pool.queue)  # type: ignore[attr-defined]
         celery_app.conf.update(broker_write_url=previous[0], broker_transport_options=previous[1])
         celery_app.conf.task_always_eager = True
         _drop_connection_pools()
