@@ -13,7 +13,8 @@ duration, a one-line error).
 
 **Dispatch** (:func:`dispatch`, on beat every few minutes) makes tonight's
 ``NightlyRun`` for every active tenant past 02:00 local time (unique per tenant and
-local date), then, for every unfinished night of the last few local days, sends a chain
+local date) and any night of the last few local days that was never made (beat was
+down that whole day), then, for every unfinished night of those days, sends a chain
 of the steps that have not succeeded and are not running: never started, failed (a
 limited number of times) or lost. The night is marked sent with a conditional update
 before the chain goes to the broker, so two dispatchers do not both send it; when the
@@ -224,6 +225,30 @@ def _due_night(tenant: Tenant, now: datetime) -> date | None:
     return local.date() if local.time() >= NIGHTLY_AT else None
 
 
+def _make_nights(tenant: Tenant, now: datetime, names: list[str]) -> None:
+    """Tonight's night once past 02:00, and any night of the catch-up window that was
+    never made (beat was down that whole local day) since the tenant's first day."""
+    today = tenant_now(tenant, now).date()
+    tonight = _due_night(tenant, now)
+    latest = tonight or today - timedelta(days=1)
+    first_day = tenant_now(tenant, tenant.created_at).date() + timedelta(days=1)
+    wanted = [
+        day
+        for offset in range(settings.NIGHTLY_CATCH_UP_DAYS, -1, -1)
+        if (day := today - timedelta(days=offset)) <= latest
+        and (day == tonight or day >= first_day)
+    ]
+    existing = set(NightlyRun.objects.filter(night__in=wanted).values_list("night", flat=True))
+    for day in wanted:
+        if day not in existing:
+            # get_or_create: another dispatcher may be making the same night right now.
+            NightlyRun.objects.get_or_create(
+                tenant=tenant,
+                night=day,
+                defaults={"as_of": day - timedelta(days=1), "steps": names},
+            )
+
+
 def dispatch(now: datetime | None = None, *, queue: str | None = None) -> dict[str, Any]:
     """Make tonight's night of every tenant past 02:00 local time at ``now`` (default:
     now) and send every unfinished night's remaining steps."""
@@ -240,13 +265,7 @@ def dispatch(now: datetime | None = None, *, queue: str | None = None) -> dict[s
     for tenant in tenants:
         today = tenant_now(tenant, now).date()
         with tenant_scope(tenant):
-            tonight = _due_night(tenant, now)
-            if tonight is not None:
-                NightlyRun.objects.get_or_create(
-                    tenant=tenant,
-                    night=tonight,
-                    defaults={"as_of": tonight - timedelta(days=1), "steps": names},
-                )
+            _make_nights(tenant, now, names)
             unfinished = NightlyRun.objects.filter(
                 completed_at__isnull=True,
                 night__gte=today - timedelta(days=settings.NIGHTLY_CATCH_UP_DAYS),

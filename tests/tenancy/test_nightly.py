@@ -392,6 +392,34 @@ def test_the_watchdog_marks_lost_the_runs_past_their_limit_and_the_dispatcher_re
     ]
 
 
+def test_nights_never_made_while_beat_was_down_are_made_within_the_catch_up_window(
+    tree_a: TenantTree, tree_b: TenantTree, django_capture_on_commit_callbacks: object
+) -> None:
+    """Beat was down for days: the first dispatch makes the missing nights of the last
+    three local days (each computing its eve) besides tonight's, never a night before
+    the tenant's first day."""
+    with platform_scope("test: tenants made earlier"):
+        Tenant.objects.filter(pk=tree_a.tenant.pk).update(created_at=NOW - timedelta(days=10))
+        Tenant.objects.filter(pk=tree_b.tenant.pk).update(created_at=NOW - timedelta(days=2))
+    result = _dispatch(django_capture_on_commit_callbacks)
+    made = [(row["tenant"], row["night"], row["as_of"]) for row in result["dispatched"]]
+    a, b = tree_a.tenant.pk, tree_b.tenant.pk
+    assert made == [
+        (a, "2026-11-27", "2026-11-26"),
+        (a, "2026-11-28", "2026-11-27"),
+        (a, "2026-11-29", "2026-11-28"),
+        (a, "2026-11-30", "2026-11-29"),
+        # Made at 02:30 on 28 November Shanghai time: its first night is the 29th.
+        (b, "2026-11-29", "2026-11-28"),
+        (b, "2026-11-30", "2026-11-29"),
+    ]
+    with tenant_scope(tree_a.tenant):
+        assert NightlyRun.objects.filter(completed_at__isnull=False).count() == 4
+    assert _dispatch(django_capture_on_commit_callbacks, NOW + timedelta(minutes=10)) == {
+        "dispatched": []
+    }
+
+
 def test_a_duplicate_message_runs_nothing_twice(
     tree_a: TenantTree, django_capture_on_commit_callbacks: object
 ) -> None:
