@@ -276,19 +276,55 @@ CELERY_BROKER_URL = env("CELERY_BROKER_URL")
 # Without a broker (the quick start) tasks run eagerly, in the web process.
 CELERY_TASK_ALWAYS_EAGER = CELERY_BROKER_URL is None
 CELERY_TASK_EAGER_PROPAGATES = True
-CELERY_BROKER_TRANSPORT_OPTIONS = json.loads(env("CELERY_BROKER_TRANSPORT_OPTIONS", "{}") or "{}")
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_DEFAULT_QUEUE = env("CELERY_QUEUE", "crm")
+# A message is acknowledged when its task ends, and given back when the worker process
+# dies mid-task, so a killed worker loses no step (SPEC section 7).
 CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Every job has time limits (a nightly step may set its own at registration): the soft
+# one raises inside the task, which records a failed run; the hard one kills it.
+JOB_SOFT_TIME_LIMIT = int(env("JOB_SOFT_TIME_LIMIT", "480") or "480")
+JOB_TIME_LIMIT = int(env("JOB_TIME_LIMIT", "600") or "600")
+CELERY_TASK_SOFT_TIME_LIMIT = JOB_SOFT_TIME_LIMIT
+CELERY_TASK_TIME_LIMIT = JOB_TIME_LIMIT
+# Redis gives an unacknowledged message to another worker after the visibility timeout:
+# longer than any task may run (or a running task would be run twice), far shorter than
+# Redis's default hour (or a killed worker's step would wait that long).
+BROKER_VISIBILITY_TIMEOUT = int(env("BROKER_VISIBILITY_TIMEOUT", "900") or "900")
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": BROKER_VISIBILITY_TIMEOUT,
+    **json.loads(env("CELERY_BROKER_TRANSPORT_OPTIONS", "{}") or "{}"),
+}
+if CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] <= JOB_TIME_LIMIT:
+    raise ImproperlyConfigured(
+        "BROKER_VISIBILITY_TIMEOUT must be longer than JOB_TIME_LIMIT, or a running task "
+        "would be given to a second worker."
+    )
+# Transient errors (database or broker connection) are retried with exponential backoff.
+JOB_MAX_RETRIES = int(env("JOB_MAX_RETRIES", "5") or "5")
+JOB_RETRY_BACKOFF_SECONDS = int(env("JOB_RETRY_BACKOFF_SECONDS", "5") or "5")
+# The watchdog marks a running job run lost once it is older than its hard time limit
+# plus this margin (its worker is gone); the dispatcher then runs that step again.
+JOB_LOST_MARGIN_SECONDS = int(env("JOB_LOST_MARGIN_SECONDS", "120") or "120")
+JOB_WATCHDOG_SECONDS = float(env("JOB_WATCHDOG_SECONDS", "300") or "300")
+# The dispatcher completes unfinished nights of the last NIGHTLY_CATCH_UP_DAYS local days,
+# each step at most NIGHTLY_STEP_MAX_ATTEMPTS times; a night sent but with a step still
+# not started after NIGHTLY_RESEND_AFTER_SECONDS (its message was lost) is sent again.
+NIGHTLY_CATCH_UP_DAYS = int(env("NIGHTLY_CATCH_UP_DAYS", "3") or "3")
+NIGHTLY_STEP_MAX_ATTEMPTS = int(env("NIGHTLY_STEP_MAX_ATTEMPTS", "3") or "3")
+NIGHTLY_RESEND_AFTER_SECONDS = int(env("NIGHTLY_RESEND_AFTER_SECONDS", "3600") or "3600")
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Beat copies this into its database schedule (editable in the admin). The dispatcher
-# sends each tenant's nightly run once its local time passes 02:00 (tenancy.nightly).
+# sends each tenant's night once its local time passes 02:00 and completes unfinished
+# nights (tenancy.nightly); the watchdog marks runs whose worker is gone as lost.
 CELERY_BEAT_SCHEDULE = {
     "nightly-dispatch": {
         "task": "tenancy.dispatch_nightly",
         "schedule": float(env("NIGHTLY_DISPATCH_SECONDS", "600") or "600"),
     },
+    "job-watchdog": {"task": "tenancy.job_watchdog", "schedule": JOB_WATCHDOG_SECONDS},
 }
 CELERY_TIMEZONE = "UTC"
 

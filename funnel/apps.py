@@ -4,3 +4,12 @@ from django.apps import AppConfig
 class FunnelConfig(AppConfig):
     name = "funnel"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from funnel.tasks import evaluate_tenant_warnings
+        from tenancy import nightly
+
+        # The night's step (SPEC section 7), run in its place in the night's order.
+        nightly.register(
+            name="warnings", order=nightly.Order.WARNINGS, task=evaluate_tenant_warnings
+        )

@@ -4,3 +4,12 @@ from django.apps import AppConfig
 class TargetsConfig(AppConfig):
     name = "targets"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from targets.tasks import snapshot_tenant_achievements
+        from tenancy import nightly
+
+        # The night's step (SPEC section 7), run in its place in the night's order.
+        nightly.register(
+            name="snapshots", order=nightly.Order.SNAPSHOTS, task=snapshot_tenant_achievements
+        )

@@ -332,19 +332,43 @@ class ApiTokenAdmin(TenantScopedAdmin):
         self.message_user(request, _("Tokens revoked."))
 
 
+def _duration(run: JobRun) -> str:
+    duration = run.duration
+    return "" if duration is None else f"{duration.total_seconds():.1f} s"
+
+
 @admin.register(JobRun)
 class JobRunAdmin(TenantScopedAdmin):
-    list_display = ["task_name", "status", "started_at", "finished_at", "counts"]
-    list_filter = ["status", "task_name"]
-    readonly_fields = [
+    list_display = [
         "task_name",
-        "task_id",
+        "step",
         "status",
         "started_at",
         "finished_at",
+        "duration",
         "counts",
         "error",
     ]
+    list_filter = ["status", "task_name", "step"]
+    list_select_related = ["nightly_run"]
+    readonly_fields = [
+        "task_name",
+        "task_id",
+        "nightly_run",
+        "step",
+        "status",
+        "started_at",
+        "finished_at",
+        "duration",
+        "time_limit",
+        "worker",
+        "counts",
+        "error",
+    ]
+
+    @admin.display(description=_("duration"))
+    def duration(self, run: JobRun) -> str:
+        return _duration(run)
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return self._is_tenant_admin(request) or request.user.is_superuser
@@ -352,7 +376,37 @@ class JobRunAdmin(TenantScopedAdmin):
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return self.has_module_permission(request)
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class NightStepInline(admin.TabularInline):
+    """Each run of each step of the night: status, counts, duration, error summary."""
+
+    model = JobRun
+    fk_name = "nightly_run"
+    extra = 0
+    can_delete = False
+    ordering = ["started_at", "pk"]
+    fields = ["step", "status", "started_at", "duration", "counts", "error"]
+    readonly_fields = ["step", "status", "started_at", "duration", "counts", "error"]
+    verbose_name = _("step run")
+    verbose_name_plural = _("step runs")
+
+    @admin.display(description=_("duration"))
+    def duration(self, run: JobRun) -> str:
+        return _duration(run)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return True  # whoever may see the night (NightlyRunAdmin decides) sees its steps
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -361,11 +415,46 @@ class JobRunAdmin(TenantScopedAdmin):
 
 @admin.register(NightlyRun)
 class NightlyRunAdmin(JobRunAdmin):
-    """Which nights were dispatched (the jobs themselves are under job runs)."""
+    """A tenant's nights, each with its steps' runs (counts, duration, error summary)."""
 
-    list_display = ["night", "as_of", "dispatched_at", "tasks"]
+    list_display = ["night", "as_of", "dispatched_at", "sent_at", "completed_at", "step_summary"]
     list_filter = []
-    readonly_fields = ["night", "as_of", "dispatched_at", "tasks"]
+    list_select_related = []
+    readonly_fields = [
+        "night",
+        "as_of",
+        "steps",
+        "dispatched_at",
+        "sent_at",
+        "send_error",
+        "completed_at",
+    ]
+    inlines = [NightStepInline]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        return super().get_queryset(request).prefetch_related("job_runs")
+
+    @admin.display(description=_("steps"))
+    def step_summary(self, night: NightlyRun) -> str:
+        """Each planned step's latest run: "snapshots: succeeded (1.2 s)"."""
+        latest: dict[str, JobRun] = {}
+        for run in sorted(night.job_runs.all(), key=lambda run: (run.started_at, run.pk)):
+            latest[run.step] = run
+        parts = []
+        for step in night.steps:
+            step_run = latest.get(step)
+            if step_run is None:
+                parts.append(_("%(step)s: not started") % {"step": step})
+            else:
+                parts.append(
+                    _("%(step)s: %(status)s (%(duration)s)")
+                    % {
+                        "step": step,
+                        "status": step_run.get_status_display(),
+                        "duration": _duration(step_run) or "…",
+                    }
+                )
+        return "; ".join(str(part) for part in parts)
 
 
 @admin.register(Tenant)

@@ -14,6 +14,7 @@ the composite ``(tenant, fk)`` index declared in ``Meta`` serves them.
 from __future__ import annotations
 
 import zoneinfo
+from datetime import timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
@@ -291,12 +292,19 @@ class ApiToken(TenantOwned):
 
 
 class JobRun(TenantOwned):
-    """One execution of a tenant job: visible to the tenant's admins (SPEC section 7)."""
+    """One execution of a tenant job: visible to the tenant's admins (SPEC section 7).
+
+    ``error`` is a one-line summary (the exception's class and message): the traceback
+    goes to the log only, never to a tenant admin. A nightly step's run names its night
+    and step; a retry or a re-run of the step is a new run of the same step.
+    """
 
     class Status(models.TextChoices):
         RUNNING = "running", _("Running")
         SUCCEEDED = "succeeded", _("Succeeded")
         FAILED = "failed", _("Failed")
+        RETRIED = "retried", _("Failed, retried")
+        LOST = "lost", _("Lost (its worker stopped)")
 
     task_name = models.CharField(_("task"), max_length=200)
     task_id = models.CharField(_("task id"), max_length=64, blank=True)
@@ -306,14 +314,41 @@ class JobRun(TenantOwned):
     started_at = models.DateTimeField(_("started at"), default=timezone.now)
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
     counts: models.JSONField[Any, Any] = models.JSONField(_("counts"), default=dict, blank=True)
-    error = models.TextField(_("error"), blank=True)
+    error = models.TextField(
+        _("error"), blank=True, help_text=_("What went wrong, in one line (no traceback).")
+    )
+    nightly_run = models.ForeignKey(
+        "NightlyRun",
+        verbose_name=_("night"),
+        on_delete=models.CASCADE,
+        related_name="job_runs",
+        null=True,
+        blank=True,
+        db_index=False,
+    )
+    step = models.CharField(_("nightly step"), max_length=64, blank=True)
+    time_limit = models.PositiveIntegerField(
+        _("time limit (seconds)"),
+        null=True,
+        blank=True,
+        help_text=_("The hard limit the run had; past it and a margin it is marked lost."),
+    )
+    worker = models.CharField(_("worker"), max_length=200, blank=True)
 
     class Meta:
         db_table = "crm_jobrun"
         verbose_name = _("job run")
         verbose_name_plural = _("job runs")
         ordering = ["-started_at"]
-        indexes = [models.Index(fields=["tenant", "started_at"], name="jobrun_tenant_started")]
+        indexes = [
+            models.Index(fields=["tenant", "started_at"], name="jobrun_tenant_started"),
+            models.Index(fields=["tenant", "nightly_run", "step"], name="jobrun_tenant_night_step"),
+            models.Index(
+                fields=["tenant", "started_at"],
+                condition=models.Q(status="running"),
+                name="jobrun_tenant_running",
+            ),
+        ]
         constraints = [
             models.UniqueConstraint(fields=["tenant", "id"], name="jobrun_tenant_id_uniq"),
         ]
@@ -321,16 +356,28 @@ class JobRun(TenantOwned):
     def __str__(self) -> str:
         return f"{self.task_name} {self.started_at:%Y-%m-%d %H:%M} {self.status}"
 
+    @property
+    def duration(self) -> timedelta | None:
+        return None if self.finished_at is None else self.finished_at - self.started_at
+
 
 class NightlyRun(TenantOwned):
-    """That a tenant's nightly jobs were sent for one night (SPEC section 7): the
-    unique (tenant, night) makes the dispatch happen once per night, however often the
-    dispatcher runs and however many run at once."""
+    """A tenant's night (SPEC section 7): the unique (tenant, night) makes it exist once
+    per local date, however often and however many dispatchers run.
+
+    ``steps`` are the registered steps' names, in order, when the night was made; each
+    step's runs are its job runs (``job_runs``). ``sent_at`` is empty until the chain
+    reached the broker, so a night whose sending failed is sent by the next dispatch;
+    ``completed_at`` is set when every step has succeeded.
+    """
 
     night = models.DateField(_("night"), help_text=_("The tenant's local date of the run."))
     as_of = models.DateField(_("as of"), help_text=_("The day the jobs computed (the eve)."))
     dispatched_at = models.DateTimeField(_("dispatched at"), default=timezone.now)
-    tasks: models.JSONField[Any, Any] = models.JSONField(_("tasks"), default=list, blank=True)
+    steps: models.JSONField[Any, Any] = models.JSONField(_("steps"), default=list, blank=True)
+    sent_at = models.DateTimeField(_("last sent at"), null=True, blank=True)
+    send_error = models.CharField(_("sending error"), max_length=500, blank=True)
+    completed_at = models.DateTimeField(_("completed at"), null=True, blank=True)
 
     class Meta:
         db_table = "crm_nightlyrun"

@@ -31,8 +31,17 @@ def tenant_census(tenant_id: int) -> dict[str, Any]:
 
 @app.task(name="tenancy.dispatch_nightly")
 def dispatch_nightly() -> dict[str, Any]:
-    """Every few minutes on beat: send the nightly tasks of the tenants now past 02:00
-    local time that have not had tonight's run (``tenancy.nightly``)."""
+    """Every few minutes on beat: make tonight's night of the tenants now past 02:00
+    local time and send the steps of every unfinished night (``tenancy.nightly``)."""
     from tenancy import nightly
 
     return nightly.dispatch()
+
+
+@app.task(name="tenancy.job_watchdog")
+def job_watchdog() -> dict[str, Any]:
+    """Every few minutes on beat: mark lost the running job runs whose worker is gone
+    (older than their hard time limit plus a margin); the dispatcher runs them again."""
+    from tenancy import nightly
+
+    return {"lost": nightly.mark_lost_runs()}

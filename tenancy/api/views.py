@@ -525,6 +525,14 @@ class ApiTokenViewSet(
 
 
 class JobRunSerializer(serializers.ModelSerializer[JobRun]):
+    night = serializers.DateField(
+        source="nightly_run.night",
+        read_only=True,
+        allow_null=True,
+        default=None,
+        help_text=_("The local date of the night this run is a step of."),
+    )
+
     class Meta:
         model = JobRun
         fields = [
@@ -536,6 +544,9 @@ class JobRunSerializer(serializers.ModelSerializer[JobRun]):
             "finished_at",
             "counts",
             "error",
+            "nightly_run",
+            "night",
+            "step",
         ]
         read_only_fields = fields
 
@@ -543,11 +554,12 @@ class JobRunSerializer(serializers.ModelSerializer[JobRun]):
 class JobRunFilter(TenantFilterSet):
     class Meta:
         model = JobRun
-        fields = ["task_name", "status"]
+        fields = ["task_name", "status", "nightly_run", "step"]
 
 
 class JobRunViewSet(TenantViewMixin[JobRun], viewsets.ReadOnlyModelViewSet[JobRun]):
-    """Background job runs of the tenant (admins only)."""
+    """Background job runs of the tenant (admins only); a nightly step's run names its
+    night (``nightly_run``, ``night``) and ``step``. ``error`` is a one-line summary."""
 
     serializer_class = JobRunSerializer
     permission_classes = [IsTenantAdmin]
@@ -558,4 +570,4 @@ class JobRunViewSet(TenantViewMixin[JobRun], viewsets.ReadOnlyModelViewSet[JobRu
     model = JobRun
 
     def visible_queryset(self, member: Membership) -> QuerySet[JobRun]:
-        return JobRun.objects.all()
+        return JobRun.objects.select_related("nightly_run")

@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("tenancy", "0001_initial"),
+        ("tenancy", "0002_night_steps"),
     ]
 
     operations = [
