@@ -12,7 +12,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from tenancy.models import Membership, TenantOwned
+from tenancy.models import Membership, OrgUnit, TenantOwned
 
 
 class PointEvent(models.TextChoices):
@@ -127,3 +127,53 @@ class PointEntry(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.member_id} {self.event} {self.points:+d} ({self.day})"
+
+
+class LeaderboardEntry(TenantOwned):
+    """One row of a leaderboard as the night computed it (SPEC section 6 "Leaderboard"):
+    per unit (its subtree's members), board (``points``, ``attainment:<metric>``,
+    ``metric:<metric>``) and period. The live board is computed on demand; this is what
+    the morning digests and the phone read without recomputing."""
+
+    unit = models.ForeignKey(
+        OrgUnit, verbose_name=_("org unit"), on_delete=models.CASCADE, db_index=False
+    )
+    board = models.CharField(_("board"), max_length=60)
+    period_kind = models.CharField(_("period"), max_length=8)
+    period_start = models.DateField(_("period start"))
+    period_end = models.DateField(_("period end"))
+    as_of = models.DateField(_("as of"))
+    member = models.ForeignKey(
+        Membership, verbose_name=_("member"), on_delete=models.CASCADE, db_index=False
+    )
+    position = models.PositiveIntegerField(_("position"))
+    value = models.DecimalField(_("value"), max_digits=30, decimal_places=10, null=True)
+    rank = models.PositiveIntegerField(_("rank"), null=True)
+    previous_rank = models.PositiveIntegerField(_("previous rank"), null=True)
+    actual = models.DecimalField(_("actual"), max_digits=18, decimal_places=2, null=True)
+    target = models.DecimalField(_("target"), max_digits=18, decimal_places=2, null=True)
+    computed_at = models.DateTimeField(_("computed at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("leaderboard entry")
+        verbose_name_plural = _("leaderboard entries")
+        ordering = ["unit", "board", "period_start", "position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "unit", "board", "period_kind", "period_start", "member"],
+                name="leaderboardentry_uniq",
+            ),
+            models.UniqueConstraint(
+                fields=["tenant", "id"], name="leaderboardentry_tenant_id_uniq"
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["tenant", "unit", "board", "period_kind", "period_start", "position"],
+                name="leaderboardentry_board",
+            ),
+            models.Index(fields=["tenant", "member"], name="leaderboardentry_member"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.board} {self.period_start} #{self.rank} {self.member_id}"

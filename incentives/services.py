@@ -16,11 +16,24 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.db import connection, transaction
+from django.utils import timezone
 
 from incentives import rules
-from incentives.models import EntryKind, PointEntry, PointRule
+from incentives.models import EntryKind, LeaderboardEntry, PointEntry, PointRule
 from incentives.points import EARNING, EVENTS_OF_SOURCE, UNDONE
-from tenancy.models import Tenant
+from incentives.selectors import (
+    PERIOD_KINDS,
+    board_key,
+    board_members,
+    board_values,
+    period_of,
+    previous_period,
+    rank_board,
+)
+from targets import calendar
+from targets.models import PlanStatus, TargetPlan
+from tenancy.models import OrgUnit, Tenant
+from tenancy.money import round_money
 
 _CANDIDATES = """
     SELECT {rule_id}, {event!r}, e.source_type, e.source_id, e.member_id, e.occurred_at, e.day
@@ -233,3 +246,68 @@ def points_catch_up(*, tenant: Tenant, as_of: date, days: int = 1) -> dict[str, 
         undone = points_undo(tenant=tenant)
         awarded = points_award(tenant=tenant, days=(first, as_of))
     return {"awarded": awarded, "undone": undone}
+
+
+# --- leaderboards ----------------------------------------------------------------------------
+
+
+def leaderboards_refresh(*, tenant: Tenant, as_of: date) -> dict[str, int]:
+    """The night's leaderboards (SPEC section 6): for every unit, every period kind
+    containing ``as_of`` and every board a rep sees (points, and attainment of each metric
+    with a published plan), the ranked rows, replacing the stored ones.
+
+    The figures are read once per board and period for the whole tenant (three queries)
+    and ranked per unit in memory; the rows are written in bulk. Safe to run twice.
+    """
+    fiscal_year = calendar.fiscal_year_of(as_of, tenant.fiscal_year_start_month)
+    metrics = sorted(
+        set(
+            TargetPlan.objects.filter(
+                fiscal_year=fiscal_year, status__in=[PlanStatus.PUBLISHED, PlanStatus.LOCKED]
+            ).values_list("metric", flat=True)
+        )
+    )
+    boards: list[tuple[str, str | None]] = [("points", None)]
+    boards += [("attainment", metric) for metric in metrics]
+    members = board_members(None)
+    units = list(OrgUnit.objects.values_list("pk", "path"))
+    now = timezone.now()
+    written = 0
+    with transaction.atomic():
+        for by, metric in boards:
+            key = board_key(by, metric)
+            for kind in PERIOD_KINDS:
+                period = period_of(tenant, kind, as_of)
+                previous = previous_period(tenant, period)
+                values = board_values(tenant, members, by, metric, period, previous, as_of)
+                LeaderboardEntry.objects.filter(
+                    board=key, period_kind=kind, period_start=period.start
+                ).delete()
+                entries = []
+                for unit_id, path in units:
+                    inside = [m for m in members if m.unit_path.startswith(path)]
+                    for position, row in enumerate(rank_board(inside, values, previous)):
+                        entries.append(
+                            LeaderboardEntry(
+                                tenant_id=tenant.pk,
+                                unit_id=unit_id,
+                                board=key,
+                                period_kind=kind,
+                                period_start=period.start,
+                                period_end=period.end,
+                                as_of=as_of,
+                                member_id=row.member_id,
+                                position=position,
+                                value=row.value,
+                                rank=row.rank,
+                                previous_rank=row.previous_rank,
+                                actual=row.actual,
+                                target=None
+                                if row.target is None
+                                else round_money(row.target, tenant.currency),
+                                computed_at=now,
+                            )
+                        )
+                LeaderboardEntry.objects.bulk_create(entries, batch_size=2000)
+                written += len(entries)
+    return {"boards": len(boards) * len(PERIOD_KINDS), "rows": written}
