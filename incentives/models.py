@@ -6,6 +6,8 @@ The arithmetic lives in the pure module ``incentives.rules``; the awards are wri
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
@@ -177,3 +179,309 @@ class LeaderboardEntry(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.board} {self.period_start} #{self.rank} {self.member_id}"
+
+
+# --- commissions -----------------------------------------------------------------------------
+
+
+class StatementPeriod(models.TextChoices):
+    MONTH = "month", _("Month")
+    QUARTER = "quarter", _("Quarter")
+
+
+class PayoutMode(models.TextChoices):
+    MARGINAL = "marginal", _("Marginal")
+    FLAT = "flat", _("Flat")
+
+
+class CommissionPlan(TenantOwned):
+    """A commission plan (SPEC section 6): its current terms and their version number.
+
+    Every change of the terms writes a new ``CommissionPlanVersion`` (the history is never
+    rewritten); a statement line records the version it used. ``bands`` are
+    ``[[from, rate], ...]`` fractions as strings (``["0.8", "0.04"]`` = 4 % from 80 %),
+    ``multipliers`` ``{product line id: multiplier}``.
+    """
+
+    name = models.CharField(_("name"), max_length=120)
+    statement_period = models.CharField(
+        _("statement period"),
+        max_length=8,
+        choices=StatementPeriod.choices,
+        default=StatementPeriod.MONTH,
+    )
+    attainment_metric = models.CharField(_("attainment metric"), max_length=40)
+    base_metric = models.CharField(
+        _("payout base metric"),
+        max_length=40,
+        blank=True,
+        help_text=_("Empty: the attainment metric."),
+    )
+    bands: models.JSONField[Any, Any] = models.JSONField(_("bands"))
+    mode = models.CharField(
+        _("mode"), max_length=8, choices=PayoutMode.choices, default=PayoutMode.MARGINAL
+    )
+    cap = models.DecimalField(
+        _("cap per statement"), max_digits=18, decimal_places=2, null=True, blank=True
+    )
+    multipliers: models.JSONField[Any, Any] = models.JSONField(
+        _("product-line multipliers"), default=dict, blank=True
+    )
+    version = models.PositiveIntegerField(_("version"), default=1, editable=False)
+    is_active = models.BooleanField(_("active"), default=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("commission plan")
+        verbose_name_plural = _("commission plans")
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "name"], name="commissionplan_name_uniq"),
+            models.UniqueConstraint(fields=["tenant", "id"], name="commissionplan_tenant_id_uniq"),
+            models.CheckConstraint(
+                condition=Q(cap__isnull=True) | Q(cap__gte=0),
+                name="commissionplan_cap_not_negative",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} v{self.version}"
+
+    @property
+    def payout_metric(self) -> str:
+        return self.base_metric or self.attainment_metric
+
+
+class CommissionPlanVersion(TenantOwned):
+    """The terms of a plan as they were at one version."""
+
+    plan = models.ForeignKey(
+        CommissionPlan, on_delete=models.CASCADE, related_name="versions", db_index=False
+    )
+    version = models.PositiveIntegerField(_("version"))
+    terms: models.JSONField[Any, Any] = models.JSONField(_("terms"))
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    created_by = models.ForeignKey(
+        Membership, on_delete=models.SET_NULL, null=True, related_name="+", db_index=False
+    )
+
+    class Meta:
+        verbose_name = _("commission plan version")
+        verbose_name_plural = _("commission plan versions")
+        ordering = ["plan", "version"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "plan", "version"], name="commissionplanversion_uniq"
+            ),
+            models.UniqueConstraint(
+                fields=["tenant", "id"], name="commissionplanversion_tenant_id_uniq"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.plan_id} v{self.version}"
+
+
+class CommissionAssignment(TenantOwned):
+    """Who a plan applies to (a member, or every member of a unit's subtree), from when."""
+
+    plan = models.ForeignKey(
+        CommissionPlan, on_delete=models.CASCADE, related_name="assignments", db_index=False
+    )
+    member = models.ForeignKey(
+        Membership,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
+    )
+    org_unit = models.ForeignKey(
+        OrgUnit, null=True, blank=True, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    effective_from = models.DateField(_("effective from"))
+    effective_to = models.DateField(_("effective to"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("commission plan assignment")
+        verbose_name_plural = _("commission plan assignments")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "id"], name="commissionassignment_tenant_id_uniq"
+            ),
+            models.CheckConstraint(
+                condition=(Q(member__isnull=True) & Q(org_unit__isnull=False))
+                | (Q(member__isnull=False) & Q(org_unit__isnull=True)),
+                name="commissionassignment_one_assignee",
+            ),
+            models.CheckConstraint(
+                condition=Q(effective_to__isnull=True)
+                | Q(effective_to__gte=models.F("effective_from")),
+                name="commissionassignment_dates_ordered",
+            ),
+        ]
+        indexes = [models.Index(fields=["tenant", "plan"], name="commissionassignment_plan")]
+
+    def __str__(self) -> str:
+        who = f"member {self.member_id}" if self.member_id else f"unit {self.org_unit_id}"
+        return f"{self.plan_id} → {who} from {self.effective_from}"
+
+
+class StatementStatus(models.TextChoices):
+    DRAFT = "draft", _("Draft")
+    APPROVED = "approved", _("Approved")
+    LOCKED = "locked", _("Locked")
+
+
+class CommissionStatement(TenantOwned):
+    """One member's commission for one plan and period (SPEC section 6 "Statement")."""
+
+    member = models.ForeignKey(
+        Membership, on_delete=models.PROTECT, related_name="commission_statements", db_index=False
+    )
+    plan = models.ForeignKey(
+        CommissionPlan, on_delete=models.PROTECT, related_name="statements", db_index=False
+    )
+    period_kind = models.CharField(_("period"), max_length=8, choices=StatementPeriod.choices)
+    period_start = models.DateField(_("period start"))
+    period_end = models.DateField(_("period end"))
+    status = models.CharField(
+        _("status"), max_length=10, choices=StatementStatus.choices, default=StatementStatus.DRAFT
+    )
+    total = models.DecimalField(_("total"), max_digits=18, decimal_places=2, default=0)
+    computed_at = models.DateTimeField(_("computed at"), default=timezone.now)
+    as_of = models.DateField(_("as of"))
+    approved_by = models.ForeignKey(
+        Membership,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+    )
+    approved_at = models.DateTimeField(_("approved at"), null=True, blank=True)
+    locked_by = models.ForeignKey(
+        Membership,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+    )
+    locked_at = models.DateTimeField(_("locked at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("commission statement")
+        verbose_name_plural = _("commission statements")
+        ordering = ["-period_start", "member"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "member", "plan", "period_start"], name="commissionstatement_uniq"
+            ),
+            models.UniqueConstraint(
+                fields=["tenant", "id"], name="commissionstatement_tenant_id_uniq"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["tenant", "plan", "period_start"], name="statement_plan_period"),
+            models.Index(fields=["tenant", "status"], name="statement_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.member_id} · {self.plan_id} · {self.period_start}"
+
+
+class LineKind(models.TextChoices):
+    COMMISSION = "commission", _("Commission")
+    ADJUSTMENT = "adjustment", _("Adjustment")
+
+
+class StatementLine(TenantOwned):
+    """A line of a statement: its amount and the inputs it was computed from; the
+    sentence explaining it is built at read time in the reader's language."""
+
+    statement = models.ForeignKey(
+        CommissionStatement, on_delete=models.CASCADE, related_name="lines", db_index=False
+    )
+    kind = models.CharField(_("kind"), max_length=12, choices=LineKind.choices)
+    amount = models.DecimalField(_("amount"), max_digits=18, decimal_places=2)
+    inputs: models.JSONField[Any, Any] = models.JSONField(_("inputs"), default=dict)
+    corrects = models.ForeignKey(
+        CommissionStatement,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="corrections",
+        db_index=False,
+        help_text=_("The approved or locked statement an adjustment corrects."),
+    )
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("statement line")
+        verbose_name_plural = _("statement lines")
+        ordering = ["statement", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "id"], name="statementline_tenant_id_uniq"),
+        ]
+        indexes = [
+            models.Index(fields=["tenant", "statement"], name="statementline_statement"),
+            models.Index(fields=["tenant", "corrects"], name="statementline_corrects"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.amount}"
+
+
+class DisputeStatus(models.TextChoices):
+    OPEN = "open", _("Open")
+    ACCEPTED = "accepted", _("Accepted")
+    REJECTED = "rejected", _("Rejected")
+
+
+class LineDispute(TenantOwned):
+    """A member's dispute of a line, resolved by the approver with an adjustment line or a
+    rejection with a reason."""
+
+    line = models.ForeignKey(
+        StatementLine, on_delete=models.CASCADE, related_name="disputes", db_index=False
+    )
+    raised_by = models.ForeignKey(
+        Membership, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    comment = models.TextField(_("comment"))
+    status = models.CharField(
+        _("status"), max_length=10, choices=DisputeStatus.choices, default=DisputeStatus.OPEN
+    )
+    resolution = models.TextField(_("resolution"), blank=True)
+    resolved_by = models.ForeignKey(
+        Membership,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+    )
+    resolved_at = models.DateTimeField(_("resolved at"), null=True, blank=True)
+    adjustment = models.ForeignKey(
+        StatementLine,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
+    )
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("line dispute")
+        verbose_name_plural = _("line disputes")
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "id"], name="linedispute_tenant_id_uniq"),
+        ]
+        indexes = [models.Index(fields=["tenant", "line"], name="linedispute_line")]
+
+    def __str__(self) -> str:
+        return f"{self.line_id} {self.status}"
