@@ -799,3 +799,37 @@ def line_explanation(line: StatementLine) -> str:
     if inputs.get("capped"):
         sentence += " " + _("The plan's cap of %(cap)s applied.") % {"cap": inputs.get("cap")}
     return sentence
+
+
+def statement_estimates(*, member: Membership, as_of: date) -> list[dict[str, Any]]:
+    """What each of the member's plans would pay for the current period at the current
+    attainment (the phone's estimate): computed, not stored."""
+    tenant = Tenant.objects.get(pk=member.tenant_id)
+    estimates = []
+    for plan in CommissionPlan.objects.filter(is_active=True).order_by("name"):
+        period = period_of(tenant, plan.statement_period, as_of)
+        if member.pk not in _members_of_plan(plan, period):
+            continue
+        terms = _terms_of(plan)
+        target, actual, base_by_line = _figures(tenant, terms, period, as_of, [member.pk])[
+            member.pk
+        ]
+        amount, inputs = _payout(
+            terms, target=target, actual=actual, base_by_line=base_by_line, currency=tenant.currency
+        )
+        inputs.update(
+            plan_version=plan.version, period=[period.start.isoformat(), period.end.isoformat()]
+        )
+        estimates.append(
+            {
+                "plan": plan.pk,
+                "plan_name": plan.name,
+                "period_start": period.start,
+                "period_end": period.end,
+                "amount": amount,
+                "explanation": line_explanation(
+                    StatementLine(kind=LineKind.COMMISSION, amount=amount, inputs=inputs)
+                ),
+            }  # fmt: skip
+        )
+    return estimates
