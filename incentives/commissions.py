@@ -16,13 +16,14 @@
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -401,6 +402,42 @@ def _refresh_totals(statement_ids: list[int]) -> None:
     )
 
 
+_UPDATE_LINES = """
+    UPDATE incentives_statementline l SET amount = n.amount, inputs = n.inputs
+    FROM jsonb_to_recordset(%(lines)s::jsonb) AS n(statement bigint, amount numeric, inputs jsonb)
+    WHERE l.tenant_id = %(tenant)s AND l.statement_id = n.statement AND l.kind = 'commission'
+"""
+_INSERT_LINES = """
+    INSERT INTO incentives_statementline (tenant_id, statement_id, kind, amount, inputs, created_at)
+    SELECT %(tenant)s, n.statement, 'commission', n.amount, n.inputs, now()
+    FROM jsonb_to_recordset(%(lines)s::jsonb) AS n(statement bigint, amount numeric, inputs jsonb)
+    WHERE NOT EXISTS (
+        SELECT 1 FROM incentives_statementline l
+        WHERE l.tenant_id = %(tenant)s AND l.statement_id = n.statement AND l.kind = 'commission')
+"""
+_UPDATE_DRAFTS = """
+    UPDATE incentives_commissionstatement s
+    SET as_of = %(as_of)s, computed_at = now(),
+        total = (SELECT COALESCE(SUM(l.amount), 0) FROM incentives_statementline l
+                 WHERE l.tenant_id = %(tenant)s AND l.statement_id = s.id)
+    FROM jsonb_to_recordset(%(lines)s::jsonb) AS n(statement bigint)
+    WHERE s.tenant_id = %(tenant)s AND s.id = n.statement
+"""
+
+
+def _write_commission_lines(tenant: Tenant, lines: list[dict[str, Any]], as_of: date) -> None:
+    """Each draft's commission line updated in place (a dispute on it keeps its line) or
+    inserted, then the drafts' totals: three statements whatever the number of members,
+    the rows passed as one JSON document."""
+    if not lines:
+        return
+    params: dict[str, Any] = {"tenant": tenant.pk, "lines": json.dumps(lines), "as_of": as_of}
+    with connection.cursor() as cursor:
+        cursor.execute(_UPDATE_LINES, params)
+        cursor.execute(_INSERT_LINES, params)
+        cursor.execute(_UPDATE_DRAFTS, params)
+
+
 def statements_compute(
     *,
     tenant: Tenant,
@@ -424,11 +461,14 @@ def statements_compute(
                 continue
             terms = _terms_of(plan)
             figures = _figures(tenant, terms, period, as_of, members)
-            existing = dict(
-                CommissionStatement.objects.filter(
-                    plan=plan, period_start=period.start, member_id__in=members
+            wanted = set(members)
+            existing = {
+                member_id: status
+                for member_id, status in CommissionStatement.objects.filter(
+                    plan=plan, period_start=period.start
                 ).values_list("member_id", "status")
-            )
+                if member_id in wanted
+            }
             CommissionStatement.objects.bulk_create(
                 [
                     CommissionStatement(
@@ -445,17 +485,13 @@ def statements_compute(
                 ],
                 ignore_conflicts=True,
             )
-            drafts = dict(
-                CommissionStatement.objects.filter(
-                    plan=plan,
-                    period_start=period.start,
-                    member_id__in=members,
-                    status=StatementStatus.DRAFT,
+            drafts = {
+                member_id: statement_id
+                for member_id, statement_id in CommissionStatement.objects.filter(
+                    plan=plan, period_start=period.start, status=StatementStatus.DRAFT
                 ).values_list("member_id", "pk")
-            )
-            StatementLine.objects.filter(
-                statement_id__in=list(drafts.values()), kind=LineKind.COMMISSION
-            ).delete()
+                if member_id in wanted
+            }
             lines = []
             for member_id, statement_id in drafts.items():
                 target, actual, base_by_line = figures[member_id]
@@ -468,18 +504,8 @@ def statements_compute(
                     period=[period.start.isoformat(), period.end.isoformat()],
                     as_of=as_of.isoformat(),
                 )
-                lines.append(
-                    StatementLine(
-                        tenant_id=tenant.pk,
-                        statement_id=statement_id,
-                        kind=LineKind.COMMISSION,
-                        amount=amount,
-                        inputs=inputs,
-                    )
-                )
-            StatementLine.objects.bulk_create(lines, batch_size=2000)
-            CommissionStatement.objects.filter(pk__in=list(drafts.values())).update(as_of=as_of)
-            _refresh_totals(list(drafts.values()))
+                lines.append({"statement": statement_id, "amount": str(amount), "inputs": inputs})
+            _write_commission_lines(tenant, lines, as_of)
             computed += len(lines)
     return {"statements": computed}
 

@@ -33,6 +33,7 @@ from tenancy.models import Membership, OrgUnit, Role, Tenant
 PERIOD_KINDS = ("week", "month", "quarter", "year")
 BOARD_KINDS = ("points", "attainment", "metric")
 _ATTAINMENT_CONTEXT = calendar.DIVISION_CONTEXT
+_FEW = 200  # up to this many members, filter by their ids
 
 
 # --- periods ---------------------------------------------------------------------------------
@@ -90,11 +91,18 @@ def member_targets(
         plan__metric=metric,
         plan__status__in=[PlanStatus.PUBLISHED, PlanStatus.LOCKED],
         plan__fiscal_year__in=sorted(years),
-        member_id__in=member_ids,
+        member__isnull=False,
         product_line__isnull=True,
-    ).values_list("member_id", "plan__fiscal_year", "months")
+    )
+    if len(member_ids) <= _FEW:
+        series = series.filter(member_id__in=member_ids)
+    # (Many members: the plan's member series are read whole, one per member, rather than
+    # sending thousands of ids; those not asked for are ignored below.)
     months: dict[tuple[int, int], Any] = {
-        (member_id, fiscal_year): values for member_id, fiscal_year, values in series
+        (member_id, fiscal_year): values
+        for member_id, fiscal_year, values in series.values_list(
+            "member_id", "plan__fiscal_year", "months"
+        )
     }
     result: dict[tuple[int, Period], Decimal | None] = {}
     for member_id in member_ids:
@@ -136,8 +144,9 @@ def member_actuals(
     line = "r.product_line_id" if by_product_line else "NULL::bigint"
     narrow = ""
     if member_ids is not None:
-        narrow = "AND r.member_id = ANY(%(members)s)"
-        params["members"] = member_ids
+        narrow = "AND r.member_id = ANY(%(members)s::bigint[])"
+        # One text literal: dumping a list of thousands of ids costs more than the query.
+        params["members"] = "{" + ",".join(str(int(pk)) for pk in member_ids) + "}"
     statement = f"""
         SELECT r.member_id, {line}, {", ".join(sums)}
         FROM ({definition.sql}) r
