@@ -320,6 +320,9 @@ class StatementLineSerializer(serializers.ModelSerializer[StatementLine]):
 
 class StatementSerializer(serializers.ModelSerializer[CommissionStatement]):
     lines = StatementLineSerializer(many=True, read_only=True)
+    # A plain string in the schema: an enum of month/quarter would collide with the
+    # targets' period kinds under the same field name.
+    period_kind = serializers.CharField(read_only=True, help_text=_("month or quarter"))
 
     class Meta:
         model = CommissionStatement
