@@ -10,6 +10,7 @@ from django.views import defaults
 from crm.api import urls as crm_api_urls
 from funnel import api as funnel_api
 from funnel.admin import funnel_report
+from incentives import api as incentives_api
 from targets import api as targets_api
 from tenancy.api import urls as tenancy_api_urls
 from tenancy.api.errors import api_not_found, api_server_error
@@ -23,6 +24,7 @@ api_urlpatterns: list[Any] = [
     *crm_api_urls.urlpatterns,
     *targets_api.urlpatterns,
     *funnel_api.urlpatterns,
+    *incentives_api.urlpatterns,
 ]
 
 urlpatterns = [

@@ -21,6 +21,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from crm import selectors
+from crm.events import emit
 from crm.geo import haversine_m
 from crm.models import (
     Activity,
@@ -121,6 +122,7 @@ def sync_update(instance: S, *, expected_version: int | None, **changes: Any) ->
             _("This record was changed by someone else (now at a newer version). Reload it.")
         )
     instance.refresh_from_db()
+    emit("updated", source=instance)
     return instance
 
 
@@ -129,6 +131,7 @@ def sync_delete(instance: SyncModel) -> None:
     type(instance).objects.filter(pk=instance.pk).update(
         deleted_at=timezone.now(), version=F("version") + 1, updated_at=timezone.now()
     )
+    emit("deleted", source=instance)
 
 
 def _lock(model: type[S], pk: Any) -> S:
@@ -466,6 +469,7 @@ def opportunity_move(
     locked.version += 1
     locked.save()
     _record_stage_change(locked, from_stage, member, now)
+    emit("moved", source=locked, member=member, occurred_at=now)
     return locked
 
 

@@ -20,6 +20,7 @@ from tenancy.scope import tenant_scope
 from tenancy.services import api_token_create
 from tests import records
 from tests.factories import TenantTree
+from tests.incentives import builders as incentive_builders
 
 pytestmark = pytest.mark.django_db
 
@@ -39,6 +40,8 @@ NOT_OBJECT_ROUTES = {
     "me": "always the caller",
     "schema": "public schema",
     "docs": "public docs page",
+    "leaderboards": "a board of the caller's visible units; a unit id outside them is a 404",
+    "me-incentives": "always the caller's own points and statements",
 }
 
 # Hand-written detail routes (not from a router) -> the probe object they take as pk.
@@ -68,6 +71,10 @@ PROBES: dict[str, Callable[[TenantTree], Any]] = {
     "commitment": lambda tree: records.commitment(tree),
     "alert": lambda tree: records.alert(tree),
     "warning-rule": lambda tree: records.warning_rule(tree),
+    "point-rule": lambda tree: incentive_builders.point_rule(tree),
+    "point": lambda tree: incentive_builders.point_entry(tree),
+    "commission-plan": lambda tree: incentive_builders.commission_plan(tree),
+    "commission-statement": lambda tree: incentive_builders.commission_statement(tree),
 }
 
 
