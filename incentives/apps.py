@@ -18,3 +18,17 @@ class IncentivesConfig(AppConfig):
         from crm import events
 
         events.record_event.connect(_record_event, dispatch_uid="incentives.points")
+
+        from incentives.tasks import compute_statements, points_catch_up, refresh_leaderboards
+        from tenancy import nightly
+
+        # The night's steps (SPEC section 7), each in its place in the night's order.
+        nightly.register(
+            name="points_catch_up", order=nightly.Order.POINTS_CATCH_UP, task=points_catch_up
+        )
+        nightly.register(
+            name="leaderboards", order=nightly.Order.LEADERBOARDS, task=refresh_leaderboards
+        )
+        nightly.register(
+            name="statements", order=nightly.Order.DRAFT_STATEMENTS, task=compute_statements
+        )

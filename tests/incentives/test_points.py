@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -57,8 +58,13 @@ def test_only_a_verified_check_in_earns_visit_points(tree_a: TenantTree) -> None
         rule(tree_a, "visit_verified", 5)
         near, far = records.visit(tree_a, rep), records.visit(tree_a, rep)
         lat, lng = records.SHANGHAI
-        crm_services.visit_check_in(member=rep, visit=near, latitude=lat, longitude=lng)
-        crm_services.visit_check_in(member=rep, visit=far, latitude=lat + 1, longitude=lng)
+        accurate = Decimal("10")  # within the tenant's accuracy limit (100 m)
+        crm_services.visit_check_in(
+            member=rep, visit=near, latitude=lat, longitude=lng, accuracy_m=accurate
+        )
+        crm_services.visit_check_in(
+            member=rep, visit=far, latitude=lat + 1, longitude=lng, accuracy_m=accurate
+        )
         entries = list(PointEntry.objects.filter(member=rep).values_list("source_id", "points"))
     assert entries == [(near.pk, 5)]
 
@@ -102,10 +108,14 @@ def test_a_payment_reversed_twice_is_undone_once(tree_a: TenantTree) -> None:
     with tenant_scope(tree_a.tenant):
         rule(tree_a, "payment_received", 20)
         payment = records.received_payment(tree_a, rep)
-        crm_services.payment_reverse(member=rep, payment=payment, reversed_date=date.today())
+        crm_services.payment_reverse(
+            member=rep, payment=payment, reversed_date=tenant_today(tree_a.tenant)
+        )
         with pytest.raises(Conflict):
-            crm_services.payment_reverse(member=rep, payment=payment, reversed_date=date.today())
-        points_catch_up(tenant=tree_a.tenant, as_of=date.today())
+            crm_services.payment_reverse(
+                member=rep, payment=payment, reversed_date=tenant_today(tree_a.tenant)
+            )
+        points_catch_up(tenant=tree_a.tenant, as_of=tenant_today(tree_a.tenant))
         assert ledger(rep, "payment_received") == [("award", 20, False), ("undo", -20, False)]
 
 

@@ -76,3 +76,22 @@ def registered_step(
         yield step
     finally:
         nightly.unregister(name)
+
+
+#: The steps the night-mechanics tests expect (the registry test sees every app's).
+CORE_STEPS = ("snapshots", "warnings")
+
+
+@contextmanager
+def only_core_steps() -> Iterator[None]:
+    """The night of the targets' and funnel's steps alone: these tests are about how a
+    night runs, not about what the later steps (incentives, digests) compute."""
+    saved = dict(nightly._registry)
+    for name in list(nightly._registry):
+        if name not in CORE_STEPS:
+            nightly.unregister(name)
+    try:
+        yield
+    finally:
+        nightly._registry.clear()
+        nightly._registry.update(saved)

@@ -5,6 +5,7 @@ worker and broker are in ``test_worker.py``)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from io import StringIO
 from typing import Any
@@ -27,12 +28,23 @@ from tests.tenancy.nightly_steps import (
     broken_step,
     census_step,
     flaky_step,
+    only_core_steps,
     registered_step,
     slow_step,
 )
 
 pytestmark = pytest.mark.django_db
 UTC = ZoneInfo("UTC")
+
+
+@pytest.fixture(autouse=True)
+def _core_night(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Night mechanics are tested on the two core steps (see ``only_core_steps``)."""
+    if request.node.name.startswith("test_the_registry_holds"):
+        yield
+        return
+    with only_core_steps():
+        yield
 
 
 def _runs(tree: TenantTree) -> list[tuple[str, str]]:
@@ -161,10 +173,16 @@ def test_the_registry_holds_the_apps_steps_in_the_specs_order() -> None:
     assert [(step.name, step.task.name) for step in registered] == [
         ("snapshots", "targets.snapshot_achievements"),
         ("warnings", "funnel.evaluate_warnings"),
+        ("points_catch_up", "incentives.points_catch_up"),
+        ("leaderboards", "incentives.refresh_leaderboards"),
+        ("statements", "incentives.compute_statements"),
     ]
     assert [step.order for step in registered] == [
         nightly.Order.SNAPSHOTS,
         nightly.Order.WARNINGS,
+        nightly.Order.POINTS_CATCH_UP,
+        nightly.Order.LEADERBOARDS,
+        nightly.Order.DRAFT_STATEMENTS,
     ]
     assert list(nightly.Order) == sorted(nightly.Order)
     assert [order.name for order in nightly.Order] == [

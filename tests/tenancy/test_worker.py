@@ -35,9 +35,25 @@ from tenancy.scope import platform_scope, tenant_scope
 from tenancy.tasks import tenant_census
 from tests import records
 from tests.factories import TenantTree, build_tenant_tree
-from tests.tenancy.nightly_steps import census_step, flaky_step, registered_step, slow_step
+from tests.tenancy.nightly_steps import (
+    census_step,
+    flaky_step,
+    only_core_steps,
+    registered_step,
+    slow_step,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def _core_night(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Night mechanics are tested on the two core steps (see ``only_core_steps``)."""
+    if request.node.name.startswith("test_the_registry_holds"):
+        yield
+        return
+    with only_core_steps():
+        yield
 
 
 def _redis_answers() -> bool:
