@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PORT ?= 8000
 
-.PHONY: install run test lint typecheck pytest worker beat clean-data
+.PHONY: install run test lint typecheck migrations-check pytest worker beat clean-data
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,18 +15,18 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# The quick start: embedded PostgreSQL unless DATABASE_URL is set, tasks run eagerly
-# unless CELERY_BROKER_URL is set, demo data, server on http://127.0.0.1:$(PORT).
+# The quick start, through ./manage (the entry point of every README command): embedded
+# PostgreSQL unless DATABASE_URL is set, tasks run eagerly unless CELERY_BROKER_URL is
+# set, demo data and its night (alerts, snapshots, points …), server on http://127.0.0.1:$(PORT).
 run: install
-	@eval "$$($(BIN)/python scripts/devenv.py)" && \
-	export DEBUG=$${DEBUG:-1} && \
-	$(BIN)/python manage.py migrate --noinput && \
-	$(BIN)/python manage.py seed_demo && \
+	@./manage migrate --noinput && \
+	./manage seed_demo && \
+	./manage run_nightly --tenant demo && \
 	echo "" && \
 	echo "  Target CRM on http://127.0.0.1:$(PORT)/admin/  (API: http://127.0.0.1:$(PORT)/api/v1/docs/)" && \
 	echo "  Logins, password 'demo': demo-admin, demo-manager, demo-rep" && \
 	echo "" && \
-	$(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
+	./manage runserver 127.0.0.1:$(PORT)
 
 lint: install
 	$(BIN)/ruff check .
@@ -42,13 +42,18 @@ pytest: install
 	@eval "$$($(BIN)/python scripts/devenv.py --prefer-local --broker)" && \
 	DEBUG=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test: lint typecheck pytest
+# Models and migrations agree (a model change without its migration fails the build).
+migrations-check: install
+	@eval "$$($(BIN)/python scripts/devenv.py --prefer-local)" && \
+	DEBUG=1 $(BIN)/python manage.py makemigrations --check --dry-run
 
-worker: install
-	DEBUG=$${DEBUG:-1} $(BIN)/celery -A config worker --loglevel=INFO
+test: lint typecheck migrations-check pytest
 
-beat: install
-	DEBUG=$${DEBUG:-1} $(BIN)/celery -A config beat --loglevel=INFO
+# Against the quick start's database, like ./manage; they need CELERY_BROKER_URL.
+worker beat: install
+	@test -n "$$CELERY_BROKER_URL" || { echo "Set CELERY_BROKER_URL (e.g. redis://127.0.0.1:6379/0) first." >&2; exit 1; }
+	@eval "$$($(BIN)/python scripts/devenv.py)" && \
+	DEBUG=$${DEBUG:-1} $(BIN)/celery -A config $@ --loglevel=INFO
 
 clean-data:
 	rm -rf .data

@@ -1,8 +1,9 @@
 """Settings for the whole project, in one module.
 
 Every deployment value comes from the environment. With ``DEBUG`` off, a missing
-``SECRET_KEY`` or ``ALLOWED_HOSTS`` stops the process at start with a clear message
-instead of running with an unsafe default.
+``SECRET_KEY``, ``ALLOWED_HOSTS`` or ``CELERY_BROKER_URL`` (unless eager tasks are asked
+for) stops the process at start with a clear message instead of running with an unsafe
+default.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ import json
 import os
 import sys
 from datetime import timedelta
+from email.utils import getaddresses
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -80,6 +83,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost, so its latency covers every layer and it logs redirects and errors too;
+    # it reads the membership the tenant scope and authentication set, after the response.
+    "tenancy.request_log.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -170,6 +176,8 @@ WHITENOISE_USE_FINDERS = DEBUG
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 if not DEBUG:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    # Load balancers probe over plain HTTP inside the network.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = int(env("SECURE_HSTS_SECONDS", "31536000") or 0)
@@ -273,8 +281,16 @@ CACHES = {
 
 # --- Celery ----------------------------------------------------------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL")
-# Without a broker (the quick start) tasks run eagerly, in the web process.
-CELERY_TASK_ALWAYS_EAGER = CELERY_BROKER_URL is None
+# Eager tasks run in the calling process. In development they are the default without a
+# broker; in production they must be asked for (CELERY_TASK_ALWAYS_EAGER=1), so a
+# forgotten CELERY_BROKER_URL stops the start instead of running jobs inside web requests.
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", CELERY_BROKER_URL is None)
+if not DEBUG and CELERY_BROKER_URL is None and not env_bool("CELERY_TASK_ALWAYS_EAGER"):
+    raise ImproperlyConfigured(
+        "CELERY_BROKER_URL is not set. Set it to the Redis URL of the task broker "
+        "(e.g. redis://redis:6379/0), or CELERY_TASK_ALWAYS_EAGER=1 to run tasks inside "
+        "the calling process, or DEBUG=1 for local development."
+    )
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_DEFAULT_QUEUE = env("CELERY_QUEUE", "crm")
@@ -328,10 +344,88 @@ CELERY_BEAT_SCHEDULE = {
 }
 CELERY_TIMEZONE = "UTC"
 
-LOGGING = {
+# --- Logging and error reporting -----------------------------------------------------
+# One line per request from tenancy.request_log; LOG_FORMAT=json makes every line a JSON
+# object (python-json-logger) for log shippers. Errors go to Sentry when SENTRY_DSN is
+# set, else by mail to ADMINS (without DEBUG).
+LOG_LEVEL = (env("LOG_LEVEL", "INFO") or "INFO").upper()
+LOG_FORMAT = (env("LOG_FORMAT", "text") or "text").lower()
+if LOG_FORMAT not in {"text", "json"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT must be text or json, not {LOG_FORMAT!r}.")
+
+
+def parse_admins(value: str | None) -> list[tuple[str, str]]:
+    """``ADMINS="Ada Admin <ada@example.com>,ops@example.com"`` as Django's (name, address)."""
+    admins = []
+    for name, address in getaddresses([value or ""]):
+        if "@" not in address:
+            raise ImproperlyConfigured(
+                f"ADMINS is not a list of e-mail addresses: {value!r}. "
+                'Write it as "Name <address@example.com>,other@example.com".'
+            )
+        admins.append((name or address, address))
+    return admins
+
+
+ADMINS = parse_admins(env("ADMINS"))
+SERVER_EMAIL = env("SERVER_EMAIL", DEFAULT_FROM_EMAIL)
+SENTRY_DSN = env("SENTRY_DSN")
+MAIL_ERRORS_TO_ADMINS = not DEBUG and not SENTRY_DSN
+
+_LOG_FIELDS = "%(asctime)s %(levelname)s %(name)s %(message)s"
+LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "formatters": {
+        "text": {"format": _LOG_FIELDS},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": _LOG_FIELDS,
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT},
+        "mail_admins": {
+            "class": "django.utils.log.AdminEmailHandler",
+            "level": "ERROR",
+            "filters": ["require_debug_false"],
+        },
+    },
+    "filters": {"require_debug_false": {"()": "django.utils.log.RequireDebugFalse"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        # Replaces Django's default "django" logger (its own console handler would print
+        # every line twice): everything goes to the root's one console handler.
+        "django": {"handlers": [], "level": LOG_LEVEL, "propagate": True},
+        "django.db.backends": {"level": "INFO"},
+        # Unhandled exceptions in requests and failed tasks: mailed when there is no Sentry.
+        "django.request": {
+            "handlers": ["mail_admins"] if MAIL_ERRORS_TO_ADMINS else [],
+            "level": LOG_LEVEL,
+            "propagate": True,
+        },
+        "celery.app.trace": {
+            "handlers": ["mail_admins"] if MAIL_ERRORS_TO_ADMINS else [],
+            "level": LOG_LEVEL,
+            "propagate": True,
+        },
+    },
 }
+# The worker logs through LOGGING too (same format), instead of Celery's own root handler.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+if SENTRY_DSN:
+    import sentry_sdk
+    from sentry_sdk.integrations.celery import CeleryIntegration
+    from sentry_sdk.integrations.django import DjangoIntegration
+
+    sentry_sdk.init(
+        dsn=SENTRY_DSN,
+        integrations=[DjangoIntegration(), CeleryIntegration()],
+        environment=env("SENTRY_ENVIRONMENT", "production"),
+        release=env("SENTRY_RELEASE"),
+        traces_sample_rate=float(env("SENTRY_TRACES_SAMPLE_RATE", "0") or 0),
+        # No user names, e-mails, addresses or cookies leave the deployment.
+        send_default_pii=False,
+    )

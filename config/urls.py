@@ -14,7 +14,7 @@ from incentives import api as incentives_api
 from targets import api as targets_api
 from tenancy.api import urls as tenancy_api_urls
 from tenancy.api.errors import api_not_found, api_server_error
-from tenancy.health import healthz
+from tenancy.health import healthz, readyz
 from tenancy.views import switch_tenant
 
 # One API namespace; each app contributes its routes (tenancy and crm import none of
@@ -29,6 +29,7 @@ api_urlpatterns: list[Any] = [
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
     path("admin/switch-tenant/", switch_tenant, name="switch-tenant"),
     path("admin/funnel/report/", funnel_report, name="funnel-report"),
     path("admin/", admin.site.urls),

@@ -1,4 +1,12 @@
-"""``/healthz``: database and broker reachability, for load balancers and operators."""
+"""Health endpoints for load balancers and orchestrators, without authentication.
+
+* ``/healthz`` (liveness): the process answers and its database does, with one cheap
+  query; a broker outage does not make it fail, so the process is not restarted for it.
+* ``/readyz`` (readiness): the database and the task broker; ``503`` names the part
+  that failed, so traffic is held back until both answer.
+
+Both are exempt from the HTTPS redirect (``SECURE_REDIRECT_EXEMPT``) and never cached.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +17,8 @@ from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
+
+BROKER_TIMEOUT_SECONDS = 2
 
 
 def _database() -> dict[str, Any]:
@@ -23,23 +33,32 @@ def _database() -> dict[str, Any]:
 
 def _broker() -> dict[str, Any]:
     if settings.CELERY_TASK_ALWAYS_EAGER:
-        return {"ok": True, "mode": "eager (no broker configured)"}
+        return {"ok": True, "mode": "eager"}
     from config.celery import app
 
     try:
         with app.connection_for_write() as conn:
-            conn.ensure_connection(max_retries=1, timeout=2)
+            conn.ensure_connection(max_retries=1, timeout=BROKER_TIMEOUT_SECONDS)
     except Exception as error:  # noqa: BLE001 - any failure means "down"
         return {"ok": False, "error": error.__class__.__name__}
     return {"ok": True, "mode": "broker"}
 
 
+def _answer(checks: dict[str, dict[str, Any]]) -> JsonResponse:
+    failed = [name for name, check in checks.items() if not check["ok"]]
+    return JsonResponse(
+        {"status": "unavailable" if failed else "ok", "failed": failed, "checks": checks},
+        status=503 if failed else 200,
+    )
+
+
 @never_cache
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
-    checks = {"database": _database(), "broker": _broker()}
-    healthy = all(check["ok"] for check in checks.values())
-    return JsonResponse(
-        {"status": "ok" if healthy else "unavailable", "checks": checks},
-        status=200 if healthy else 503,
-    )
+    return _answer({"database": _database()})
+
+
+@never_cache
+@require_GET
+def readyz(request: HttpRequest) -> JsonResponse:
+    return _answer({"database": _database(), "broker": _broker()})

@@ -77,6 +77,8 @@ def _broker(tmp_path: Path) -> tuple[str, dict[str, str]]:
         "data_folder_in": str(folder),
         "data_folder_out": str(folder),
         "processed_folder": str(folder / "processed"),
+        # kombu's exchange table, else ./control in the repository.
+        "control_folder": str(folder / "control"),
     }
 
 
