@@ -40,7 +40,7 @@ SELECT c.table_name FROM information_schema.columns c
 JOIN information_schema.tables t
   ON t.table_name = c.table_name AND t.table_schema = c.table_schema
 WHERE c.table_schema = 'public' AND c.column_name = 'tenant_id'
-  AND t.table_type = 'BASE TABLE'
+  AND t.table_type IN ('BASE TABLE', 'VIEW')
 ORDER BY 1
 """
 
@@ -129,7 +129,7 @@ class ScratchDatabase:
         return result
 
     def tenant_counts(self) -> dict[int, dict[str, int]]:
-        """Rows per tenant of every table with a ``tenant_id``, seen with the bypass."""
+        """Rows per tenant of every table or view with a ``tenant_id``, seen with the bypass."""
         with self.connect() as conn:
             tables = [row[0] for row in conn.execute(TENANT_TABLES_SQL)]
             counts: dict[int, dict[str, int]] = {}
