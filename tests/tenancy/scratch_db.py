@@ -200,6 +200,9 @@ def scratch_database(*, createrole: bool = True) -> Iterator[ScratchDatabase]:
                 sql.SQL("CREATEROLE" if createrole else "NOCREATEROLE"),
             )
         )
+        # A non-superuser running the suite (CREATEROLE, CREATEDB) may give a database to
+        # a role it is a member of only.
+        admin.execute(sql.SQL("GRANT {} TO CURRENT_USER").format(owner))
         try:
             admin.execute(
                 sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(scratch.name), owner)
