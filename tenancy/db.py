@@ -9,14 +9,18 @@ the login role itself can be the application role (``DATABASE_URL``) with
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from django.conf import settings
-from django.db import connections
+from django.core.exceptions import ImproperlyConfigured
+from django.db import DatabaseError, connections, transaction
 from django.db.backends.base.base import NO_DB_ALIAS, BaseDatabaseWrapper
 from psycopg import sql
+
+logger = logging.getLogger(__name__)
 
 _owner_mode = False
 
@@ -26,17 +30,38 @@ def app_role() -> str:
 
 
 def switch_to_app_role(connection: BaseDatabaseWrapper) -> bool:
-    """Make the connection act as the application role; false if the role is missing."""
+    """Make the connection act as the application role; false if it cannot.
+
+    It cannot when the role is missing (before the first ``migrate``) or when the login
+    role may not become it: a non-superuser owner on a server where the role was made
+    earlier (by another database or another owner) is not a member until ``migrate``
+    grants it. Work that needs the role (``tenant_scope``) then refuses to run, so
+    skipping the switch fails closed instead of failing every connection, ``migrate``'s
+    own system checks included.
+    """
+    # PostgreSQL 16 separates the right to SET ROLE from membership (GRANT … WITH SET).
+    privilege = "SET" if connection.pg_version >= 160000 else "MEMBER"  # type: ignore[attr-defined]
     with connection.cursor() as cursor:
         # One round trip: the role is set (``set_config('role', …)`` is ``SET ROLE``)
-        # only when it exists, which the returned row tells.
+        # only when it exists and the login role may become it, which the row tells.
         cursor.execute(
-            "SELECT set_config('role', rolname, false) FROM pg_roles WHERE rolname = %s",
-            [app_role()],
+            "SELECT allowed, CASE WHEN allowed THEN set_config('role', rolname, false) END "
+            "FROM (SELECT rolname, pg_has_role(current_user, oid, %s) AS allowed "
+            "FROM pg_roles WHERE rolname = %s) AS role",
+            [privilege, app_role()],
         )
-        active = cursor.fetchone() is not None
-    connection.crm_app_role_active = active  # type: ignore[attr-defined]
-    return active
+        row = cursor.fetchone()
+    if row is None or not row[0]:
+        connection.crm_app_role_active = False  # type: ignore[attr-defined]
+        if row is not None and not _owner_mode:
+            logger.warning(
+                "The database user may not switch to the role %s; run `manage.py "
+                "migrate` as the owner to grant it. Tenant work refuses to run meanwhile.",
+                app_role(),
+            )
+        return False
+    connection.crm_app_role_active = True  # type: ignore[attr-defined]
+    return True
 
 
 def on_connection_created(sender: Any, connection: BaseDatabaseWrapper, **kwargs: Any) -> None:
@@ -82,17 +107,36 @@ def grant_app_role_privileges(using: str = "default") -> None:
         )
 
 
-def create_app_role(apps: Any, schema_editor: Any) -> None:
-    """Migration step: create the application role (no login, no ownership) if missing."""
+def ensure_app_role(connection: BaseDatabaseWrapper) -> None:
+    """Create the application role (no login, no ownership) if missing, and make the
+    current user a member so it may switch to it.
+
+    A superuser is a member of every role. A non-superuser owner needs ``CREATEROLE``
+    to create the role or grant it to itself; on PostgreSQL 16+ it may grant only a role
+    it holds with ADMIN OPTION (one it created itself). When it may not, the error says
+    which statement a superuser must run.
+    """
     role = sql.Identifier(app_role())
-    with schema_editor.connection.cursor() as cursor:
+    with connection.cursor() as cursor:
         cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [app_role()])
         if cursor.fetchone() is None:
             cursor.execute(
                 sql.SQL("CREATE ROLE {} NOLOGIN NOSUPERUSER NOBYPASSRLS NOINHERIT").format(role)
             )
-        cursor.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
-        row = cursor.fetchone()
-        if row is not None and not row[0]:
-            # A non-superuser owner must be a member of the role to switch to it.
-            cursor.execute(sql.SQL("GRANT {} TO CURRENT_USER").format(role))
+        cursor.execute("SELECT current_user, pg_has_role(current_user, %s, 'MEMBER')", [app_role()])
+        user, member = cursor.fetchone()
+        if member:
+            return
+        try:
+            with transaction.atomic(using=connection.alias):
+                cursor.execute(sql.SQL("GRANT {} TO CURRENT_USER").format(role))
+        except DatabaseError as error:
+            raise ImproperlyConfigured(
+                f"The database user {user} may not grant itself the role {app_role()} "
+                f"({error}). As a superuser, run: GRANT {app_role()} TO {user};"
+            ) from error
+
+
+def create_app_role(apps: Any, schema_editor: Any) -> None:
+    """Migration step: ``ensure_app_role`` on the migration's connection."""
+    ensure_app_role(schema_editor.connection)

@@ -9,15 +9,28 @@ The policy admits a row when its ``tenant_id`` equals the transaction-local sett
 ``tenancy.scope.platform_scope``). An unset setting matches nothing: fail closed.
 The settings are read through scalar sub-selects so PostgreSQL evaluates them once
 per statement instead of once per row.
+
+Migrations run as the owner, and ``FORCE ROW LEVEL SECURITY`` holds the owner to the
+policy too (only a superuser or a ``BYPASSRLS`` role skips it): a data migration that
+reads or writes tenant rows without the bypass sees none of them. Such a migration
+starts with the ``BypassRLS`` operation (or calls ``bypass_rls`` in its ``RunPython``);
+``manage.py migrate`` also turns the bypass on for its whole connection, so a migration
+that forgets still works there, and the tests that run the migrations by other means
+catch it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.db import migrations
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.base.schema import BaseDatabaseSchemaEditor
 from django.db.migrations.state import StateApps
+
+from tenancy.scope import BYPASS_SETTING
 
 POLICY_NAME = "tenant_isolation"
 
@@ -87,3 +100,61 @@ class EnableTenantRLS(migrations.operations.base.Operation):
 
     def deconstruct(self) -> tuple[str, list[Any], dict[str, Any]]:
         return (self.__class__.__qualname__, [], {"model_name": self.model_name})
+
+
+def bypass_rls(schema_editor: BaseDatabaseSchemaEditor) -> None:
+    """Let the rest of this migration read and write every tenant's rows.
+
+    The setting is local to the migration's transaction, so the migration must be atomic
+    (the default on PostgreSQL); it ends with the migration.
+    """
+    if not schema_editor.atomic_migration:
+        raise ValueError("bypass_rls needs an atomic migration: the setting is transaction-local.")
+    schema_editor.execute("SELECT set_config(%s, 'on', true)", [BYPASS_SETTING])
+
+
+class BypassRLS(migrations.operations.base.Operation):
+    """Migration operation: the data operations after it see every tenant's rows."""
+
+    reversible = True
+    reduces_to_sql = True
+
+    def state_forwards(self, app_label: str, state: Any) -> None:
+        pass
+
+    def database_forwards(
+        self,
+        app_label: str,
+        schema_editor: BaseDatabaseSchemaEditor,
+        from_state: Any,
+        to_state: Any,
+    ) -> None:
+        bypass_rls(schema_editor)
+
+    def database_backwards(
+        self,
+        app_label: str,
+        schema_editor: BaseDatabaseSchemaEditor,
+        from_state: Any,
+        to_state: Any,
+    ) -> None:
+        bypass_rls(schema_editor)
+
+    def describe(self) -> str:
+        return "Bypass tenant row-level security for the rest of the migration"
+
+    def deconstruct(self) -> tuple[str, list[Any], dict[str, Any]]:
+        return (self.__class__.__qualname__, [], {})
+
+
+@contextmanager
+def session_bypass(connection: BaseDatabaseWrapper) -> Iterator[None]:
+    """The bypass for a whole connection (``manage.py migrate`` only), off again after."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT set_config(%s, 'on', false)", [BYPASS_SETTING])
+    try:
+        yield
+    finally:
+        if connection.connection is not None:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT set_config(%s, 'off', false)", [BYPASS_SETTING])
