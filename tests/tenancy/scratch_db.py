@@ -112,20 +112,45 @@ class ScratchDatabase:
             )
         return result
 
-    def fingerprint(self, exclude: frozenset[str] = frozenset()) -> dict[str, tuple[int, str]]:
-        """Per base table: its row count and the md5 of its rows as text."""
+    def fingerprint(self, exclude: frozenset[str] = frozenset()) -> dict[str, Any]:
+        """Per base table: its row count and, per column, the md5 of the column's values in
+        primary-key order, so that a later comparison can skip columns that later
+        migrations added, renamed or replaced."""
         with self.connect() as conn:
             tables = [row[0] for row in conn.execute(TABLES_SQL)]
-            result = {}
+            result: dict[str, Any] = {}
             for table in tables:
                 if table in exclude:
                     continue
-                query = sql.SQL(
-                    "SELECT count(*), md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t::text),"
-                    " '')) FROM {} t"
-                ).format(sql.Identifier(table))
-                count, digest = conn.execute(query).fetchone()  # type: ignore[misc]
-                result[table] = (int(count), str(digest))
+                columns = [
+                    row[0]
+                    for row in conn.execute(
+                        "SELECT column_name FROM information_schema.columns WHERE "
+                        "table_schema = 'public' AND table_name = %s ORDER BY ordinal_position",
+                        [table],
+                    )
+                ]
+                key = [
+                    row[0]
+                    for row in conn.execute(
+                        "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON "
+                        "a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) "
+                        "WHERE i.indrelid = %s::regclass AND i.indisprimary ORDER BY a.attnum",
+                        [table],
+                    )
+                ] or columns
+                order = sql.SQL(", ").join(sql.Identifier("t", c) for c in key)
+                digests = sql.SQL(", ").join(
+                    sql.SQL(
+                        "md5(coalesce(string_agg({c}::text, E'\\x1f' ORDER BY {o}), ''))"
+                    ).format(c=sql.Identifier("t", c), o=order)
+                    for c in columns
+                )
+                query = sql.SQL("SELECT count(*), {d} FROM {table} t").format(
+                    d=digests, table=sql.Identifier(table)
+                )
+                count, *values = conn.execute(query).fetchone()  # type: ignore[misc]
+                result[table] = (int(count), dict(zip(columns, map(str, values), strict=True)))
         return result
 
     def tenant_counts(self) -> dict[int, dict[str, int]]:
