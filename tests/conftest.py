@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from django.conf import settings
 from django.core.cache import cache
+from django.utils import translation
 from rest_framework.test import APIClient
 
 from config.celery import app as celery_app
@@ -28,6 +29,14 @@ def _clean_throttles_and_eager_tasks() -> Iterator[None]:
     celery_app.conf.task_always_eager = True
     yield
     cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def _english_after_each_test() -> Iterator[None]:
+    """A request with Accept-Language: zh-hans leaves Chinese active on the thread
+    (LocaleMiddleware does not switch back); each test starts and ends in English."""
+    with translation.override(settings.LANGUAGE_CODE):
+        yield
 
 
 @pytest.fixture
