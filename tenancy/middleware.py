@@ -22,6 +22,7 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from typing import Any
 
+from django.contrib.auth import logout
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
@@ -109,6 +110,10 @@ class TenantScopeMiddleware:
                 )
                 .first()
             )
+            if membership is not None and not membership.tenant.is_active:
+                # A deactivated tenant ends its admin sessions on their next request.
+                logout(request)
+                return
             request.membership = membership  # type: ignore[attr-defined]
             if membership is not None:
                 _activate_time_zone(membership, stack)
