@@ -13,7 +13,6 @@ from rest_framework import exceptions, mixins, serializers, status, viewsets
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import RefreshToken
@@ -21,6 +20,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from tenancy import selectors, services
 from tenancy.api.base import TenantViewMixin
 from tenancy.api.filters import SyncFilterSet, TenantFilterSet
+from tenancy.api.throttling import FailedLoginThrottle, LoginIPThrottle, LoginUserThrottle
 from tenancy.authentication import (
     MEMBERSHIP_CLAIM,
     TENANT_CLAIM,
@@ -32,27 +32,6 @@ from tenancy.permissions import IsTenantAdmin, IsTenantAdminOrReadOnly
 from tenancy.scope import platform_scope, tenant_scope
 
 # --- auth ---------------------------------------------------------------------------
-
-
-class LoginUserThrottle(SimpleRateThrottle):
-    """At most N login attempts per minute for one username, from anywhere."""
-
-    scope = "login_user"
-
-    def get_cache_key(self, request: Request, view: Any) -> str | None:
-        username = request.data.get("username") if isinstance(request.data, dict) else None
-        if not username:
-            return None
-        return self.cache_format % {"scope": self.scope, "ident": str(username).lower()[:150]}
-
-
-class LoginIPThrottle(SimpleRateThrottle):
-    """At most N login attempts per minute from one address."""
-
-    scope = "login_ip"
-
-    def get_cache_key(self, request: Request, view: Any) -> str | None:
-        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
 
 
 class TokenObtainSerializer(serializers.Serializer[Any]):
@@ -110,6 +89,9 @@ class TokenObtainView(PublicAuthView):
             password=data.validated_data["password"],
         )
         if user is None or not user.is_active:
+            for throttle in self.get_throttles():
+                if isinstance(throttle, FailedLoginThrottle):
+                    throttle.record_failure(request, self)
             raise exceptions.AuthenticationFailed(_("Wrong username or password."))
         with platform_scope("login: find the user's memberships across tenants"):
             memberships = list(
