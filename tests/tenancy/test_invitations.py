@@ -134,3 +134,33 @@ def test_invitations_are_for_admins_and_stay_in_their_tenant(
     assert admin_a.post(f"/api/v1/invitations/{body['id']}/revoke/").status_code == 404
     assert admin_a.get("/api/v1/invitations/").json()["count"] == 0
     assert admin_b.get("/api/v1/invitations/").json()["count"] == 1
+
+
+def test_the_admin_sends_lists_and_revokes_invitations(tree_b: TenantTree) -> None:
+    from django.test import Client
+
+    from tests.factories import PASSWORD
+
+    client = Client()
+    assert client.login(username="globex-admin", password=PASSWORD)
+    with _capture(execute=True):
+        added = client.post(
+            "/admin/tenancy/invitation/add/", {"email": "new@example.com", "role": "rep"}
+        )
+    assert added.status_code == 302, added.content.decode()[:2000]
+    assert mail.outbox[-1].to == ["new@example.com"] and "token=inv" in str(mail.outbox[-1].body)
+    twice = client.post(
+        "/admin/tenancy/invitation/add/", {"email": "NEW@example.com", "role": "rep"}
+    )
+    assert twice.status_code == 200 and "pending invitation" in twice.content.decode()
+    listed = client.get("/admin/tenancy/invitation/")
+    assert listed.status_code == 200 and "new@example.com" in listed.content.decode()
+    with tenant_scope(tree_b.tenant):
+        pk = Invitation.objects.get().pk
+    revoked = client.post(
+        "/admin/tenancy/invitation/",
+        {"action": "revoke", "_selected_action": [pk]},
+    )
+    assert revoked.status_code == 302
+    with tenant_scope(tree_b.tenant):
+        assert Invitation.objects.get().revoked_at is not None
