@@ -338,6 +338,7 @@ class Invitation(TenantOwned):
         ordering = ["-created_at"]
         constraints = [
             models.UniqueConstraint(fields=["tenant", "token_hash"], name="invitation_hash_uniq"),
+            models.UniqueConstraint(fields=["tenant", "id"], name="invitation_tenant_id_uniq"),
             models.UniqueConstraint(
                 "tenant",
                 models.functions.Lower("email"),

@@ -107,6 +107,9 @@ class Migration(migrations.Migration):
                         fields=("tenant", "token_hash"), name="invitation_hash_uniq"
                     ),
                     models.UniqueConstraint(
+                        fields=("tenant", "id"), name="invitation_tenant_id_uniq"
+                    ),
+                    models.UniqueConstraint(
                         models.F("tenant"),
                         django.db.models.functions.text.Lower("email"),
                         condition=models.Q(
