@@ -16,6 +16,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.forms.models import ModelFormMetaclass
 from django.http import HttpRequest
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django_scopes import scopes_disabled
 
@@ -23,6 +24,7 @@ from tenancy import selectors, services
 from tenancy.dates import tenant_today
 from tenancy.models import (
     ApiToken,
+    Invitation,
     JobRun,
     Membership,
     NightlyRun,
@@ -210,7 +212,10 @@ class MembershipAddForm(forms.ModelForm, metaclass=ScopeSafeModelFormMetaclass):
         label=_("password"),
         widget=forms.PasswordInput,
         required=False,
-        help_text=_("Leave empty for an existing user joining this tenant."),
+        help_text=_(
+            "Leave empty to have no password yet. Someone who already has an account "
+            "joins through an invitation instead."
+        ),
     )
 
     class Meta:
@@ -330,6 +335,75 @@ class ApiTokenAdmin(TenantScopedAdmin):
         for token in queryset:
             services.api_token_revoke(token=token)
         self.message_user(request, _("Tokens revoked."))
+
+
+class InvitationAddForm(forms.ModelForm, metaclass=ScopeSafeModelFormMetaclass):
+    class Meta:
+        model = Invitation
+        fields = ["email", "role", "org_unit"]
+
+    def clean_email(self) -> str:
+        email = str(self.cleaned_data["email"]).strip()
+        if Membership.objects.filter(user__email__iexact=email).exists():
+            raise ValidationError(
+                _("Someone with this e-mail address is already a member of this tenant.")
+            )
+        live = Invitation.objects.filter(
+            email__iexact=email,
+            accepted_at__isnull=True,
+            revoked_at__isnull=True,
+            expires_at__gt=timezone.now(),
+        )
+        if live.exists():
+            raise ValidationError(
+                _("This address already has a pending invitation. Revoke it first.")
+            )
+        return email
+
+
+@admin.register(Invitation)
+class InvitationAdmin(TenantScopedAdmin):
+    """Invitations: adding one e-mails it; the invited person accepts while logged in."""
+
+    form = InvitationAddForm
+    list_display = ["email", "role", "org_unit", "status", "created_at", "expires_at"]
+    list_filter = ["role", "accepted_at", "revoked_at"]
+    search_fields = ["email"]
+    actions = ["revoke"]
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return self._is_tenant_admin(request) or request.user.is_superuser
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.has_module_permission(request)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def save_model(self, request: HttpRequest, obj: Invitation, form: Any, change: bool) -> None:
+        member = request_membership(request)
+        assert member is not None
+        issued = services.invitation_create(
+            invited_by=member,
+            email=obj.email,
+            role=obj.role,
+            org_unit=obj.org_unit,
+            accept_url=request.build_absolute_uri("/api/v1/invitations/accept/"),
+        )
+        obj.pk, obj.tenant_id = issued.invitation.pk, issued.invitation.tenant_id
+        obj._state.adding = False
+        self.message_user(request, _("The invitation has been sent to %s.") % obj.email)
+
+    @admin.action(description=_("Revoke the selected invitations"))
+    def revoke(self, request: HttpRequest, queryset: QuerySet[Invitation]) -> None:
+        if not self._is_tenant_admin(request):
+            return
+        for invitation in queryset.filter(accepted_at__isnull=True):
+            services.invitation_revoke(invitation=invitation)
+        self.message_user(request, _("Invitations revoked."))
 
 
 def _duration(run: JobRun) -> str:

@@ -103,6 +103,14 @@ def _membership_with_relations() -> Any:
     return Membership.objects.select_related("user", "org_unit", "tenant").order_by()
 
 
+def _refuse_inactive_tenant(membership: Membership) -> None:
+    """A deactivated tenant ends every credential at once (SPEC 2), not just new logins."""
+    if not membership.tenant.is_active:
+        raise exceptions.AuthenticationFailed(
+            _("This company's account has been deactivated."), "tenant_inactive"
+        )
+
+
 def load_membership_for_token(token: Any) -> Membership:
     """The active membership a validated token names, or ``AuthenticationFailed``."""
     tenant_id = token.get(TENANT_CLAIM)
@@ -113,6 +121,7 @@ def load_membership_for_token(token: Any) -> Membership:
         raise exceptions.AuthenticationFailed(
             _("This membership is inactive or no longer exists."), "membership_inactive"
         )
+    _refuse_inactive_tenant(membership)
     if token.get(TOKEN_VERSION_CLAIM) != membership.token_version:
         raise exceptions.AuthenticationFailed(_("Token has been revoked."), "token_revoked")
     return membership
@@ -136,6 +145,7 @@ def load_membership_for_api_key(key: str) -> tuple[Membership, ApiToken]:
         raise exceptions.AuthenticationFailed(
             _("The member this token acts as is inactive."), "membership_inactive"
         )
+    _refuse_inactive_tenant(membership)
     now = timezone.now()
     if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)

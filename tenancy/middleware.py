@@ -18,17 +18,23 @@ whole request, so the admin and the API show local times.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from contextlib import ExitStack
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse
+from django.contrib.auth import logout
+from django.db import InterfaceError, OperationalError
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
+from tenancy.api.errors import error_body
 from tenancy.authentication import check_credential, read_credential
 from tenancy.models import Membership
 from tenancy.scope import platform_scope, tenant_scope
 
+logger = logging.getLogger(__name__)
 SESSION_MEMBERSHIP_KEY = "crm_membership_id"
 SESSION_TENANT_KEY = "crm_tenant_id"
 
@@ -46,6 +52,25 @@ def session_memberships(user: Any) -> list[Membership]:
             .select_related("tenant")
             .order_by("tenant__name")
         )
+
+
+def is_database_down(error: BaseException) -> bool:
+    """A refused or lost connection: the driver's error carries no SQLSTATE (an error
+    the server reported, such as a serialization failure, carries one)."""
+    if not isinstance(error, (InterfaceError, OperationalError)):
+        return False
+    return getattr(error.__cause__, "sqlstate", None) is None
+
+
+def database_unavailable(error: BaseException) -> HttpResponse:
+    """The API's JSON error with ``503`` and a ``Retry-After``, logged."""
+    logger.error("Database unavailable: %s", error)
+    body = error_body(
+        "service_unavailable", str(_("The database is unavailable. Try again in a moment."))
+    )
+    response = JsonResponse(body, status=503)
+    response["Retry-After"] = "30"
+    return response
 
 
 class _ErrorResponse(Exception):  # noqa: N818 - control flow, not an error
@@ -70,6 +95,17 @@ class TenantScopeMiddleware:
                 return response
         except _ErrorResponse as failed:
             return failed.response
+        except (InterfaceError, OperationalError) as error:
+            # Entering the scope (or its commit) could not reach the database.
+            if not is_database_down(error):
+                raise
+            return database_unavailable(error)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        """A view that lost the database answers 503, not 500 (SPEC 8)."""
+        if is_database_down(exception):
+            return database_unavailable(exception)
+        return None
 
     def _enter_scope(self, request: HttpRequest, stack: ExitStack) -> None:
         header = request.headers.get("Authorization")
@@ -109,6 +145,10 @@ class TenantScopeMiddleware:
                 )
                 .first()
             )
+            if membership is not None and not membership.tenant.is_active:
+                # A deactivated tenant ends its admin sessions on their next request.
+                logout(request)
+                return
             request.membership = membership  # type: ignore[attr-defined]
             if membership is not None:
                 _activate_time_zone(membership, stack)

@@ -291,6 +291,76 @@ class ApiToken(TenantOwned):
         return f"{self.name} ({self.prefix}…)"
 
 
+class Invitation(TenantOwned):
+    """An invitation to join the tenant, sent by e-mail and accepted by the invited person
+    while logged in as themselves (SPEC 2). Only the token's SHA-256 is stored."""
+
+    email = models.EmailField(_("e-mail"))
+    role = models.CharField(_("role"), max_length=16, choices=Role.choices, default=Role.REP)
+    org_unit = models.ForeignKey(
+        OrgUnit,
+        verbose_name=_("org unit"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+    )
+    invited_by = models.ForeignKey(
+        Membership,
+        verbose_name=_("invited by"),
+        null=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
+        editable=False,
+    )
+    token_hash = models.CharField(max_length=64, editable=False)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    expires_at = models.DateTimeField(_("expires at"), editable=False)
+    accepted_at = models.DateTimeField(_("accepted at"), null=True, blank=True, editable=False)
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("accepted by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
+        editable=False,
+    )
+    revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True, editable=False)
+
+    class Meta:
+        db_table = "crm_invitation"
+        verbose_name = _("invitation")
+        verbose_name_plural = _("invitations")
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "token_hash"], name="invitation_hash_uniq"),
+            models.UniqueConstraint(fields=["tenant", "id"], name="invitation_tenant_id_uniq"),
+            models.UniqueConstraint(
+                "tenant",
+                models.functions.Lower("email"),
+                condition=models.Q(accepted_at__isnull=True, revoked_at__isnull=True),
+                name="invitation_one_pending_per_email",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.email
+
+    @property
+    def status(self) -> str:
+        if self.accepted_at is not None:
+            return "accepted"
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at <= timezone.now():
+            return "expired"
+        return "pending"
+
+
 class JobRun(TenantOwned):
     """One execution of a tenant job: visible to the tenant's admins (SPEC section 7).
 

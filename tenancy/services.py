@@ -10,11 +10,12 @@ import hashlib
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import F, Value
 from django.db.models.functions import Concat, Substr
@@ -22,7 +23,16 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from tenancy.dates import tenant_today
-from tenancy.models import ApiToken, Membership, OrgUnit, OrgUnitManager, Role, Tenant
+from tenancy.errors import Conflict, Invalid
+from tenancy.models import (
+    ApiToken,
+    Invitation,
+    Membership,
+    OrgUnit,
+    OrgUnitManager,
+    Role,
+    Tenant,
+)
 from tenancy.scope import current_tenant_id, tenant_scope
 from tenancy.signals import tenant_created
 
@@ -109,6 +119,15 @@ def _find_or_create_user(
 ) -> Any:
     user_model = get_user_model()
     user = user_model.objects.filter(username=username).first()
+    if user is None and email and user_model.objects.filter(email__iexact=email).exists():
+        raise ValidationError(
+            {
+                "email": _(
+                    "Someone already has an account with this e-mail address. Send them an "
+                    "invitation instead; they join when they accept it."
+                )
+            }
+        )
     if user is None:
         user = user_model(
             username=username, email=email, first_name=first_name, last_name=last_name
@@ -120,11 +139,18 @@ def _find_or_create_user(
         user.full_clean()
         user.save()
         return user
-    # An existing user (already a member elsewhere) joins only when the email matches,
-    # so a tenant admin cannot annex somebody else's account by guessing a username.
-    if not email or user.email.lower() != email.lower():
-        raise ValidationError({"username": _("This username is already taken.")})
-    return user
+    # An existing account joins another tenant only by accepting an invitation while
+    # logged in as itself: a tenant admin can never annex somebody else's account.
+    if Membership.objects.filter(user=user).exists():
+        raise ValidationError({"username": _("This user is already a member of this tenant.")})
+    raise ValidationError(
+        {
+            "username": _(
+                "This person already has an account. Send them an invitation instead "
+                "(POST /api/v1/invitations/ with their e-mail); they join when they accept it."
+            )
+        }
+    )
 
 
 @transaction.atomic
@@ -154,6 +180,25 @@ def membership_create(
     if is_staff and not user.is_staff:
         user.is_staff = True
         user.save(update_fields=["is_staff"])
+    return _membership_add(
+        tenant=tenant,
+        user=user,
+        role=role,
+        org_unit=org_unit,
+        title=title,
+        start_date=start_date,
+    )
+
+
+def _membership_add(
+    *,
+    tenant: Tenant,
+    user: Any,
+    role: str,
+    org_unit: OrgUnit | None,
+    title: str = "",
+    start_date: date | None = None,
+) -> Membership:
     if Membership.objects.filter(user=user).exists():
         raise ValidationError({"username": _("This user is already a member of this tenant.")})
     membership = Membership(
@@ -278,3 +323,135 @@ def tenant_create(
                 is_staff=True,
             )
     return CreatedTenant(tenant=tenant, root=root, admin=admin, created=created)
+
+
+# --- invitations (SPEC 2) -----------------------------------------------------------
+
+INVITATION_PREFIX = "inv"
+INVITATION_LIFETIME = timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class IssuedInvitation:
+    invitation: Invitation
+    token: str  # e-mailed once, never stored
+
+
+def tenant_id_from_invitation_token(token: str) -> int | None:
+    """Invitation tokens read ``inv<tenant id>_<secret>``; the id selects the scope."""
+    head, sep, secret = token.partition("_")
+    if not sep or not secret or not head.startswith(INVITATION_PREFIX):
+        return None
+    digits = head[len(INVITATION_PREFIX) :]
+    return int(digits) if digits.isdigit() and len(digits) < 12 else None
+
+
+@transaction.atomic
+def invitation_create(
+    *,
+    invited_by: Membership,
+    email: str,
+    role: str = Role.REP,
+    org_unit: OrgUnit | None = None,
+    accept_url: str = "",
+) -> IssuedInvitation:
+    """Invite an e-mail address to the tenant and send the invitation (in the active
+    language, the inviter's). One pending invitation per address: an expired one is
+    replaced, a live one is a conflict."""
+    tenant = invited_by.tenant
+    _check_same_tenant(tenant.pk, org_unit)
+    email = email.strip()
+    if Membership.objects.filter(user__email__iexact=email).exists():
+        raise Conflict(_("Someone with this e-mail address is already a member of this tenant."))
+    now = timezone.now()
+    pending = Invitation.objects.select_for_update().filter(
+        email__iexact=email, accepted_at__isnull=True, revoked_at__isnull=True
+    )
+    for old in pending:
+        if old.expires_at > now:
+            raise Conflict(_("This address already has a pending invitation. Revoke it first."))
+        old.revoked_at = now
+        old.save(update_fields=["revoked_at"])
+    token = f"{INVITATION_PREFIX}{tenant.pk}_{secrets.token_urlsafe(32)}"
+    invitation = Invitation(
+        tenant=tenant,
+        email=email,
+        role=role,
+        org_unit=org_unit,
+        invited_by=invited_by,
+        token_hash=hash_api_key(token),
+        expires_at=now + INVITATION_LIFETIME,
+    )
+    invitation.full_clean(exclude=["tenant", "invited_by", "accepted_by"])
+    invitation.save()
+    link = f"{accept_url}?token={token}" if accept_url else token
+    inviter = invited_by.user.get_full_name() or invited_by.user.get_username()
+    body = _(
+        "%(inviter)s invites you to join %(tenant)s on Target CRM as %(role)s.\n\n"
+        "Log in with your own account, then accept the invitation by sending this token "
+        "to POST /api/v1/invitations/accept/:\n\n%(link)s\n\n"
+        "The invitation expires on %(expires)s (UTC). If you did not expect it, ignore "
+        "this message."
+    ) % {
+        "inviter": inviter,
+        "tenant": tenant.name,
+        "role": Role(role).label,
+        "link": link,
+        "expires": invitation.expires_at.strftime("%Y-%m-%d %H:%M"),
+    }
+    subject = _("Invitation to join %(tenant)s") % {"tenant": tenant.name}
+    transaction.on_commit(lambda: send_mail(subject, body, None, [email]))
+    return IssuedInvitation(invitation=invitation, token=token)
+
+
+@transaction.atomic
+def invitation_revoke(*, invitation: Invitation) -> Invitation:
+    invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
+    if invitation.accepted_at is not None:
+        raise Conflict(_("This invitation has already been accepted."))
+    if invitation.revoked_at is None:
+        invitation.revoked_at = timezone.now()
+        invitation.save(update_fields=["revoked_at"])
+    return invitation
+
+
+def invitation_accept(*, token: str, user: Any) -> Membership:
+    """The logged-in ``user`` accepts the invitation ``token`` names: a membership with
+    the invited role and unit. Unknown or expired tokens are invalid (400); a revoked or
+    used one is a conflict (409)."""
+    tenant_id = tenant_id_from_invitation_token(token)
+    if tenant_id is None:
+        raise Invalid({"token": [_("This invitation token is not valid.")]})
+    with tenant_scope(tenant_id):
+        invitation = (
+            Invitation.objects.select_for_update(of=("self",))
+            .filter(token_hash=hash_api_key(token))
+            .first()
+        )
+        if invitation is None:
+            raise Invalid({"token": [_("This invitation token is not valid.")]})
+        if invitation.accepted_at is not None:
+            raise Conflict(_("This invitation has already been used."))
+        if invitation.revoked_at is not None:
+            raise Conflict(_("This invitation has been revoked."))
+        if invitation.expires_at <= timezone.now():
+            raise Invalid({"token": [_("This invitation has expired. Ask for a new one.")]})
+        if (user.email or "").lower() != invitation.email.lower():
+            raise Invalid({"token": [_("This invitation was sent to another e-mail address.")]})
+        tenant = Tenant.objects.get(pk=tenant_id)
+        if not tenant.is_active:
+            raise Invalid({"token": [_("This company's account has been deactivated.")]})
+        org_unit = (
+            OrgUnit.objects.filter(pk=invitation.org_unit_id).first()
+            if invitation.org_unit_id
+            else None
+        )
+        if Membership.objects.filter(user=user).exists():
+            raise Conflict(_("You are already a member of this tenant."))
+        membership = _membership_add(
+            tenant=tenant, user=user, role=invitation.role, org_unit=org_unit
+        )
+        invitation.accepted_at = timezone.now()
+        invitation.accepted_by = user
+        invitation.save(update_fields=["accepted_at", "accepted_by"])
+        return membership

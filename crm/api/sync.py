@@ -25,6 +25,7 @@ from rest_framework.response import Response
 
 from crm import services
 from crm.models import SyncModel
+from tenancy.errors import Conflict
 
 
 class SyncSerializerMixin(serializers.Serializer[Any]):
@@ -75,8 +76,19 @@ class SyncViewSetMixin:
         client_id = data.pop("client_id", None)
         data.pop("version", None)
         instance, created = self.create_object(data, client_id)
+        if not created:
+            self.refuse_invisible_replay(instance)
         body = self.get_serializer(instance).data
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+    def refuse_invisible_replay(self, instance: Any) -> None:
+        """A replay returns the original only to someone who can see it: another
+        member's ``client_id`` is a 409 that shows nothing of their row."""
+        member = self.request.membership
+        if not self.selector(member, include_deleted=True).filter(pk=instance.pk).exists():
+            raise Conflict(
+                _("This client_id is already used by another record. Generate a new one.")
+            )
 
     def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         partial = kwargs.pop("partial", False)

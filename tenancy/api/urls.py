@@ -11,12 +11,14 @@ router.include_root_view = False
 router.register("org-units", views.OrgUnitViewSet, basename="org-unit")
 router.register("members", views.MemberViewSet, basename="member")
 router.register("api-tokens", views.ApiTokenViewSet, basename="api-token")
+router.register("invitations", views.InvitationViewSet, basename="invitation")
 router.register("job-runs", views.JobRunViewSet, basename="job-run")
 
 urlpatterns = [
     path("auth/token/", views.TokenObtainView.as_view(), name="auth-token"),
     path("auth/token/refresh/", views.TokenRefreshView.as_view(), name="auth-token-refresh"),
     path("auth/token/revoke/", views.TokenRevokeView.as_view(), name="auth-token-revoke"),
+    path("invitations/accept/", views.InvitationAcceptView.as_view(), name="invitation-accept"),
     path("me/", views.MeView.as_view(), name="me"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),

@@ -10,10 +10,10 @@ from django.db.models import Prefetch, QuerySet, prefetch_related_objects
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import exceptions, mixins, serializers, status, viewsets
-from rest_framework.permissions import AllowAny
+from rest_framework.decorators import action
+from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import RefreshToken
@@ -21,38 +21,27 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from tenancy import selectors, services
 from tenancy.api.base import TenantViewMixin
 from tenancy.api.filters import SyncFilterSet, TenantFilterSet
+from tenancy.api.throttling import FailedLoginThrottle, LoginIPThrottle, LoginUserThrottle
 from tenancy.authentication import (
     MEMBERSHIP_CLAIM,
     TENANT_CLAIM,
     TOKEN_VERSION_CLAIM,
     load_membership_for_token,
 )
-from tenancy.models import ApiToken, JobRun, Membership, OrgUnit, OrgUnitManager, Tenant
+from tenancy.models import (
+    ApiToken,
+    Invitation,
+    JobRun,
+    Membership,
+    OrgUnit,
+    OrgUnitManager,
+    Role,
+    Tenant,
+)
 from tenancy.permissions import IsTenantAdmin, IsTenantAdminOrReadOnly
 from tenancy.scope import platform_scope, tenant_scope
 
 # --- auth ---------------------------------------------------------------------------
-
-
-class LoginUserThrottle(SimpleRateThrottle):
-    """At most N login attempts per minute for one username, from anywhere."""
-
-    scope = "login_user"
-
-    def get_cache_key(self, request: Request, view: Any) -> str | None:
-        username = request.data.get("username") if isinstance(request.data, dict) else None
-        if not username:
-            return None
-        return self.cache_format % {"scope": self.scope, "ident": str(username).lower()[:150]}
-
-
-class LoginIPThrottle(SimpleRateThrottle):
-    """At most N login attempts per minute from one address."""
-
-    scope = "login_ip"
-
-    def get_cache_key(self, request: Request, view: Any) -> str | None:
-        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
 
 
 class TokenObtainSerializer(serializers.Serializer[Any]):
@@ -110,6 +99,9 @@ class TokenObtainView(PublicAuthView):
             password=data.validated_data["password"],
         )
         if user is None or not user.is_active:
+            for throttle in self.get_throttles():
+                if isinstance(throttle, FailedLoginThrottle):
+                    throttle.record_failure(request, self)
             raise exceptions.AuthenticationFailed(_("Wrong username or password."))
         with platform_scope("login: find the user's memberships across tenants"):
             memberships = list(
@@ -519,6 +511,110 @@ class ApiTokenViewSet(
 
     def perform_destroy(self, instance: ApiToken) -> None:
         services.api_token_revoke(token=instance)
+
+
+# --- invitations ------------------------------------------------------------------------
+
+
+class InvitationSerializer(serializers.ModelSerializer[Invitation]):
+    org_unit: Any = serializers.PrimaryKeyRelatedField(
+        queryset=OrgUnit.objects.none(), required=False, allow_null=True
+    )
+    status = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = Invitation
+        fields = [
+            "id",
+            "email",
+            "role",
+            "org_unit",
+            "invited_by",
+            "status",
+            "created_at",
+            "expires_at",
+            "accepted_at",
+            "revoked_at",
+        ]
+        read_only_fields = [
+            "id",
+            "invited_by",
+            "created_at",
+            "expires_at",
+            "accepted_at",
+            "revoked_at",
+        ]
+
+    def get_fields(self) -> dict[str, Any]:
+        fields = super().get_fields()
+        if getattr(self.context.get("request"), "membership", None) is not None:
+            fields["org_unit"].queryset = OrgUnit.objects.all()  # type: ignore[attr-defined]
+        return fields
+
+
+class InvitationViewSet(
+    TenantViewMixin[Invitation],
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    viewsets.GenericViewSet[Invitation],
+):
+    """Invite someone (an existing account of another company, or anyone) by e-mail;
+    they join when they accept while logged in as themselves. Admins only."""
+
+    serializer_class = InvitationSerializer
+    permission_classes = [IsTenantAdmin]
+    ordering = ["-created_at"]
+    ordering_fields = ["created_at", "email"]
+    search_fields = ["email"]
+
+    model = Invitation
+
+    def visible_queryset(self, member: Membership) -> QuerySet[Invitation]:
+        return Invitation.objects.all()
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        issued = services.invitation_create(
+            invited_by=self.membership,
+            email=serializer.validated_data["email"],
+            role=serializer.validated_data.get("role", Role.REP),
+            org_unit=serializer.validated_data.get("org_unit"),
+            accept_url=request.build_absolute_uri("/api/v1/invitations/accept/"),
+        )
+        return Response(
+            InvitationSerializer(issued.invitation).data, status=status.HTTP_201_CREATED
+        )
+
+    @extend_schema(request=None, responses=InvitationSerializer)
+    @action(detail=True, methods=["post"])
+    def revoke(self, request: Request, pk: str | None = None) -> Response:
+        invitation = services.invitation_revoke(invitation=self.get_object())
+        return Response(InvitationSerializer(invitation).data)
+
+
+class InvitationAcceptView(APIView):
+    """Accept an invitation as the logged-in user (the JWT's user): a new membership."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        request=inline_serializer("InvitationAccept", {"token": serializers.CharField()}),
+        responses=inline_serializer(
+            "InvitationAccepted",
+            {"tenant": serializers.SlugField(), "membership_id": serializers.IntegerField()},
+        ),
+    )
+    def post(self, request: Request) -> Response:
+        token = request.data.get("token") if isinstance(request.data, dict) else None
+        if not isinstance(token, str) or not token.strip():
+            raise exceptions.ValidationError({"token": [_("Give the invitation's token.")]})
+        membership = services.invitation_accept(token=token.strip(), user=request.user)
+        return Response(
+            {"tenant": membership.tenant.slug, "membership_id": membership.pk},
+            status=status.HTTP_201_CREATED,
+        )
 
 
 # --- job runs --------------------------------------------------------------------------

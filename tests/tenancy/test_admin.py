@@ -107,15 +107,9 @@ def test_the_platform_superuser_sees_every_tenant_read_only(
 def test_a_user_in_two_tenants_switches_between_them(
     tree_a: TenantTree, tree_b: TenantTree
 ) -> None:
-    from tenancy.services import membership_create
+    from tests.tenancy.test_invitations import join_by_invitation
 
-    with tenant_scope(tree_b.tenant):
-        other = membership_create(
-            tenant=tree_b.tenant,
-            username="acme-admin",
-            email="acme-admin@example.com",
-            role="admin",
-        )
+    other = join_by_invitation(tree_b, tree_a.members["admin"], role="admin")
     client = admin_client("acme-admin")
     assert "acme-rep" in listed_usernames(client)
     response = client.post("/admin/switch-tenant/", {"membership": other.pk})

@@ -13,8 +13,9 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from tenancy.models import ApiToken, Membership
 from tenancy.scope import tenant_scope
-from tenancy.services import membership_create, membership_update
+from tenancy.services import membership_update
 from tests.factories import PASSWORD, TenantTree
+from tests.tenancy.test_invitations import join_by_invitation
 
 pytestmark = pytest.mark.django_db
 TOKEN_URL = "/api/v1/auth/token/"
@@ -71,8 +72,7 @@ def test_unknown_tenant_slug_is_400(api_client: APIClient, tree_a: TenantTree) -
 def test_a_user_in_several_tenants_must_choose_one(
     api_client: APIClient, tree_a: TenantTree, tree_b: TenantTree
 ) -> None:
-    with tenant_scope(tree_b.tenant):
-        membership_create(tenant=tree_b.tenant, username="acme-rep", email="acme-rep@example.com")
+    join_by_invitation(tree_b, tree_a.members["rep"])
     ambiguous = login(api_client, "acme-rep")
     assert ambiguous.status_code == 400
     assert "acme, globex" in ambiguous.json()["error"]["fields"]["tenant"][0]

@@ -17,7 +17,7 @@ from rest_framework.test import APIClient
 from crm.models import Pipeline
 from tenancy.models import JobRun, Membership
 from tenancy.scope import tenant_scope
-from tenancy.services import api_token_create
+from tenancy.services import api_token_create, invitation_create
 from tests import records
 from tests.factories import TenantTree
 from tests.incentives import builders as incentive_builders
@@ -38,6 +38,7 @@ NOT_OBJECT_ROUTES = {
     "auth-token-refresh": "credential in the body, bound to its own tenant",
     "auth-token-revoke": "credential in the body, bound to its own tenant",
     "me": "always the caller",
+    "invitation-accept": "token in the body, bound to its own tenant; never shows the invitation",
     "schema": "public schema",
     "docs": "public docs page",
     "leaderboards": "a board of the caller's visible units; a unit id outside them is a 404",
@@ -52,6 +53,9 @@ PROBES: dict[str, Callable[[TenantTree], Any]] = {
     "org-unit": lambda tree: tree.units["south"],
     "member": lambda tree: tree.members["south-rep"],
     "api-token": lambda tree: api_token_create(acts_as=tree.members["admin"], name="probe").token,
+    "invitation": lambda tree: (
+        invitation_create(invited_by=tree.members["admin"], email="probe@example.com").invitation
+    ),
     "job-run": lambda tree: JobRun.objects.create(
         tenant=tree.tenant, task_name="probe", finished_at=timezone.now()
     ),

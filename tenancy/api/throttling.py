@@ -1,0 +1,115 @@
+"""Throttles that key on what the server trusts and never take the API down (SPEC 9).
+
+* The client's address comes from ``REST_FRAMEWORK["NUM_PROXIES"]`` trusted proxies
+  (``NUM_PROXIES`` in the environment, default 0: ``REMOTE_ADDR``), never from an
+  ``X-Forwarded-For`` the client wrote.
+* Login throttles count failed attempts only, per username as authentication
+  normalises it and per address: an office behind one address never locks itself out
+  by logging in.
+* The throttles live in the cache (Redis). With the cache unreachable they fail open
+  with a logged warning: a request is never refused because its counter is lost.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from rest_framework import throttling
+from rest_framework.request import Request
+
+logger = logging.getLogger(__name__)
+
+try:  # the cache's own errors, when the cache is Redis
+    from redis.exceptions import RedisError
+
+    CACHE_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError)
+except ImportError:  # pragma: no cover - redis is a dependency
+    CACHE_ERRORS = (OSError,)
+
+
+def _fail_open(throttle: throttling.BaseThrottle, error: BaseException) -> bool:
+    logger.warning(
+        "Throttle %s skipped: the cache is unreachable (%s).", type(throttle).__name__, error
+    )
+    return True
+
+
+class FailOpenMixin:
+    def allow_request(self, request: Request, view: Any) -> bool:
+        try:
+            return super().allow_request(request, view)  # type: ignore[misc]
+        except CACHE_ERRORS as error:
+            return _fail_open(self, error)  # type: ignore[arg-type]
+
+
+class AnonRateThrottle(FailOpenMixin, throttling.AnonRateThrottle):
+    pass
+
+
+class UserRateThrottle(FailOpenMixin, throttling.UserRateThrottle):
+    pass
+
+
+def normalise_username(raw: Any) -> str:
+    """The username as login authenticates it: trimmed (the serializer's CharField),
+    NFKC-normalised (``AbstractBaseUser.normalize_username``), case-folded."""
+    return get_user_model().normalize_username(str(raw).strip()).lower()[:150]
+
+
+class FailedLoginThrottle(throttling.SimpleRateThrottle):
+    """Refuses once N failed logins are recorded in the window; a request only checks,
+    the login view records a failure with ``record_failure``."""
+
+    num_requests: int
+    duration: int
+
+    def allow_request(self, request: Request, view: Any) -> bool:
+        if self.rate is None:
+            return True
+        self.key = self.get_cache_key(request, view)
+        if self.key is None:
+            return True
+        try:
+            self.history = self.cache.get(self.key, [])
+        except CACHE_ERRORS as error:
+            return _fail_open(self, error)
+        self.now = self.timer()
+        while self.history and self.history[-1] <= self.now - self.duration:
+            self.history.pop()
+        if len(self.history) >= self.num_requests:
+            return self.throttle_failure()
+        return True
+
+    def record_failure(self, request: Request, view: Any) -> None:
+        key = self.get_cache_key(request, view)
+        if key is None or self.rate is None:
+            return
+        try:
+            now = self.timer()
+            history = [t for t in self.cache.get(key, []) if t > now - self.duration]
+            self.cache.set(key, [now, *history], self.duration)
+        except CACHE_ERRORS as error:
+            _fail_open(self, error)
+
+
+class LoginUserThrottle(FailedLoginThrottle):
+    """At most N failed logins per minute for one username, from anywhere."""
+
+    scope = "login_user"
+
+    def get_cache_key(self, request: Request, view: Any) -> str | None:
+        username = request.data.get("username") if isinstance(request.data, dict) else None
+        if not username:
+            return None
+        return self.cache_format % {"scope": self.scope, "ident": normalise_username(username)}
+
+
+class LoginIPThrottle(FailedLoginThrottle):
+    """At most N failed logins per minute from one (trusted) address."""
+
+    scope = "login_ip"
+
+    def get_cache_key(self, request: Request, view: Any) -> str | None:
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
