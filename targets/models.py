@@ -519,10 +519,8 @@ class AchievementSnapshot(PeriodTargetRow, TenantOwned):
             ),
             models.UniqueConstraint(fields=["tenant", "id"], name="snapshot_tenant_id_uniq"),
             _period_code_check("snapshot_period_code_valid"),
-            models.CheckConstraint(
-                condition=Q(attainment__isnull=True) | Q(attainment__gte=0),
-                name="snapshot_attainment_gte_0",
-            ),
+            # No sign check on actual or attainment: a reversal of an earlier month's
+            # payment makes a month negative, and that is stored as it is (issue #12.9).
         ]
 
     def __str__(self) -> str:
