@@ -86,6 +86,12 @@ class TargetPlan(TenantOwned):
                 fields=["tenant", "fiscal_year", "metric", "name"], name="targetplan_uniq"
             ),
             models.UniqueConstraint(fields=["tenant", "id"], name="targetplan_tenant_id_uniq"),
+            # One plan in force per year and metric: me/targets and plan-to-close read it.
+            models.UniqueConstraint(
+                fields=["tenant", "fiscal_year", "metric"],
+                condition=Q(status__in=["published", "locked"]),
+                name="targetplan_one_live_per_year",
+            ),
         ]
         indexes = [models.Index(fields=["tenant", "updated_at"], name="targetplan_updated")]
 
