@@ -86,6 +86,12 @@ class TargetPlan(TenantOwned):
                 fields=["tenant", "fiscal_year", "metric", "name"], name="targetplan_uniq"
             ),
             models.UniqueConstraint(fields=["tenant", "id"], name="targetplan_tenant_id_uniq"),
+            # One plan in force per year and metric: me/targets and plan-to-close read it.
+            models.UniqueConstraint(
+                fields=["tenant", "fiscal_year", "metric"],
+                condition=Q(status__in=["published", "locked"]),
+                name="targetplan_one_live_per_year",
+            ),
         ]
         indexes = [models.Index(fields=["tenant", "updated_at"], name="targetplan_updated")]
 
@@ -519,10 +525,8 @@ class AchievementSnapshot(PeriodTargetRow, TenantOwned):
             ),
             models.UniqueConstraint(fields=["tenant", "id"], name="snapshot_tenant_id_uniq"),
             _period_code_check("snapshot_period_code_valid"),
-            models.CheckConstraint(
-                condition=Q(attainment__isnull=True) | Q(attainment__gte=0),
-                name="snapshot_attainment_gte_0",
-            ),
+            # No sign check on actual or attainment: a reversal of an earlier month's
+            # payment makes a month negative, and that is stored as it is (issue #12.9).
         ]
 
     def __str__(self) -> str:

@@ -156,9 +156,44 @@ def _set_status(plan: TargetPlan, *, allowed_from: set[str], to: str) -> TargetP
             )
         if to == PlanStatus.PUBLISHED and not Target.objects.filter(plan=locked).exists():
             raise ValidationError(_("Decompose the plan before publishing it."))
+        if to == PlanStatus.PUBLISHED:
+            _refuse_a_second_live_plan(locked)
         locked.status = to
-        locked.save(update_fields=["status", "updated_at"])
+        try:
+            with transaction.atomic():
+                locked.save(update_fields=["status", "updated_at"])
+        except IntegrityError as error:
+            # A concurrent publish of another plan of the year won the partial unique index.
+            raise Conflict(
+                _("Another plan for this year and metric was published meanwhile; reload it.")
+            ) from error
         return locked
+
+
+def _refuse_a_second_live_plan(plan: TargetPlan) -> None:
+    """One published or locked plan per fiscal year and metric (SPEC 4): name the other."""
+    other = (
+        TargetPlan.objects.filter(
+            fiscal_year=plan.fiscal_year,
+            metric=plan.metric,
+            status__in=[PlanStatus.PUBLISHED, PlanStatus.LOCKED],
+        )
+        .exclude(pk=plan.pk)
+        .first()
+    )
+    if other is not None:
+        raise Conflict(
+            _(
+                "“%(name)s” (plan %(id)s) is already the %(status)s plan for FY%(year)s "
+                "and this metric; move it back or delete it before publishing another."
+            )
+            % {
+                "name": other.name,
+                "id": other.pk,
+                "status": PlanStatus(other.status).label.lower(),
+                "year": other.fiscal_year,
+            }
+        )
 
 
 def plan_publish(*, member: Membership, plan: TargetPlan) -> TargetPlan:
@@ -687,6 +722,16 @@ def target_adjust(
         quantum = quantum_for(tenant, locked.plan.metric)
         if new_value % quantum != 0:
             raise ValidationError({"new_value": _("Must be a multiple of %s.") % quantum})
+        year = calendar.fiscal_year(locked.plan.fiscal_year, tenant.fiscal_year_start_month)
+        if effective_from is not None and not year.start <= effective_from <= year.end:
+            raise ValidationError(
+                {
+                    "effective_from": _(
+                        "A change takes effect inside the plan's fiscal year, %(start)s to %(end)s."
+                    )
+                    % {"start": year.start.isoformat(), "end": year.end.isoformat()}
+                }
+            )
         adjustment = TargetAdjustment.objects.create(
             tenant_id=locked.tenant_id,
             series=series,

@@ -500,3 +500,68 @@ def test_a_drafts_name_and_total_change_and_a_new_total_asks_for_a_new_decomposi
         == 409
     )
     assert admin.put(url, {"name": "x"}, format="json").status_code == 405
+
+
+def test_a_second_published_plan_for_one_year_and_metric_is_a_409_naming_the_first(
+    tree_a: TenantTree, admin: APIClient
+) -> None:
+    """Finding 12.8: one published or locked plan per (tenant, fiscal year, metric)."""
+    from django.db import IntegrityError, transaction
+
+    from targets.models import TargetPlan
+
+    first = _plan(admin, name="Board plan")
+    second = _plan(admin, name="Stretch plan")
+    for plan in (first, second):
+        ok(admin.post(f"/api/v1/target-plans/{plan['id']}/decompose/", {}, format="json"))
+    ok(admin.post(f"/api/v1/target-plans/{first['id']}/publish/"))
+    refused = admin.post(f"/api/v1/target-plans/{second['id']}/publish/")
+    assert refused.status_code == 409, refused.content
+    assert "Board plan" in refused.json()["error"]["message"]
+    with tenant_scope(tree_a.tenant):
+        assert TargetPlan.objects.get(pk=second["id"]).status == "draft"
+        # The database refuses it too, whatever path writes the status.
+        with pytest.raises(IntegrityError), transaction.atomic():
+            TargetPlan.objects.filter(pk=second["id"]).update(status="locked")
+    ok(admin.post(f"/api/v1/target-plans/{first['id']}/lock/"))
+    assert admin.post(f"/api/v1/target-plans/{second['id']}/publish/").status_code == 409
+    other_metric = _plan(admin, metric="collections", name="Board plan")
+    ok(admin.post(f"/api/v1/target-plans/{other_metric['id']}/decompose/", {}, format="json"))
+    ok(admin.post(f"/api/v1/target-plans/{other_metric['id']}/publish/"))
+
+
+def test_an_adjustment_takes_effect_inside_the_plans_fiscal_year(
+    tree_a: TenantTree, client_for: ClientFor
+) -> None:
+    """Finding 12.8: effective_from in 1999 or 2030 on an FY2026 target is a 400."""
+    manager = client_for(tree_a.members["manager"])
+    with tenant_scope(tree_a.tenant):
+        records.published_plan(tree_a)
+        month = records.rep_target(tree_a, tree_a.members["rep"], "month", 12)
+        value = month.value
+    for day in ("1999-06-01", "2030-01-01", "2025-12-31", "2027-01-01"):
+        response = manager.post(
+            f"/api/v1/targets/{month.pk}/adjust/",
+            {
+                "new_value": "1.00",
+                "reason": "Territory",
+                "trigger": "market",
+                "effective_from": day,
+            },
+        )
+        assert "effective_from" in error_fields(response), day
+    with tenant_scope(tree_a.tenant):
+        assert not TargetAdjustment.objects.exists()
+        assert Target.objects.get(pk=month.pk).value == value
+    ok(
+        manager.post(
+            f"/api/v1/targets/{month.pk}/adjust/",
+            {
+                "new_value": "1.00",
+                "reason": "Territory",
+                "trigger": "market",
+                "effective_from": "2026-12-31",
+            },
+        ),
+        201,
+    )

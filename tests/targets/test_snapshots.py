@@ -40,3 +40,83 @@ def test_snapshots_cover_every_current_node_and_a_rerun_rewrites_them(tree_a: Te
         assert rep_year.attainment == Decimal("0.4000")  # 120,000 of 300,000
         runs = JobRun.objects.filter(task_name="targets.snapshot_achievements")
         assert [run.counts["snapshots"] for run in runs] == [current, current]
+
+
+def test_a_reversal_of_an_earlier_month_stores_a_negative_month(tree_a: TenantTree) -> None:
+    """Finding 12.9: a payment received in October and reversed in November makes
+    November's collections negative; the snapshot stores it instead of failing the tenant."""
+    from crm.models import Payment
+    from crm.services import payment_reverse
+
+    rep = tree_a.members["rep"]
+    with tenant_scope(tree_a.tenant):
+        plan = records.published_plan(tree_a, metric="collections")
+        payment = records.received_payment(tree_a, rep)
+        reversal = payment_reverse(member=tree_a.members["admin"], payment=payment)
+        Payment.objects.filter(pk=payment.pk).update(received_date=date(2026, 10, 10))
+        Payment.objects.filter(pk=reversal.pk).update(received_date=date(2026, 11, 5))
+        november = Target.objects.get(
+            plan=plan, member=rep, product_line=None, period_kind="month", period_index=11
+        )
+    snapshot_tenant_achievements.delay(tree_a.tenant.pk, "2026-11-23")
+    with tenant_scope(tree_a.tenant):
+        month = AchievementSnapshot.objects.get(
+            series__member=rep, series__product_line=None, period_code=period_code("month", 11)
+        )
+        assert november.value == Decimal("25000.00")  # 300,000 / 12
+        assert month.actual == Decimal("-50000.00")
+        assert month.attainment == Decimal("-2.0000")  # -50,000 of 25,000
+        year = AchievementSnapshot.objects.get(
+            series__member=rep, series__product_line=None, period_code=period_code("year", 0)
+        )
+        assert year.actual == Decimal("0.00")  # received and reversed inside the year
+        assert AchievementSnapshot.objects.filter(series__plan=plan).count() == 7 * 3
+
+
+def test_a_generated_tenant_is_analyzed_and_its_collections_snapshot_is_written() -> None:
+    """Finding 12.9: ``generate_data`` ANALYZEs what it loads (pg_class.reltuples is set
+    from -1, "never analyzed", to the rows loaded), and a generated tenant's collections,
+    reversals included, snapshot without an IntegrityError."""
+    from io import StringIO
+
+    from django.core.management import call_command
+    from django.db import connection
+
+    from crm.models import Payment
+    from targets.services import DecomposeSettings, plan_create, plan_decompose, plan_publish
+    from tenancy.models import Membership, Tenant
+
+    call_command(
+        "generate_data",
+        "--tenant=gen",
+        "--reps=3",
+        "--customers=40",
+        "--opportunities=400",
+        "--activities=50",
+        "--visits=10",
+        "--months=6",
+        "--seed=7",
+        "--as-of=2026-06-30T10:00:00+00:00",
+        stdout=StringIO(),
+        stderr=StringIO(),
+    )
+    tenant = Tenant.objects.get(slug="gen")
+    with tenant_scope(tenant):
+        payments = Payment.objects.count()
+        assert payments > 0
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT reltuples FROM pg_class WHERE relname = 'crm_payment'")
+            assert cursor.fetchone() == (payments,)
+        admin = Membership.objects.get(user__username="gen-admin")
+        plan = plan_create(
+            member=admin, fiscal_year=2026, metric="collections", annual_total=Decimal("1000000")
+        )
+        plan_decompose(member=admin, plan=plan, settings=DecomposeSettings())
+        plan_publish(member=admin, plan=plan)
+        current = Target.objects.filter(
+            plan=plan, period_start__lte=date(2026, 6, 30), period_end__gte=date(2026, 6, 30)
+        ).count()
+    snapshot_tenant_achievements.delay(tenant.pk, "2026-06-30")
+    with tenant_scope(tenant):
+        assert current > 0
+        assert AchievementSnapshot.objects.filter(series__plan=plan).count() == current
