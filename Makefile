@@ -22,6 +22,8 @@ run: install
 	export DEBUG=$${DEBUG:-1} && \
 	$(BIN)/python manage.py migrate --noinput && \
 	$(BIN)/python manage.py seed_demo && \
+	$(BIN)/python manage.py run_nightly --tenant demo && \
+	$(BIN)/python manage.py send_digests --tenant demo && \
 	echo "" && \
 	echo "  Target CRM on http://127.0.0.1:$(PORT)/admin/  (API: http://127.0.0.1:$(PORT)/api/v1/docs/)" && \
 	echo "  Logins, password 'demo': demo-admin, demo-manager, demo-rep" && \
