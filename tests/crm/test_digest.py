@@ -6,7 +6,7 @@ from __future__ import annotations
 import socket
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from typing import Any
@@ -19,8 +19,13 @@ from crm import digest
 from crm.models import Activity, Digest, Notification
 from crm.tasks import due_reminders, send_digests
 from funnel.models import Alert
+from targets.services import plan_publish
 from tenancy.scope import tenant_scope
 from tests.factories import build_tenant_tree
+from tests.targets import test_decomposition
+
+april = test_decomposition.april  # the targets tests' tenant (a fixture)
+_published_rep_plan = test_decomposition._published_rep_plan
 
 BOUNCE = "bounce@example.com"
 
@@ -275,3 +280,34 @@ def test_me_patch_saves_settings(tree_a: Any, client_for: Any) -> None:
     response = client_for(tree_a.members["rep"]).patch("/api/v1/me/", body, format="json")
     assert response.status_code == 200
     assert response.json()["notifications"] == body
+
+
+def test_off_track_month_target_with_gap_and_required_per_day(april: Any) -> None:
+    # Member a: 100,000 a month from April; nothing won by the eve, 2026-05-15. May:
+    # expected 48,387.10, pace 0 → off track; gap 100,000.00; 31 − 15 = 16 days left,
+    # 100,000 / 16 = 6,250.00 a day.
+    with tenant_scope(april.tenant):
+        plan_publish(member=april.members["admin"], plan=_published_rep_plan(april))
+        found = digest.collect_digests(april.tenant, date(2026, 5, 16))
+        member = april.members["a"]
+        shown = digest.render(
+            Digest(
+                tenant=april.tenant,
+                member=member,
+                local_date=date(2026, 5, 16),
+                sections=found[member.pk],
+            ),
+            member,
+            april.tenant,
+        )
+    [section] = [s for s in found[member.pk] if s["name"] == "targets"]
+    [item] = section["items"]
+    assert (item["status"], item["gap"], item["required_per_day"]) == (
+        "off_track",
+        "100000.00",
+        "6250.00",
+    )
+    assert (
+        "this month is off track: 100,000.00 CNY to go, 6,250.00 CNY a day over the 16 days left"
+        in shown["text"]
+    )

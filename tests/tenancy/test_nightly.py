@@ -59,7 +59,7 @@ def test_each_tenant_runs_once_a_night_after_two_in_its_own_time_zone(
             "tenant": tree_b.tenant.pk,
             "night": "2026-11-29",
             "as_of": "2026-11-28",
-            "steps": ["snapshots", "warnings"],
+            "steps": ["snapshots", "warnings", "digests"],
         }
     ]
     assert _runs(tree_a) == []
@@ -77,7 +77,7 @@ def test_each_tenant_runs_once_a_night_after_two_in_its_own_time_zone(
             "tenant": tree_a.tenant.pk,
             "night": "2026-11-30",
             "as_of": "2026-11-29",
-            "steps": ["snapshots", "warnings"],
+            "steps": ["snapshots", "warnings", "digests"],
         }
     ]
     assert _runs(tree_a) == [
@@ -161,10 +161,12 @@ def test_the_registry_holds_the_apps_steps_in_the_specs_order() -> None:
     assert [(step.name, step.task.name) for step in registered] == [
         ("snapshots", "targets.snapshot_achievements"),
         ("warnings", "funnel.evaluate_warnings"),
+        ("digests", "crm.prepare_digests"),
     ]
     assert [step.order for step in registered] == [
         nightly.Order.SNAPSHOTS,
         nightly.Order.WARNINGS,
+        nightly.Order.DIGESTS,
     ]
     assert list(nightly.Order) == sorted(nightly.Order)
     assert [order.name for order in nightly.Order] == [
@@ -182,8 +184,13 @@ def test_the_registry_holds_the_apps_steps_in_the_specs_order() -> None:
 
 def test_a_step_registered_between_two_runs_in_its_place() -> None:
     with registered_step("census", nightly.Order.SNAPSHOTS + 1, census_step):
-        assert [step.name for step in nightly.steps()] == ["snapshots", "census", "warnings"]
-    assert [step.name for step in nightly.steps()] == ["snapshots", "warnings"]
+        assert [step.name for step in nightly.steps()] == [
+            "snapshots",
+            "census",
+            "warnings",
+            "digests",
+        ]
+    assert [step.name for step in nightly.steps()] == ["snapshots", "warnings", "digests"]
 
 
 def test_a_step_cannot_outlive_the_brokers_visibility_timeout() -> None:
@@ -320,11 +327,15 @@ def test_a_night_whose_sending_failed_is_sent_by_the_next_dispatch(
     assert _step_runs(tree_a) == []
 
     later = _dispatch(django_capture_on_commit_callbacks, NOW + timedelta(minutes=10))
-    assert [row["steps"] for row in later["dispatched"]] == [["snapshots", "warnings"]]
+    assert [row["steps"] for row in later["dispatched"]] == [["snapshots", "warnings", "digests"]]
     with tenant_scope(tree_a.tenant):
         night.refresh_from_db()
     assert night.completed_at is not None and night.send_error == ""
-    assert _step_runs(tree_a) == [("snapshots", "succeeded"), ("warnings", "succeeded")]
+    assert _step_runs(tree_a) == [
+        ("snapshots", "succeeded"),
+        ("warnings", "succeeded"),
+        ("digests", "succeeded"),
+    ]
 
 
 def test_the_watchdog_marks_lost_the_runs_past_their_limit_and_the_dispatcher_reruns_them(
@@ -338,7 +349,7 @@ def test_the_watchdog_marks_lost_the_runs_past_their_limit_and_the_dispatcher_re
             tenant=tree_a.tenant,
             night=date(2026, 11, 30),
             as_of=date(2026, 11, 29),
-            steps=["snapshots", "warnings"],
+            steps=["snapshots", "warnings", "digests"],
             sent_at=now,
         )
         JobRun.objects.create(
@@ -383,7 +394,7 @@ def test_the_watchdog_marks_lost_the_runs_past_their_limit_and_the_dispatcher_re
     )
     assert [(row["tenant"], row["steps"]) for row in result["dispatched"]] == [
         (tree_a.tenant.pk, ["warnings"]),
-        (tree_b.tenant.pk, ["snapshots", "warnings"]),
+        (tree_b.tenant.pk, ["snapshots", "warnings", "digests"]),
     ]
     assert _step_runs(tree_a) == [
         ("snapshots", "succeeded"),
@@ -426,8 +437,12 @@ def test_a_duplicate_message_runs_nothing_twice(
     _dispatch(django_capture_on_commit_callbacks)
     with tenant_scope(tree_a.tenant):
         night = NightlyRun.objects.get()
-    nightly.night_chain(night, ["snapshots", "warnings"]).apply_async()
-    assert _step_runs(tree_a) == [("snapshots", "succeeded"), ("warnings", "succeeded")]
+    nightly.night_chain(night, ["snapshots", "warnings", "digests"]).apply_async()
+    assert _step_runs(tree_a) == [
+        ("snapshots", "succeeded"),
+        ("warnings", "succeeded"),
+        ("digests", "succeeded"),
+    ]
 
 
 def test_dst_in_new_york_gives_one_night_per_local_date_at_two(
@@ -511,7 +526,7 @@ def test_run_nightly_reports_a_failed_step_and_fails(tree_a: TenantTree) -> None
         (["--tenant", "acme", "--date", "30/11/2026"], "--date must be a date written YYYY-MM-DD"),
         (
             ["--tenant", "acme", "--step", "coffee"],
-            "Unknown step coffee; the steps are: snapshots, warnings.",
+            "Unknown step coffee; the steps are: snapshots, warnings, digests.",
         ),
     ],
 )
