@@ -338,6 +338,9 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # sends each tenant's night once its local time passes 02:00 and completes unfinished
 # nights (tenancy.nightly); the watchdog marks runs whose worker is gone as lost.
 CELERY_BEAT_SCHEDULE = {
+    # SPEC 7: digests at each tenant's digest hour; reminders their lead time ahead.
+    "crm-send-digests": {"task": "crm.send_digests", "schedule": 600.0},
+    "crm-send-reminders": {"task": "crm.send_reminders", "schedule": 120.0},
     "nightly-dispatch": {
         "task": "tenancy.dispatch_nightly",
         "schedule": float(env("NIGHTLY_DISPATCH_SECONDS", "600") or "600"),

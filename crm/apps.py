@@ -21,3 +21,12 @@ class CrmConfig(AppConfig):
         from tenancy.signals import tenant_created
 
         tenant_created.connect(_default_pipeline, dispatch_uid="crm_default_pipeline")
+
+        from crm import digest, tasks
+        from tenancy import nightly
+
+        digest.register_crm_sections()
+        # The night's last step (SPEC section 7): prepare the day's digests.
+        nightly.register(
+            name="digests", order=nightly.Order.DIGESTS, task=tasks.prepare_tenant_digests
+        )

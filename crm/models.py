@@ -661,6 +661,11 @@ class Activity(SyncModel):
     due_at = models.DateTimeField(_("due at"), null=True, blank=True)
     done_at = models.DateTimeField(_("done at"), null=True, blank=True)
     outcome = models.TextField(_("outcome"), blank=True)
+    # The due time whose reminder was sent (SPEC 7 "due reminders"): one reminder per
+    # activity and due time; a new due time allows a new one.
+    reminded_due_at = models.DateTimeField(
+        _("reminded for due time"), null=True, blank=True, editable=False
+    )
 
     class Meta:
         verbose_name = _("activity")
@@ -675,6 +680,14 @@ class Activity(SyncModel):
                 fields=["tenant", "owner", "due_at"],
                 name="activity_open_follow_up",
                 condition=Q(done_at__isnull=True, deleted_at__isnull=True, due_at__isnull=False),
+            ),
+            # Reminders to send: open follow-ups whose due time has had no reminder. The
+            # periodic task reads a due-time range of this small index only.
+            models.Index(
+                fields=["tenant", "due_at"],
+                name="activity_reminder_due",
+                condition=Q(done_at__isnull=True, deleted_at__isnull=True, due_at__isnull=False)
+                & (Q(reminded_due_at__isnull=True) | ~Q(reminded_due_at=F("due_at"))),
             ),
             models.Index(fields=["tenant", "owner", "done_at"], name="activity_owner_done"),
             models.Index(fields=["tenant", "opportunity", "created_at"], name="activity_opp"),
@@ -704,6 +717,9 @@ class Notification(TenantOwned):
     text = models.TextField(_("text"))
     related_type = models.CharField(_("related type"), max_length=40, blank=True)
     related_id = models.BigIntegerField(_("related id"), null=True, blank=True)
+    # Structured content for the mobile app: for a digest its sections and items, each
+    # with its kind, id and API path.
+    payload: models.JSONField[Any, Any] = models.JSONField(_("payload"), default=dict, blank=True)
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
     read_at = models.DateTimeField(_("read at"), null=True, blank=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
@@ -758,3 +774,62 @@ class OpportunityCorrection(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.opportunity_id}: {self.reason}"
+
+
+class DigestStatus(models.TextChoices):
+    PENDING = "pending", _("Pending")
+    SENDING = "sending", _("Sending")
+    SENT = "sent", _("Sent")
+    FAILED = "failed", _("Failed")
+
+
+class Digest(TenantOwned):
+    """One digest of a member for a local day (SPEC section 7 "sent once").
+
+    Written (``pending``) when the day's digests are prepared, with its sections; the
+    sender claims it (``sending``, the Message-ID fixed, the in-app notification made)
+    in one transaction before the mail leaves, then records ``sent`` or ``failed``. A
+    row that is not ``pending`` is never sent again, whatever crashed in between.
+    """
+
+    member = _member_fk(_("member"), "digests")
+    kind = models.CharField(_("kind"), max_length=32, default="morning")
+    local_date = models.DateField(_("local date"))
+    status = models.CharField(
+        _("status"), max_length=16, choices=DigestStatus.choices, default=DigestStatus.PENDING
+    )
+    sections: models.JSONField[Any, Any] = models.JSONField(_("sections"), default=list)
+    notification = models.ForeignKey(
+        Notification,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
+        verbose_name=_("notification"),
+    )
+    message_id = models.CharField(_("message id"), max_length=255, blank=True)
+    error = models.CharField(_("error"), max_length=500, blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("digest")
+        verbose_name_plural = _("digests")
+        ordering = ["-local_date", "member_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "member", "kind", "local_date"], name="digest_once_per_day"
+            ),
+            models.UniqueConstraint(fields=["tenant", "id"], name="digest_tenant_id_uniq"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["tenant", "local_date"],
+                name="digest_pending",
+                condition=Q(status="pending"),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.member_id} {self.kind} {self.local_date}"

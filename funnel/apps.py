@@ -6,6 +6,7 @@ class FunnelConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from funnel import digest
         from funnel.tasks import evaluate_tenant_warnings
         from tenancy import nightly
 
@@ -13,3 +14,4 @@ class FunnelConfig(AppConfig):
         nightly.register(
             name="warnings", order=nightly.Order.WARNINGS, task=evaluate_tenant_warnings
         )
+        digest.register()  # the morning digest's sections (crm.digest)

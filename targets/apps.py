@@ -6,6 +6,7 @@ class TargetsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from targets import digest
         from targets.tasks import snapshot_tenant_achievements
         from tenancy import nightly
 
@@ -13,3 +14,4 @@ class TargetsConfig(AppConfig):
         nightly.register(
             name="snapshots", order=nightly.Order.SNAPSHOTS, task=snapshot_tenant_achievements
         )
+        digest.register()  # the morning digest's section (crm.digest)

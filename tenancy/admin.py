@@ -229,7 +229,17 @@ class MembershipAdmin(TenantScopedAdmin):
     list_filter = ["role", "is_active", "org_unit"]
     search_fields = ["user__username", "user__first_name", "user__last_name", "user__email"]
     list_select_related = ["user", "org_unit"]
-    fields = ["role", "org_unit", "title", "start_date", "end_date", "is_active"]
+    fields = [
+        "role",
+        "org_unit",
+        "title",
+        "start_date",
+        "end_date",
+        "is_active",
+        "language",
+        "email_notifications",
+        "reminder_lead_minutes",
+    ]
 
     def visible_queryset(self, member: Membership) -> QuerySet[Any]:
         return selectors.visible_memberships(member)

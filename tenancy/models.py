@@ -77,6 +77,12 @@ class Tenant(models.Model):
         validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("0.999"))],
         help_text=_("Below 1 − threshold of the expected pace a target is off track."),
     )
+    digest_hour = models.PositiveSmallIntegerField(
+        _("digest hour"),
+        default=8,
+        validators=[MinValueValidator(0), MaxValueValidator(23)],
+        help_text=_("The local hour (0 to 23) at which members get their morning digest."),
+    )
     is_active = models.BooleanField(_("active"), default=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
@@ -89,6 +95,9 @@ class Tenant(models.Model):
             models.CheckConstraint(
                 condition=models.Q(fiscal_year_start_month__gte=1, fiscal_year_start_month__lte=12),
                 name="tenant_fiscal_month_1_12",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(digest_hour__lte=23), name="tenant_digest_hour_0_23"
             ),
         ]
 
@@ -171,6 +180,14 @@ class Role(models.TextChoices):
     REP = "rep", _("Sales rep")
 
 
+MAX_REMINDER_LEAD_MINUTES = 7 * 24 * 60
+
+
+class Language(models.TextChoices):
+    EN = "en", _("English")
+    ZH_HANS = "zh-hans", _("Simplified Chinese")
+
+
 class Membership(TenantOwned):
     """A user's place in one tenant: role, org unit, start date (ramp-up), active flag."""
 
@@ -204,6 +221,23 @@ class Membership(TenantOwned):
     token_version = models.PositiveIntegerField(
         default=0, editable=False, help_text=_("Raised to revoke every token of this member.")
     )
+    # Notification settings (SPEC section 7): the digest's e-mail, the reminders' lead.
+    language = models.CharField(
+        _("language"), max_length=8, choices=Language.choices, default=Language.EN
+    )
+    email_notifications = models.BooleanField(
+        _("e-mail notifications"),
+        default=True,
+        help_text=_("Send the morning digest by e-mail too (it is always in the app)."),
+    )
+    reminder_lead_minutes = models.PositiveIntegerField(
+        _("reminder lead time (minutes)"),
+        default=30,
+        validators=[MinValueValidator(0), MaxValueValidator(MAX_REMINDER_LEAD_MINUTES)],
+        help_text=_(
+            "How many minutes before a follow-up is due its reminder comes (up to a week)."
+        ),
+    )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
@@ -219,6 +253,10 @@ class Membership(TenantOwned):
                 condition=models.Q(end_date__isnull=True)
                 | models.Q(end_date__gte=models.F("start_date")),
                 name="membership_end_after_start",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(reminder_lead_minutes__lte=MAX_REMINDER_LEAD_MINUTES),
+                name="membership_reminder_lead_week",
             ),
         ]
         indexes = [

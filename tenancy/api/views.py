@@ -197,6 +197,7 @@ class TenantSerializer(serializers.ModelSerializer[Tenant]):
             "fiscal_year_start_month",
             "visit_radius_m",
             "pace_threshold",
+            "digest_hour",
         ]
         read_only_fields = fields
 
@@ -268,15 +269,19 @@ class MemberCreateSerializer(MemberSerializer):
         ]
 
 
-class MeView(APIView):
-    """The caller: user, membership, tenant settings."""
+class NotificationSettingsSerializer(serializers.ModelSerializer[Membership]):
+    """The caller's own notification settings (SPEC section 7)."""
 
-    @extend_schema(
-        responses=inline_serializer(
-            "Me", {"member": MemberSerializer(), "tenant": TenantSerializer()}
-        )
-    )
-    def get(self, request: Request) -> Response:
+    class Meta:
+        model = Membership
+        fields = ["language", "email_notifications", "reminder_lead_minutes"]
+
+
+class MeView(APIView):
+    """The caller: user, membership, tenant settings; PATCH changes the caller's own
+    notification settings (language, digest e-mail on or off, reminder lead time)."""
+
+    def _me(self, request: Request) -> Response:
         # The membership authentication loaded (with its user, unit and tenant): only
         # the units it manages are left to read.
         member = request.membership  # type: ignore[attr-defined]
@@ -284,9 +289,31 @@ class MeView(APIView):
         return Response(
             {
                 "member": MemberSerializer(member, context={"request": request}).data,
+                "notifications": NotificationSettingsSerializer(member).data,
                 "tenant": TenantSerializer(member.tenant).data,
             }
         )
+
+    @extend_schema(
+        responses=inline_serializer(
+            "Me",
+            {
+                "member": MemberSerializer(),
+                "notifications": NotificationSettingsSerializer(),
+                "tenant": TenantSerializer(),
+            },
+        )
+    )
+    def get(self, request: Request) -> Response:
+        return self._me(request)
+
+    @extend_schema(request=NotificationSettingsSerializer, responses={200: None})
+    def patch(self, request: Request) -> Response:
+        member = request.membership  # type: ignore[attr-defined]
+        serializer = NotificationSettingsSerializer(member, data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        serializer.save()
+        return self._me(request)
 
 
 # --- org units -------------------------------------------------------------------------

@@ -176,6 +176,7 @@ def test_the_registry_holds_the_apps_steps_in_the_specs_order() -> None:
         ("points_catch_up", "incentives.points_catch_up"),
         ("leaderboards", "incentives.refresh_leaderboards"),
         ("statements", "incentives.compute_statements"),
+        ("digests", "crm.prepare_digests"),
     ]
     assert [step.order for step in registered] == [
         nightly.Order.SNAPSHOTS,
@@ -183,6 +184,7 @@ def test_the_registry_holds_the_apps_steps_in_the_specs_order() -> None:
         nightly.Order.POINTS_CATCH_UP,
         nightly.Order.LEADERBOARDS,
         nightly.Order.DRAFT_STATEMENTS,
+        nightly.Order.DIGESTS,
     ]
     assert list(nightly.Order) == sorted(nightly.Order)
     assert [order.name for order in nightly.Order] == [

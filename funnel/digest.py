@@ -1,0 +1,97 @@
+"""funnel's digest sections (SPEC section 7): the member's stale deals and new alerts.
+
+Both read the alerts the night's warnings step wrote just before the digests (one
+query each for all members): a stale deal is an open ``stale_deal`` alert on the deal;
+a new alert is any other alert about the member opened since the eve's start."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+
+from crm.digest import Item, member_ids, register_section
+from funnel.models import Alert, AlertStatus, RuleKey
+from tenancy.dates import tenant_zone
+from tenancy.models import Membership, Tenant
+
+
+def _ids(members: Sequence[Membership]) -> list[int]:
+    return [m.pk for m in members]
+
+
+def collect_stale(
+    tenant: Tenant, members: Sequence[Membership], local_date: date
+) -> dict[int, list[Item]]:
+    rows = (
+        Alert.objects.filter(
+            owner_id__in=_ids(members),
+            rule=RuleKey.STALE_DEAL,
+            subject_type="opportunity",
+            status__in=[AlertStatus.OPEN, AlertStatus.ACKNOWLEDGED],
+        )
+        .order_by("subject_id")
+        .values_list("owner_id", "subject_id", "params", "observed")
+    )
+    return member_ids(
+        (
+            owner,
+            {
+                "kind": "opportunity",
+                "id": deal,
+                "path": f"/api/v1/opportunities/{deal}/",
+                "title": params.get("deal", ""),
+                "idle_days": int(observed),
+            },
+        )
+        for owner, deal, params, observed in rows
+    )
+
+
+def collect_new_alerts(
+    tenant: Tenant, members: Sequence[Membership], local_date: date
+) -> dict[int, list[Item]]:
+    since = datetime.combine(local_date - timedelta(days=1), time.min, tzinfo=tenant_zone(tenant))
+    rows = (
+        Alert.objects.filter(
+            owner_id__in=_ids(members), status=AlertStatus.OPEN, opened_at__gte=since
+        )
+        .exclude(rule=RuleKey.STALE_DEAL)
+        .order_by("opened_at", "pk")
+        .values_list("owner_id", "pk", "rule", "severity")
+    )
+    labels = dict(RuleKey.choices)
+    return member_ids(
+        (
+            owner,
+            {
+                "kind": "alert",
+                "id": pk,
+                "path": f"/api/v1/alerts/{pk}/",
+                "title": str(labels.get(rule, rule)),
+                "rule": rule,
+                "severity": severity,
+            },
+        )
+        for owner, pk, rule, severity in rows
+    )
+
+
+def _stale_line(item: dict[str, Any], tenant: Tenant) -> str:
+    return gettext("%(deal)s has had no activity for %(days)d days") % {
+        "deal": item["title"],
+        "days": item["idle_days"],
+    }
+
+
+def _alert_line(item: dict[str, Any], tenant: Tenant) -> str:
+    labels = dict(RuleKey.choices)
+    return gettext("New alert: %(rule)s") % {"rule": labels.get(item["rule"], item["rule"])}
+
+
+def register() -> None:
+    register_section("stale_deals", 40, _("Deals going stale"), collect_stale, _stale_line)
+    register_section("new_alerts", 60, _("New alerts"), collect_new_alerts, _alert_line)

@@ -1,0 +1,313 @@
+"""The morning digest and due reminders (SPEC section 7), against real PostgreSQL and
+a real SMTP server (aiosmtpd) started by the test."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from django.test import override_settings
+
+from crm import digest
+from crm.models import Activity, Digest, Notification
+from crm.tasks import due_reminders, send_digests
+from funnel.models import Alert
+from targets.services import plan_publish
+from tenancy.scope import tenant_scope
+from tests.factories import build_tenant_tree
+from tests.targets import test_decomposition
+
+april = test_decomposition.april  # the targets tests' tenant (a fixture)
+_published_rep_plan = test_decomposition._published_rep_plan
+
+BOUNCE = "bounce@example.com"
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: Any
+    ) -> str:  # noqa: N802, E501
+        if address == BOUNCE:
+            return "550 5.1.1 No such user here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
+        return "250 Message accepted"
+
+
+@pytest.fixture
+def inbox() -> Iterator[Inbox]:
+    handler = Inbox()
+    with socket.socket() as probe:  # a free port (aiosmtpd cannot start on port 0)
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    with override_settings(
+        EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
+        EMAIL_HOST="127.0.0.1",
+        EMAIL_PORT=port,
+        EMAIL_USE_TLS=False,
+        EMAIL_HOST_USER="",
+        EMAIL_HOST_PASSWORD="",
+    ):
+        yield handler
+    controller.stop()
+
+
+# 08:00 in Shanghai on 2026-03-10 (UTC+8).
+MORNING = datetime(2026, 3, 10, 0, 0, tzinfo=UTC)
+DAY = MORNING.date()
+
+
+@pytest.fixture
+def rep_with_news(transactional_db: None) -> Any:
+    tree = build_tenant_tree("dg", "Digest Co")
+    rep = tree.members["rep"]
+    with tenant_scope(tree.tenant):
+        Activity.objects.create(
+            tenant=tree.tenant,
+            type="call",
+            subject="Call Acme back",
+            owner=rep,
+            due_at=datetime(2026, 3, 8, 2, 0, tzinfo=UTC),
+        )
+        Alert.objects.create(
+            tenant=tree.tenant,
+            rule="stale_deal",
+            subject_type="opportunity",
+            subject_id=77,
+            period="open",
+            owner=rep,
+            observed=20,
+            threshold=14,
+            severity="warning",
+            params={"deal": "Big deal"},
+        )
+    return tree
+
+
+def _prepare(tree: Any) -> dict[str, int]:
+    with tenant_scope(tree.tenant):
+        return digest.prepare_digests(tree.tenant, DAY)
+
+
+def test_overdue_and_stale_one_notification_one_mail_however_often(
+    rep_with_news: Any, inbox: Inbox
+) -> None:
+    tree = rep_with_news
+    rep = tree.members["rep"]
+    assert _prepare(tree) == {"members": 1, "prepared": 1}
+    assert _prepare(tree) == {"members": 1, "prepared": 0}  # a second night: no new row
+    # 07:50 local: not yet.
+    assert send_digests((MORNING - timedelta(minutes=10)).isoformat())["sent"] == 0
+    assert inbox.messages == []
+    assert send_digests(MORNING.isoformat())["sent"] == 1
+    for _ in range(3):
+        assert send_digests((MORNING + timedelta(minutes=10)).isoformat())["sent"] == 0
+    assert len(inbox.messages) == 1
+    mail = inbox.messages[0]
+    assert mail["To"] == rep.user.email
+    assert mail["Content-Language"] == "en"
+    text = mail.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
+    html = mail.get_body(preferencelist=("html",)).get_content()  # type: ignore[union-attr]
+    assert "Call Acme back, due on 2026-03-08" in text
+    assert "Big deal has had no activity for 20 days" in text
+    assert "<li>Big deal has had no activity for 20 days</li>" in html
+    assert "2 things to look at" in mail["Subject"]
+    with tenant_scope(tree.tenant):
+        row = Digest.objects.get()
+        assert row.status == "sent" and row.message_id == mail["Message-ID"]
+        notes = list(Notification.objects.filter(kind="digest"))
+    assert len(notes) == 1 and notes[0].recipient_id == rep.pk
+    kinds = [(s["name"], [i["path"] for i in s["items"]]) for s in notes[0].payload["sections"]]
+    assert ("stale_deals", ["/api/v1/opportunities/77/"]) in kinds
+
+
+def test_member_language_is_used(rep_with_news: Any, inbox: Inbox) -> None:
+    tree = rep_with_news
+    with tenant_scope(tree.tenant):
+        type(tree.members["rep"]).objects.filter(pk=tree.members["rep"].pk).update(
+            language="zh-hans"
+        )
+    _prepare(tree)
+    send_digests(MORNING.isoformat())
+    assert inbox.messages[0]["Content-Language"] == "zh-hans"
+    html = inbox.messages[0].get_body(preferencelist=("html",)).get_content()  # type: ignore[union-attr]
+    assert '<html lang="zh-hans">' in html
+
+
+def test_crash_after_claim_never_sends_again(rep_with_news: Any, inbox: Inbox) -> None:
+    tree = rep_with_news
+    _prepare(tree)
+    with tenant_scope(tree.tenant):
+        pk = Digest.objects.get().pk
+    assert digest._claim(tree.tenant, pk) is not None  # the worker dies right after
+    assert send_digests(MORNING.isoformat())["sent"] == 0
+    assert inbox.messages == []
+    with tenant_scope(tree.tenant):
+        assert Digest.objects.get().status == "sending"
+        assert Notification.objects.filter(kind="digest").count() == 1
+
+
+def test_two_workers_at_once_send_once(rep_with_news: Any, inbox: Inbox) -> None:
+    tree = rep_with_news
+    _prepare(tree)
+    results: list[dict[str, int]] = []
+    barrier = threading.Barrier(2)
+
+    def work() -> None:
+        from django.db import connection
+
+        barrier.wait()
+        try:
+            results.append(send_digests(MORNING.isoformat()))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(r["sent"] for r in results) == 1
+    assert len(inbox.messages) == 1
+
+
+def test_bounce_is_recorded_failed_and_not_resent(rep_with_news: Any, inbox: Inbox) -> None:
+    tree = rep_with_news
+    user = tree.members["rep"].user
+    user.email = BOUNCE
+    user.save(update_fields=["email"])
+    _prepare(tree)
+    assert send_digests(MORNING.isoformat())["failed"] == 1
+    assert send_digests(MORNING.isoformat()) == {"sent": 0, "failed": 0, "skipped": 0}
+    with tenant_scope(tree.tenant):
+        row = Digest.objects.get()
+        assert row.status == "failed" and "550" in row.error
+        assert Notification.objects.filter(kind="digest").count() == 1
+    assert inbox.messages == []
+
+
+def test_new_york_digest_at_its_own_hour_on_a_dst_day(transactional_db: None, inbox: Inbox) -> None:
+    tree = build_tenant_tree("ny", "NY Co")
+    tenant = tree.tenant
+    tenant.time_zone = "America/New_York"
+    tenant.save(update_fields=["time_zone"])
+    day = datetime(2026, 3, 8).date()  # clocks go forward at 02:00 local
+    with tenant_scope(tenant):
+        Activity.objects.create(
+            tenant=tenant,
+            type="task",
+            subject="Send quote",
+            owner=tree.members["rep"],
+            due_at=datetime(2026, 3, 8, 17, 0, tzinfo=UTC),
+        )
+        digest.prepare_digests(tenant, day)
+    # 07:59 EDT = 11:59 UTC: not yet; 08:00 EDT = 12:00 UTC: sent; then nothing more.
+    assert send_digests(datetime(2026, 3, 8, 11, 59, tzinfo=UTC).isoformat())["sent"] == 0
+    assert send_digests(datetime(2026, 3, 8, 12, 0, tzinfo=UTC).isoformat())["sent"] == 1
+    assert send_digests(datetime(2026, 3, 8, 20, 0, tzinfo=UTC).isoformat())["sent"] == 0
+    text = inbox.messages[0].get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
+    assert "Send quote at 13:00" in text  # 17:00 UTC is 13:00 EDT
+
+
+def test_nothing_to_say_no_digest(transactional_db: None) -> None:
+    tree = build_tenant_tree("quiet", "Quiet Co")
+    assert _prepare(tree) == {"members": 0, "prepared": 0}
+
+
+def test_reminder_once_per_due_time_and_tenant_isolated(transactional_db: None) -> None:
+    tree = build_tenant_tree("rm", "Remind Co")
+    other = build_tenant_tree("rm2", "Other Co")
+    due = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
+    with tenant_scope(other.tenant):
+        Activity.objects.create(
+            tenant=other.tenant,
+            type="call",
+            subject="Theirs",
+            owner=other.members["rep"],
+            due_at=due,
+        )
+    with tenant_scope(tree.tenant):
+        act = Activity.objects.create(
+            tenant=tree.tenant,
+            type="call",
+            subject="Ours",
+            owner=tree.members["rep"],
+            due_at=due,
+        )
+        # Default lead 30 minutes: 08:29 nothing, 08:30 one, again nothing.
+        assert due_reminders(tree.tenant, due - timedelta(minutes=31)) == 0
+        assert due_reminders(tree.tenant, due - timedelta(minutes=30)) == 1
+        assert due_reminders(tree.tenant, due - timedelta(minutes=20)) == 0
+        assert Notification.objects.filter(kind="reminder").count() == 1
+        act.due_at = due + timedelta(hours=1)
+        act.save(update_fields=["due_at"])
+        assert due_reminders(tree.tenant, due + timedelta(minutes=30)) == 1
+    with tenant_scope(other.tenant):
+        assert Notification.objects.filter(kind="reminder").count() == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"reminder_lead_minutes": -1}, "reminder_lead_minutes"),
+        ({"reminder_lead_minutes": 10081}, "reminder_lead_minutes"),
+        ({"language": "fr"}, "language"),
+    ],
+)
+def test_me_patch_rejects_bad_settings(tree_a: Any, client_for: Any, body: Any, field: str) -> None:
+    response = client_for(tree_a.members["rep"]).patch("/api/v1/me/", body, format="json")
+    assert response.status_code == 400
+    assert field in str(response.json())
+
+
+def test_me_patch_saves_settings(tree_a: Any, client_for: Any) -> None:
+    body = {"reminder_lead_minutes": 10080, "email_notifications": False, "language": "zh-hans"}
+    response = client_for(tree_a.members["rep"]).patch("/api/v1/me/", body, format="json")
+    assert response.status_code == 200
+    assert response.json()["notifications"] == body
+
+
+def test_off_track_month_target_with_gap_and_required_per_day(april: Any) -> None:
+    # Member a: 100,000 a month from April; nothing won by the eve, 2026-05-15. May:
+    # expected 48,387.10, pace 0 → off track; gap 100,000.00; 31 − 15 = 16 days left,
+    # 100,000 / 16 = 6,250.00 a day.
+    with tenant_scope(april.tenant):
+        plan_publish(member=april.members["admin"], plan=_published_rep_plan(april))
+        found = digest.collect_digests(april.tenant, date(2026, 5, 16))
+        member = april.members["a"]
+        shown = digest.render(
+            Digest(
+                tenant=april.tenant,
+                member=member,
+                local_date=date(2026, 5, 16),
+                sections=found[member.pk],
+            ),
+            member,
+            april.tenant,
+        )
+    [section] = [s for s in found[member.pk] if s["name"] == "targets"]
+    [item] = section["items"]
+    assert (item["status"], item["gap"], item["required_per_day"]) == (
+        "off_track",
+        "100000.00",
+        "6250.00",
+    )
+    assert (
+        "this month is off track: 100,000.00 CNY to go, 6,250.00 CNY a day over the 16 days left"
+        in shown["text"]
+    )
