@@ -5,13 +5,14 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.apps import apps
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import IntegrityError
+from django.db import DataError, IntegrityError
 from django.db.models import ProtectedError, RestrictedError, UniqueConstraint
 from django.http import Http404, HttpRequest, JsonResponse
 from django.utils.translation import gettext as _
@@ -22,6 +23,8 @@ from rest_framework.serializers import as_serializer_error
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from tenancy import errors as domain
+
+logger = logging.getLogger(__name__)
 
 
 class Conflict(exceptions.APIException):
@@ -112,7 +115,18 @@ def _integrity_error(exc: IntegrityError) -> exceptions.APIException:
     )
 
 
+def _data_error(exc: DataError) -> exceptions.APIException:
+    """A value PostgreSQL cannot store or compare (a time-zone offset beyond ±15:59, a
+    number out of range): the input's fault, a 400; logged so a real bug stays visible."""
+    logger.warning("database refused a value: %s", exc)
+    column = getattr(getattr(exc.__cause__, "diag", None), "column_name", None)
+    message = _("A value is out of the range this field accepts.")
+    return exceptions.ValidationError({column or "non_field_errors": [message]}, code="invalid")
+
+
 def _convert(exc: Exception) -> Exception:
+    if isinstance(exc, DataError):
+        return _data_error(exc)
     if isinstance(exc, IntegrityError):
         return _integrity_error(exc)
     if isinstance(exc, RequestDataTooBig):

@@ -84,10 +84,10 @@ def test_bad_decomposition_input_is_400_and_writes_nothing(
 ) -> None:
     plan = _plan(admin)
     url = f"/api/v1/target-plans/{plan['id']}/decompose/"
-    assert "time_weights" in error_fields(
+    assert "time_weights.0" in error_fields(
         admin.post(url, {"time_method": "manual", "time_weights": ["-1"] * 12}, format="json")
     )
-    assert "time_weights" in error_fields(
+    assert "time_weights.0" in error_fields(
         admin.post(url, {"time_weights": ["x"] * 12}, format="json")
     )
     response = admin.post(url, {"org_method": "potential"}, format="json")
