@@ -188,3 +188,29 @@ def test_a_body_over_the_limit_is_a_json_413(admin: APIClient, megabytes: int) -
     response = admin.post("/api/v1/customers/", payload, content_type="application/json")
     body = _error(response, 413)
     assert body["code"] == "request_too_large"
+
+
+# --- refused, not hidden -----------------------------------------------------------------
+
+
+def test_a_manager_adjusting_their_own_units_target_gets_a_403_with_a_sentence(
+    tree_a: TenantTree, client_for: ClientFor
+) -> None:
+    from targets.models import Target
+    from tests import records
+
+    with tenant_scope(tree_a.tenant.pk):
+        plan = records.published_plan(tree_a)
+        own_unit = Target.objects.get(
+            plan=plan,
+            org_unit=tree_a.units["north"],
+            member=None,
+            period_kind="month",
+            period_index=1,
+            product_line=None,
+        )
+    manager = client_for(tree_a.members["manager"])
+    assert manager.get(f"/api/v1/targets/{own_unit.pk}/").status_code == 200
+    body = {"new_value": "1.00", "reason": "x", "trigger": "other"}
+    error = _error(manager.post(f"/api/v1/targets/{own_unit.pk}/adjust/", body), 403)
+    assert error["message"] == "Only a manager above this target or an admin can change it."
