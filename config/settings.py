@@ -201,6 +201,10 @@ EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "crm@localhost")
 
 # --- REST API ----------------------------------------------------------------------
+# A JSON body over 1 MB is a 413 in the API's error shape (tenancy.api.errors); the
+# server in front should refuse a little above it (README, "Errors").
+DATA_UPLOAD_MAX_MEMORY_SIZE = int(env("DATA_UPLOAD_MAX_MEMORY_SIZE", "1048576") or 1048576)
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "tenancy.authentication.MembershipJWTAuthentication",
@@ -211,10 +215,15 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
-        "rest_framework.filters.SearchFilter",
-        "rest_framework.filters.OrderingFilter",
+        "tenancy.api.filters.NamedSearchFilter",
+        "tenancy.api.filters.StrictOrderingFilter",
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PARSER_CLASSES": [
+        "tenancy.api.base.SafeJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "EXCEPTION_HANDLER": "tenancy.api.errors.exception_handler",
     "DEFAULT_THROTTLE_CLASSES": [
         "tenancy.api.throttling.AnonRateThrottle",

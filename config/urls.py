@@ -13,7 +13,7 @@ from funnel.admin import funnel_report
 from incentives import api as incentives_api
 from targets import api as targets_api
 from tenancy.api import urls as tenancy_api_urls
-from tenancy.api.errors import api_not_found, api_server_error
+from tenancy.api.errors import api_bad_request, api_not_found, api_server_error
 from tenancy.health import healthz, readyz
 from tenancy.views import switch_tenant
 
@@ -36,6 +36,12 @@ urlpatterns = [
     path("api/v1/", include((api_urlpatterns, "api"), namespace="api")),
     path("i18n/", include("django.conf.urls.i18n")),
 ]
+
+
+def handler400(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if request.path.startswith("/api/"):  # e.g. a body over DATA_UPLOAD_MAX_MEMORY_SIZE
+        return api_bad_request(request, exception)
+    return defaults.bad_request(request, exception)
 
 
 def handler404(request: HttpRequest, exception: Exception) -> HttpResponse:

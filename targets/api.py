@@ -22,7 +22,7 @@ from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 from rest_framework.views import APIView
 
-from targets import services
+from targets import allocation, services
 from targets.achievement import achievement_json, plan_achievements, plan_as_of, today_in
 from targets.metrics import METRICS
 from targets.models import (
@@ -172,10 +172,25 @@ class DecomposeSerializer(serializers.Serializer[Any]):
             raise serializers.ValidationError(_("Keys are product line ids.")) from error
 
     def validate_ramp_steps(self, value: list[list[Any]]) -> list[tuple[int, Decimal]]:
+        """Checked here with the pure schedule's own rules, so a bad step is a 400 on
+        ``ramp_steps`` rather than a ``ValueError`` in the middle of decomposing."""
+        rule = _(
+            "Give [tenure month, factor] pairs: whole months starting at 1 and increasing, "
+            "factors between 0 and 1."
+        )
+        steps: list[tuple[int, Decimal]] = []
+        for month, factor in value:
+            if isinstance(month, bool) or not isinstance(month, int):
+                raise serializers.ValidationError(rule)
+            try:
+                steps.append((month, Decimal(str(factor))))
+            except ArithmeticError as error:
+                raise serializers.ValidationError(rule) from error
         try:
-            return [(int(month), Decimal(str(factor))) for month, factor in value]
-        except (ValueError, ArithmeticError) as error:
-            raise serializers.ValidationError(_("Steps are [tenure month, factor].")) from error
+            allocation.RampSchedule(steps)
+        except (TypeError, ValueError) as error:
+            raise serializers.ValidationError(rule) from error
+        return steps
 
     def settings(self) -> services.DecomposeSettings:
         data = dict(self.validated_data)

@@ -38,7 +38,7 @@ from targets.selectors import (
 )
 from tenancy import selectors as tenancy_selectors
 from tenancy.dates import tenant_today
-from tenancy.errors import Conflict, Forbidden, NotFound
+from tenancy.errors import Conflict, Forbidden
 from tenancy.models import Membership, OrgUnit, OrgUnitManager, Role, Tenant
 from tenancy.money import minor_unit
 
@@ -713,7 +713,8 @@ def target_adjust(
     with transaction.atomic():
         series, locked = _lock(target.series_id, target.period_code)
         if not _can_steer(member, locked):
-            raise NotFound()
+            # the caller reached it through their visibility (a 404 otherwise)
+            raise Forbidden(_("Only a manager above this target or an admin can change it."))
         if locked.plan.status == PlanStatus.DRAFT:
             raise Conflict(_("Targets of a draft plan change by decomposing it again."))
         if expected_version is not None and locked.version != expected_version:

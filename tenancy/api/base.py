@@ -7,7 +7,8 @@ from typing import Any, Generic, TypeVar
 
 from django.db.models import Model, QuerySet
 from django.utils.translation import gettext_lazy as _
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import ParseError, ValidationError
+from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 
 from tenancy.models import Membership
@@ -43,3 +44,14 @@ def date_param(request: Request, name: str) -> date | None:
         return date.fromisoformat(raw)
     except ValueError as error:
         raise ValidationError({name: [_("Use YYYY-MM-DD.")]}) from error
+
+
+class SafeJSONParser(JSONParser):
+    """DRF's JSON parser, with JSON nested too deep for Python's decoder (a few KB of
+    ``[[[[``) a 400 like any other malformed body instead of a ``RecursionError``."""
+
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError as error:
+            raise ParseError(_("JSON parse error - the body is nested too deeply.")) from error

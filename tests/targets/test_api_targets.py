@@ -84,10 +84,10 @@ def test_bad_decomposition_input_is_400_and_writes_nothing(
 ) -> None:
     plan = _plan(admin)
     url = f"/api/v1/target-plans/{plan['id']}/decompose/"
-    assert "time_weights" in error_fields(
+    assert "time_weights.0" in error_fields(
         admin.post(url, {"time_method": "manual", "time_weights": ["-1"] * 12}, format="json")
     )
-    assert "time_weights" in error_fields(
+    assert "time_weights.0" in error_fields(
         admin.post(url, {"time_weights": ["x"] * 12}, format="json")
     )
     response = admin.post(url, {"org_method": "potential"}, format="json")
@@ -263,12 +263,9 @@ def test_a_manager_cannot_adjust_outside_their_subtree_and_reps_cannot_adjust(
         .status_code
         == 404
     )
-    assert (
-        client_for(tree_a.members["rep"])
-        .post(f"/api/v1/targets/{own.pk}/adjust/", body)
-        .status_code
-        == 404
-    )
+    refused = client_for(tree_a.members["rep"]).post(f"/api/v1/targets/{own.pk}/adjust/", body)
+    assert refused.status_code == 403  # they see their own target: refused with a sentence
+    assert "manager above" in refused.json()["error"]["message"]
     assert client_for(tree_a.members["rep"]).get(f"/api/v1/targets/{south.pk}/").status_code == 404
 
 
