@@ -127,6 +127,8 @@ def _data_error(exc: DataError) -> exceptions.APIException:
 def _convert(exc: Exception) -> Exception:
     if isinstance(exc, DataError):
         return _data_error(exc)
+    if isinstance(exc, (ProtectedError, RestrictedError)):  # IntegrityErrors too: first
+        return Conflict(_("This object is still referenced by other records and was kept."))
     if isinstance(exc, IntegrityError):
         return _integrity_error(exc)
     if isinstance(exc, RequestDataTooBig):
@@ -140,8 +142,6 @@ def _convert(exc: Exception) -> Exception:
     if isinstance(exc, domain.DomainError):
         api_error = next(_API_ERRORS[k] for k in type(exc).__mro__ if k in _API_ERRORS)
         return api_error(detail=exc.message, code=exc.code)
-    if isinstance(exc, (ProtectedError, RestrictedError)):
-        return Conflict(_("This object is still referenced by other records and was kept."))
     return exc
 
 

@@ -210,7 +210,9 @@ def test_the_moved_models_content_types_keep_their_ids_under_the_new_app(
         for ctid, (app, model) in old.items()
     }
     assert _content_types(scratch) == expected
-    assert sorted(m for a, m in expected.values() if a == "tenancy") == MOVED
+    # Every moved model is there under tenancy (models added since, e.g. invitations,
+    # have content types of their own: the database was filled at the latest state).
+    assert set(MOVED) <= {m for a, m in expected.values() if a == "tenancy"}
 
 
 def test_all_migrations_are_applied_after_the_upgrade(
