@@ -79,6 +79,7 @@ INSTALLED_APPS = [
     "targets",
     "funnel",
     "incentives",
+    "integrations",
     "devtools",
 ]
 

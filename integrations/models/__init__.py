@@ -1,0 +1,1 @@
+"""The integrations' tables, one module per capability (imports, webhooks)."""
