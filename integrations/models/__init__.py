@@ -1,1 +1,11 @@
 """The integrations' tables, one module per capability (imports, webhooks)."""
+
+from integrations.models.imports import (
+    ImportJob,
+    ImportKind,
+    ImportRow,
+    ImportStatus,
+    RowOutcome,
+)
+
+__all__ = ["ImportJob", "ImportKind", "ImportRow", "ImportStatus", "RowOutcome"]
