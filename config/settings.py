@@ -278,6 +278,9 @@ SPECTACULAR_SETTINGS = {
         "PeriodKindEnum": "targets.models.PeriodKind",
         "AdjustmentTriggerEnum": "targets.models.AdjustmentTrigger",
         "AdjustmentStatusEnum": "targets.models.AdjustmentStatus",
+        "ImportKindEnum": "integrations.models.ImportKind",
+        "ImportStatusEnum": "integrations.models.ImportStatus",
+        "RowOutcomeEnum": "integrations.models.RowOutcome",
     },
 }
 

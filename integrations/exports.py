@@ -32,6 +32,8 @@ from xml.sax.saxutils import escape
 from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 from django.utils.translation import gettext as _
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, viewsets
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.renderers import BaseRenderer, JSONRenderer
@@ -262,6 +264,17 @@ class ExportView(APIView):
     content_negotiation_class = _JSONForErrors
     renderer_classes = [JSONRenderer, CSVRenderer, XLSXRenderer]
 
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("format", str, enum=list(FORMATS), required=True),
+            OpenApiParameter("name", str, OpenApiParameter.PATH, enum=list(EXPORTS)),
+        ],
+        responses={
+            (200, "text/csv"): OpenApiTypes.BINARY,
+            (200, XLSXRenderer.media_type): OpenApiTypes.BINARY,
+        },
+        description="The list's rows (with the list's own filters) as a streamed file.",
+    )
     def get(self, request: Request, name: str) -> Response | StreamingHttpResponse:
         if name not in EXPORTS:
             raise exceptions.NotFound()

@@ -57,3 +57,16 @@ def rows_of(client: APIClient, job_id: int, **params: Any) -> list[dict[str, Any
 def streamed(response: Any) -> bytes:
     assert response.streaming, "the export is streamed"
     return b"".join(response.streaming_content)
+
+
+def import_job(tree: Any) -> Any:
+    """A checked import of tenant ``tree`` (inside its scope), for probes."""
+    from integrations.imports import services
+
+    job = services.import_upload(
+        member=tree.members["admin"],
+        kind="customers",
+        file_name="probe.csv",
+        content=csv_bytes([["name", "level"], ["探针 Probe", "A"]]),
+    )
+    return services.import_check(job=job)

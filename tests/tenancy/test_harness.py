@@ -21,6 +21,7 @@ from tenancy.services import api_token_create, invitation_create
 from tests import records
 from tests.factories import TenantTree
 from tests.incentives import builders as incentive_builders
+from tests.integrations.helpers import import_job
 
 pytestmark = pytest.mark.django_db
 
@@ -43,6 +44,7 @@ NOT_OBJECT_ROUTES = {
     "docs": "public docs page",
     "leaderboards": "a board of the caller's visible units; a unit id outside them is a 404",
     "me-incentives": "always the caller's own points and statements",
+    "export": "a list within visibility; its id filters are the list's own (tests/integrations)",
 }
 
 # Hand-written detail routes (not from a router) -> the probe object they take as pk.
@@ -79,6 +81,7 @@ PROBES: dict[str, Callable[[TenantTree], Any]] = {
     "point": lambda tree: incentive_builders.point_entry(tree),
     "commission-plan": lambda tree: incentive_builders.commission_plan(tree),
     "commission-statement": lambda tree: incentive_builders.commission_statement(tree),
+    "import": import_job,
 }
 
 
