@@ -33,6 +33,14 @@ from tenancy.selectors import get_visible
 
 
 class ImportJobSerializer(serializers.ModelSerializer[ImportJob]):
+    processed_rows = serializers.SerializerMethodField(
+        help_text="Rows read so far; while a job runs it grows (SPEC 11 progress)."
+    )
+
+    def get_processed_rows(self, job: ImportJob) -> int:
+        progress = getattr(job, "progress", None)
+        return max(job.processed_rows, progress.processed_rows if progress else 0)
+
     class Meta:
         model = ImportJob
         fields = [
@@ -89,7 +97,7 @@ class ImportJobViewSet(
     search_fields: list[str] = []
 
     def visible_queryset(self, member: Membership) -> QuerySet[ImportJob]:
-        jobs = ImportJob.objects.defer("content")
+        jobs = ImportJob.objects.defer("content").select_related("progress")
         return jobs if member.role == Role.ADMIN else jobs.filter(created_by=member)
 
     @extend_schema(

@@ -14,7 +14,14 @@ from django.utils.translation import gettext as _
 from crm import events
 from integrations.imports import kinds
 from integrations.imports.reader import ENCODINGS, read_file
-from integrations.models import ImportJob, ImportKind, ImportRow, ImportStatus, RowOutcome
+from integrations.models import (
+    ImportJob,
+    ImportKind,
+    ImportProgress,
+    ImportRow,
+    ImportStatus,
+    RowOutcome,
+)
 from tenancy.errors import Conflict, Forbidden, Invalid
 from tenancy.models import Membership, Role, Tenant
 
@@ -55,7 +62,7 @@ def import_upload(
         )
     # The encoding is checked now: a file that is neither CSV nor XLSX is a 400 at once.
     read_file(content, encoding=encoding)
-    return ImportJob.objects.create(
+    job = ImportJob.objects.create(
         tenant_id=member.tenant_id,
         kind=kind,
         created_by=member,
@@ -64,6 +71,8 @@ def import_upload(
         encoding=encoding,
         send_events=send_events,
     )
+    ImportProgress.objects.create(tenant_id=member.tenant_id, job=job)
+    return job
 
 
 class ProgressRecorder:
@@ -88,9 +97,10 @@ class ProgressRecorder:
                         "SELECT set_config('app.tenant_id', %s, false)", [str(self.tenant_id)]
                     )
             with self.connection.cursor() as cursor:
+                # Not the job's row: the job's own transaction holds its lock.
                 cursor.execute(
-                    "UPDATE integrations_importjob SET processed_rows = %s "
-                    "WHERE tenant_id = %s AND id = %s",
+                    "UPDATE integrations_importprogress SET processed_rows = %s, "
+                    "updated_at = now() WHERE tenant_id = %s AND job_id = %s",
                     [processed, self.tenant_id, self.job_id],
                 )
         except Exception:  # progress is a courtesy: never fail the import over it

@@ -3,9 +3,10 @@
 from integrations.models.imports import (
     ImportJob,
     ImportKind,
+    ImportProgress,
     ImportRow,
     ImportStatus,
     RowOutcome,
 )
 
-__all__ = ["ImportJob", "ImportKind", "ImportRow", "ImportStatus", "RowOutcome"]
+__all__ = ["ImportJob", "ImportKind", "ImportProgress", "ImportRow", "ImportStatus", "RowOutcome"]

@@ -134,3 +134,25 @@ class ImportRow(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.job_id}:{self.number} {self.outcome}"
+
+
+class ImportProgress(TenantOwned):
+    """How far a running import job has got: written on a connection of its own while
+    the job's transaction (which locks the job's row) is still open, so a poller sees it
+    at once. The job's ``processed_rows`` holds the final figure."""
+
+    job = models.OneToOneField(
+        ImportJob, on_delete=models.CASCADE, related_name="progress", verbose_name=_("import")
+    )
+    processed_rows = models.PositiveIntegerField(_("rows processed"), default=0)
+    updated_at = models.DateTimeField(_("updated at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("import progress")
+        verbose_name_plural = _("import progress")
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "id"], name="importprogress_tenant_id_uniq")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.job_id}: {self.processed_rows}"
