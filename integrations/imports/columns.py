@@ -41,6 +41,8 @@ class Column:
     # The ORM path the export reads (values_list); a callable turns the raw value to text.
     path: str = ""
     show: Callable[[Any], Any] | None = field(default=None, compare=False)
+    # Other headers accepted on input (common Chinese spreadsheet headings).
+    aliases: tuple[str, ...] = ()
 
     @property
     def export_path(self) -> str:
@@ -128,8 +130,8 @@ def header_map(columns: list[Column]) -> dict[str, Column]:
     accepted: dict[str, Column] = {}
     for column in columns:
         accepted[column.key.casefold()] = column
-        for text in _both_languages(column.label):
-            accepted.setdefault(text, column)
+        for text in [*_both_languages(column.label), *column.aliases]:
+            accepted.setdefault(text.casefold(), column)
     return accepted
 
 
@@ -139,9 +141,11 @@ def local_date(value: datetime | None, zone: Any) -> date | None:
 
 L = gettext_lazy
 
-EXTERNAL_ID = Column("external_id", L("external id"), max_length=100)
-ID = Column("id", L("id"), parse="int")
-CREATED = Column("created_at", L("created on"), parse="date")
+EXTERNAL_ID = Column(
+    "external_id", L("external id"), max_length=100, aliases=("外部编号", "外部ID", "外部id")
+)
+ID = Column("id", L("id"), parse="int", aliases=("编号",))
+CREATED = Column("created_at", L("created on"), parse="date", aliases=("创建日期",))
 
 CUSTOMER_COLUMNS = [
     EXTERNAL_ID,
