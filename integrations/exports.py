@@ -149,7 +149,7 @@ def _cell(value: Any) -> str:
 
 def xlsx_stream(header: list[str], rows: Iterable[list[Any]]) -> Iterator[bytes]:
     sink = _Sink()
-    with zipfile.ZipFile(sink, mode="w", compression=zipfile.ZIP_DEFLATED) as archive:  # type: ignore[arg-type]
+    with zipfile.ZipFile(sink, mode="w", compression=zipfile.ZIP_DEFLATED) as archive:  # type: ignore[call-overload]
         for name, text in _PARTS.items():
             archive.writestr(name, text)
         yield sink.take()

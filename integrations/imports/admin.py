@@ -37,7 +37,7 @@ from tenancy.scope import platform_scope, tenant_scope
 ERRORS_SHOWN = 200
 
 
-class ImportUploadForm(forms.ModelForm):  # type: ignore[type-arg]
+class ImportUploadForm(forms.ModelForm):
     """The upload: the file is checked (dry run) when the form is cleaned."""
 
     member: Membership | None = None

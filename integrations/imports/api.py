@@ -154,8 +154,8 @@ class ImportJobViewSet(
                     }
                 )
             rows = rows.filter(outcome=outcome)
-        page = self.paginate_queryset(rows)
-        return self.get_paginated_response(ImportRowSerializer(page, many=True).data)
+        page = self.paginate_queryset(rows)  # type: ignore[arg-type]
+        return self.get_paginated_response(ImportRowSerializer(page, many=True).data)  # type: ignore[arg-type]
 
     @extend_schema(
         request=inline_serializer("ImportConfirm", fields={}),

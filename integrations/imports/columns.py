@@ -107,7 +107,7 @@ def parse_cell(column: Column, cell: Any) -> Any:
             raise CellError(_("Use YYYY-MM-DD.")) from None
     if column.parse == "choice" and column.choices is not None:
         folded = text.casefold()
-        for value, label in column.choices.choices:
+        for value, label in column.choices.choices:  # type: ignore[assignment]
             if folded == str(value).casefold() or folded in _both_languages(label):
                 return value
         raise CellError(

@@ -539,7 +539,12 @@ class OpportunityKind(CustomerReferences, Kind):
             stage = self.stage_by_id[deal.stage_id]
             first = self.first_open.get(stage.pipeline_id)
             closed_at = ctx.moment(deal.closed_date) if deal.closed_date else None
-            if stage.kind != StageKind.OPEN and first is not None and closed_at != deal.created_at:
+            if (
+                stage.kind != StageKind.OPEN
+                and first is not None
+                and closed_at is not None
+                and closed_at != deal.created_at
+            ):
                 # Created in the first open stage, closed later: the cycle reads both.
                 changes.append(self._change(ctx, deal, None, first.pk, deal.created_at, closed_at))
                 changes.append(self._change(ctx, deal, first.pk, stage.pk, closed_at, None))
@@ -554,7 +559,7 @@ class OpportunityKind(CustomerReferences, Kind):
         deal: Opportunity,
         from_stage: int | None,
         to_stage: int,
-        at: datetime | None,
+        at: datetime,
         exited: datetime | None,
     ) -> StageChange:
         return StageChange(
@@ -573,7 +578,7 @@ class OpportunityKind(CustomerReferences, Kind):
         stage_id = changes.pop("stage", None)
         closed_date = changes.pop("closed_date", None)
         lost_reason = changes.pop("lost_reason", None) if stage_id else None
-        deal = Opportunity.objects.get(pk=row.target_id)
+        deal = Opportunity.objects.get(pk=row.target["pk"])
         if changes:
             deal = services.opportunity_update(
                 member=ctx.member,
@@ -699,7 +704,7 @@ class PaymentKind(Kind):
     def update(self, ctx: Context, row: Row) -> None:
         services.payment_receive(
             member=ctx.member,
-            payment=Payment.objects.get(pk=row.target_id),
+            payment=Payment.objects.get(pk=row.target["pk"]),
             received_date=row.changes["received_date"],
         )
 

@@ -59,7 +59,7 @@ def test_admin_uploads_sees_the_errors_then_confirms(tree_a: TenantTree) -> None
     with tenant_scope(tree_a.tenant):
         fixed = ImportJob.objects.latest("pk")
     response = client.post(IMPORTS, {"action": "confirm", ACTION_CHECKBOX_NAME: [str(fixed.pk)]})
-    assert response.status_code == 302  # type: ignore[attr-defined]
+    assert response.status_code == 302
     with tenant_scope(tree_a.tenant):
         assert list(Customer.objects.values_list("name", "owner_id")) == [
             ("甲公司", tree_a.members["rep"].pk)

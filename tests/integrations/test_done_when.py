@@ -33,7 +33,7 @@ def test_last_years_deals_and_payments_from_a_chinese_spreadsheet_feed_a_seasona
         customer = records.customer(tree_a, tree_a.members["rep"], name="华东电力")
         Customer.objects.filter(pk=customer.pk).update(external_id="KH-001")
     client = client_for(tree_a.members["admin"])
-    deals: list[list[Any]] = [
+    deals: list[list[Any]] = [  # the header and six rows
         DEALS_HEADER,
         ["SJ-1", "华东电力一期", "KH-001", "acme-rep", "赢单", 100000, "2025-03-01", "2025-04-20"],
         ["SJ-2", "华东电力二期", "KH-001", "acme-rep2", "赢单", 300000, "2025-05-01", "2025-06-10"],
@@ -65,7 +65,7 @@ def test_last_years_deals_and_payments_from_a_chinese_spreadsheet_feed_a_seasona
     response = client.post(f"/api/v1/imports/{job['id']}/confirm/")
     assert response.status_code == 200 and response.json()["counts"]["new"] == 6
 
-    payments = [
+    payments: list[list[Any]] = [
         PAYMENTS_HEADER,
         ["HK-1", "SJ-1", 100000, "2025-05-20"],
         ["HK-2", "SJ-3", 300000, "2025-12-30"],
@@ -93,7 +93,7 @@ def test_last_years_deals_and_payments_from_a_chinese_spreadsheet_feed_a_seasona
         )
         root = tree_a.units["company"]
 
-        def month(index: int) -> Decimal:
+        def month(index: int) -> Decimal | None:
             return Target.objects.get(
                 plan=plan, org_unit=root, product_line=None, period_kind="month", period_index=index
             ).value

@@ -98,7 +98,7 @@ def test_export_applies_the_lists_filters(
     tree_a: TenantTree, deals: dict[str, Opportunity], client_for: Client
 ) -> None:
     client = client_for(tree_a.members["admin"])
-    owner = tree_a.members["south-rep"].pk
+    owner = str(tree_a.members["south-rep"].pk)
     rows = _csv(
         streamed(client.get("/api/v1/exports/opportunities/", {"format": "csv", "owner": owner}))
     )
@@ -156,7 +156,7 @@ def test_round_trip_changes_nothing(
     with tenant_scope(tree_a.tenant):
         records.contact(tree_a, tree_a.members["rep"])
         records.lead(tree_a, tree_a.members["rep"])
-        first = Customer.objects.order_by("pk").first()
+        first = Customer.objects.order_by("pk")[0]
         Customer.objects.filter(pk=first.pk).update(external_id="CUST-1")
     client = client_for(tree_a.members["admin"])
     for language in ("en", "zh-hans"):
@@ -187,7 +187,7 @@ def test_export_query_count_does_not_grow_with_rows(
         for i in range(20):
             services.opportunity_create(
                 member=tree_a.members["admin"],
-                customer=Customer.objects.first(),
+                customer=Customer.objects.all()[0],
                 name=f"more {i}",
                 owner=tree_a.members["rep"],
             )

@@ -156,7 +156,7 @@ def test_a_real_worker_checks_and_imports_within_its_tenant(
     with tenant_scope(tree_a.tenant):
         assert Opportunity.objects.count() == 3000
         assert StageChange.objects.count() == 4500
-        run = JobRun.objects.get(pk=done.job_run_id)
+        run = JobRun.objects.get(pk=done.job_run_id or 0)
         assert run.status == "succeeded" and run.counts["new"] == 3000
     with tenant_scope(tree_b.tenant):
         assert not Opportunity.objects.exists()
