@@ -86,7 +86,7 @@ def my_targets(member: Membership, as_of: date) -> list[tuple[Target, Achievemen
     by_plan: dict[int, list[Target]] = {}
     for node in nodes:
         by_plan.setdefault(node.plan_id, []).append(node)
-    rows = []
+    rows: list[tuple[Target, Achievement]] = []
     for plan_nodes in by_plan.values():
         results = plan_achievements(plan_nodes[0].plan, as_of, plan_nodes)
         rows.extend((node, results[node.pk]) for node in plan_nodes)
@@ -307,6 +307,30 @@ def tree_rows(
             rows.append(Row(node, unit.name, depth, True, results[node.pk], (unit.path, "")))
     rows.sort(key=lambda r: r.sort_key)
     return rows
+
+
+def in_tree_order(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A decomposition's nodes (as the API answers them, level by level) depth first:
+    each unit, its members, then its sub-units."""
+
+    def key(ref: dict[str, Any] | None) -> tuple[str, int] | None:
+        return None if ref is None else (ref["type"], ref["id"])
+
+    children: dict[tuple[str, int] | None, list[dict[str, Any]]] = {}
+    for node in nodes:
+        children.setdefault(key(node["parent"]), []).append(node)
+    ordered: list[dict[str, Any]] = []
+
+    def visit(parent: tuple[str, int] | None) -> None:
+        below = children.get(parent, [])
+        # Members first (type "member" < "unit"), then sub-units.
+        for node in sorted(below, key=lambda n: (n["assignee"]["type"], n["assignee"]["name"])):
+            ordered.append(node)
+            visit(key(node["assignee"]))
+
+    visit(None)
+    seen = {id(node) for node in ordered}
+    return ordered + [node for node in nodes if id(node) not in seen]
 
 
 def target_tree(member: Membership, query: TeamQuery) -> tuple[list[Row], list[dict[str, Any]]]:

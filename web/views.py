@@ -272,7 +272,7 @@ def plan_decompose(request: HttpRequest, member: Membership, pk: int, mode: str)
         context["problems"] = _messages(error)
         return render(request, "web/partials/plan_preview.html", context, status=422)
     if mode == "preview":
-        nodes = [node.as_json() for node in result.nodes]
+        nodes = pages.in_tree_order([node.as_json() for node in result.nodes])
         context.update(
             nodes=nodes,
             unassigned=result.unassigned,

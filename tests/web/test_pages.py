@@ -110,7 +110,7 @@ def test_the_team_page_agrees_with_the_achievement_and_funnel_apis(
     manager = team.tree.members["manager"]
     north = team.tree.units["north"]
     page = browser_for(manager).get(
-        "/app/team/", {"plan": team.plan.pk, "period": "quarter-4", "unit": north.pk}
+        "/app/team/", {"plan": str(team.plan.pk), "period": "quarter-4", "unit": str(north.pk)}
     )
     assert page.status_code == 200
     api = client_for(manager)
@@ -154,7 +154,7 @@ def test_team_filters_narrow_the_tree_and_an_htmx_request_gets_the_partial(team:
     north_1 = team.tree.units["north-1"]
     page = manager.get(
         "/app/team/",
-        {"unit": north_1.pk, "period": "month-11"},
+        {"unit": str(north_1.pk), "period": "month-11"},
         HTTP_HX_REQUEST="true",
         HTTP_HX_TARGET="team-body",
     )
