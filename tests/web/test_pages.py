@@ -312,3 +312,18 @@ def test_each_page_takes_a_fixed_number_of_queries_whatever_the_teams_size(
 
 
 MAX_QUERIES = {"/app/": 45, "/app/team/": 40, "/app/plans/": 16, "/app/incentives/": 20}
+
+
+def test_a_user_in_two_tenants_sees_the_tenant_chosen_in_the_admin(
+    team: Team, tree_b: TenantTree
+) -> None:
+    from tests.tenancy.test_invitations import join_by_invitation
+
+    other = join_by_invitation(tree_b, team.tree.members["admin"], role="admin")
+    client = browser_for(team.tree.members["admin"])
+    assert client.get("/app/team/").context["query"].unit == team.tree.units["company"]
+    client.post("/admin/switch-tenant/", {"membership": other.pk, "next": "/app/team/"})
+    page = client.get("/app/team/")
+    assert page.context["member"].pk == other.pk
+    assert page.context["query"].unit == tree_b.units["company"]
+    assert page.context["query"].plan is None  # globex has no plan yet
