@@ -9,10 +9,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from django.db.models import Q, QuerySet, Sum
 from django.http import Http404, QueryDict
+from django.urls import reverse
 from django.utils.translation import gettext as _
 
 from crm.models import Pipeline, ProductLine, Stage
@@ -452,7 +454,23 @@ def waiting_for(member: Membership) -> dict[str, Any]:
 
 
 def team(member: Membership, query: TeamQuery) -> dict[str, Any]:
-    context: dict[str, Any] = {"query": query}
+    context: dict[str, Any] = {
+        "query": query,
+        # Link prefixes made once, not per row of a tree of hundreds.
+        "drill": urlencode({k: v for k, v in query.params().items() if k != "unit"}) + "&unit=",
+        "target_admin": reverse("admin:targets_target_changelist"),
+        "deals_admin": reverse("admin:crm_opportunity_changelist"),
+        "won_window": ""
+        if query.period is None
+        else urlencode(
+            {
+                "stage__kind": "won",
+                "closed_date__gte": query.period.period_start.isoformat(),
+                "closed_date__lte": query.period.period_end.isoformat(),
+            }
+        ),
+        "adjust_url": reverse("web:target-adjust", args=[0]).removesuffix("0/adjust/"),
+    }
     if query.plan is not None and query.period is not None:
         rows, chart = target_tree(member, query)
         context.update(rows=rows, chart=chart)
