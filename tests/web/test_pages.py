@@ -327,3 +327,10 @@ def test_a_user_in_two_tenants_sees_the_tenant_chosen_in_the_admin(
     assert page.context["member"].pk == other.pk
     assert page.context["query"].unit == tree_b.units["company"]
     assert page.context["query"].plan is None  # globex has no plan yet
+
+
+def test_the_admins_view_site_link_leads_to_the_pages(team: Team) -> None:
+    admin = browser_for(team.tree.members["admin"])
+    index = admin.get("/admin/").content.decode()
+    assert '<a href="/">View site</a>' in index
+    assert admin.get("/")["Location"] == "/app/team/"
