@@ -81,6 +81,8 @@ INSTALLED_APPS = [
     "incentives",
     "integrations",
     "devtools",
+    "django_htmx",
+    "web",
 ]
 
 MIDDLEWARE = [
@@ -96,6 +98,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "tenancy.middleware.TenantScopeMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -113,6 +116,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "web.nav.nav",
             ],
         },
     },
@@ -150,7 +154,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-LOGIN_URL = "admin:login"
+LOGIN_URL = "web:login"
 
 # --- I18N -------------------------------------------------------------------------
 LANGUAGE_CODE = "en"
