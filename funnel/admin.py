@@ -152,7 +152,7 @@ class ReviewActionInline(admin.TabularInline):
     extra = 0
     can_delete = False
     fields = ["text", "owner", "due_date", "follow_up", "done"]
-    readonly_fields = fields
+    readonly_fields = ["text", "owner", "due_date", "follow_up", "done"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         return ReviewAction.objects.select_related("owner__user", "follow_up")
@@ -193,7 +193,7 @@ class ReviewAdmin(TenantScopedAdmin):
         "closed_by",
         "frozen_figures",
     ]
-    readonly_fields = [name for name in fields if name != "findings"]
+    readonly_fields = [name for name in fields if isinstance(name, str) and name != "findings"]
     inlines = [ReviewActionInline]
 
     def visible_queryset(self, member: Membership) -> QuerySet[Any]:

@@ -11,7 +11,7 @@ from typing import Any
 from django.db.models import QuerySet
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.generics import GenericAPIView
@@ -55,13 +55,16 @@ class ReviewActionSerializer(serializers.ModelSerializer[ReviewAction]):
         ]
         read_only_fields = ["id", "review", "follow_up", "created_at"]
 
+    @extend_schema_field(OpenApiTypes.STR)
     def get_owner_name(self, item: ReviewAction) -> str:
         return str(item.owner)
 
+    @extend_schema_field(OpenApiTypes.BOOL)
     def get_done(self, item: ReviewAction) -> bool:
         """Done when its follow-up is (a follow-up deleted since counts as not done)."""
         return item.follow_up is not None and item.follow_up.done_at is not None
 
+    @extend_schema_field(OpenApiTypes.DATETIME)
     def get_done_at(self, item: ReviewAction) -> Any:
         if item.follow_up is None or item.follow_up.done_at is None:
             return None
@@ -104,7 +107,7 @@ class ReviewDetailSerializer(ReviewSerializer):
         fields = [*ReviewSerializer.Meta.fields, "figures", "actions", "previous_review"]
         read_only_fields = [*ReviewSerializer.Meta.read_only_fields, "figures", "actions"]
 
-    @extend_schema(exclude=True)
+    @extend_schema_field(OpenApiTypes.OBJECT)
     def get_figures(self, review: Review) -> dict[str, Any]:
         member: Membership = self.context["request"].membership
         figures = review_selectors.review_figures_of(
@@ -112,10 +115,12 @@ class ReviewDetailSerializer(ReviewSerializer):
         )
         return review_selectors.localize(figures)
 
+    @extend_schema_field(ReviewActionSerializer(many=True))
     def get_actions(self, review: Review) -> list[dict[str, Any]]:
         items = review_selectors.review_actions([review])[review.pk]
         return ReviewActionSerializer(items, many=True, context=self.context).data  # type: ignore[return-value]
 
+    @extend_schema_field(OpenApiTypes.OBJECT)
     def get_previous_review(self, review: Review) -> dict[str, Any] | None:
         """The node's previous review and whether its actions were done."""
         previous = review_selectors.previous_review(review)
@@ -177,7 +182,7 @@ class ReviewViewSet(
         return ReviewSerializer if self.action == "list" else ReviewDetailSerializer
 
     def get_serializer_context(self) -> dict[str, Any]:
-        context = super().get_serializer_context()
+        context = dict(super().get_serializer_context())
         if not getattr(self, "swagger_fake_view", False) and self.action != "list":
             context["today"] = _today(self.membership)
         return context

@@ -327,7 +327,7 @@ def review_figures(target: Target, *, caller: Membership, today: date) -> dict[s
         member = Membership.objects.select_related("user", "org_unit").get(pk=target.member_id)
         unit = member.org_unit
     else:
-        unit = OrgUnit.objects.get(pk=target.org_unit_id)
+        unit = OrgUnit.objects.get(pk=target.org_unit_id or 0)
         # Child units and direct members, with their names: one statement.
         children = list(
             base.filter(Q(org_unit__parent_id=unit.pk) | Q(member__org_unit_id=unit.pk))

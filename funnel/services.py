@@ -40,7 +40,7 @@ def check_may_review(member: Membership, target: Target) -> None:
                 .values_list("org_unit_id", flat=True)
                 .first()
             )
-        managed = OrgUnit.objects.filter(pk=unit_id).filter(
+        managed = OrgUnit.objects.filter(pk=unit_id or 0).filter(
             tenancy_selectors.in_managed_subtree(member, "path")
         )
         if unit_id is not None and managed.exists():
@@ -114,7 +114,7 @@ def check_action_owner(review: Review, owner: Membership) -> None:
         inside = (
             owner.is_active
             and owner.org_unit_id is not None
-            and tenancy_selectors.org_subtree(OrgUnit.objects.get(pk=review.org_unit_id))
+            and tenancy_selectors.org_subtree(OrgUnit.objects.get(pk=review.org_unit_id or 0))
             .filter(pk=owner.org_unit_id)
             .exists()
         )
@@ -171,6 +171,8 @@ def review_close(*, member: Membership, review: Review, today: date | None = Non
     """
     target = review_target(review)
     check_may_review(member, target)
+    if review.status != ReviewStatus.DRAFT:  # cheap answer; the update below decides
+        raise Conflict(_("This review is already closed."))
     tenant = _tenant(review.tenant_id)
     figures = review_figures(target, caller=member, today=today or tenant_today(tenant))
     closed = Review.objects.filter(pk=review.pk, status=ReviewStatus.DRAFT).update(

@@ -137,7 +137,7 @@ def test_member_review_gap_factors_losses_and_adjustments(tree_a: TenantTree) ->
     ]
     assert rows[0][1:] == ("Price", 4, "32000.00") and rows[1][1:] == ("Timing", 1, "5000.00")
     assert figures["adjustments"]["count"] == 1
-    assert figures["adjustments"]["net_change"] == str(D("100000.00") - old)
+    assert figures["adjustments"]["net_change"] == str(D("100000.00") - (old or 0))
     assert figures["children"] == []
 
 
@@ -158,9 +158,9 @@ def test_unit_review_shows_each_child_and_the_children_sum(tree_a: TenantTree) -
     assert children["North 1"]["target"] == str(north_1.value)
     assert figures["gap"]["actual"] == "90000.00"
     assert figures["children_total"]["actual"] == "90000.00"
-    total = sum(D(row["target"]) for row in figures["children"])
+    total = sum((D(row["target"]) for row in figures["children"]), D(0))
     assert figures["children_total"]["target"] == str(total)
-    assert figures["target_difference"] == str(total - north.value)
+    assert figures["target_difference"] == str(total - (north.value or 0))
     # The unit's analysis: its own deals (4 wins, 5 losses), baseline from the unit.
     assert (figures["factors"]["closed_deals"], figures["factors"]["won_deals"]) == (9, 4)
     assert figures["factors"]["source"] == "unit"
@@ -180,7 +180,7 @@ def test_process_targets_of_the_other_plans(tree_a: TenantTree) -> None:
         figures = review_selectors.review_figures(target, caller=tree_a.members["rep"], today=TODAY)
     (row,) = figures["process"]
     assert row["metric"] == "new_leads" and row["target_id"] == leads.pk
-    assert row["actual"] == "3" and row["target"] == str(leads.value.normalize())
+    assert row["actual"] == "3" and row["target"] == str((leads.value or D(0)).normalize())
 
 
 def test_a_count_plan_still_has_gap_and_says_why_there_is_no_factor_analysis(
@@ -297,7 +297,7 @@ def test_action_items_are_follow_ups_of_their_owner_and_the_next_review_lists_th
             owner=tree_a.members["rep2"],
             due_date=due,
         )
-        follow_up = Activity.objects.get(pk=first.follow_up_id)
+        follow_up = Activity.objects.get(pk=first.follow_up_id or 0)
         assert (follow_up.owner_id, follow_up.type, follow_up.is_follow_up) == (
             rep.pk,
             "task",
@@ -318,7 +318,7 @@ def test_action_items_are_follow_ups_of_their_owner_and_the_next_review_lists_th
         previous = review_selectors.previous_review(november)
         assert previous is not None and previous.pk == october.pk
         actions = review_selectors.review_actions([previous])[previous.pk]
-        done = {item.pk: item.follow_up.done_at is not None for item in actions}
+        done = {item.pk: bool(item.follow_up and item.follow_up.done_at) for item in actions}
         assert done == {first.pk: True, second.pk: False}
 
 
