@@ -128,6 +128,67 @@ def _node_name(target: Target) -> str:
 # -- the deal counts of the factor analysis ----------------------------------------------------
 
 
+# A closed deal counts for its credit when won (member and unit fixed at the win) and for
+# its owner and the owner's (current) unit when lost.
+_ROW_MEMBER = "CASE WHEN s.kind = 'won' THEN o.credited_member_id ELSE o.owner_id END"
+_ROW_PATH = "CASE WHEN s.kind = 'won' THEN cu.path ELSE ou.path END"
+_CLOSED_DEALS = """
+        FROM crm_opportunity o
+        JOIN crm_stage s ON s.id = o.stage_id
+        JOIN crm_membership m ON m.id = o.owner_id AND m.tenant_id = %(tenant)s
+        LEFT JOIN crm_orgunit ou ON ou.id = m.org_unit_id AND ou.tenant_id = %(tenant)s
+        LEFT JOIN crm_orgunit cu ON cu.id = o.credited_org_unit_id AND cu.tenant_id = %(tenant)s
+        WHERE o.tenant_id = %(tenant)s AND o.deleted_at IS NULL
+          AND s.kind IN ('won', 'lost')
+          AND (s.kind = 'lost' OR o.credited_member_id IS NOT NULL)"""
+
+
+def _node_condition(node_is_member: bool) -> str:
+    return f"{_ROW_MEMBER} = %(member)s" if node_is_member else f"{_ROW_PATH} LIKE %(unit_prefix)s"
+
+
+def _contributors(
+    tenant: Tenant,
+    *,
+    period: tuple[date, date],
+    member_id: int | None,
+    unit_path: str | None,
+    node_is_member: bool,
+) -> list[dict[str, Any]]:
+    """Who contributed what: the node's closed deals, wins and won amount in the period
+    per member they count for, largest won amount first (two statements)."""
+    sql = f"""
+        SELECT {_ROW_MEMBER} AS member_id, COUNT(*),
+               COUNT(*) FILTER (WHERE s.kind = 'won'),
+               COALESCE(SUM(o.amount) FILTER (WHERE s.kind = 'won'), 0)
+        {_CLOSED_DEALS}
+          AND o.closed_date BETWEEN %(period_start)s AND %(period_end)s
+          AND {_node_condition(node_is_member)}
+        GROUP BY 1 ORDER BY 4 DESC, 3 DESC, 1
+    """
+    params = {
+        "tenant": tenant.pk,
+        "member": member_id,
+        "unit_prefix": f"{unit_path}%" if unit_path is not None else None,
+        "period_start": period[0],
+        "period_end": period[1],
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    people = Membership.objects.select_related("user").in_bulk([row[0] for row in rows])
+    return [
+        {
+            "member": pk,
+            "name": str(people[pk]) if pk in people else str(pk),
+            "closed_deals": closed,
+            "won_deals": won,
+            "won_amount": _money(Decimal(amount), tenant.currency),
+        }
+        for pk, closed, won, amount in rows
+    ]
+
+
 def _deal_counts(
     tenant: Tenant,
     *,
@@ -144,9 +205,8 @@ def _deal_counts(
     and the owner's unit. (The unit at the loss is not recorded: the owner's current
     unit stands for it, as in the funnel's loss figures.)
     """
-    row_member = "CASE WHEN s.kind = 'won' THEN o.credited_member_id ELSE o.owner_id END"
-    row_path = "CASE WHEN s.kind = 'won' THEN cu.path ELSE ou.path END"
-    node = f"{row_member} = %(member)s" if node_is_member else f"{row_path} LIKE %(unit_prefix)s"
+    row_member, row_path = _ROW_MEMBER, _ROW_PATH
+    node = _node_condition(node_is_member)
     in_period = "o.closed_date BETWEEN %(period_start)s AND %(period_end)s"
     in_base = "o.closed_date BETWEEN %(base_start)s AND %(base_end)s"
     member_level = f"{row_member} = %(member)s" if member_id is not None else "FALSE"
@@ -163,14 +223,7 @@ def _deal_counts(
                {triple(f"{in_base} AND {member_level}")},
                {triple(f"{in_base} AND {unit_level}")},
                {triple(in_base)}
-        FROM crm_opportunity o
-        JOIN crm_stage s ON s.id = o.stage_id
-        JOIN crm_membership m ON m.id = o.owner_id AND m.tenant_id = %(tenant)s
-        LEFT JOIN crm_orgunit ou ON ou.id = m.org_unit_id AND ou.tenant_id = %(tenant)s
-        LEFT JOIN crm_orgunit cu ON cu.id = o.credited_org_unit_id AND cu.tenant_id = %(tenant)s
-        WHERE o.tenant_id = %(tenant)s AND o.deleted_at IS NULL
-          AND s.kind IN ('won', 'lost')
-          AND (s.kind = 'lost' OR o.credited_member_id IS NOT NULL)
+        {_CLOSED_DEALS}
           AND o.closed_date BETWEEN %(base_start)s AND %(period_end)s
     """
     params = {
@@ -290,6 +343,13 @@ def _factors(
             "total": _money(effects.total, currency),
         },
         "waterfall": waterfall,
+        "contributors": _contributors(
+            tenant,
+            period=(target.period_start, as_of),
+            member_id=member.pk if member is not None else None,
+            unit_path=unit.path if unit is not None else None,
+            node_is_member=target.member_id is not None,
+        ),
     }
 
 

@@ -164,6 +164,14 @@ def test_unit_review_shows_each_child_and_the_children_sum(tree_a: TenantTree) -
     # The unit's analysis: its own deals (4 wins, 5 losses), baseline from the unit.
     assert (figures["factors"]["closed_deals"], figures["factors"]["won_deals"]) == (9, 4)
     assert figures["factors"]["source"] == "unit"
+    contributors = [
+        (row["member"], row["closed_deals"], row["won_deals"], row["won_amount"])
+        for row in figures["factors"]["contributors"]
+    ]
+    assert contributors == [
+        (tree_a.members["rep"].pk, 8, 3, "80000.00"),
+        (tree_a.members["rep2"].pk, 1, 1, "10000.00"),
+    ]
     effects = figures["factors"]["effects"]
     assert sum(D(effects[key]) for key in ("volume", "win_rate", "deal_size")) == D(
         figures["gap"]["gap"]
@@ -502,3 +510,71 @@ def test_preview_endpoint(
     assert response.json()["factors"]["effects"]["volume"] == "-20000.00"
     with tenant_scope(tree_a.tenant):
         assert not Review.objects.exists()
+
+
+# --- admin ------------------------------------------------------------------------------
+
+
+def _login(username: str) -> Any:
+    from django.test import Client
+
+    from tests.factories import PASSWORD
+
+    client = Client()
+    assert client.login(username=username, password=PASSWORD)
+    return client
+
+
+def test_admin_lists_reviews_within_visibility_with_actions_and_frozen_figures(
+    tree_a: TenantTree, tree_b: TenantTree
+) -> None:
+    with tenant_scope(tree_a.tenant):
+        mine = _review(tree_a, "rep", member="rep")
+        services.review_action_add(
+            member=tree_a.members["rep"],
+            review=mine,
+            text="Book three demos",
+            owner=tree_a.members["rep"],
+            due_date=tenant_today(tree_a.tenant),
+        )
+        services.review_close(member=tree_a.members["rep"], review=mine, today=TODAY)
+    with tenant_scope(tree_b.tenant):
+        foreign = _review(tree_b, "admin", unit="north")
+    page = _login("acme-rep").get(f"/admin/funnel/review/{mine.pk}/change/")
+    assert page.status_code == 200
+    content = page.content.decode()
+    assert "Book three demos" in content and "&quot;gap&quot;" in content
+    assert _login("acme-rep2").get(f"/admin/funnel/review/{mine.pk}/change/").status_code == 302
+    assert (
+        _login("acme-rep2")
+        .get("/admin/funnel/review/")
+        .content.decode()
+        .count(f"/admin/funnel/review/{mine.pk}/change/")
+        == 0
+    )
+    assert _login("acme-manager").get("/admin/funnel/review/").status_code == 200
+    # Another tenant's review: not found (the admin redirects to its index with a message).
+    assert _login("acme-admin").get(f"/admin/funnel/review/{foreign.pk}/change/").status_code == 302
+
+
+def test_admin_edits_a_drafts_findings_through_the_service(tree_a: TenantTree) -> None:
+    with tenant_scope(tree_a.tenant):
+        review = _review(tree_a)
+    client = _login("acme-manager")
+    response = client.post(
+        f"/admin/funnel/review/{review.pk}/change/",
+        {
+            "findings": "Win rate fell at Quote.",
+            "actions-TOTAL_FORMS": "0",
+            "actions-INITIAL_FORMS": "0",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    with tenant_scope(tree_a.tenant):
+        assert Review.objects.get(pk=review.pk).findings == "Win rate fell at Quote."
+    rep = _login("acme-rep").post(
+        f"/admin/funnel/review/{review.pk}/change/", {"findings": "mine now"}
+    )
+    assert rep.status_code in (302, 403, 404)
+    with tenant_scope(tree_a.tenant):
+        assert Review.objects.get(pk=review.pk).findings == "Win rate fell at Quote."
