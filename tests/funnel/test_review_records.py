@@ -578,3 +578,51 @@ def test_admin_edits_a_drafts_findings_through_the_service(tree_a: TenantTree) -
     assert rep.status_code in (302, 403, 404)
     with tenant_scope(tree_a.tenant):
         assert Review.objects.get(pk=review.pk).findings == "Win rate fell at Quote."
+
+
+def test_two_closes_at_once_close_once_and_two_creates_at_once_create_once(
+    transactional_db: None,
+) -> None:
+    import threading
+
+    from tests.factories import build_tenant_tree
+
+    tree = build_tenant_tree("race", "Race 竞速")
+    with tenant_scope(tree.tenant):
+        node = _target(tree, member="rep")
+        review = services.review_create(member=tree.members["admin"], target=node, today=TODAY)
+        other = _target(tree, member="rep2")
+
+    def race(work: Callable[[], Any]) -> list[str]:
+        outcomes: list[str] = []
+        barrier = threading.Barrier(2)
+
+        def run() -> None:
+            barrier.wait()
+            try:
+                with tenant_scope(tree.tenant):
+                    work()
+                outcomes.append("ok")
+            except Conflict:
+                outcomes.append("conflict")
+            finally:
+                connection.close()
+
+        threads = [threading.Thread(target=run) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return sorted(outcomes)
+
+    closes = race(
+        lambda: services.review_close(member=tree.members["admin"], review=review, today=TODAY)
+    )
+    creates = race(
+        lambda: services.review_create(member=tree.members["admin"], target=other, today=TODAY)
+    )
+    assert closes == ["conflict", "ok"]
+    assert creates == ["conflict", "ok"]
+    with tenant_scope(tree.tenant):
+        assert Review.objects.filter(status=ReviewStatus.CLOSED).count() == 1
+        assert Review.objects.count() == 2
