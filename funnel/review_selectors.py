@@ -106,7 +106,8 @@ def _value(value: Decimal | None, currency: str | None) -> str | None:
     if value is None:
         return None
     if currency is None:
-        return str(value.normalize()) if value == value.to_integral_value() else str(value)
+        # A count as a whole number ("300", never "3E+2"); a prorated count keeps its places.
+        return str(value.quantize(Decimal(1))) if value == value.to_integral_value() else str(value)
     return _money(value, currency)
 
 
