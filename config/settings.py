@@ -277,6 +277,7 @@ SPECTACULAR_SETTINGS = {
         "RoleEnum": "tenancy.models.Role",
         "RuleKeyEnum": "funnel.models.RuleKey",
         "AlertStatusEnum": "funnel.models.AlertStatus",
+        "ReviewStatusEnum": "funnel.models.ReviewStatus",
         "SeverityEnum": "funnel.models.Severity",
         "PlanStatusEnum": "targets.models.PlanStatus",
         "PeriodKindEnum": "targets.models.PeriodKind",
