@@ -15,7 +15,7 @@ import logging
 import secrets
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -221,7 +221,7 @@ def outbox_write(
     if not endpoints:
         return []
     now = timezone.now()
-    at = (occurred_at or now).astimezone(timezone.UTC)
+    at = (occurred_at or now).astimezone(UTC)
     rows: list[WebhookDelivery] = []
     for event_type, build in events:
         subscribers = [pk for pk, wanted in endpoints if event_type in wanted]
