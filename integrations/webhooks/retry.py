@@ -25,8 +25,8 @@ def backoff(
     """The wait after the ``failures``-th failed attempt (1 → about ``base``)."""
     if failures < 1:
         raise ValueError("failures counts from 1")
-    # 2**60 seconds is far past any cap: stop doubling before the number grows silly.
-    raw = min(base * (2 ** min(failures - 1, 60)), cap)
+    # 2**30 times the base is far past any cap; doubling further would overflow timedelta.
+    raw = min(base * (2 ** min(failures - 1, 30)), cap)
     return raw * (1 + uniform(-JITTER, JITTER))
 
 
