@@ -139,7 +139,7 @@ class WebhookEndpointAdmin(_WebhookAdminOnly):
 
 class WebhookAttemptInline(admin.TabularInline):
     model = WebhookAttempt
-    fields = ["number", "attempted_at", "response_code", "duration_ms", "error", "next_attempt_at"]
+    fields = ("number", "attempted_at", "response_code", "duration_ms", "error", "next_attempt_at")
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -165,7 +165,7 @@ class WebhookDeliveryAdmin(_WebhookAdminOnly):
     list_filter = ["status", "event_type"]
     list_select_related = ["endpoint"]
     search_fields = ["message_id"]
-    readonly_fields = [
+    readonly_fields = (
         "endpoint",
         "event_type",
         "message_id",
@@ -178,7 +178,7 @@ class WebhookDeliveryAdmin(_WebhookAdminOnly):
         "delivered_at",
         "created_at",
         "payload",
-    ]
+    )
     fields = readonly_fields
     inlines = [WebhookAttemptInline]
     actions = ["send_again"]

@@ -97,10 +97,11 @@ def _opportunity_events(
     kind: str, opportunity: Opportunity, member_id: int | None
 ) -> list[tuple[str, Builder]]:
     stage_kind = _stage_of(opportunity).kind
-    closing = {
-        StageKind.WON: WebhookEvent.OPPORTUNITY_WON,
-        StageKind.LOST: WebhookEvent.OPPORTUNITY_LOST,
-    }.get(stage_kind)
+    closing: str | None = None
+    if stage_kind == StageKind.WON:
+        closing = WebhookEvent.OPPORTUNITY_WON
+    elif stage_kind == StageKind.LOST:
+        closing = WebhookEvent.OPPORTUNITY_LOST
     events: list[tuple[str, Builder]] = []
     if kind == "created":
         events.append((WebhookEvent.OPPORTUNITY_CREATED, lambda: opportunity_data(opportunity)))

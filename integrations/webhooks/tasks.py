@@ -24,8 +24,8 @@ SWEEP_GRACE = timedelta(seconds=30)
     base=TenantTask,
     name="integrations.deliver_webhook",
     # The request's own timeout plus the time to resolve the host and record the attempt.
-    soft_time_limit=settings.WEBHOOKS_TIMEOUT_SECONDS + 30,
-    time_limit=settings.WEBHOOKS_TIMEOUT_SECONDS + 40,
+    soft_time_limit=int(settings.WEBHOOKS_TIMEOUT_SECONDS) + 30,
+    time_limit=int(settings.WEBHOOKS_TIMEOUT_SECONDS) + 40,
 )
 def deliver_webhook(tenant_id: int, delivery_id: int) -> dict[str, int]:
     """Try one delivery (skipped when it is not due, is done or another worker has it)."""

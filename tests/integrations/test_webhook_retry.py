@@ -52,8 +52,12 @@ def test_retries_go_on_for_about_three_days_then_stop() -> None:
 def test_the_jittered_schedule_never_goes_past_the_window(spreads: list[float]) -> None:
     at = START
     for failures, spread in enumerate(spreads, start=1):
+
+        def fixed(low: float, high: float, spread: float = spread) -> float:
+            return spread
+
         following = retry.next_attempt(
-            created_at=START, failed_at=at, failures=failures, uniform=lambda a, b, s=spread: s
+            created_at=START, failed_at=at, failures=failures, uniform=fixed
         )
         if following is None:
             break

@@ -36,13 +36,13 @@ def routed(workers: Workers, settings: Any) -> Iterator[Workers]:  # noqa: F811
     previous = celery_app.conf.task_routes
     celery_app.conf.task_routes = {"integrations.*": {"queue": workers.queue}}
     celery_app.amqp.flush_routes()  # the route table is cached
-    celery_app.amqp.router = celery_app.amqp.Router()
+    celery_app.amqp.router = celery_app.amqp.Router()  # type: ignore[misc]
     try:
         yield workers
     finally:
         celery_app.conf.task_routes = previous
         celery_app.amqp.flush_routes()
-        celery_app.amqp.router = celery_app.amqp.Router()
+        celery_app.amqp.router = celery_app.amqp.Router()  # type: ignore[misc]
 
 
 def _start(workers: Workers, name: str = "w1", **env: str) -> None:  # noqa: F811
