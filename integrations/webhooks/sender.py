@@ -9,6 +9,8 @@ import ssl
 import time
 from dataclasses import dataclass
 
+from django.utils.translation import gettext as _
+
 from integrations.webhooks.addresses import Target
 
 # What is read of an answer: its status, and a little of its body for the log.
@@ -75,7 +77,11 @@ def post(target: Target, body: bytes, headers: dict[str, str], *, timeout: float
         response.read(BODY_LIMIT)
         code = response.status
     except TimeoutError:
-        return Outcome(None, elapsed_ms(), f"Timeout: no answer within {timeout:g} s")
+        return Outcome(
+            None,
+            elapsed_ms(),
+            _("Timeout: no answer within %(seconds)s s") % {"seconds": f"{timeout:g}"},
+        )
     except (OSError, http.client.HTTPException, ssl.SSLError) as error:
         return Outcome(None, elapsed_ms(), _summary(error))
     finally:
@@ -83,5 +89,9 @@ def post(target: Target, body: bytes, headers: dict[str, str], *, timeout: float
     if 200 <= code < 300:
         return Outcome(code, elapsed_ms(), "")
     if 300 <= code < 400:
-        return Outcome(code, elapsed_ms(), f"Redirect ({code}): webhooks do not follow redirects")
-    return Outcome(code, elapsed_ms(), f"HTTP {code}")
+        return Outcome(
+            code,
+            elapsed_ms(),
+            _("Redirect (%(code)s): webhooks do not follow redirects") % {"code": code},
+        )
+    return Outcome(code, elapsed_ms(), _("HTTP %(code)s") % {"code": code})

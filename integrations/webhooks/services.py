@@ -25,6 +25,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from standardwebhooks.webhooks import Webhook
 
 from crm.models import Notification
@@ -370,7 +371,7 @@ def _record(
         status = DeliveryStatus.FAILED
         endpoint_disable(
             endpoint,
-            reason=_("The receiver answered 410 Gone."),
+            reason=gettext_lazy("The receiver answered 410 Gone."),
             keep=delivery.pk,
         )
     else:
@@ -384,7 +385,7 @@ def _record(
             status = DeliveryStatus.FAILED
             endpoint_disable(
                 endpoint,
-                reason=_("Every delivery failed for three days."),
+                reason=gettext_lazy("Every delivery failed for three days."),
                 keep=delivery.pk,
             )
         else:
@@ -420,12 +421,12 @@ def _record(
     return {status: 1}
 
 
-def endpoint_disable(endpoint: WebhookEndpoint, *, reason: str, keep: int | None = None) -> bool:
+def endpoint_disable(endpoint: WebhookEndpoint, *, reason: Any, keep: int | None = None) -> bool:
     """Turn the endpoint off (once: a conditional update), fail its pending deliveries
     and tell the tenant's admins. True when this call disabled it."""
     now = timezone.now()
     changed = WebhookEndpoint.objects.filter(pk=endpoint.pk, is_active=True).update(
-        is_active=False, disabled_at=now, disabled_reason=reason[:200]
+        is_active=False, disabled_at=now, disabled_reason=str(reason)[:200]
     )
     if not changed:
         return False
@@ -441,9 +442,10 @@ def endpoint_disable(endpoint: WebhookEndpoint, *, reason: str, keep: int | None
     return True
 
 
-def _tell_admins(endpoint: WebhookEndpoint, reason: str) -> None:
+def _tell_admins(endpoint: WebhookEndpoint, reason: Any) -> None:
     """An in-app notification for each active admin, and a mail to those who take mail
-    (sent once the transaction commits)."""
+    (sent once the transaction commits), each in the admin's language (``reason`` is a
+    lazy translation)."""
     admins = list(Membership.objects.filter(role=Role.ADMIN, is_active=True).select_related("user"))
     mails: list[tuple[str, str, str]] = []
     for admin in admins:
@@ -453,7 +455,7 @@ def _tell_admins(endpoint: WebhookEndpoint, reason: str) -> None:
                 "The webhook endpoint %(url)s was disabled: %(reason)s "
                 "Fix the receiver, then turn the endpoint on again; failed deliveries "
                 "can be sent again from their log."
-            ) % {"url": endpoint.url, "reason": reason}
+            ) % {"url": endpoint.url, "reason": str(reason)}
         Notification.objects.create(
             tenant_id=endpoint.tenant_id,
             recipient=admin,
@@ -461,7 +463,7 @@ def _tell_admins(endpoint: WebhookEndpoint, reason: str) -> None:
             text=text,
             related_type="webhook_endpoint",
             related_id=endpoint.pk,
-            payload={"endpoint_id": endpoint.pk, "url": endpoint.url, "reason": reason},
+            payload={"endpoint_id": endpoint.pk, "url": endpoint.url, "reason": str(reason)},
         )
         if admin.email_notifications and admin.user.email:
             mails.append((subject, text, admin.user.email))
