@@ -698,3 +698,34 @@ def test_a_rep_has_no_webhook_admin(tree_a: TenantTree, client: Any) -> None:
     client.force_login(tree_a.members["rep"].user)
     assert client.get("/admin/integrations/webhookendpoint/").status_code == 403
     assert client.get("/admin/integrations/webhookdelivery/").status_code == 403
+
+
+def test_the_admin_rotates_the_secret_and_sends_a_test_through_the_services(
+    tree_a: TenantTree, tree_b: TenantTree, client: Any
+) -> None:
+    with tenant_scope(tree_a.tenant):
+        endpoint = _endpoint(tree_a)
+        old_secret = endpoint.secret
+    with tenant_scope(tree_b.tenant):
+        other = _endpoint(tree_b)
+        other_secret = other.secret
+    client.force_login(tree_a.members["admin"].user)
+    rotated = client.post(
+        "/admin/integrations/webhookendpoint/",
+        {"action": "rotate_secret", "_selected_action": [endpoint.pk, other.pk]},
+        follow=True,
+    )
+    assert rotated.status_code == 200 and b"whsec_" in rotated.content
+    tested = client.post(
+        "/admin/integrations/webhookendpoint/",
+        {"action": "send_test", "_selected_action": [endpoint.pk, other.pk]},
+    )
+    assert tested.status_code == 302
+    with tenant_scope(tree_a.tenant):
+        endpoint.refresh_from_db()
+        assert endpoint.secret != old_secret and endpoint.previous_secret == old_secret
+        assert list(WebhookDelivery.objects.values_list("event_type", flat=True)) == ["ping"]
+    with tenant_scope(tree_b.tenant):
+        other.refresh_from_db()
+        assert other.secret == other_secret  # another tenant's endpoint is untouched
+        assert not WebhookDelivery.objects.exists()
