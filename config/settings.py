@@ -361,8 +361,25 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(env("NIGHTLY_DISPATCH_SECONDS", "600") or "600"),
     },
     "job-watchdog": {"task": "tenancy.job_watchdog", "schedule": JOB_WATCHDOG_SECONDS},
+    # SPEC 11: due webhook deliveries whose message was lost are sent again.
+    "integrations-sweep-webhooks": {
+        "task": "integrations.sweep_webhooks",
+        "schedule": float(env("WEBHOOKS_SWEEP_SECONDS", "60") or "60"),
+    },
 }
 CELERY_TIMEZONE = "UTC"
+
+# --- Webhooks (SPEC section 11) -------------------------------------------------------
+# Private, loopback, link-local, multicast and reserved addresses are refused (at
+# creation and at each delivery) unless WEBHOOKS_ALLOW_PRIVATE=1 (which also allows
+# plain http without DEBUG) or they fall in WEBHOOKS_ALLOWED_NETWORKS (CIDRs).
+WEBHOOKS_ALLOW_PRIVATE = env_bool("WEBHOOKS_ALLOW_PRIVATE")
+WEBHOOKS_ALLOWED_NETWORKS = env_list("WEBHOOKS_ALLOWED_NETWORKS")
+WEBHOOKS_TIMEOUT_SECONDS = float(env("WEBHOOKS_TIMEOUT_SECONDS", "10") or "10")
+# Retries: about WEBHOOKS_RETRY_BASE_SECONDS after the first failure, doubling (with
+# jitter, at most 6 hours apart), for WEBHOOKS_RETRY_WINDOW_HOURS.
+WEBHOOKS_RETRY_BASE_SECONDS = float(env("WEBHOOKS_RETRY_BASE_SECONDS", "10") or "10")
+WEBHOOKS_RETRY_WINDOW_HOURS = float(env("WEBHOOKS_RETRY_WINDOW_HOURS", "72") or "72")
 
 # --- Logging and error reporting -----------------------------------------------------
 # One line per request from tenancy.request_log; LOG_FORMAT=json makes every line a JSON

@@ -21,6 +21,7 @@ from tenancy.services import api_token_create, invitation_create
 from tests import records
 from tests.factories import TenantTree
 from tests.incentives import builders as incentive_builders
+from tests.integrations import webhook_builders
 
 pytestmark = pytest.mark.django_db
 
@@ -80,6 +81,8 @@ PROBES: dict[str, Callable[[TenantTree], Any]] = {
     "commission-plan": lambda tree: incentive_builders.commission_plan(tree),
     "commission-statement": lambda tree: incentive_builders.commission_statement(tree),
     "review": lambda tree: records.review(tree),
+    "webhook-endpoint": lambda tree: webhook_builders.endpoint(tree),
+    "webhook-delivery": lambda tree: webhook_builders.delivery(tree),
 }
 
 
