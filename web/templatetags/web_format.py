@@ -119,3 +119,18 @@ def period_label(target: Any) -> str:
             "end": date_format(target.period_end, "SHORT_DATE_FORMAT"),
         }
     return date_format(start, "YEAR_MONTH_FORMAT")
+
+
+@register.simple_tag
+def measure(value: Any, is_amount: bool, tenant: Tenant) -> str:
+    """A review's figure (a string from the selector): money for an amount plan, a plain
+    number for a count."""
+    return money(value, tenant) if is_amount else number(value)
+
+
+REVIEW_STATUS_LABELS = {"draft": _("Draft"), "closed": _("Closed")}
+
+
+@register.filter
+def review_status_label(status: str) -> str:
+    return str(REVIEW_STATUS_LABELS.get(status, status))
