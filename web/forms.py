@@ -12,6 +12,7 @@ from django.utils.translation import gettext_lazy as _
 from targets.api import DecomposeSerializer
 from targets.models import AdjustmentTrigger
 from targets.services import DecomposeSettings
+from tenancy.models import Membership
 
 
 class AdjustForm(forms.Form):
@@ -83,13 +84,13 @@ class ReviewActionForm(forms.Form):
     the node's members (the service checks it again)."""
 
     text = forms.CharField(label=_("Action"), max_length=200)
-    owner = forms.ModelChoiceField(label=_("Owner"), queryset=None)
+    owner: forms.ModelChoiceField[Membership] = forms.ModelChoiceField(
+        label=_("Owner"), queryset=Membership.objects.none()
+    )
     due_date = forms.DateField(label=_("Due"), widget=forms.DateInput(attrs={"type": "date"}))
 
     def __init__(self, *args: Any, owners: list[Any], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        from tenancy.models import Membership
-
         field = self.fields["owner"]
         assert isinstance(field, forms.ModelChoiceField)
         field.queryset = Membership.objects.filter(pk__in=[owner.pk for owner in owners])

@@ -557,9 +557,11 @@ def review_start_target(member: Membership, data: QueryDict) -> Target | None:
     kind, _sep, raw = str(data.get("node", "")).partition("-")
     if plan is None or code is None or kind not in ("unit", "member") or not raw.isdigit():
         return None
-    assignee = {"member_id": int(raw)} if kind == "member" else {"org_unit_id": int(raw)}
-    if kind == "unit":
-        assignee["member__isnull"] = True  # type: ignore[assignment]
+    assignee: dict[str, Any] = (
+        {"member_id": int(raw)}
+        if kind == "member"
+        else {"org_unit_id": int(raw), "member__isnull": True}
+    )
     return (
         visible_targets(member)
         .filter(plan_id=plan, period_code=code, product_line__isnull=True, **assignee)

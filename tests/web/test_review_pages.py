@@ -33,7 +33,7 @@ from tests.funnel.test_review_records import _grow, _october_case, _target
 
 pytestmark = pytest.mark.django_db
 ClientFor = Callable[[Membership], Any]
-HTMX = {"HTTP_HX_REQUEST": "true"}
+HTMX = {"HX-Request": "true"}
 
 
 @pytest.fixture(autouse=True)
@@ -173,7 +173,7 @@ def test_findings_and_actions_through_the_page_then_close_twice_is_a_clear_409(
     review = _review_of(tree_a, target)
     manager = browser_for(tree_a.members["manager"])
     base = f"/app/reviews/{review.pk}/"
-    saved = manager.post(f"{base}findings/", {"findings": "Fewer deals closed."}, **HTMX)
+    saved = manager.post(f"{base}findings/", {"findings": "Fewer deals closed."}, headers=HTMX)
     assert saved.status_code == 200 and "Findings saved." in saved.content.decode()
     with tenant_scope(tree_a.tenant):
         due = tenant_today(tree_a.tenant) + timedelta(days=7)
@@ -182,20 +182,20 @@ def test_findings_and_actions_through_the_page_then_close_twice_is_a_clear_409(
     added = manager.post(
         f"{base}actions/",
         {"text": "Call the stalled quotes", "owner": str(rep.pk), "due_date": due.isoformat()},
-        **HTMX,
+        headers=HTMX,
     )
     assert added.status_code == 200, added.content
     assert "Call the stalled quotes" in added.content.decode()
     late = manager.post(
         f"{base}actions/",
         {"text": "Too late", "owner": str(rep.pk), "due_date": "2020-01-01"},
-        **HTMX,
+        headers=HTMX,
     )
     assert late.status_code == 422 and "An action is due today or later." in late.content.decode()
     outside = manager.post(
         f"{base}actions/",
         {"text": "Not theirs", "owner": str(tree_a.members["south-rep"].pk), "due_date": due},
-        **HTMX,
+        headers=HTMX,
     )
     assert outside.status_code == 422 and 'class="error"' in outside.content.decode()
     with tenant_scope(tree_a.tenant):
@@ -203,9 +203,9 @@ def test_findings_and_actions_through_the_page_then_close_twice_is_a_clear_409(
         assert [(i.text, i.owner_id) for i in items] == [("Call the stalled quotes", rep.pk)]
         assert items[0].follow_up is not None and items[0].follow_up.owner_id == rep.pk
 
-    closed = manager.post(f"{base}close/", **HTMX)
+    closed = manager.post(f"{base}close/", headers=HTMX)
     assert closed.status_code == 204 and closed["HX-Redirect"] == base
-    twice = manager.post(f"{base}close/", **HTMX)
+    twice = manager.post(f"{base}close/", headers=HTMX)
     assert twice.status_code == 409
     assert "This review is already closed." in twice.content.decode()
     frozen = manager.get(base)
@@ -217,7 +217,7 @@ def test_findings_and_actions_through_the_page_then_close_twice_is_a_clear_409(
     assert 'id="frozen"' in html and "Fewer deals closed." in html
     assert 'id="findings-form"' not in html and 'id="action-form"' not in html
     assert 'id="close-form"' not in html
-    refused = manager.post(f"{base}findings/", {"findings": "x"}, **HTMX)
+    refused = manager.post(f"{base}findings/", {"findings": "x"}, headers=HTMX)
     assert refused.status_code == 409 and "frozen" in refused.content.decode()
 
 
@@ -257,7 +257,7 @@ def _page_queries(tree: TenantTree) -> tuple[int, int]:
     return len(captured.captured_queries), len(page.context["figures"]["children"])
 
 
-MAX_QUERIES = 60
+MAX_QUERIES = 37  # measured: 37 for North with 3 people and with 15
 
 
 def test_the_review_page_takes_a_fixed_number_of_queries_whatever_the_subtree(
