@@ -19,6 +19,7 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
+from crm.services import activity_complete
 from funnel import services
 from funnel.models import Review, ReviewAction, ReviewStatus
 from targets.models import Target
@@ -273,3 +274,37 @@ def test_the_review_page_takes_a_fixed_number_of_queries_whatever_the_subtree(
     client.get("/app/reviews/")
     with django_assert_max_num_queries(20):
         assert client.get("/app/reviews/").status_code == 200
+
+
+def test_the_next_review_shows_the_previous_reviews_actions_done_and_not_done(
+    tree_a: TenantTree,
+) -> None:
+    october = _rep_october(tree_a)
+    manager, rep = tree_a.members["manager"], tree_a.members["rep"]
+    with tenant_scope(tree_a.tenant):
+        september = Target.objects.select_related("plan").get(
+            plan=october.plan, member=rep, period_kind="month", period_index=9, product_line=None
+        )
+        earlier = services.review_create(member=manager, target=september)
+        due = tenant_today(tree_a.tenant) + timedelta(days=2)
+        kept = services.review_action_add(
+            member=manager, review=earlier, text="Call the stalled quotes", owner=rep, due_date=due
+        )
+        services.review_action_add(
+            member=manager, review=earlier, text="Refresh the price list", owner=rep, due_date=due
+        )
+        assert kept.follow_up is not None
+        activity_complete(member=rep, activity=kept.follow_up)
+        services.review_close(member=manager, review=earlier)
+        review = services.review_create(member=manager, target=october)
+    page = browser_for(manager).get(f"/app/reviews/{review.pk}/")
+    assert page.context["previous"].pk == earlier.pk
+    html = page.content.decode()
+    previous = html.split('id="previous-actions"')[1]
+    done = previous.split("Call the stalled quotes")[1].split("</tr>")[0]
+    not_done = previous.split("Refresh the price list")[1].split("</tr>")[0]
+    assert ">Done<" in done and "Not done" not in done
+    assert "Not done" in not_done
+    # The earlier, closed review reads its frozen figures and offers no form.
+    closed = browser_for(manager).get(f"/app/reviews/{earlier.pk}/").content.decode()
+    assert 'id="frozen"' in closed and 'id="action-form"' not in closed
