@@ -93,6 +93,8 @@ def review_findings(request: HttpRequest, member: Membership, pk: int) -> HttpRe
         except errors.Conflict as error:
             context["problem"], status = str(error), 409
         else:
+            if not getattr(request, "htmx", False):  # a plain form post (no JavaScript)
+                return HttpResponseRedirect(reverse("web:review", args=[review.pk]))
             context["review"], context["saved"] = review, True
     else:
         status = 422
@@ -127,6 +129,8 @@ def review_action_add(request: HttpRequest, member: Membership, pk: int) -> Http
                     form.add_error(name if name in form.fields else None, message)
             status = 422
         else:
+            if not getattr(request, "htmx", False):  # a plain form post (no JavaScript)
+                return HttpResponseRedirect(reverse("web:review", args=[review.pk]))
             form = ReviewActionForm(owners=owners)
     else:
         status = 422

@@ -176,6 +176,9 @@ def test_findings_and_actions_through_the_page_then_close_twice_is_a_clear_409(
     base = f"/app/reviews/{review.pk}/"
     saved = manager.post(f"{base}findings/", {"findings": "Fewer deals closed."}, headers=HTMX)
     assert saved.status_code == 200 and "Findings saved." in saved.content.decode()
+    # Without JavaScript the same form posts and comes back to the page.
+    plain = manager.post(f"{base}findings/", {"findings": "Fewer deals closed."})
+    assert plain.status_code == 302 and plain["Location"] == base
     with tenant_scope(tree_a.tenant):
         due = tenant_today(tree_a.tenant) + timedelta(days=7)
         assert Review.objects.get(pk=review.pk).findings == "Fewer deals closed."
