@@ -12,6 +12,7 @@ from django.utils.translation import gettext_lazy as _
 from targets.api import DecomposeSerializer
 from targets.models import AdjustmentTrigger
 from targets.services import DecomposeSettings
+from tenancy.models import Membership
 
 
 class AdjustForm(forms.Form):
@@ -67,3 +68,30 @@ class DecomposeForm(forms.Form):
                     self.add_error(name if name in self.fields else None, str(message))
             return None
         return serializer.settings()
+
+
+class ReviewFindingsForm(forms.Form):
+    findings = forms.CharField(
+        label=_("Findings"),
+        required=False,
+        max_length=20000,
+        widget=forms.Textarea(attrs={"rows": 6}),
+    )
+
+
+class ReviewActionForm(forms.Form):
+    """An action item as ``POST /reviews/{id}/actions/`` takes it; the owner is one of
+    the node's members (the service checks it again)."""
+
+    text = forms.CharField(label=_("Action"), max_length=200)
+    owner: forms.ModelChoiceField[Membership] = forms.ModelChoiceField(
+        label=_("Owner"), queryset=Membership.objects.none()
+    )
+    due_date = forms.DateField(label=_("Due"), widget=forms.DateInput(attrs={"type": "date"}))
+
+    def __init__(self, *args: Any, owners: list[Any], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["owner"]
+        assert isinstance(field, forms.ModelChoiceField)
+        field.queryset = Membership.objects.filter(pk__in=[owner.pk for owner in owners])
+        field.choices = [("", "---------")] + [(o.pk, str(o)) for o in owners]

@@ -18,6 +18,7 @@ NAV: list[tuple[str, Any, tuple[str, ...]]] = [
     ("web:team", _("Team"), LEADERS),
     ("web:plans", _("Plans"), LEADERS),
     ("web:incentives", _("Incentives"), EVERYONE),
+    ("web:reviews", _("Reviews"), EVERYONE),
 ]
 
 

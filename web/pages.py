@@ -19,8 +19,10 @@ from django.utils.translation import gettext as _
 
 from crm.models import Pipeline, ProductLine, Stage
 from crm.selectors import visible_activities, visible_visits
+from funnel import review_selectors
 from funnel import selectors as funnel_selectors
-from funnel.models import AlertStatus
+from funnel import services as review_services
+from funnel.models import AlertStatus, Review, ReviewStatus
 from funnel.plan import plan_to_close
 from funnel.warnings import alert_message, visible_alerts
 from incentives import commissions
@@ -28,7 +30,15 @@ from incentives import selectors as incentive_selectors
 from incentives.models import PointEntry, StatementStatus
 from targets.achievement import plan_achievements, plan_as_of
 from targets.achievement_math import Achievement
-from targets.models import AdjustmentStatus, PlanStatus, Target, TargetAdjustment, TargetPlan
+from targets.metrics import METRICS
+from targets.models import (
+    PERIODS,
+    AdjustmentStatus,
+    PlanStatus,
+    Target,
+    TargetAdjustment,
+    TargetPlan,
+)
 from targets.selectors import visible_series, visible_targets
 from tenancy import errors
 from tenancy import selectors as tenancy_selectors
@@ -507,3 +517,133 @@ def incentives(member: Membership) -> dict[str, Any]:
     )
     context["today"] = today
     return context
+
+
+# --- reviews (复盘) -----------------------------------------------------------------------
+
+REVIEWS_SHOWN = 100
+
+
+def review_start_choices(member: Membership) -> dict[str, Any]:
+    """What a review may be started for: the live plans, the nodes the viewer sees (units
+    and people) and the periods of a year. Who may review a node is the service's rule."""
+    plans = list(
+        TargetPlan.objects.filter(status__in=LIVE).order_by("-fiscal_year", "metric", "pk")
+    )
+    units = list(tenancy_selectors.visible_org_units(member).order_by("path"))
+    people = list(
+        tenancy_selectors.visible_memberships(member)
+        .filter(is_active=True)
+        .select_related("user")
+        .order_by("user__username", "pk")
+    )
+    nodes = [(f"unit-{unit.pk}", unit.name) for unit in units]
+    nodes += [(f"member-{person.pk}", str(person)) for person in people]
+    periods = [(str(period.code), _period_name(period.kind, period.index)) for period in PERIODS]
+    return {"plans": plans, "nodes": nodes, "periods": periods}
+
+
+def _period_name(kind: str, index: int) -> str:
+    if kind == "year":
+        return _("The year")
+    if kind == "quarter":
+        return _("Quarter %(index)s") % {"index": index}
+    return _("Month %(index)s") % {"index": index}
+
+
+def review_start_target(member: Membership, data: QueryDict) -> Target | None:
+    """The visible period target (no product line) the start form names, or None."""
+    plan, code = _int(data, "plan"), _int(data, "period")
+    kind, _sep, raw = str(data.get("node", "")).partition("-")
+    if plan is None or code is None or kind not in ("unit", "member") or not raw.isdigit():
+        return None
+    assignee: dict[str, Any] = (
+        {"member_id": int(raw)}
+        if kind == "member"
+        else {"org_unit_id": int(raw), "member__isnull": True}
+    )
+    return (
+        visible_targets(member)
+        .filter(plan_id=plan, period_code=code, product_line__isnull=True, **assignee)
+        .select_related("plan")
+        .first()
+    )
+
+
+def reviews(member: Membership) -> dict[str, Any]:
+    """The reviews the viewer sees (``review_selectors.visible_reviews``, the API's list),
+    newest period first, and the start form's choices."""
+    rows = list(
+        review_selectors.visible_reviews(member)
+        .select_related("plan", "org_unit", "member__user", "reviewer__user")
+        .order_by("-period_start", "-id")[:REVIEWS_SHOWN]
+    )
+    return {"reviews": rows, "start": review_start_choices(member)}
+
+
+def review_page(member: Membership, review: Review) -> dict[str, Any]:
+    """A review's figures as ``GET /api/v1/reviews/{id}/`` answers them (the same
+    selectors, localized alike), its actions, the previous review's actions and what
+    the viewer may do (edit while draft if they may review the node)."""
+    tenant = member.tenant
+    today = tenant_today(tenant)
+    figures = review_selectors.localize(
+        review_selectors.review_figures_of(review, caller=member, today=today)
+    )
+    previous = review_selectors.previous_review(review)
+    actions = review_selectors.review_actions([review, *([previous] if previous else [])])
+    target = review_selectors.review_target(review)
+    try:
+        review_services.check_may_review(member, target)
+        may_review = True
+    except errors.Forbidden:
+        may_review = False
+    editable = may_review and review.status == ReviewStatus.DRAFT
+    factors = figures["factors"]
+    waterfall = [
+        {
+            "label": step["label"],
+            "start": step["start"],
+            "end": step["end"],
+            "total": step["key"] in ("target", "actual"),
+        }
+        for step in factors.get("waterfall", [])
+    ]
+    bars = [
+        {"name": row["name"], "target": row["target"], "actual": row["actual"]}
+        for row in figures["children"]
+    ]
+    context: dict[str, Any] = {
+        "review": review,
+        "target": target,
+        "figures": figures,
+        "factors": factors,
+        "is_amount": _is_amount(figures["plan"]["metric"]),
+        "waterfall": waterfall,
+        "bars": bars,
+        "actions": actions[review.pk],
+        "previous": previous,
+        "previous_actions": actions[previous.pk] if previous else [],
+        "editable": editable,
+        "today": today,
+    }
+    if editable:
+        context["owners"] = review_owners(review)
+    return context
+
+
+def _is_amount(metric: str) -> bool:
+    found = METRICS.get(metric)
+    return found is None or found.is_amount
+
+
+def review_owners(review: Review) -> list[Membership]:
+    """Who may own an action: the member reviewed, or the active members of the unit's
+    subtree (``funnel.services.check_action_owner``), one query."""
+    people = Membership.objects.select_related("user").order_by("user__username", "pk")
+    if review.member_id is not None:
+        return list(people.filter(pk=review.member_id))
+    unit = OrgUnit.objects.filter(pk=review.org_unit_id or 0).first()
+    if unit is None:
+        return []
+    return list(people.filter(is_active=True, org_unit__path__startswith=unit.path))

@@ -1,7 +1,7 @@
 from django.contrib.auth.views import LogoutView
 from django.urls import path
 
-from web import views
+from web import review_views, views
 
 app_name = "web"
 
@@ -21,4 +21,9 @@ urlpatterns = [
     path("plans/<int:pk>/decompose/<str:mode>/", views.plan_decompose, name="plan-decompose"),
     path("plans/<int:pk>/<str:action>/", views.plan_status, name="plan-status"),
     path("incentives/", views.incentives, name="incentives"),
+    path("reviews/", review_views.review_list, name="reviews"),
+    path("reviews/<int:pk>/", review_views.review_detail, name="review"),
+    path("reviews/<int:pk>/findings/", review_views.review_findings, name="review-findings"),
+    path("reviews/<int:pk>/actions/", review_views.review_action_add, name="review-actions"),
+    path("reviews/<int:pk>/close/", review_views.review_close, name="review-close"),
 ]

@@ -4,12 +4,14 @@ times in the tenant's zone (the request's active time zone)."""
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django import template
 from django.utils.formats import date_format
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from crm.digest import money as digest_money
 from crm.models import ForecastCategory
@@ -119,3 +121,42 @@ def period_label(target: Any) -> str:
             "end": date_format(target.period_end, "SHORT_DATE_FORMAT"),
         }
     return date_format(start, "YEAR_MONTH_FORMAT")
+
+
+@register.simple_tag
+def measure(value: Any, is_amount: bool, tenant: Tenant) -> str:
+    """A review's figure (a string from the selector): money for an amount plan, a plain
+    number for a count."""
+    return money(value, tenant) if is_amount else number(value)
+
+
+# "Closed" alone is a won or lost deal in the catalogue: a review's status has its context.
+REVIEW_STATUS_LABELS = {
+    "draft": pgettext_lazy("review status", "Draft"),
+    "closed": pgettext_lazy("review status", "Closed"),
+}
+BASELINE_LEVELS = {
+    "member": _("the member's own deals"),
+    "unit": _("the unit's deals"),
+    "tenant": _("the company's deals"),
+}
+
+
+@register.filter
+def review_status_label(status: str) -> str:
+    return str(REVIEW_STATUS_LABELS.get(status, status))
+
+
+@register.filter
+def baseline_level(level: str | None) -> str:
+    """Whose deals the factor analysis' baseline came from (SPEC section 10)."""
+    return str(BASELINE_LEVELS.get(level or "", level or "-"))
+
+
+@register.filter
+def iso_date(value: str | None) -> str:
+    """A selector's ISO date (``2026-10-31``) in the reader's format; ``-`` for none."""
+    try:
+        return date_format(date.fromisoformat(str(value)), "DATE_FORMAT")
+    except ValueError:
+        return "-"

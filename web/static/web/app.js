@@ -56,6 +56,65 @@
       });
       charts.push(chart);
     });
+    drawReviewCharts(root || document);
+  }
+
+  // A chart's rows from its json_script block, a fresh ECharts instance on its node.
+  function chartOn(node) {
+    var source = document.getElementById(node.getAttribute("data-source"));
+    if (!source) { return null; }
+    var old = window.echarts.getInstanceByDom(node);
+    if (old) { old.dispose(); }
+    return { rows: JSON.parse(source.textContent), chart: window.echarts.init(node, null, { renderer: "canvas" }) };
+  }
+  function toNumber(value) { return value === null || value === undefined ? null : Number(value); }
+
+  // The review page: each child's target and actual as bars; the factor analysis as a
+  // waterfall from target to actual (an invisible base under each step's visible rise
+  // or fall: the steps' start and end come from the selector).
+  function drawReviewCharts(root) {
+    root.querySelectorAll("[data-chart='bars']").forEach(function (node) {
+      var made = chartOn(node);
+      if (!made) { return; }
+      made.chart.setOption({
+        animation: false,
+        tooltip: { trigger: "axis" },
+        legend: { top: 0 },
+        grid: { left: 10, right: 10, bottom: 10, top: 36, containLabel: true },
+        xAxis: { type: "category", data: made.rows.map(function (r) { return r.name; }) },
+        yAxis: { type: "value" },
+        series: [
+          { name: node.getAttribute("data-label-target"), type: "bar", data: made.rows.map(function (r) { return toNumber(r.target); }) },
+          { name: node.getAttribute("data-label-actual"), type: "bar", data: made.rows.map(function (r) { return toNumber(r.actual); }) }
+        ]
+      });
+      charts.push(made.chart);
+    });
+    root.querySelectorAll("[data-chart='waterfall']").forEach(function (node) {
+      var made = chartOn(node);
+      if (!made) { return; }
+      var base = [], up = [], down = [];
+      made.rows.forEach(function (r) {
+        var start = Number(r.start), end = Number(r.end);
+        base.push(Math.min(start, end));
+        if (r.total) { up.push({ value: end - start, itemStyle: { color: "#1565c0" } }); down.push(0); }
+        else if (end >= start) { up.push(end - start); down.push(0); }
+        else { up.push(0); down.push(start - end); }
+      });
+      made.chart.setOption({
+        animation: false,
+        tooltip: { trigger: "axis", axisPointer: { type: "shadow" } },
+        grid: { left: 10, right: 10, bottom: 10, top: 20, containLabel: true },
+        xAxis: { type: "category", data: made.rows.map(function (r) { return r.label; }) },
+        yAxis: { type: "value" },
+        series: [
+          { type: "bar", stack: "all", silent: true, itemStyle: { color: "transparent" }, data: base, tooltip: { show: false } },
+          { name: node.getAttribute("data-label-up"), type: "bar", stack: "all", itemStyle: { color: "#2e7d32" }, data: up },
+          { name: node.getAttribute("data-label-down"), type: "bar", stack: "all", itemStyle: { color: "#c62828" }, data: down }
+        ]
+      });
+      charts.push(made.chart);
+    });
   }
   window.addEventListener("resize", function () { charts.forEach(function (c) { c.resize(); }); });
   document.addEventListener("DOMContentLoaded", function () { drawCharts(document); });
