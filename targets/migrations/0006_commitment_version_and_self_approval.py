@@ -4,20 +4,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('targets', '0005_snapshot_sign_and_one_live_plan'),
+        ("targets", "0005_snapshot_sign_and_one_live_plan"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='commitment',
-            name='version',
-            field=models.PositiveIntegerField(default=1, editable=False, verbose_name='version'),
+            model_name="commitment",
+            name="version",
+            field=models.PositiveIntegerField(default=1, editable=False, verbose_name="version"),
         ),
         migrations.AddField(
-            model_name='targetadjustment',
-            name='self_approved',
-            field=models.BooleanField(default=False, editable=False, verbose_name='self-approved'),
+            model_name="targetadjustment",
+            name="self_approved",
+            field=models.BooleanField(default=False, editable=False, verbose_name="self-approved"),
         ),
     ]

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-
 from csp.decorators import csp_update
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
