@@ -210,3 +210,24 @@ def test_the_api_docs_render_under_the_policy(tree_a: TenantTree, browser: Brows
     assert docs["img-src"] == "'self' data:"
     assert {name: docs[name] for name in POLICY} == POLICY
     assert _policy(Client().get("/admin/login/"))["img-src"] == "'self'"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_invitation_page_renders_and_accepts_under_the_policy(
+    tree_a: TenantTree, tree_b: TenantTree, browser: Browser
+) -> None:
+    from tenancy.services import invitation_create
+
+    with tenant_scope(tree_b.tenant):
+        issued = invitation_create(
+            invited_by=tree_b.members["admin"], email="acme-rep@example.com", role="rep"
+        )
+    browser.login("acme-rep")
+    browser.open(f"/admin/invitation/?token={issued.token}")
+    assert "Globex" in browser.page.inner_text("#invitation")
+    _assert_clean(browser, "/admin/invitation/")
+    with browser.page.expect_navigation():
+        browser.page.click("button[value=accept]")
+    assert browser.page.url == f"{browser.base_url}/admin/"
+    assert "You joined Globex" in browser.page.inner_text("body")
+    _assert_clean(browser, "after accepting")
