@@ -589,6 +589,11 @@ class CommitmentViewSet(
     def visible_queryset(self, member: Membership) -> QuerySet[Commitment]:
         return visible_commitments(member)
 
+    def get_serializer_class(self) -> Any:
+        if self.action == "partial_update":  # the body of a change: value, note, version
+            return CommitmentChangeSerializer
+        return CommitmentSerializer
+
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -618,7 +623,7 @@ class CommitmentViewSet(
             value=data.get("value"),
             note=data.get("note"),
         )
-        return Response(self.get_serializer(updated).data)
+        return Response(CommitmentSerializer(updated, context=self.get_serializer_context()).data)
 
 
 # --- me --------------------------------------------------------------------------------
