@@ -82,6 +82,8 @@ INSTALLED_APPS = [
     "incentives",
     "integrations",
     "devtools",
+    "django_htmx",
+    "web",
 ]
 
 MIDDLEWARE = [
@@ -97,6 +99,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "tenancy.middleware.TenantScopeMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
 ]
@@ -115,6 +118,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "web.nav.nav",
             ],
         },
     },
@@ -152,7 +156,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-LOGIN_URL = "admin:login"
+LOGIN_URL = "web:login"
 
 # --- I18N -------------------------------------------------------------------------
 LANGUAGE_CODE = "en"
@@ -294,6 +298,7 @@ SPECTACULAR_SETTINGS = {
         "RoleEnum": "tenancy.models.Role",
         "RuleKeyEnum": "funnel.models.RuleKey",
         "AlertStatusEnum": "funnel.models.AlertStatus",
+        "ReviewStatusEnum": "funnel.models.ReviewStatus",
         "SeverityEnum": "funnel.models.Severity",
         "PlanStatusEnum": "targets.models.PlanStatus",
         "PeriodKindEnum": "targets.models.PeriodKind",

@@ -16,6 +16,7 @@ from tenancy.api import urls as tenancy_api_urls
 from tenancy.api.errors import api_bad_request, api_not_found, api_server_error
 from tenancy.health import healthz, readyz
 from tenancy.views import invitation_respond, switch_tenant
+from web import views as web_views
 
 # One API namespace; each app contributes its routes (tenancy and crm import none of
 # the apps above them).
@@ -36,6 +37,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include((api_urlpatterns, "api"), namespace="api")),
     path("i18n/", include("django.conf.urls.i18n")),
+    path("app/", include("web.urls")),
+    path("", web_views.home, name="home"),
 ]
 
 

@@ -47,7 +47,7 @@ NOT_OBJECT_ROUTES = {
 }
 
 # Hand-written detail routes (not from a router) -> the probe object they take as pk.
-PATH_PROBES = {"target-plan-to-close": "target"}
+PATH_PROBES = {"target-plan-to-close": "target", "target-review": "target"}
 
 # basename -> a function creating (or picking) one object of tenant A to probe.
 PROBES: dict[str, Callable[[TenantTree], Any]] = {
@@ -80,6 +80,7 @@ PROBES: dict[str, Callable[[TenantTree], Any]] = {
     "point": lambda tree: incentive_builders.point_entry(tree),
     "commission-plan": lambda tree: incentive_builders.commission_plan(tree),
     "commission-statement": lambda tree: incentive_builders.commission_statement(tree),
+    "review": lambda tree: records.review(tree),
 }
 
 
