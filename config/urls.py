@@ -16,7 +16,7 @@ from targets import api as targets_api
 from tenancy.api import urls as tenancy_api_urls
 from tenancy.api.errors import api_bad_request, api_not_found, api_server_error
 from tenancy.health import healthz, readyz
-from tenancy.views import switch_tenant
+from tenancy.views import invitation_respond, switch_tenant
 from web import views as web_views
 
 # One API namespace; each app contributes its routes (tenancy and crm import none of
@@ -34,6 +34,7 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
     path("admin/switch-tenant/", switch_tenant, name="switch-tenant"),
+    path("admin/invitation/", invitation_respond, name="invitation-respond"),
     path("admin/funnel/report/", funnel_report, name="funnel-report"),
     path("admin/", admin.site.urls),
     path("api/v1/", include((api_urlpatterns, "api"), namespace="api")),

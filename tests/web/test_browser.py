@@ -161,7 +161,11 @@ def test_a_manager_reads_the_team_filters_adjusts_a_target_and_reads_it_in_chine
     north_1 = tree.units["north-1"]
     with page.expect_response(re.compile(r"/app/team/\?")):
         page.select_option("#filter-unit", str(north_1.pk))
-    page.wait_for_function("document.querySelectorAll('#tree tbody tr').length === 3")
+    # Waits through Playwright's selector engine: wait_for_function with a string evals it,
+    # which the site's CSP (script-src 'self', no 'unsafe-eval') refuses once it must poll.
+    from playwright.sync_api import expect
+
+    expect(page.locator("#tree tbody tr")).to_have_count(3)
     assert f"unit={north_1.pk}" in page.url
 
     # Adjust a rep's target with a reason, in the dialog, without leaving the page.
@@ -176,12 +180,9 @@ def test_a_manager_reads_the_team_filters_adjusts_a_target_and_reads_it_in_chine
     with tenant_scope(tree.tenant):
         assert Target.objects.get(pk=rep_target.pk).value == Decimal("90000.00")
     page.click("#adjust-done [data-close-dialog]")
-    page.wait_for_function("!document.getElementById('dialog').open")
+    page.wait_for_selector("#dialog:not([open])", state="attached")
     # The tree refreshed itself (targets-changed) with the new value.
-    page.wait_for_function(
-        f"document.querySelector('tr[data-target=\"{rep_target.pk}\"]').textContent"
-        ".includes('90,000.00')"
-    )
+    expect(page.locator(f'tr[data-target="{rep_target.pk}"]')).to_contain_text("90,000.00")
 
     switch_language(page, "zh-hans")
     page.wait_for_selector("[data-chart='cumulative'] canvas")
