@@ -354,7 +354,7 @@ class TargetPlanAdmin(_MemberActions, TenantScopedAdmin):
                         "pk": node.pk,
                         "kind": kind,
                         "depth": depth,
-                        "indent": f"{depth * 1.5 + 0.6:.1f}",
+                        "indent_level": min(depth, 12),  # CSS classes depth-0 … depth-12
                         "name": assignee_label(node),
                         "url": reverse("admin:targets_target_change", args=[node.pk]),
                         "target": _number(node.value, places),
@@ -446,6 +446,7 @@ HISTORY_FIELDS = (
     "status",
     "requested_by",
     "approved_by",
+    "self_approved",
     "effective_from",
     "decided_at",
 )
@@ -721,6 +722,7 @@ class TargetAdjustmentAdmin(_MemberActions, TenantScopedAdmin):
         "status",
         "requested_by",
         "approved_by",
+        "self_approved",
         "created_at",
         "decided_at",
     ]
@@ -739,6 +741,7 @@ class TargetAdjustmentAdmin(_MemberActions, TenantScopedAdmin):
         "status",
         "requested_by",
         "approved_by",
+        "self_approved",
         "effective_from",
         "created_at",
         "decided_at",
@@ -840,6 +843,7 @@ class CommitmentAdmin(TenantScopedAdmin):
         "note",
         "submitted_by",
         "submitted_at",
+        "version",
     )
 
     def visible_queryset(self, member: Membership) -> QuerySet[Any]:

@@ -414,6 +414,7 @@ class AdjustmentSerializer(serializers.ModelSerializer[TargetAdjustment]):
             "status",
             "requested_by",
             "approved_by",
+            "self_approved",
             "effective_from",
             "created_at",
             "decided_at",
@@ -536,6 +537,13 @@ class CommitmentSerializer(serializers.ModelSerializer[Commitment]):
     org_unit = VisiblePrimaryKeyField(
         OrgUnit, tenancy_selectors.visible_org_units, required=False, allow_null=True
     )
+    member = VisiblePrimaryKeyField(
+        Membership,
+        tenancy_selectors.visible_memberships,
+        required=False,
+        allow_null=True,
+        help_text=_("Whom the commitment is for: yourself (the default) or nobody for a unit."),
+    )
     value = serializers.DecimalField(min_value=0, **VALUE)
 
     class Meta:
@@ -551,8 +559,17 @@ class CommitmentSerializer(serializers.ModelSerializer[Commitment]):
             "note",
             "submitted_by",
             "submitted_at",
+            "version",
         ]
-        read_only_fields = ["id", "member", "submitted_by", "submitted_at"]
+        read_only_fields = ["id", "submitted_by", "submitted_at", "version"]
+
+
+class CommitmentChangeSerializer(serializers.Serializer[Any]):
+    value = serializers.DecimalField(min_value=0, required=False, **VALUE)
+    note = serializers.CharField(max_length=300, required=False, allow_blank=True)
+    version = serializers.IntegerField(
+        min_value=1, help_text=_("The version you last read. A stale one answers 409.")
+    )
 
 
 class CommitmentViewSet(
@@ -562,7 +579,8 @@ class CommitmentViewSet(
     mixins.CreateModelMixin,
     viewsets.GenericViewSet[Commitment],
 ):
-    """Bottom-up commitments: members for themselves, managers for their units."""
+    """Bottom-up commitments: members for themselves, managers for their units. One per
+    plan, period and assignee (a second ``POST`` is a 409); ``PATCH`` with ``version``."""
 
     model = Commitment
     serializer_class = CommitmentSerializer
@@ -570,6 +588,11 @@ class CommitmentViewSet(
 
     def visible_queryset(self, member: Membership) -> QuerySet[Commitment]:
         return visible_commitments(member)
+
+    def get_serializer_class(self) -> Any:
+        if self.action == "partial_update":  # the body of a change: value, note, version
+            return CommitmentChangeSerializer
+        return CommitmentSerializer
 
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         serializer = self.get_serializer(data=request.data)
@@ -581,10 +604,26 @@ class CommitmentViewSet(
             period_kind=data["period_kind"],
             period_index=data["period_index"],
             value=data["value"],
+            assignee_member=data.get("member"),
             assignee_unit=data.get("org_unit"),
             note=data.get("note", ""),
         )
         return Response(self.get_serializer(commitment).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=CommitmentChangeSerializer, responses=CommitmentSerializer)
+    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        commitment = self.get_object()
+        change = CommitmentChangeSerializer(data=request.data)
+        change.is_valid(raise_exception=True)
+        data = change.validated_data
+        updated = services.commitment_update(
+            member=self.membership,
+            commitment=commitment,
+            expected_version=data["version"],
+            value=data.get("value"),
+            note=data.get("note"),
+        )
+        return Response(CommitmentSerializer(updated, context=self.get_serializer_context()).data)
 
 
 # --- me --------------------------------------------------------------------------------

@@ -441,6 +441,8 @@ class TargetAdjustment(PeriodTargetRow, TenantOwned):
     )
     requested_by = _fk(Membership, verbose_name=_("requested by"))
     approved_by = _fk(Membership, verbose_name=_("approved by"))
+    # The tenant's only admin deciding their own request on a locked plan (SPEC section 4).
+    self_approved = models.BooleanField(_("self-approved"), default=False, editable=False)
     effective_from = models.DateField(_("effective from"))
     created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
     decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)
@@ -476,6 +478,8 @@ class Commitment(TenantOwned):
     note = models.CharField(_("note"), max_length=300, blank=True)
     submitted_by = _fk(Membership, verbose_name=_("submitted by"))
     submitted_at = models.DateTimeField(_("submitted at"), default=timezone.now)
+    # Optimistic concurrency (SPEC section 8): a change names the version it was read at.
+    version = models.PositiveIntegerField(_("version"), default=1, editable=False)
 
     class Meta:
         verbose_name = _("commitment")

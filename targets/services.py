@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from crm.models import ProductLine
-from targets import allocation, calendar
+from targets import allocation, calendar, signals
 from targets.metrics import get_metric
 from targets.models import (
     PERIOD_MONTHS,
@@ -751,13 +751,33 @@ def target_adjust(
             adjustment.approved_by = member
             adjustment.decided_at = timezone.now()
             adjustment.save(update_fields=["status", "approved_by", "decided_at"])
+            signals.target_adjusted.send(
+                sender=TargetAdjustment, adjustment=adjustment, member=member
+            )
         return adjustment
+
+
+def _only_admin(member: Membership) -> bool:
+    """``member`` is an admin and the tenant has no other active admin."""
+    return (
+        member.role == Role.ADMIN
+        and not Membership.objects.filter(role=Role.ADMIN, is_active=True)
+        .exclude(pk=member.pk)
+        .exists()
+    )
 
 
 def adjustment_decide(
     *, member: Membership, adjustment: TargetAdjustment, approve: bool
 ) -> TargetAdjustment:
-    """Approve (apply) or reject a requested adjustment of a locked plan."""
+    """Approve (apply) or reject a requested adjustment of a locked plan (SPEC section 4).
+
+    The request was made against a version of the target: approving it after the target
+    changed is a ``Conflict`` (request again), so two requests made against one version
+    cannot both apply, and the recorded ``old_value`` (the value the request saw) is never
+    rewritten. A manager above the requester or another admin decides; the tenant's only
+    admin decides their own request, recorded as ``self_approved``.
+    """
     with transaction.atomic():
         locked = (
             TargetAdjustment.objects.select_for_update(of=("self",))
@@ -767,21 +787,47 @@ def adjustment_decide(
         if locked.status != AdjustmentStatus.REQUESTED:
             raise Conflict(_("This adjustment has been decided already."))
         series, target = _lock(locked.series_id, locked.period_code)
-        if not _is_above(member, target, locked.requested_by):
+        own_request = locked.requested_by_id == member.pk
+        self_approved = own_request and _only_admin(member)
+        if not self_approved and not _is_above(member, target, locked.requested_by):
             raise ValidationError(
                 _("An adjustment is approved by a manager above the requester or an admin.")
             )
         if approve:
-            locked.old_value = target.value
+            if target.version != locked.target_version:
+                raise Conflict(
+                    _(
+                        "The target changed after this request was made (version %(made)s, "
+                        "now %(now)s): reject it and request again."
+                    )
+                    % {"made": locked.target_version, "now": target.version}
+                )
             _apply_value(series, target, locked.new_value, locked.effective_from)
         locked.status = AdjustmentStatus.APPLIED if approve else AdjustmentStatus.REJECTED
         locked.approved_by = member
+        locked.self_approved = self_approved and approve
         locked.decided_at = timezone.now()
-        locked.save(update_fields=["status", "approved_by", "decided_at", "old_value"])
+        locked.save(update_fields=["status", "approved_by", "self_approved", "decided_at"])
+        if approve:
+            signals.target_adjusted.send(sender=TargetAdjustment, adjustment=locked, member=member)
         return locked
 
 
 # --- bottom-up ---------------------------------------------------------------------------
+
+
+def _check_may_commit(
+    member: Membership, assignee_member: Membership | None, assignee_unit: OrgUnit | None
+) -> None:
+    """Members commit for themselves; managers (and admins) for the units they manage."""
+    if assignee_member is not None and assignee_member.pk != member.pk:
+        raise ValidationError({"member": _("Members commit for themselves.")})
+    if (
+        assignee_unit is not None
+        and member.role != Role.ADMIN
+        and not OrgUnitManager.objects.filter(membership=member, org_unit=assignee_unit).exists()
+    ):
+        raise ValidationError({"org_unit": _("Managers commit for the units they manage.")})
 
 
 def commitment_submit(
@@ -795,32 +841,74 @@ def commitment_submit(
     assignee_unit: OrgUnit | None = None,
     note: str = "",
 ) -> Commitment:
-    """A member commits for themselves; a manager for a unit they manage (bottom-up)."""
+    """A member commits for themselves; a manager for a unit they manage (bottom-up).
+
+    One commitment per (plan, period, assignee): a second submission is a ``Conflict``
+    (the database's unique constraint decides, so two at once cannot both land); a
+    commitment changes through ``commitment_update`` with its version.
+    """
     if value < 0:
         raise ValidationError({"value": _("A commitment cannot be negative.")})
+    if assignee_member is not None and assignee_unit is not None:
+        raise ValidationError({"member": _("Commit either for a member or for an org unit.")})
     if assignee_unit is None and assignee_member is None:
         assignee_member = member
-    if assignee_member is not None and assignee_member.pk != member.pk:
-        raise ValidationError({"member": _("Members commit for themselves.")})
-    if (
-        assignee_unit is not None
-        and not OrgUnitManager.objects.filter(membership=member, org_unit=assignee_unit).exists()
-        and member.role != Role.ADMIN
+    _check_may_commit(member, assignee_member, assignee_unit)
+    try:
+        with transaction.atomic():
+            return Commitment.objects.create(
+                tenant_id=plan.tenant_id,
+                plan=plan,
+                period_kind=period_kind,
+                period_index=period_index,
+                org_unit=assignee_unit,
+                member=assignee_member,
+                value=value,
+                note=note,
+                submitted_by=member,
+                submitted_at=timezone.now(),
+            )
+    except IntegrityError as error:
+        if "commitment_uniq" not in str(error):
+            raise
+        raise Conflict(
+            _(
+                "A commitment for this plan, period and assignee exists already: "
+                "change it (PATCH with its version) instead."
+            )
+        ) from error
+
+
+def commitment_update(
+    *,
+    member: Membership,
+    commitment: Commitment,
+    expected_version: int,
+    value: Decimal | None = None,
+    note: str | None = None,
+) -> Commitment:
+    """Change a commitment's value or note if it is still at ``expected_version``
+    (a conditional ``UPDATE``: a stale version is a ``Conflict``, nothing written)."""
+    if commitment.member_id is not None and commitment.member_id != member.pk:
+        raise Forbidden(_("Only the member who committed can change this commitment."))
+    if commitment.org_unit_id is not None and (
+        member.role != Role.ADMIN
+        and not OrgUnitManager.objects.filter(
+            membership=member, org_unit_id=commitment.org_unit_id
+        ).exists()
     ):
-        raise ValidationError({"org_unit": _("Managers commit for the units they manage.")})
+        raise Forbidden(_("Only a manager of this unit or an admin can change its commitment."))
+    if value is not None and value < 0:
+        raise ValidationError({"value": _("A commitment cannot be negative.")})
+    changes: dict[str, Any] = {"submitted_by": member, "submitted_at": timezone.now()}
+    if value is not None:
+        changes["value"] = value
+    if note is not None:
+        changes["note"] = note
     with transaction.atomic():
-        commitment, _created = Commitment.objects.update_or_create(
-            plan=plan,
-            period_kind=period_kind,
-            period_index=period_index,
-            org_unit=assignee_unit,
-            member=assignee_member,
-            defaults={
-                "tenant_id": plan.tenant_id,
-                "value": value,
-                "note": note,
-                "submitted_by": member,
-                "submitted_at": timezone.now(),
-            },
+        updated = Commitment.objects.filter(pk=commitment.pk, version=expected_version).update(
+            **changes, version=F("version") + 1
         )
-        return commitment
+        if not updated:
+            raise Conflict(_("This commitment changed meanwhile (newer version). Reload it."))
+        return Commitment.objects.get(pk=commitment.pk)

@@ -16,6 +16,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.forms.models import ModelFormMetaclass
 from django.http import HttpRequest
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django_scopes import scopes_disabled
@@ -377,7 +378,7 @@ class InvitationAdmin(TenantScopedAdmin):
 
     form = InvitationAddForm
     list_display = ["email", "role", "org_unit", "status", "created_at", "expires_at"]
-    list_filter = ["role", "accepted_at", "revoked_at"]
+    list_filter = ["role", "accepted_at", "revoked_at", "declined_at"]
     search_fields = ["email"]
     actions = ["revoke"]
 
@@ -401,7 +402,7 @@ class InvitationAdmin(TenantScopedAdmin):
             email=obj.email,
             role=obj.role,
             org_unit=obj.org_unit,
-            accept_url=request.build_absolute_uri("/api/v1/invitations/accept/"),
+            accept_url=request.build_absolute_uri(reverse("invitation-respond")),
         )
         obj.pk, obj.tenant_id = issued.invitation.pk, issued.invitation.tenant_id
         obj._state.adding = False

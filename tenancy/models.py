@@ -368,6 +368,7 @@ class Invitation(TenantOwned):
         editable=False,
     )
     revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True, editable=False)
+    declined_at = models.DateTimeField(_("declined at"), null=True, blank=True, editable=False)
 
     class Meta:
         db_table = "crm_invitation"
@@ -380,7 +381,9 @@ class Invitation(TenantOwned):
             models.UniqueConstraint(
                 "tenant",
                 models.functions.Lower("email"),
-                condition=models.Q(accepted_at__isnull=True, revoked_at__isnull=True),
+                condition=models.Q(
+                    accepted_at__isnull=True, revoked_at__isnull=True, declined_at__isnull=True
+                ),
                 name="invitation_one_pending_per_email",
             ),
         ]
@@ -394,6 +397,8 @@ class Invitation(TenantOwned):
             return "accepted"
         if self.revoked_at is not None:
             return "revoked"
+        if self.declined_at is not None:
+            return "declined"
         if self.expires_at <= timezone.now():
             return "expired"
         return "pending"

@@ -365,7 +365,10 @@ def invitation_create(
         raise Conflict(_("Someone with this e-mail address is already a member of this tenant."))
     now = timezone.now()
     pending = Invitation.objects.select_for_update().filter(
-        email__iexact=email, accepted_at__isnull=True, revoked_at__isnull=True
+        email__iexact=email,
+        accepted_at__isnull=True,
+        revoked_at__isnull=True,
+        declined_at__isnull=True,
     )
     for old in pending:
         if old.expires_at > now:
@@ -388,8 +391,9 @@ def invitation_create(
     inviter = invited_by.user.get_full_name() or invited_by.user.get_username()
     body = _(
         "%(inviter)s invites you to join %(tenant)s on Target CRM as %(role)s.\n\n"
-        "Log in with your own account, then accept the invitation by sending this token "
-        "to POST /api/v1/invitations/accept/:\n\n%(link)s\n\n"
+        "Open this link, log in with your own account, and accept or decline the "
+        "invitation (an app can send its token to POST /api/v1/invitations/accept/):"
+        "\n\n%(link)s\n\n"
         "The invitation expires on %(expires)s (UTC). If you did not expect it, ignore "
         "this message."
     ) % {
@@ -415,43 +419,72 @@ def invitation_revoke(*, invitation: Invitation) -> Invitation:
     return invitation
 
 
+def invitation_for_token(token: str, *, lock: bool = False) -> Invitation:
+    """The invitation ``token`` names, read in its tenant's scope; ``Invalid`` for a token
+    that names none. The caller enters that scope (``tenant_id_from_invitation_token``)."""
+    if tenant_id_from_invitation_token(token) is None:
+        raise Invalid({"token": [_("This invitation token is not valid.")]})
+    invitations = Invitation.objects.filter(token_hash=hash_api_key(token))
+    if lock:
+        invitations = invitations.select_for_update(of=("self",))
+    invitation = invitations.select_related("tenant", "org_unit", "invited_by__user").first()
+    if invitation is None:
+        raise Invalid({"token": [_("This invitation token is not valid.")]})
+    return invitation
+
+
+def invitation_check_answerable(invitation: Invitation, user: Any) -> None:
+    """Raise unless ``user`` may still accept or decline ``invitation``: expired (400),
+    revoked, declined or used (409), sent to another address (400), or a member already."""
+    if invitation.accepted_at is not None:
+        raise Conflict(_("This invitation has already been used."))
+    if invitation.revoked_at is not None:
+        raise Conflict(_("This invitation has been revoked."))
+    if invitation.declined_at is not None:
+        raise Conflict(_("This invitation has been declined."))
+    if invitation.expires_at <= timezone.now():
+        raise Invalid({"token": [_("This invitation has expired. Ask for a new one.")]})
+    if (user.email or "").lower() != invitation.email.lower():
+        raise Invalid({"token": [_("This invitation was sent to another e-mail address.")]})
+    if not invitation.tenant.is_active:
+        raise Invalid({"token": [_("This company's account has been deactivated.")]})
+    if Membership.objects.filter(user=user, tenant_id=invitation.tenant_id).exists():
+        raise Conflict(_("You are already a member of this tenant."))
+
+
 def invitation_accept(*, token: str, user: Any) -> Membership:
     """The logged-in ``user`` accepts the invitation ``token`` names: a membership with
-    the invited role and unit. Unknown or expired tokens are invalid (400); a revoked or
-    used one is a conflict (409)."""
+    the invited role and unit. Unknown or expired tokens are invalid (400); a revoked,
+    declined or used one is a conflict (409)."""
     tenant_id = tenant_id_from_invitation_token(token)
     if tenant_id is None:
         raise Invalid({"token": [_("This invitation token is not valid.")]})
     with tenant_scope(tenant_id):
-        invitation = (
-            Invitation.objects.select_for_update(of=("self",))
-            .filter(token_hash=hash_api_key(token))
-            .first()
-        )
-        if invitation is None:
-            raise Invalid({"token": [_("This invitation token is not valid.")]})
-        if invitation.accepted_at is not None:
-            raise Conflict(_("This invitation has already been used."))
-        if invitation.revoked_at is not None:
-            raise Conflict(_("This invitation has been revoked."))
-        if invitation.expires_at <= timezone.now():
-            raise Invalid({"token": [_("This invitation has expired. Ask for a new one.")]})
-        if (user.email or "").lower() != invitation.email.lower():
-            raise Invalid({"token": [_("This invitation was sent to another e-mail address.")]})
-        tenant = Tenant.objects.get(pk=tenant_id)
-        if not tenant.is_active:
-            raise Invalid({"token": [_("This company's account has been deactivated.")]})
+        invitation = invitation_for_token(token, lock=True)
+        invitation_check_answerable(invitation, user)
         org_unit = (
             OrgUnit.objects.filter(pk=invitation.org_unit_id).first()
             if invitation.org_unit_id
             else None
         )
-        if Membership.objects.filter(user=user).exists():
-            raise Conflict(_("You are already a member of this tenant."))
         membership = _membership_add(
-            tenant=tenant, user=user, role=invitation.role, org_unit=org_unit
+            tenant=invitation.tenant, user=user, role=invitation.role, org_unit=org_unit
         )
         invitation.accepted_at = timezone.now()
         invitation.accepted_by = user
         invitation.save(update_fields=["accepted_at", "accepted_by"])
         return membership
+
+
+def invitation_decline(*, token: str, user: Any) -> Invitation:
+    """The invited ``user`` declines: the invitation is closed (no longer pending, so the
+    tenant may invite the address again), by the same checks as accepting."""
+    tenant_id = tenant_id_from_invitation_token(token)
+    if tenant_id is None:
+        raise Invalid({"token": [_("This invitation token is not valid.")]})
+    with tenant_scope(tenant_id):
+        invitation = invitation_for_token(token, lock=True)
+        invitation_check_answerable(invitation, user)
+        invitation.declined_at = timezone.now()
+        invitation.save(update_fields=["declined_at"])
+        return invitation

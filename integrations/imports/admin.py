@@ -35,6 +35,7 @@ from tenancy.models import Membership, Role, TenantOwned
 from tenancy.scope import platform_scope, tenant_scope
 
 ERRORS_SHOWN = 200
+EXPORTED_APPS = {"crm", "targets", "funnel", "incentives"}
 
 
 class ImportUploadForm(forms.ModelForm):
@@ -289,7 +290,9 @@ def add_export_actions(site: admin.AdminSite) -> None:
     """Give every tenant model's changelist the export actions (the apps' admins are
     registered before this app's: ``INSTALLED_APPS`` order)."""
     for model, model_admin in site._registry.items():
-        if not issubclass(model, TenantOwned) or model in (ImportJob,):
+        # The records' apps only: the platform's and the integrations' tables hold
+        # secrets (token hashes, signing secrets) that no file should carry.
+        if not issubclass(model, TenantOwned) or model._meta.app_label not in EXPORTED_APPS:
             continue
         current = list(model_admin.actions or [])
         if export_csv not in current:

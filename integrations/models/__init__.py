@@ -8,5 +8,24 @@ from integrations.models.imports import (
     ImportStatus,
     RowOutcome,
 )
+from integrations.models.webhooks import (
+    DeliveryStatus,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
+)
 
-__all__ = ["ImportJob", "ImportKind", "ImportProgress", "ImportRow", "ImportStatus", "RowOutcome"]
+__all__ = [
+    "DeliveryStatus",
+    "ImportJob",
+    "ImportKind",
+    "ImportProgress",
+    "ImportRow",
+    "ImportStatus",
+    "RowOutcome",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+    "WebhookEvent",
+]

@@ -7,6 +7,7 @@ from typing import Any
 import django_filters
 from django.contrib.auth import authenticate
 from django.db.models import Prefetch, QuerySet, prefetch_related_objects
+from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import exceptions, mixins, serializers, status, viewsets
@@ -562,6 +563,7 @@ class InvitationSerializer(serializers.ModelSerializer[Invitation]):
             "expires_at",
             "accepted_at",
             "revoked_at",
+            "declined_at",
         ]
         read_only_fields = [
             "id",
@@ -570,6 +572,7 @@ class InvitationSerializer(serializers.ModelSerializer[Invitation]):
             "expires_at",
             "accepted_at",
             "revoked_at",
+            "declined_at",
         ]
 
     def get_fields(self) -> dict[str, Any]:
@@ -608,7 +611,7 @@ class InvitationViewSet(
             email=serializer.validated_data["email"],
             role=serializer.validated_data.get("role", Role.REP),
             org_unit=serializer.validated_data.get("org_unit"),
-            accept_url=request.build_absolute_uri("/api/v1/invitations/accept/"),
+            accept_url=request.build_absolute_uri(reverse("invitation-respond")),
         )
         return Response(
             InvitationSerializer(issued.invitation).data, status=status.HTTP_201_CREATED

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 import pytest
@@ -15,12 +16,13 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from crm.models import Pipeline
-from tenancy.models import JobRun, Membership
+from tenancy.models import JobRun, Membership, NightlyRun
 from tenancy.scope import tenant_scope
 from tenancy.services import api_token_create, invitation_create
 from tests import records
 from tests.factories import TenantTree
 from tests.incentives import builders as incentive_builders
+from tests.integrations import webhook_builders
 from tests.integrations.helpers import import_job
 
 pytestmark = pytest.mark.django_db
@@ -48,7 +50,7 @@ NOT_OBJECT_ROUTES = {
 }
 
 # Hand-written detail routes (not from a router) -> the probe object they take as pk.
-PATH_PROBES = {"target-plan-to-close": "target"}
+PATH_PROBES = {"target-plan-to-close": "target", "target-review": "target"}
 
 # basename -> a function creating (or picking) one object of tenant A to probe.
 PROBES: dict[str, Callable[[TenantTree], Any]] = {
@@ -82,6 +84,9 @@ PROBES: dict[str, Callable[[TenantTree], Any]] = {
     "commission-plan": lambda tree: incentive_builders.commission_plan(tree),
     "commission-statement": lambda tree: incentive_builders.commission_statement(tree),
     "import": import_job,
+    "review": lambda tree: records.review(tree),
+    "webhook-endpoint": lambda tree: webhook_builders.endpoint(tree),
+    "webhook-delivery": lambda tree: webhook_builders.delivery(tree),
 }
 
 
@@ -231,3 +236,321 @@ def test_aggregate_routes_answer_404_for_another_tenants_ids(
     ):
         assert intruder.get(_url(route), params).status_code == 404, (name, params)
     assert intruder.get(_url(route)).status_code == 200
+
+
+# --- another tenant's ids inside request bodies and list filters (issue #12 item 10) -----
+
+# Action bodies that carry ids, by route name (the router's generic create and update
+# serializers are read from the viewsets themselves).
+ACTION_BODY_IDS: dict[str, dict[str, str]] = {
+    "opportunity-move": {"stage": "stage"},
+    "opportunity-correct": {"product_line": "product-line"},
+    "lead-convert": {"customer": "customer"},
+    "commission-plan-assignments": {"member": "member", "org_unit": "org-unit"},
+}
+# Filters that take an id without being a relation of the list's model.
+FILTER_ID_PROBES = {
+    "org_unit": "org-unit",
+    "subtree_of": "org-unit",
+    "target": "target",
+    "subject_id": "member",
+}
+
+
+def _probe_objects(tree: TenantTree) -> dict[str, Any]:
+    """One object per probe name of ``tree``'s tenant (call inside its scope)."""
+    objects = {basename: make(tree) for basename, make in PROBES.items()}
+    objects["stage"] = Pipeline.objects.get(is_default=True).stages.order_by("order").first()
+    objects["nightly-run"] = NightlyRun.objects.create(
+        tenant=tree.tenant, night=date(2026, 3, 2), as_of=date(2026, 3, 1)
+    )
+    return objects
+
+
+def _by_model(objects: dict[str, Any]) -> dict[type, Any]:
+    by_model: dict[type, Any] = {}
+    for name, obj in objects.items():
+        by_model.setdefault(type(obj), obj)
+        if name in ("member", "org-unit"):  # the probes' own picks win for these
+            by_model[type(obj)] = obj
+    return by_model
+
+
+def _relation_model(field: Any) -> type | None:
+    from rest_framework import serializers
+
+    if isinstance(field, serializers.ManyRelatedField):
+        field = field.child_relation
+    model = getattr(field, "model", None)
+    if model is None and getattr(field, "queryset", None) is not None:
+        model = field.queryset.model
+    return model
+
+
+def _write_routes() -> Iterator[tuple[Route, str, dict[str, type | str]]]:
+    """(route, method, {field: related model or probe name}) for every write that takes
+    ids in its body: creates, partial updates and the actions of ACTION_BODY_IDS."""
+    from rest_framework import serializers
+
+    resolver_callbacks: dict[str | None, Any] = {
+        pattern.name: pattern.callback for _regex, pattern in _walk(get_resolver().url_patterns)
+    }
+    for route in api_routes():
+        if route.basename is None:
+            continue
+        if route.name in ACTION_BODY_IDS:
+            yield route, "post", dict(ACTION_BODY_IDS[route.name])
+            continue
+        method = "post" if route.actions.get("post") == "create" else None
+        if route.actions.get("patch") == "partial_update":
+            method = "patch"
+        if method is None:
+            continue
+        view_class = resolver_callbacks[route.name].cls
+        view = view_class(action=route.actions[method], format_kwarg=None, kwargs={})
+        view.swagger_fake_view = True
+        serializer = view.get_serializer_class()()
+        fields: dict[str, type | str] = {
+            name: model
+            for name, field in serializer.fields.items()
+            if isinstance(field, (serializers.RelatedField, serializers.ManyRelatedField))
+            and not field.read_only
+            and (model := _relation_model(field)) is not None
+        }
+        if fields:
+            yield route, method, fields
+
+
+def _error_fields(response: Any) -> set[str]:
+    try:
+        fields = response.json()["error"]["fields"]
+    except (ValueError, KeyError, TypeError):
+        return set()
+    return {name.split(".", 1)[0] for name in fields}
+
+
+def test_the_body_probe_covers_every_write_that_takes_an_id() -> None:
+    names = {route.name for route, _method, _fields in _write_routes()}
+    assert {
+        "opportunity-list",
+        "opportunity-detail",
+        "commitment-list",
+        "org-unit-list",
+        "api-token-list",
+        "opportunity-move",
+        "lead-convert",
+    } <= names
+
+
+def test_another_tenants_ids_inside_request_bodies_are_refused_and_never_written(
+    tree_a: TenantTree, tree_b: TenantTree, client_for: Callable[[Membership], APIClient]
+) -> None:
+    with tenant_scope(tree_a.tenant):
+        theirs = _probe_objects(tree_a)
+    with tenant_scope(tree_b.tenant):
+        ours = _probe_objects(tree_b)
+    their_by_model, our_by_model = _by_model(theirs), _by_model(ours)
+    intruder = client_for(tree_b.members["admin"])
+    failures: list[str] = []
+    unprobed: list[str] = []
+    probed = 0
+    for route, method, fields in _write_routes():
+        url = _url(route, ours[route.basename].pk if route.detail else None)  # type: ignore[index]
+        for name, model in fields.items():
+            if isinstance(model, str):
+                foreign, own = theirs[model], ours[model]
+            elif model in their_by_model:
+                foreign, own = their_by_model[model], our_by_model[model]
+            else:
+                unprobed.append(f"{route.name}.{name}: {model.__name__}")
+                continue
+            many = name == "managers"
+            value = [foreign.pk] if many else foreign.pk
+            response = getattr(intruder, method)(url, {name: value}, format="json")
+            probed += 1
+            if response.status_code == 404:
+                continue
+            if response.status_code != 400 or name not in _error_fields(response):
+                failures.append(
+                    f"{method.upper()} {url} {name}={foreign.pk} (tenant A's): "
+                    f"{response.status_code} {response.content[:200]!r}"
+                )
+                continue
+            if method == "post" and not route.detail:
+                # The control: the caller's own id of that kind is no error of this field,
+                # so the refusal above was the foreign id's.
+                control = intruder.post(url, {name: [own.pk] if many else own.pk}, format="json")
+                if name in _error_fields(control):
+                    failures.append(f"POST {url} {name}: refuses the caller's own id too")
+    assert unprobed == [], "add an object of these models to _probe_objects"
+    assert failures == []
+    assert probed >= 30
+    # Nothing of tenant B points at tenant A's rows: RLS would hide them, so look from
+    # the platform's side.
+    from django.apps import apps
+
+    from tenancy.scope import platform_scope
+
+    a_objects = {(type(obj), obj.pk) for obj in theirs.values() if hasattr(obj, "pk")}
+    with platform_scope("test: tenant B's rows never reference tenant A's"):
+        for model in apps.get_models():
+            if not any(f.name == "tenant" for f in model._meta.fields):
+                continue
+            for field in model._meta.fields:
+                related = field.related_model
+                if not field.is_relation or related is None or field.name == "tenant":
+                    continue
+                pks = [pk for kind, pk in a_objects if kind is related]
+                if not pks:
+                    continue
+                leaked = model.objects.filter(  # type: ignore[attr-defined]
+                    tenant_id=tree_b.tenant.pk, **{f"{field.name}__in": pks}
+                ).count()
+                assert leaked == 0, (model.__name__, field.name)
+
+
+def _id_filters() -> Iterator[tuple[Route, str, str | type]]:
+    """(list route, filter name, probe name or related model) for every filter taking an id."""
+    import django_filters
+
+    callbacks: dict[str | None, Any] = {
+        p.name: p.callback for _regex, p in _walk(get_resolver().url_patterns)
+    }
+    for route in api_routes():
+        if not route.name.endswith("-list") or route.basename is None:
+            continue
+        filterset = getattr(callbacks[route.name].cls, "filterset_class", None)
+        if filterset is None:
+            continue
+        model = filterset._meta.model
+        for name, spec in filterset.base_filters.items():
+            if name in FILTER_ID_PROBES:
+                yield route, name, FILTER_ID_PROBES[name]
+                continue
+            if not isinstance(spec, django_filters.ModelChoiceFilter):
+                continue
+            related = model._meta.get_field(spec.field_name.split("__")[0]).related_model
+            yield route, name, related
+
+
+def test_list_filters_with_another_tenants_ids_show_nothing(
+    tree_a: TenantTree, tree_b: TenantTree, client_for: Callable[[Membership], APIClient]
+) -> None:
+    with tenant_scope(tree_a.tenant):
+        theirs = _probe_objects(tree_a)
+    with tenant_scope(tree_b.tenant):
+        _probe_objects(tree_b)  # tenant B has rows of every list, so empty means filtered
+    their_by_model = _by_model(theirs)
+    intruder = client_for(tree_b.members["admin"])
+    failures: list[str] = []
+    unprobed: list[str] = []
+    probed = 0
+    for route, name, kind in _id_filters():
+        if isinstance(kind, str):
+            foreign = theirs[kind]
+        elif kind in their_by_model:
+            foreign = their_by_model[kind]
+        else:
+            unprobed.append(f"{route.name}?{name}: {kind.__name__}")
+            continue
+        response = intruder.get(_url(route), {name: foreign.pk})
+        probed += 1
+        if response.status_code in (400, 404):
+            continue
+        if response.status_code != 200 or response.json()["results"]:
+            failures.append(
+                f"GET {_url(route)}?{name}={foreign.pk}: {response.status_code} "
+                f"{response.content[:200]!r}"
+            )
+    assert unprobed == [], "add an object of these models to _probe_objects"
+    assert failures == []
+    assert probed >= 25
+
+
+# --- the admin's pages with a second tenant's session ------------------------------------
+
+
+def _admin_probe_objects(tree: TenantTree) -> dict[Any, Any]:
+    """One object of tenant ``tree`` per model registered in the admin (where one exists
+    after the probes: every model the tenant fills)."""
+    from django.contrib import admin
+
+    _probe_objects(tree)
+    found: dict[Any, Any] = {}
+    for model in admin.site._registry:
+        if not any(f.name == "tenant" for f in model._meta.fields):
+            continue
+        obj = model._default_manager.order_by("pk").first()
+        if obj is not None:
+            found[model] = obj
+    # The platform's own rows that belong to the tenant: the tenant and its users.
+    for obj in (tree.tenant, tree.members["south-rep"].user):
+        if type(obj) in admin.site._registry:
+            found[type(obj)] = obj
+    return found
+
+
+def test_the_admin_never_shows_or_changes_another_tenants_objects(
+    tree_a: TenantTree, tree_b: TenantTree
+) -> None:
+    from django.contrib import admin
+    from django.forms.models import model_to_dict
+    from django.test import Client
+
+    from tests.factories import PASSWORD
+
+    with tenant_scope(tree_a.tenant):
+        theirs = _admin_probe_objects(tree_a)
+        before = {model: model_to_dict(obj) for model, obj in theirs.items()}
+        all_pks = {
+            model: {obj.pk}
+            if not any(f.name == "tenant" for f in model._meta.fields)
+            else set(model._default_manager.values_list("pk", flat=True))
+            for model, obj in theirs.items()
+        }
+    with tenant_scope(tree_b.tenant):
+        _admin_probe_objects(tree_b)
+    intruder = Client()
+    assert intruder.login(username="globex-admin", password=PASSWORD)
+    failures: list[str] = []
+    tenant_models: list[Any] = [
+        m for m in admin.site._registry if any(f.name == "tenant" for f in m._meta.fields)
+    ]
+    assert len(theirs) >= 0.7 * len(tenant_models), sorted(
+        m.__name__ for m in set(tenant_models) - set(theirs)
+    )
+    for model, obj in theirs.items():
+        opts = model._meta
+        base = f"/admin/{opts.app_label}/{opts.model_name}/"
+        changelist = intruder.get(base)
+        if changelist.status_code == 200:
+            html = changelist.content.decode()
+            shown = {int(pk) for pk in re.findall(rf'href="{base}(\d+)/change/', html)}
+            if shown & all_pks[model]:
+                failures.append(f"{base}: lists tenant A's rows {sorted(shown & all_pks[model])}")
+        elif changelist.status_code not in (302, 403):
+            failures.append(f"{base}: {changelist.status_code}")
+        for page in ("change", "delete", "history"):
+            url = f"{base}{obj.pk}/{page}/"
+            response = intruder.get(url)
+            if response.status_code in (403, 404):
+                continue
+            if response.status_code == 302 and response["Location"] in ("/admin/", "/admin/login/"):
+                continue  # Django's "doesn't exist" redirect to the index
+            failures.append(f"GET {url}: {response.status_code}")
+            if response.status_code == 200 and str(obj) in response.content.decode():
+                failures.append(f"GET {url}: shows tenant A's {obj}")
+        # Writes through the change and delete pages change nothing.
+        intruder.post(f"{base}{obj.pk}/change/", {"name": "taken over", "_save": "Save"})
+        intruder.post(f"{base}{obj.pk}/delete/", {"post": "yes"})
+        intruder.post(
+            base, {"action": "delete_selected", "_selected_action": [obj.pk], "post": "yes"}
+        )
+    with tenant_scope(tree_a.tenant):
+        for model, obj in theirs.items():
+            current = model._default_manager.filter(pk=obj.pk).first()
+            if current is None:
+                failures.append(f"{model.__name__} {obj.pk}: deleted through tenant B's admin")
+            elif model_to_dict(current) != before[model]:
+                failures.append(f"{model.__name__} {obj.pk}: changed through tenant B's admin")
+    assert failures == []

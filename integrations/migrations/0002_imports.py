@@ -8,9 +8,8 @@ import tenancy.rls
 
 
 class Migration(migrations.Migration):
-    initial = True
-
     dependencies = [
+        ("integrations", "0001_webhooks"),
         ("tenancy", "0005_digest_settings"),
     ]
 
