@@ -409,3 +409,27 @@ def test_rows_list_pins_its_queries(
     assert len(response.json()["results"]) == 1
     with tenant_scope(tree_a.tenant):
         assert ImportRow.objects.filter(job_id=job["id"]).count() == 30
+
+
+def test_webhooks_follow_only_when_events_are_asked(
+    tree_a: TenantTree, customer_a: Customer, client_for: Client
+) -> None:
+    from integrations.models import WebhookDelivery, WebhookEvent
+    from tests.integrations import webhook_builders
+
+    with tenant_scope(tree_a.tenant):
+        webhook_builders.endpoint(
+            tree_a, event_types=[WebhookEvent.OPPORTUNITY_CREATED, WebhookEvent.OPPORTUNITY_WON]
+        )
+    client = client_for(tree_a.members["admin"])
+    job = upload(client, "opportunities", csv_bytes(_deal_rows(tree_a, 2))).json()
+    assert client.post(f"/api/v1/imports/{job['id']}/confirm/").status_code == 200
+    with tenant_scope(tree_a.tenant):
+        assert not WebhookDelivery.objects.exists(), "a history import notifies nobody"
+    rows = _deal_rows(tree_a, 3)[:1] + _deal_rows(tree_a, 3)[3:]
+    job = upload(client, "opportunities", csv_bytes(rows), send_events="true").json()
+    assert client.post(f"/api/v1/imports/{job['id']}/confirm/").status_code == 200
+    with tenant_scope(tree_a.tenant):
+        assert (
+            WebhookDelivery.objects.filter(event_type=WebhookEvent.OPPORTUNITY_CREATED).count() == 1
+        )
