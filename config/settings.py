@@ -304,6 +304,9 @@ SPECTACULAR_SETTINGS = {
         "PeriodKindEnum": "targets.models.PeriodKind",
         "AdjustmentTriggerEnum": "targets.models.AdjustmentTrigger",
         "AdjustmentStatusEnum": "targets.models.AdjustmentStatus",
+        "ImportKindEnum": "integrations.models.ImportKind",
+        "ImportStatusEnum": "integrations.models.ImportStatus",
+        "RowOutcomeEnum": "integrations.models.RowOutcome",
     },
 }
 
@@ -363,6 +366,13 @@ JOB_RETRY_BACKOFF_SECONDS = int(env("JOB_RETRY_BACKOFF_SECONDS", "5") or "5")
 # plus this margin (its worker is gone); the dispatcher then runs that step again.
 JOB_LOST_MARGIN_SECONDS = int(env("JOB_LOST_MARGIN_SECONDS", "120") or "120")
 JOB_WATCHDOG_SECONDS = float(env("JOB_WATCHDOG_SECONDS", "300") or "300")
+
+# --- Imports (SPEC 11) ------------------------------------------------------------------
+# An upload above IMPORT_MAX_BYTES is a 413; one above IMPORT_SYNC_MAX_BYTES is checked by
+# a job, and a confirmation of more than IMPORT_SYNC_MAX_ROWS rows runs as a job too.
+IMPORT_MAX_BYTES = int(env("IMPORT_MAX_BYTES", str(30 * 1024 * 1024)) or 0)
+IMPORT_SYNC_MAX_BYTES = int(env("IMPORT_SYNC_MAX_BYTES", str(512 * 1024)) or 0)
+IMPORT_SYNC_MAX_ROWS = int(env("IMPORT_SYNC_MAX_ROWS", "5000") or 0)
 # The dispatcher completes unfinished nights of the last NIGHTLY_CATCH_UP_DAYS local days,
 # each step at most NIGHTLY_STEP_MAX_ATTEMPTS times; a night sent but with a step still
 # not started after NIGHTLY_RESEND_AFTER_SECONDS (its message was lost) is sent again.

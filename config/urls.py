@@ -12,6 +12,7 @@ from funnel import api as funnel_api
 from funnel.admin import funnel_report
 from incentives import api as incentives_api
 from integrations import api_webhooks as webhooks_api
+from integrations.imports import urls as imports_urls
 from targets import api as targets_api
 from tenancy.api import urls as tenancy_api_urls
 from tenancy.api.errors import api_bad_request, api_not_found, api_server_error
@@ -28,6 +29,7 @@ api_urlpatterns: list[Any] = [
     *funnel_api.urlpatterns,
     *incentives_api.urlpatterns,
     *webhooks_api.urlpatterns,
+    *imports_urls.urlpatterns,
 ]
 
 urlpatterns = [

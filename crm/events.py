@@ -15,7 +15,9 @@ acted, or None), ``source`` (the record), ``occurred_at`` (when) and ``fields`` 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
 
@@ -27,6 +29,21 @@ from crm.models import Activity, Lead, Opportunity, Payment, Visit
 from tenancy.models import Membership
 
 record_event = Signal()
+
+# Bulk writes that must not award points or notify (a history import, SPEC 11) run
+# with events muted: the receivers hear nothing of what the block writes.
+_muted: ContextVar[bool] = ContextVar("crm_events_muted", default=False)
+
+
+@contextmanager
+def muted() -> Iterator[None]:
+    """Send no record events for the writes made inside the block."""
+    token = _muted.set(True)
+    try:
+        yield
+    finally:
+        _muted.reset(token)
+
 
 # Records whose creation is an event (a lead created, a deal created, a payment received
 # or reversed, a follow-up logged as done).
@@ -42,6 +59,8 @@ def emit(
     fields: Iterable[str] = (),
 ) -> None:
     """Tell the receivers that ``source`` was ``kind`` (created, updated, moved, deleted)."""
+    if _muted.get():
+        return
     record_event.send(
         sender=type(source),
         kind=kind,

@@ -68,6 +68,26 @@ def sync_indexes(name: str) -> list[models.Index]:
     ]
 
 
+def external_id_field() -> Any:
+    """The record's id in the system it came from (an ERP, last year's spreadsheet):
+    imports match rows by it (SPEC 11). Unique per tenant and kind when given."""
+    return models.CharField(
+        _("external id"),
+        max_length=100,
+        null=True,
+        blank=True,
+        help_text=_("The record's id in another system; imports match rows by it."),
+    )
+
+
+def external_id_constraint(name: str) -> models.UniqueConstraint:
+    return models.UniqueConstraint(
+        fields=["tenant", "external_id"],
+        name=f"{name}_external_id_uniq",
+        condition=Q(external_id__isnull=False),
+    )
+
+
 class SyncModel(TenantOwned):
     """Base of records the mobile app syncs offline (SPEC section 8)."""
 
@@ -106,6 +126,7 @@ class Customer(SyncModel):
     """客户. ``owner`` empty = the public pool (公海), visible to every member."""
 
     name = models.CharField(_("name"), max_length=200)
+    external_id = external_id_field()
     industry = models.CharField(_("industry"), max_length=100, blank=True)
     level = models.CharField(_("level"), max_length=1, choices=Level.choices, default=Level.C)
     region = models.CharField(_("region"), max_length=100, blank=True)
@@ -126,6 +147,7 @@ class Customer(SyncModel):
         ordering = ["name"]
         constraints = [
             *sync_constraints("customer"),
+            external_id_constraint("customer"),
             models.CheckConstraint(
                 condition=Q(latitude__isnull=True) | Q(latitude__gte=-90, latitude__lte=90),
                 name="customer_latitude_range",
@@ -157,6 +179,7 @@ class Contact(SyncModel):
         db_index=False,
     )
     name = models.CharField(_("name"), max_length=120)
+    external_id = external_id_field()
     title = models.CharField(_("title"), max_length=120, blank=True)
     phone = models.CharField(_("phone"), max_length=40, blank=True)
     email = models.EmailField(_("email"), blank=True)
@@ -165,7 +188,7 @@ class Contact(SyncModel):
         verbose_name = _("contact")
         verbose_name_plural = _("contacts")
         ordering = ["name"]
-        constraints = sync_constraints("contact")
+        constraints = [*sync_constraints("contact"), external_id_constraint("contact")]
         indexes = [
             *sync_indexes("contact"),
             models.Index(fields=["tenant", "customer"], name="contact_customer"),
@@ -283,6 +306,7 @@ class Lead(SyncModel):
     """线索."""
 
     name = models.CharField(_("name"), max_length=200)
+    external_id = external_id_field()
     company = models.CharField(_("company"), max_length=200, blank=True)
     phone = models.CharField(_("phone"), max_length=40, blank=True)
     email = models.EmailField(_("email"), blank=True)
@@ -306,7 +330,7 @@ class Lead(SyncModel):
         verbose_name = _("lead")
         verbose_name_plural = _("leads")
         ordering = ["-created_at"]
-        constraints = sync_constraints("lead")
+        constraints = [*sync_constraints("lead"), external_id_constraint("lead")]
         indexes = [
             *sync_indexes("lead"),
             models.Index(fields=["tenant", "owner", "created_at"], name="lead_owner"),
@@ -321,6 +345,7 @@ class Opportunity(SyncModel):
     """商机. Credit (member and unit) is fixed when the deal is won."""
 
     name = models.CharField(_("name"), max_length=200)
+    external_id = external_id_field()
     customer = models.ForeignKey(
         Customer,
         verbose_name=_("customer"),
@@ -403,6 +428,7 @@ class Opportunity(SyncModel):
         ordering = ["-updated_at"]
         constraints = [
             *sync_constraints("opportunity"),
+            external_id_constraint("opportunity"),
             models.CheckConstraint(
                 condition=Q(amount__isnull=True) | Q(amount__gte=0), name="opportunity_amount_gte_0"
             ),
@@ -503,6 +529,7 @@ class Payment(SyncModel):
         db_index=False,
     )
     amount = models.DecimalField(_("amount"), **MONEY)
+    external_id = external_id_field()
     planned_date = models.DateField(_("planned date"), null=True, blank=True)
     received_date = models.DateField(_("received date"), null=True, blank=True)
     status = models.CharField(
@@ -527,6 +554,7 @@ class Payment(SyncModel):
         ordering = ["-received_date", "-planned_date"]
         constraints = [
             *sync_constraints("payment"),
+            external_id_constraint("payment"),
             # A received payment is reversed at most once.
             models.UniqueConstraint(fields=["tenant", "reverses"], name="payment_one_reversal"),
             models.CheckConstraint(

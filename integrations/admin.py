@@ -210,3 +210,6 @@ class WebhookDeliveryAdmin(_WebhookAdminOnly):
 
 
 # --- end of webhooks ---------------------------------------------------------------------
+
+# --- imports and exports (integrations/imports/admin.py) ----------------------------------
+from integrations.imports import admin as imports_admin  # noqa: E402, F401 - registers

@@ -1,5 +1,13 @@
 """The integrations' tables, one module per capability (imports, webhooks)."""
 
+from integrations.models.imports import (
+    ImportJob,
+    ImportKind,
+    ImportProgress,
+    ImportRow,
+    ImportStatus,
+    RowOutcome,
+)
 from integrations.models.webhooks import (
     DeliveryStatus,
     WebhookAttempt,
@@ -10,6 +18,12 @@ from integrations.models.webhooks import (
 
 __all__ = [
     "DeliveryStatus",
+    "ImportJob",
+    "ImportKind",
+    "ImportProgress",
+    "ImportRow",
+    "ImportStatus",
+    "RowOutcome",
     "WebhookAttempt",
     "WebhookDelivery",
     "WebhookEndpoint",

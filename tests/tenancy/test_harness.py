@@ -23,6 +23,7 @@ from tests import records
 from tests.factories import TenantTree
 from tests.incentives import builders as incentive_builders
 from tests.integrations import webhook_builders
+from tests.integrations.helpers import import_job
 
 pytestmark = pytest.mark.django_db
 
@@ -45,6 +46,7 @@ NOT_OBJECT_ROUTES = {
     "docs": "public docs page",
     "leaderboards": "a board of the caller's visible units; a unit id outside them is a 404",
     "me-incentives": "always the caller's own points and statements",
+    "export": "a list within visibility; its id filters are the list's own (tests/integrations)",
 }
 
 # Hand-written detail routes (not from a router) -> the probe object they take as pk.
@@ -81,6 +83,7 @@ PROBES: dict[str, Callable[[TenantTree], Any]] = {
     "point": lambda tree: incentive_builders.point_entry(tree),
     "commission-plan": lambda tree: incentive_builders.commission_plan(tree),
     "commission-statement": lambda tree: incentive_builders.commission_statement(tree),
+    "import": import_job,
     "review": lambda tree: records.review(tree),
     "webhook-endpoint": lambda tree: webhook_builders.endpoint(tree),
     "webhook-delivery": lambda tree: webhook_builders.delivery(tree),

@@ -1,0 +1,861 @@
+"""What each kind of import checks and writes (SPEC 3 and 11).
+
+The dry run and the confirmation run the same checks (``check_rows``): each row comes
+out new, update, unchanged or error (field and message). The confirmation then writes:
+
+* new rows set-based (``bulk_create``), producing what the create services produce:
+  a deal gets its stage-change rows (from nothing into its first stage at its created
+  date and, for a closed deal, on into its closed stage at its closed date, with the
+  exit time set), a won deal its credit (owner and owner's unit) and closed date, a
+  customer its first owner; rows carry the tenant, so row-level security checks them;
+* updates one by one through the services (``sync_update``, ``opportunity_update``,
+  ``opportunity_move``, ``payment_receive``), which lock, version and record history.
+
+Rows are matched by ``id`` (which must be one the importer sees) or ``external_id``;
+owners by username or e-mail among the members the importer sees; customers and deals
+by their external id or id, among the records the importer sees.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from decimal import Decimal
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db.models import CharField, Model, Q, QuerySet
+from django.db.models.functions import Cast, Coalesce
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from crm import selectors, services
+from crm.events import emit
+from crm.models import (
+    Contact,
+    Customer,
+    Lead,
+    LeadStatus,
+    Opportunity,
+    Payment,
+    PaymentStatus,
+    Pipeline,
+    ProductLine,
+    Stage,
+    StageChange,
+    StageKind,
+)
+from integrations.imports import columns as cols
+from integrations.imports.columns import CellError, Column
+from tenancy import selectors as tenancy_selectors
+from tenancy.dates import tenant_today, tenant_zone
+from tenancy.models import Membership, Role, Tenant
+
+BATCH = 2000
+
+
+@dataclass
+class Context:
+    member: Membership
+    tenant: Tenant
+    today: date = field(init=False)
+    now: datetime = field(init=False)
+    zone: Any = field(init=False)
+    backdate: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.now = timezone.now()
+        self.today = tenant_today(self.tenant, self.now)
+        self.zone = tenant_zone(self.tenant)
+        self.backdate = self.member.role == Role.ADMIN
+
+    def moment(self, day: date | None) -> datetime:
+        """A past local day as a moment (noon, so every zone keeps the day); today: now."""
+        if day is None or day >= self.today:
+            return self.now
+        return datetime.combine(day, time(12), tzinfo=self.zone)
+
+
+@dataclass
+class Row:
+    number: int
+    values: dict[str, Any]
+    errors: list[dict[str, str]] = field(default_factory=list)
+    outcome: str = ""
+    target: Any = None  # the matched record's current values (a dict), for updates
+    target_id: int | None = None
+    changes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        ext = self.values.get("external_id")
+        if ext:
+            return str(ext)
+        return "" if self.values.get("id") is None else str(self.values["id"])
+
+    def fail(self, column: str, message: str) -> None:
+        self.errors.append({"field": column, "message": str(message)})
+
+
+def _validation_messages(error: ValidationError) -> list[tuple[str, str]]:
+    if hasattr(error, "error_dict"):
+        return [(f, str(m)) for f, ms in error.message_dict.items() for m in ms]
+    return [("", str(m)) for m in error.messages]
+
+
+def check_date(row: Row, ctx: Context, column: str, value: date | None) -> None:
+    """A created, closed or received date: never in the future; in the past only from
+    an admin (SPEC 3, ``crm.services.check_record_date``)."""
+    try:
+        services.check_record_date(value, column, today=ctx.today, backdate=ctx.backdate)
+    except ValidationError as error:
+        for _field, message in _validation_messages(error):
+            row.fail(column, message)
+
+
+class Kind:
+    name = ""
+    model: type[Model] = Model
+    columns: list[Column] = []
+    # Columns compared for an update, with the path of the current value.
+    compare: dict[str, str] = {}
+
+    def visible(self, member: Membership) -> QuerySet[Any]:
+        raise NotImplementedError
+
+    # --- references ------------------------------------------------------------------
+
+    def load_references(self, ctx: Context, rows: list[Row], present: set[str]) -> None:
+        """Members visible to the importer by username and e-mail (lower case)."""
+        self.members: dict[str, tuple[int, int | None]] = {}
+        if not any(c.parse == "member" for c in self.columns if c.key in present):
+            return
+        for pk, username, email, unit in tenancy_selectors.visible_memberships(
+            ctx.member
+        ).values_list("pk", "user__username", "user__email", "org_unit_id"):
+            self.members[username.casefold()] = (pk, unit)
+            if email:
+                self.members.setdefault(email.casefold(), (pk, unit))
+
+    def resolve_member(self, row: Row, column: str) -> None:
+        text = row.values.get(column)
+        if text is None:
+            return
+        found = self.members.get(str(text).casefold())
+        if found is None:
+            row.fail(column, _("No member you can see has this username or e-mail."))
+            return
+        row.values[column] = found[0]
+
+    # --- current values -----------------------------------------------------------------
+
+    def current(self, ctx: Context, ids: set[int], exts: set[str]) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        paths = {"pk": "pk", "external_id": "external_id", **self.compare}
+        id_list, ext_list = list(ids), list(exts)
+        for start in range(0, max(len(id_list), len(ext_list)), BATCH):
+            query = Q(pk__in=id_list[start : start + BATCH]) | Q(
+                external_id__in=ext_list[start : start + BATCH]
+            )
+            for values in self.visible(ctx.member).filter(query).values(*paths.values()):
+                found.append({key: values[path] for key, path in paths.items()})
+        for values in found:
+            self.adapt_current(ctx, values)
+        return found
+
+    def adapt_current(self, ctx: Context, values: dict[str, Any]) -> None:
+        if "created_at" in values:
+            values["created_at"] = cols.local_date(values["created_at"], ctx.zone)
+
+    def hidden_external_ids(self, ctx: Context, exts: set[str]) -> set[str]:
+        """External ids already used by rows the importer cannot see (or deleted rows)."""
+        manager = getattr(self.model, "all_objects", self.model._default_manager)
+        ext_list = list(exts)
+        used: set[str] = set()
+        for start in range(0, len(ext_list), BATCH):
+            used.update(
+                manager.filter(external_id__in=ext_list[start : start + BATCH]).values_list(
+                    "external_id", flat=True
+                )
+            )
+        return used
+
+    # --- per row -----------------------------------------------------------------------
+
+    def check_new(self, ctx: Context, row: Row) -> None:
+        """Checks of a row that creates a record."""
+
+    def check_update(self, ctx: Context, row: Row) -> None:
+        """Checks of a row that changes a record (``row.changes`` is set)."""
+        if "created_at" in row.changes:
+            row.fail("created_at", _("The creation time cannot change."))
+
+    def resolve(self, ctx: Context, row: Row) -> None:
+        """Turn reference texts into ids (errors on the row)."""
+        for column in self.columns:
+            if column.parse == "member" and column.key in row.values:
+                self.resolve_member(row, column.key)
+
+    # --- writing -------------------------------------------------------------------------
+
+    def create(self, ctx: Context, rows: list[Row]) -> list[Any]:
+        raise NotImplementedError
+
+    def update(self, ctx: Context, row: Row) -> None:
+        instance = self.model._default_manager.get(pk=row.target_id)
+        changes = {self.field_of(key): value for key, value in row.changes.items()}
+        services.sync_update(instance, expected_version=None, **changes)  # type: ignore[type-var]
+
+    def field_of(self, key: str) -> str:
+        column = next((c for c in self.columns if c.key == key), None)
+        if column is not None and column.is_reference:
+            return f"{key}_id"
+        return key
+
+    # --- export ----------------------------------------------------------------------------
+
+    def export_queryset(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        return queryset
+
+    def export_rows(self, queryset: QuerySet[Any], zone: Any) -> Iterator[list[Any]]:
+        paths = [column.export_path for column in self.columns]
+        rows = self.export_queryset(queryset).order_by("pk").values_list(*paths)
+        dates = [i for i, column in enumerate(self.columns) if column.key == "created_at"]
+        for values in rows.iterator(chunk_size=BATCH):
+            out = list(values)
+            for i in dates:
+                out[i] = cols.local_date(out[i], zone)
+            yield out
+
+
+def _ref(path: str) -> Any:
+    """A reference exported as the record's external id, else its id."""
+    return Coalesce(f"{path}__external_id", Cast(f"{path}_id", CharField()))
+
+
+class CustomerKind(Kind):
+    name = "customers"
+    model = Customer
+    columns = cols.CUSTOMER_COLUMNS
+    compare = {
+        "name": "name",
+        "industry": "industry",
+        "level": "level",
+        "region": "region",
+        "source": "source",
+        "owner": "owner_id",
+        "address": "address",
+        "latitude": "latitude",
+        "longitude": "longitude",
+        "created_at": "created_at",
+    }
+
+    def visible(self, member: Membership) -> QuerySet[Any]:
+        return selectors.visible_customers(member)
+
+    def check_new(self, ctx: Context, row: Row) -> None:
+        check_date(row, ctx, "created_at", row.values.get("created_at"))
+
+    def create(self, ctx: Context, rows: list[Row]) -> list[Any]:
+        made = [
+            Customer(
+                tenant_id=ctx.tenant.pk,
+                external_id=row.values.get("external_id"),
+                name=row.values["name"],
+                industry=row.values.get("industry") or "",
+                level=row.values.get("level") or "C",
+                region=row.values.get("region") or "",
+                source=row.values.get("source") or "",
+                owner_id=row.values.get("owner"),
+                first_owner_id=row.values.get("owner"),
+                address=row.values.get("address") or "",
+                latitude=row.values.get("latitude"),
+                longitude=row.values.get("longitude"),
+                created_at=ctx.moment(row.values.get("created_at")),
+            )
+            for row in rows
+        ]
+        return Customer.objects.bulk_create(made, batch_size=BATCH)
+
+
+class CustomerReferences:
+    """Customers named by external id or id, among those the importer sees."""
+
+    def load_customers(self, ctx: Context, rows: list[Row], column: str) -> None:
+        texts = {str(row.values[column]) for row in rows if row.values.get(column)}
+        ids = {int(text) for text in texts if text.isdigit()}
+        self.customers: dict[str, int] = {}
+        visible = selectors.visible_customers(ctx.member)
+        text_list, id_list = list(texts), list(ids)
+        for start in range(0, max(len(text_list), len(id_list)), BATCH):
+            query = Q(external_id__in=text_list[start : start + BATCH]) | Q(
+                pk__in=id_list[start : start + BATCH]
+            )
+            for pk, ext in visible.filter(query).values_list("pk", "external_id"):
+                self.customers[str(pk)] = pk
+                if ext:
+                    self.customers[f"ext:{ext}"] = pk
+
+    def resolve_customer(self, row: Row, column: str) -> None:
+        text = row.values.get(column)
+        if text is None:
+            return
+        pk = self.customers.get(f"ext:{text}") or self.customers.get(str(text))
+        if pk is None:
+            row.fail(column, _("No customer you can see has this external id or id."))
+            return
+        row.values[column] = pk
+
+
+class ContactKind(CustomerReferences, Kind):
+    name = "contacts"
+    model = Contact
+    columns = cols.CONTACT_COLUMNS
+    compare = {
+        "customer": "customer_id",
+        "name": "name",
+        "title": "title",
+        "phone": "phone",
+        "email": "email",
+    }
+
+    def visible(self, member: Membership) -> QuerySet[Any]:
+        return selectors.visible_contacts(member)
+
+    def load_references(self, ctx: Context, rows: list[Row], present: set[str]) -> None:
+        super().load_references(ctx, rows, present)
+        self.load_customers(ctx, rows, "customer")
+
+    def resolve(self, ctx: Context, row: Row) -> None:
+        self.resolve_customer(row, "customer")
+
+    def create(self, ctx: Context, rows: list[Row]) -> list[Any]:
+        made = [
+            Contact(
+                tenant_id=ctx.tenant.pk,
+                external_id=row.values.get("external_id"),
+                customer_id=row.values["customer"],
+                name=row.values["name"],
+                title=row.values.get("title") or "",
+                phone=row.values.get("phone") or "",
+                email=row.values.get("email") or "",
+            )
+            for row in rows
+        ]
+        return Contact.objects.bulk_create(made, batch_size=BATCH)
+
+    def export_queryset(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        return queryset.annotate(customer_ref=_ref("customer"))
+
+
+class LeadKind(Kind):
+    name = "leads"
+    model = Lead
+    columns = cols.LEAD_COLUMNS
+    compare = {
+        "name": "name",
+        "company": "company",
+        "phone": "phone",
+        "email": "email",
+        "source": "source",
+        "status": "status",
+        "owner": "owner_id",
+        "created_at": "created_at",
+    }
+
+    def visible(self, member: Membership) -> QuerySet[Any]:
+        return selectors.visible_leads(member)
+
+    def check_new(self, ctx: Context, row: Row) -> None:
+        check_date(row, ctx, "created_at", row.values.get("created_at"))
+
+    def create(self, ctx: Context, rows: list[Row]) -> list[Any]:
+        made = [
+            Lead(
+                tenant_id=ctx.tenant.pk,
+                external_id=row.values.get("external_id"),
+                name=row.values["name"],
+                company=row.values.get("company") or "",
+                phone=row.values.get("phone") or "",
+                email=row.values.get("email") or "",
+                source=row.values.get("source") or "",
+                status=row.values.get("status") or LeadStatus.NEW,
+                owner_id=row.values["owner"],
+                created_at=ctx.moment(row.values.get("created_at")),
+            )
+            for row in rows
+        ]
+        return Lead.objects.bulk_create(made, batch_size=BATCH)
+
+
+class OpportunityKind(CustomerReferences, Kind):
+    name = "opportunities"
+    model = Opportunity
+    columns = cols.OPPORTUNITY_COLUMNS
+    compare = {
+        "name": "name",
+        "customer": "customer_id",
+        "owner": "owner_id",
+        "stage": "stage_id",
+        "amount": "amount",
+        "product_line": "product_line_id",
+        "expected_close_date": "expected_close_date",
+        "lost_reason": "lost_reason",
+        "created_at": "created_at",
+        "closed_date": "closed_date",
+    }
+
+    def visible(self, member: Membership) -> QuerySet[Any]:
+        return selectors.visible_opportunities(member)
+
+    def load_references(self, ctx: Context, rows: list[Row], present: set[str]) -> None:
+        super().load_references(ctx, rows, present)
+        self.load_customers(ctx, rows, "customer")
+        default = Pipeline.objects.filter(is_default=True).values_list("pk", flat=True).first()
+        self.stages: dict[str, Stage] = {}
+        self.stage_by_id: dict[int, Stage] = {}
+        # The default pipeline's names win over another pipeline's stage of the same name.
+        for stage in sorted(Stage.objects.all(), key=lambda s: s.pipeline_id == default):
+            self.stage_by_id[stage.pk] = stage
+            for text in (stage.name, stage.name_zh, str(stage)):
+                if text:
+                    self.stages[text.casefold()] = stage
+        self.first_open: dict[int, Stage] = {}
+        for stage in sorted(self.stage_by_id.values(), key=lambda s: s.order, reverse=True):
+            if stage.kind == StageKind.OPEN:
+                self.first_open[stage.pipeline_id] = stage
+        self.product_lines = {
+            name.casefold(): pk for pk, name in ProductLine.objects.values_list("pk", "name")
+        }
+        self.units = {pk: unit for pk, unit in self.members.values()}
+
+    def resolve(self, ctx: Context, row: Row) -> None:
+        super().resolve(ctx, row)
+        self.resolve_customer(row, "customer")
+        text = row.values.get("stage")
+        if text is not None:
+            stage = self.stages.get(str(text).casefold())
+            if stage is None and str(text).isdigit():
+                stage = self.stage_by_id.get(int(text))
+            if stage is None:
+                row.fail("stage", _("No stage has this name."))
+            else:
+                row.values["stage"] = stage.pk
+        text = row.values.get("product_line")
+        if text is not None:
+            pk = self.product_lines.get(str(text).casefold())
+            if pk is None:
+                row.fail("product_line", _("No product line has this name."))
+            else:
+                row.values["product_line"] = pk
+
+    def _check_amounts_and_dates(self, ctx: Context, row: Row, stage: Stage) -> None:
+        amount = row.values.get("amount")
+        if amount is not None and amount < 0:
+            row.fail("amount", _("An amount cannot be negative."))
+        closed = row.values.get("closed_date")
+        if stage.kind == StageKind.OPEN and closed is not None:
+            row.fail("closed_date", _("Only a won or lost deal has a closed date."))
+        if stage.kind == StageKind.WON and (amount is None or amount <= 0):
+            row.fail("amount", _("A deal is won with a positive amount."))
+        if stage.kind == StageKind.LOST and not (row.values.get("lost_reason") or "").strip():
+            row.fail("lost_reason", _("Say why the deal was lost."))
+        if stage.kind != StageKind.OPEN:
+            check_date(row, ctx, "closed_date", closed)
+        try:
+            services.check_expected_close(row.values.get("expected_close_date"), today=ctx.today)
+        except ValidationError as error:
+            for column, message in _validation_messages(error):
+                row.fail(column, message)
+
+    def check_new(self, ctx: Context, row: Row) -> None:
+        created = row.values.get("created_at")
+        check_date(row, ctx, "created_at", created)
+        stage = self.stage_by_id.get(row.values.get("stage") or 0)
+        if stage is None:
+            return
+        self._check_amounts_and_dates(ctx, row, stage)
+        closed = row.values.get("closed_date")
+        if created is not None and closed is not None and closed < created:
+            row.fail("closed_date", _("A deal closes on or after the day it was created."))
+
+    def check_update(self, ctx: Context, row: Row) -> None:
+        super().check_update(ctx, row)
+        current = self.stage_by_id[row.target["stage"]]
+        stage = self.stage_by_id.get(row.values.get("stage") or current.pk, current)
+        if current.kind != StageKind.OPEN:
+            frozen = [f for f in ("amount", "product_line", "closed_date") if f in row.changes]
+            for column in frozen:
+                row.fail(
+                    column,
+                    _(
+                        "This deal is closed: its amount, product line and closed date change "
+                        "only through a correction by a manager above its owner or an admin."
+                    ),
+                )
+            if "stage" in row.changes:
+                row.fail("stage", _("This deal is closed; reopen it in the app to move it."))
+            return
+        self._check_amounts_and_dates(ctx, row, stage)
+        if stage.kind == StageKind.LOST and row.values.get("closed_date") not in (None, ctx.today):
+            row.fail("closed_date", _("A deal lost by an import is lost today."))
+
+    def create(self, ctx: Context, rows: list[Row]) -> list[Any]:
+        deals: list[Opportunity] = []
+        for row in rows:
+            values = row.values
+            stage = self.stage_by_id[values["stage"]]
+            created = ctx.moment(values.get("created_at"))
+            closed_date = None
+            if stage.kind != StageKind.OPEN:
+                closed_date = values.get("closed_date") or ctx.today
+                created = min(created, ctx.moment(closed_date))
+            won = stage.kind == StageKind.WON
+            deal = Opportunity(
+                tenant_id=ctx.tenant.pk,
+                external_id=values.get("external_id"),
+                name=values["name"],
+                customer_id=values["customer"],
+                owner_id=values["owner"],
+                pipeline_id=stage.pipeline_id,
+                stage_id=stage.pk,
+                amount=values.get("amount"),
+                product_line_id=values.get("product_line"),
+                expected_close_date=values.get("expected_close_date"),
+                lost_reason=(values.get("lost_reason") or "").strip()
+                if stage.kind == StageKind.LOST
+                else "",
+                closed_date=closed_date,
+                created_at=created,
+                stage_entered_at=ctx.moment(closed_date) if closed_date else created,
+                credited_member_id=values["owner"] if won else None,
+                credited_org_unit_id=self.units.get(values["owner"]) if won else None,
+            )
+            deals.append(deal)
+        Opportunity.objects.bulk_create(deals, batch_size=BATCH)
+        changes: list[StageChange] = []
+        for deal in deals:
+            stage = self.stage_by_id[deal.stage_id]
+            first = self.first_open.get(stage.pipeline_id)
+            closed_at = ctx.moment(deal.closed_date) if deal.closed_date else None
+            if (
+                stage.kind != StageKind.OPEN
+                and first is not None
+                and closed_at is not None
+                and closed_at != deal.created_at
+            ):
+                # Created in the first open stage, closed later: the cycle reads both.
+                changes.append(self._change(ctx, deal, None, first.pk, deal.created_at, closed_at))
+                changes.append(self._change(ctx, deal, first.pk, stage.pk, closed_at, None))
+            else:
+                changes.append(self._change(ctx, deal, None, stage.pk, deal.created_at, None))
+        StageChange.objects.bulk_create(changes, batch_size=BATCH)
+        return deals
+
+    def _change(
+        self,
+        ctx: Context,
+        deal: Opportunity,
+        from_stage: int | None,
+        to_stage: int,
+        at: datetime,
+        exited: datetime | None,
+    ) -> StageChange:
+        return StageChange(
+            tenant_id=ctx.tenant.pk,
+            opportunity_id=deal.pk,
+            from_stage_id=from_stage,
+            to_stage_id=to_stage,
+            changed_at=at,
+            exited_at=exited,
+            changed_by=ctx.member,
+            amount=deal.amount,
+        )
+
+    def update(self, ctx: Context, row: Row) -> None:
+        changes = dict(row.changes)
+        stage_id = changes.pop("stage", None)
+        closed_date = changes.pop("closed_date", None)
+        lost_reason = changes.pop("lost_reason", None) if stage_id else None
+        deal = Opportunity.objects.get(pk=row.target["pk"])
+        if changes:
+            deal = services.opportunity_update(
+                member=ctx.member,
+                opportunity=deal,
+                expected_version=None,
+                **{self.field_of(key): value for key, value in changes.items()},
+            )
+        if stage_id is not None:
+            stage = self.stage_by_id[stage_id]
+            services.opportunity_move(
+                member=ctx.member,
+                opportunity=deal,
+                stage=stage,
+                lost_reason=lost_reason or row.values.get("lost_reason") or "",
+                closed_date=closed_date if stage.kind == StageKind.WON else None,
+            )
+
+    def export_queryset(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        return queryset.annotate(customer_ref=_ref("customer"))
+
+
+class PaymentKind(Kind):
+    name = "payments"
+    model = Payment
+    columns = cols.PAYMENT_COLUMNS
+    compare = {
+        "opportunity": "opportunity_id",
+        "amount": "amount",
+        "planned_date": "planned_date",
+        "received_date": "received_date",
+        "status": "status",
+        "note": "note",
+    }
+
+    def visible(self, member: Membership) -> QuerySet[Any]:
+        return selectors.visible_payments(member)
+
+    def load_references(self, ctx: Context, rows: list[Row], present: set[str]) -> None:
+        super().load_references(ctx, rows, present)
+        texts = {str(row.values["opportunity"]) for row in rows if row.values.get("opportunity")}
+        ids = {int(text) for text in texts if text.isdigit()}
+        self.deals: dict[str, tuple[int, str]] = {}
+        visible = selectors.visible_opportunities(ctx.member)
+        text_list, id_list = list(texts), list(ids)
+        for start in range(0, max(len(text_list), len(id_list)), BATCH):
+            query = Q(external_id__in=text_list[start : start + BATCH]) | Q(
+                pk__in=id_list[start : start + BATCH]
+            )
+            for pk, ext, kind in visible.filter(query).values_list(
+                "pk", "external_id", "stage__kind"
+            ):
+                self.deals[str(pk)] = (pk, kind)
+                if ext:
+                    self.deals[f"ext:{ext}"] = (pk, kind)
+
+    def resolve(self, ctx: Context, row: Row) -> None:
+        text = row.values.get("opportunity")
+        if text is None:
+            return
+        found = self.deals.get(f"ext:{text}") or self.deals.get(str(text))
+        if found is None:
+            row.fail("opportunity", _("No deal you can see has this external id or id."))
+            return
+        row.values["opportunity"] = found[0]
+        row.values["_deal_kind"] = found[1]
+
+    def check_new(self, ctx: Context, row: Row) -> None:
+        values = row.values
+        amount = values.get("amount")
+        if amount is not None and amount <= 0:
+            row.fail("amount", _("A payment is positive; reverse it to undo it."))
+        if values.get("_deal_kind") not in (None, StageKind.WON):
+            row.fail("opportunity", _("Payments are recorded on won deals."))
+        check_date(row, ctx, "received_date", values.get("received_date"))
+        if values.get("planned_date") is None and values.get("received_date") is None:
+            row.fail("planned_date", _("Give a planned date, a received date or both."))
+        status = values.get("status")
+        expected = PaymentStatus.RECEIVED if values.get("received_date") else PaymentStatus.PLANNED
+        if status is not None and status != expected:
+            row.fail(
+                "status",
+                _("A new payment is received when it has a received date, else planned."),
+            )
+
+    def check_update(self, ctx: Context, row: Row) -> None:
+        receiving = (
+            row.target["status"] == PaymentStatus.PLANNED
+            and set(row.changes) <= {"received_date", "status"}
+            and row.changes.get("received_date") is not None
+            and row.changes.get("status", PaymentStatus.RECEIVED) == PaymentStatus.RECEIVED
+        )
+        if not receiving:
+            for column in row.changes:
+                row.fail(
+                    column,
+                    _(
+                        "A payment changes only by being received (a received date on a "
+                        "planned payment); reverse it in the app to undo it."
+                    ),
+                )
+            return
+        check_date(row, ctx, "received_date", row.changes["received_date"])
+
+    def create(self, ctx: Context, rows: list[Row]) -> list[Any]:
+        made = [
+            Payment(
+                tenant_id=ctx.tenant.pk,
+                external_id=row.values.get("external_id"),
+                opportunity_id=row.values["opportunity"],
+                amount=row.values["amount"],
+                planned_date=row.values.get("planned_date"),
+                received_date=row.values.get("received_date"),
+                status=PaymentStatus.RECEIVED
+                if row.values.get("received_date")
+                else PaymentStatus.PLANNED,
+                recorded_by=ctx.member,
+                note=row.values.get("note") or "",
+            )
+            for row in rows
+        ]
+        return Payment.objects.bulk_create(made, batch_size=BATCH)
+
+    def update(self, ctx: Context, row: Row) -> None:
+        services.payment_receive(
+            member=ctx.member,
+            payment=Payment.objects.get(pk=row.target["pk"]),
+            received_date=row.changes["received_date"],
+        )
+
+    def export_queryset(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        return queryset.annotate(opportunity_ref=_ref("opportunity"))
+
+
+KINDS: dict[str, Kind] = {
+    kind.name: kind
+    for kind in (CustomerKind(), ContactKind(), LeadKind(), OpportunityKind(), PaymentKind())
+}
+
+
+def get_kind(name: str) -> Kind:
+    # A fresh instance per import: the references it loads are the import's own.
+    return type(KINDS[name])()
+
+
+@dataclass
+class Checked:
+    rows: list[Row]
+    counts: dict[str, int]
+    file_format: str
+    encoding: str
+
+
+def check_rows(
+    kind: Kind,
+    ctx: Context,
+    header: list[str],
+    cells: Iterable[tuple[int, list[Any]]],
+    progress: Callable[[int], None] | None = None,
+) -> list[Row]:
+    """Every row's outcome (new, update, unchanged, error with field and message).
+
+    Raises ``ValidationError`` for the file as a whole: a required column missing,
+    a column given twice, no known column."""
+    accepted = cols.header_map(kind.columns)
+    positions: dict[str, int] = {}
+    for index, text in enumerate(header):
+        column = accepted.get(text.strip().casefold())
+        if column is None:
+            continue
+        if column.key in positions:
+            raise ValidationError(
+                {"file": _("The column “%(column)s” is given twice.") % {"column": text}}
+            )
+        positions[column.key] = index
+    missing = [str(c.label) for c in kind.columns if c.required and c.key not in positions]
+    if missing:
+        raise ValidationError(
+            {
+                "file": _("The file lacks the required column(s): %(columns)s.")
+                % {"columns": ", ".join(missing)}
+            }
+        )
+    present = set(positions)
+    by_key = {column.key: column for column in kind.columns}
+    rows: list[Row] = []
+    for number, line in cells:
+        row = Row(number=number, values={})
+        for key, index in positions.items():
+            column = by_key[key]
+            cell = line[index] if index < len(line) else None
+            try:
+                value = cols.parse_cell(column, cell)
+            except CellError as error:
+                row.fail(key, str(error))
+                continue
+            if value is None and column.required:
+                row.fail(key, _("This field is required."))
+            row.values[key] = value
+        rows.append(row)
+        if progress is not None and len(rows) % 5000 == 0:
+            progress(len(rows))
+
+    kind.load_references(ctx, rows, present)
+    ids = {row.values["id"] for row in rows if row.values.get("id") is not None}
+    exts = {row.values["external_id"] for row in rows if row.values.get("external_id")}
+    existing = kind.current(ctx, ids, exts)
+    by_id = {values["pk"]: values for values in existing}
+    by_ext = {values["external_id"]: values for values in existing if values["external_id"]}
+    hidden = kind.hidden_external_ids(ctx, exts) - set(by_ext)
+    seen_ids: dict[int, int] = {}
+    seen_exts: dict[str, int] = {}
+    for row in rows:
+        ext, pk = row.values.get("external_id"), row.values.get("id")
+        if ext is not None:
+            if ext in seen_exts:
+                row.fail(
+                    "external_id",
+                    _("This external id is also on row %(row)d.") % {"row": seen_exts[ext]},
+                )
+            seen_exts.setdefault(ext, row.number)
+        if pk is not None:
+            if pk in seen_ids:
+                row.fail("id", _("This id is also on row %(row)d.") % {"row": seen_ids[pk]})
+            seen_ids.setdefault(pk, row.number)
+        kind.resolve(ctx, row)
+        target = None
+        if pk is not None:
+            target = by_id.get(pk)
+            if target is None:
+                row.fail("id", _("No record you can see has this id."))
+            elif ext is not None and by_ext.get(ext, target)["pk"] != target["pk"]:
+                row.fail("external_id", _("Another record has this external id."))
+        elif ext is not None:
+            target = by_ext.get(ext)
+            if target is None and ext in hidden:
+                row.fail("external_id", _("A record you cannot see has this external id."))
+        if target is not None and not row.errors:
+            row.target, row.target_id = target, target["pk"]
+            row.changes = {
+                key: row.values[key]
+                for key in present
+                if key in kind.compare and _differs(row.values[key], target[key])
+            }
+            if "external_id" in present and ext is not None and ext != target["external_id"]:
+                row.changes["external_id"] = ext
+            if row.changes:
+                kind.check_update(ctx, row)
+        elif not row.errors:
+            kind.check_new(ctx, row)
+        if row.errors:
+            row.outcome = "error"
+        elif target is None:
+            row.outcome = "new"
+        else:
+            row.outcome = "update" if row.changes else "unchanged"
+    return rows
+
+
+def _differs(new: Any, old: Any) -> bool:
+    if new in (None, "") and old in (None, ""):
+        return False
+    if isinstance(new, Decimal) and isinstance(old, Decimal):
+        return new != old
+    return bool(new != old)
+
+
+def write_rows(kind: Kind, ctx: Context, rows: list[Row], *, send_events: bool) -> dict[str, int]:
+    """Write the checked rows (none may be an error): new ones set-based, updates through
+    the services. Runs inside the caller's transaction."""
+    new = [row for row in rows if row.outcome == "new"]
+    created = kind.create(ctx, new) if new else []
+    if send_events:
+        for instance in created:
+            emit("created", source=instance, member=ctx.member)
+    updates = [row for row in rows if row.outcome == "update"]
+    for row in updates:
+        kind.update(ctx, row)
+    counts = {"new": len(new), "update": len(updates), "unchanged": 0, "error": 0}
+    counts["unchanged"] = sum(1 for row in rows if row.outcome == "unchanged")
+    return counts

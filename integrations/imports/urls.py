@@ -1,0 +1,18 @@
+"""Routes of imports and exports (SPEC 11)."""
+
+from __future__ import annotations
+
+from django.urls import include, path
+from rest_framework.routers import DefaultRouter
+
+from integrations.exports import ExportView
+from integrations.imports.api import ImportJobViewSet
+
+router = DefaultRouter(trailing_slash=True)
+router.include_root_view = False
+router.register("imports", ImportJobViewSet, basename="import")
+
+urlpatterns = [
+    path("", include(router.urls)),
+    path("exports/<str:name>/", ExportView.as_view(), name="export"),
+]
