@@ -403,7 +403,10 @@ def test_multipliers_change_the_base_by_product_line_and_never_the_attainment(
         commissions.statements_compute(tenant=tree_a.tenant, as_of=today)
         line = statement_of(rep, plan).lines.get()
     assert line.amount == Decimal(amount)
-    assert (Decimal(line.inputs["A"]), Decimal(line.inputs["B"])) == (Decimal(130000), Decimal(base))
+    assert (Decimal(line.inputs["A"]), Decimal(line.inputs["B"])) == (
+        Decimal(130000),
+        Decimal(base),
+    )
     assert Decimal(line.inputs["attainment"]) == Decimal("1.3")
     assert line.inputs["multipliers"] == {str(cloud.pk): multiplier}
     assert line.inputs["base_by_line"][str(cloud.pk)] == "100000.00"
