@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -41,7 +42,7 @@ from django.utils.translation import gettext_lazy as _
 
 from crm.models import Activity, Digest, DigestStatus, Notification, Visit
 from tenancy.dates import tenant_now, tenant_zone
-from tenancy.models import Membership, Tenant
+from tenancy.models import Membership, OrgUnit, OrgUnitManager, Role, Tenant
 from tenancy.money import round_money
 from tenancy.scope import tenant_scope
 
@@ -88,16 +89,85 @@ def local_time(value: str | datetime, tenant: Tenant) -> str:
 
 # --- preparing -------------------------------------------------------------------------
 
+_shared: ContextVar[dict[Any, Any] | None] = ContextVar("digest_shared", default=None)
+
+
+def shared(key: Any, compute: Callable[[], Any]) -> Any:
+    """``compute()`` once per preparation for ``key``: two sections reading the same
+    figures (a member's own targets at risk, their manager's off-track members) share
+    one computation. Outside a preparation it simply computes."""
+    cache = _shared.get()
+    if cache is None:
+        return compute()
+    if key not in cache:
+        cache[key] = compute()
+    return cache[key]
+
+
+def manager_teams(tenant: Tenant, members: Sequence[Membership]) -> dict[int, list[int]]:
+    """Each manager among ``members`` (role manager, managing at least one unit) and the
+    active members of their subtree but themselves: who their digest speaks about
+    (SPEC section 7). Two queries, shared by the sections of one preparation."""
+
+    def compute() -> dict[int, list[int]]:
+        managers = {m.pk for m in members if m.role == Role.MANAGER}
+        if not managers:
+            return {}
+        links = list(
+            OrgUnitManager.objects.filter(membership_id__in=managers).values_list(
+                "membership_id", "org_unit__path"
+            )
+        )
+        paths = dict(OrgUnit.objects.values_list("pk", "path"))
+        placed = [(m.pk, paths[m.org_unit_id]) for m in members if m.org_unit_id in paths]
+        teams: dict[int, set[int]] = {}
+        for manager_id, managed_path in links:
+            team = teams.setdefault(manager_id, set())
+            team.update(
+                pk for pk, path in placed if path.startswith(managed_path) and pk != manager_id
+            )
+        return {manager_id: sorted(team) for manager_id, team in teams.items() if team}
+
+    teams: dict[int, list[int]] = shared(("manager_teams", tenant.pk), compute)
+    return teams
+
+
+def display_names(tenant: Tenant, members: Sequence[Membership]) -> dict[int, str]:
+    """The members' names as shown (full name, else username): one query, shared."""
+
+    def compute() -> dict[int, str]:
+        rows = Membership.objects.filter(pk__in=[m.pk for m in members]).values_list(
+            "pk", "user__first_name", "user__last_name", "user__username"
+        )
+        return {pk: f"{first} {last}".strip() or username for pk, first, last, username in rows}
+
+    names: dict[int, str] = shared(("display_names", tenant.pk), compute)
+    return names
+
+
+def for_teams(
+    teams: dict[int, list[int]], by_member: dict[int, list[Item]]
+) -> dict[int, list[Item]]:
+    """Each manager's items about their team: the team's items, in member order."""
+    return {
+        manager_id: [item for member_id in team for item in by_member.get(member_id, [])]
+        for manager_id, team in teams.items()
+    }
+
 
 def collect_digests(tenant: Tenant, local_date: date) -> dict[int, list[dict[str, Any]]]:
     """Every active member's non-empty sections for the day: ``{member_id: sections}``."""
     members = list(Membership.objects.filter(is_active=True).order_by("pk"))
     found: dict[int, list[dict[str, Any]]] = {}
-    for section in sections():
-        by_member = section.collect(tenant, members, local_date)
-        for member_id, items in by_member.items():
-            if items:
-                found.setdefault(member_id, []).append({"name": section.name, "items": items})
+    token = _shared.set({})
+    try:
+        for section in sections():
+            by_member = section.collect(tenant, members, local_date)
+            for member_id, items in by_member.items():
+                if items:
+                    found.setdefault(member_id, []).append({"name": section.name, "items": items})
+    finally:
+        _shared.reset(token)
     return found
 
 

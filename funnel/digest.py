@@ -13,7 +13,7 @@ from typing import Any
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from crm.digest import Item, member_ids, register_section
+from crm.digest import Item, display_names, for_teams, manager_teams, member_ids, register_section
 from funnel.models import Alert, AlertStatus, RuleKey
 from tenancy.dates import tenant_zone
 from tenancy.models import Membership, Tenant
@@ -80,6 +80,50 @@ def collect_new_alerts(
     )
 
 
+def collect_team_alerts(
+    tenant: Tenant, members: Sequence[Membership], local_date: date
+) -> dict[int, list[Item]]:
+    """A manager's digest: the alerts opened since the eve's start about the members of
+    their team (SPEC section 7), stale deals included (a deal newly going stale is news
+    to the manager). One query for all teams."""
+    teams = manager_teams(tenant, members)
+    if not teams:
+        return {}
+    since = datetime.combine(local_date - timedelta(days=1), time.min, tzinfo=tenant_zone(tenant))
+    everyone = sorted({pk for team in teams.values() for pk in team})
+    rows = (
+        Alert.objects.filter(owner_id__in=everyone, status=AlertStatus.OPEN, opened_at__gte=since)
+        .order_by("opened_at", "pk")
+        .values_list("owner_id", "pk", "rule", "severity")
+    )
+    names = display_names(tenant, members)
+    labels = dict(RuleKey.choices)
+    by_member = member_ids(
+        (
+            owner,
+            {
+                "kind": "alert",
+                "id": pk,
+                "path": f"/api/v1/alerts/{pk}/",
+                "title": str(labels.get(rule, rule)),
+                "rule": rule,
+                "severity": severity,
+                "member": names.get(owner, ""),
+            },
+        )
+        for owner, pk, rule, severity in rows
+    )
+    return for_teams(teams, by_member)
+
+
+def _team_alert_line(item: dict[str, Any], tenant: Tenant) -> str:
+    labels = dict(RuleKey.choices)
+    return gettext("%(member)s: %(rule)s") % {
+        "member": item["member"],
+        "rule": labels.get(item["rule"], item["rule"]),
+    }
+
+
 def _stale_line(item: dict[str, Any], tenant: Tenant) -> str:
     return gettext("%(deal)s has had no activity for %(days)d days") % {
         "deal": item["title"],
@@ -95,3 +139,6 @@ def _alert_line(item: dict[str, Any], tenant: Tenant) -> str:
 def register() -> None:
     register_section("stale_deals", 40, _("Deals going stale"), collect_stale, _stale_line)
     register_section("new_alerts", 60, _("New alerts"), collect_new_alerts, _alert_line)
+    register_section(
+        "team_alerts", 75, _("New alerts in your team"), collect_team_alerts, _team_alert_line
+    )

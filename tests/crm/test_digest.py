@@ -7,6 +7,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal as D
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from typing import Any
@@ -95,6 +96,9 @@ def rep_with_news(transactional_db: None) -> Any:
             threshold=14,
             severity="warning",
             params={"deal": "Big deal"},
+            # Going stale since before the eve: the rep's stale deal, no news for the
+            # manager (whose digest lists alerts opened since the eve).
+            opened_at=datetime(2026, 3, 1, tzinfo=UTC),
         )
     return tree
 
@@ -311,3 +315,90 @@ def test_off_track_month_target_with_gap_and_required_per_day(april: Any) -> Non
         "this month is off track: 100,000.00 CNY to go, 6,250.00 CNY a day over the 16 days left"
         in shown["text"]
     )
+
+
+def test_a_managers_digest_adds_the_team_off_track_its_alerts_and_what_waits(april: Any) -> None:
+    """Manager m of R1 (T1: a, b below); c is in R2, outside m's subtree. On 2026-05-16
+    (the eve 05-15) a is off track on May (see the test above), has a new alert, an
+    adjustment request and an April draft statement; c has a new alert too."""
+    from incentives import commissions
+    from incentives.models import PointEntry, PointRule
+    from incentives.services import leaderboards_refresh
+    from targets.models import TargetAdjustment, TargetSeries
+    from tenancy.models import Role
+    from tenancy.services import membership_create, org_unit_set_managers
+
+    tree, day, eve = april, date(2026, 5, 16), date(2026, 5, 15)
+    a, c, admin = tree.members["a"], tree.members["c"], tree.members["admin"]
+    with tenant_scope(tree.tenant):
+        manager = membership_create(
+            tenant=tree.tenant, username="april-m", first_name="Mei", role=Role.MANAGER,
+            org_unit=tree.units["r1"], start_date=date(2020, 1, 1),
+        )  # fmt: skip
+        org_unit_set_managers(unit=tree.units["r1"], managers=[manager])
+        plan = _published_rep_plan(tree)
+        plan_publish(member=admin, plan=plan)
+        for owner, rule in ((a, "conversion_drop"), (c, "behind_pace")):
+            Alert.objects.create(
+                tenant=tree.tenant, rule=rule, subject_type="member", subject_id=owner.pk,
+                period="2026-05", owner=owner, observed=1, threshold=2, severity="warning",
+                opened_at=datetime(2026, 5, 15, 3, 0, tzinfo=UTC),
+            )  # fmt: skip
+        series = TargetSeries.objects.get(plan=plan, member=a, product_line__isnull=True)
+        request = TargetAdjustment.objects.create(
+            tenant=tree.tenant, series=series, period_code=0, new_value=D("900000.00"),
+            target_version=series.version, reason="Lost a key account", trigger="market",
+            requested_by=a, effective_from=day,
+        )  # fmt: skip
+        commission = commissions.plan_create(
+            actor=admin, name="Sales bonus", attainment_metric="won_amount",
+            bands=[["0", "0.02"]], mode="flat",
+        )  # fmt: skip
+        commissions.assignment_add(
+            actor=admin, plan=commission, member=a, effective_from=date(2026, 1, 1)
+        )
+        commissions.statements_compute(tenant=tree.tenant, as_of=date(2026, 4, 30))
+        rule = PointRule.objects.create(tenant=tree.tenant, event="lead_created", points=5)
+        PointEntry.objects.create(
+            tenant=tree.tenant, rule=rule, member=a, event="lead_created", source_type="lead",
+            source_id=1, kind="award", points=5, day=eve,
+            occurred_at=datetime(2026, 5, 15, 2, 0, tzinfo=UTC),
+        )  # fmt: skip
+        leaderboards_refresh(tenant=tree.tenant, as_of=eve)
+        found = digest.collect_digests(tree.tenant, day)
+        shown = digest.render(
+            Digest(tenant=tree.tenant, member=manager, local_date=day, sections=found[manager.pk]),
+            manager,
+            tree.tenant,
+        )
+        rep_shown = digest.render(
+            Digest(tenant=tree.tenant, member=a, local_date=day, sections=found[a.pk]),
+            a,
+            tree.tenant,
+        )
+    sections = {s["name"]: s["items"] for s in found[manager.pk]}
+    assert list(sections) == [
+        "team_off_track", "team_alerts", "adjustments_to_approve", "statements_to_approve"
+    ]  # fmt: skip
+    [off] = sections["team_off_track"]
+    assert (off["id"], off["path"], off["gap"], off["required_per_day"]) == (
+        a.pk, f"/api/v1/members/{a.pk}/", "100000.00", "6250.00")  # fmt: skip
+    assert [(i["member"], i["rule"]) for i in sections["team_alerts"]] == [
+        ("april-a", "conversion_drop")
+    ]  # c (R2) is not in m's subtree
+    assert [i["id"] for i in sections["adjustments_to_approve"]] == [request.pk]
+    [statement] = sections["statements_to_approve"]
+    assert (statement["period_start"], statement["period_end"]) == ("2026-04-01", "2026-04-30")
+    assert "april-a is off track on" in shown["text"]
+    assert "april-a asks to change a target of" in shown["text"]
+    assert "900,000.00 CNY" in shown["text"]
+    assert "april-a's statement of Sales bonus, 2026-04-01 to 2026-04-30" in shown["text"]
+    # The rep: their own sections and points, none of the manager's.
+    rep_sections = {s["name"]: s["items"] for s in found[a.pk]}
+    assert set(rep_sections) == {"targets", "new_alerts", "points"}
+    [points] = rep_sections["points"]
+    assert (points["points"], points["rank"], points["board_size"]) == (5, 1, 2)
+    assert "5 points yesterday; rank 1 of 2 in your unit this month" in rep_shown["text"]
+    # c's manager would be the admin: no manager digest speaks of c; c has their alert.
+    assert {s["name"] for s in found[c.pk]} == {"new_alerts"}
+    assert admin.pk not in found
