@@ -279,27 +279,57 @@ def _claim(tenant: Tenant, digest_id: int) -> tuple[Digest, dict[str, Any]] | No
     return digest, shown
 
 
+def deliver(
+    *,
+    subject: str,
+    text: str,
+    html: str,
+    address: str,
+    message_id: str,
+    language: str,
+    connection: Any,
+) -> str:
+    """Send one mail (plain text and HTML) through Django's mail backend; the error
+    summary, or '' when the server took it."""
+    message = EmailMultiAlternatives(
+        subject=subject,
+        body=text,
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[address],
+        headers={"Message-ID": message_id, "Content-Language": language},
+        connection=connection,
+    )
+    message.attach_alternative(html, "text/html")
+    try:
+        message.send(fail_silently=False)
+    except Exception as error:  # noqa: BLE001 - a refused address or a dead server
+        logger.warning("mail %s failed: %r", message_id, error)
+        return f"{type(error).__name__}: {error}"[:500]
+    return ""
+
+
 def _mail(digest: Digest, shown: dict[str, Any], connection: Any) -> str:
-    """Send the mail; the error summary or ''."""
+    """Send the digest's mail; the error summary or ''."""
     member: Membership = shown["member"]
     address = member.user.email
     if not member.email_notifications or not address:
         return ""
-    message = EmailMultiAlternatives(
+    return deliver(
         subject=shown["subject"],
-        body=shown["text"],
-        from_email=settings.DEFAULT_FROM_EMAIL,
-        to=[address],
-        headers={"Message-ID": digest.message_id, "Content-Language": member.language},
+        text=shown["text"],
+        html=shown["html"],
+        address=address,
+        message_id=digest.message_id,
+        language=member.language,
         connection=connection,
     )
-    message.attach_alternative(shown["html"], "text/html")
-    try:
-        message.send(fail_silently=False)
-    except Exception as error:  # noqa: BLE001 - a refused address or a dead server
-        logger.warning("digest %s to member %s failed: %r", digest.pk, member.pk, error)
-        return f"{type(error).__name__}: {error}"[:500]
-    return ""
+
+
+def pending_count(local_date: date) -> int:
+    """The digests of ``local_date`` still to send (inside the tenant's scope)."""
+    return Digest.objects.filter(
+        kind=MORNING, local_date=local_date, status=DigestStatus.PENDING
+    ).count()
 
 
 def send_pending(

@@ -18,9 +18,10 @@ from django.test import override_settings
 
 from crm import digest
 from crm.models import Activity, Digest, Notification
-from crm.tasks import due_reminders, send_digests
+from crm.tasks import due_reminders, send_digests, send_reminders
 from funnel.models import Alert
 from targets.services import plan_publish
+from tenancy.models import JobRun, Membership
 from tenancy.scope import tenant_scope
 from tests.factories import build_tenant_tree
 from tests.targets import test_decomposition
@@ -54,6 +55,7 @@ def inbox() -> Iterator[Inbox]:
     with socket.socket() as probe:  # a free port (aiosmtpd cannot start on port 0)
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
+    handler.port = port  # type: ignore[attr-defined]
     controller = Controller(handler, hostname="127.0.0.1", port=port)
     controller.start()
     with override_settings(
@@ -402,3 +404,148 @@ def test_a_managers_digest_adds_the_team_off_track_its_alerts_and_what_waits(apr
     # c's manager would be the admin: no manager digest speaks of c; c has their alert.
     assert {s["name"] for s in found[c.pk]} == {"new_alerts"}
     assert admin.pk not in found
+
+
+# --- reminder mails and the senders' job runs ----------------------------------------------
+
+
+def _follow_up(tree: Any, due: datetime, subject: str = "Call Acme back") -> Activity:
+    with tenant_scope(tree.tenant):
+        return Activity.objects.create(
+            tenant=tree.tenant, type="call", subject=subject, owner=tree.members["rep"], due_at=due
+        )
+
+
+def test_a_due_reminder_is_mailed_once_in_the_members_language(
+    transactional_db: None, inbox: Inbox
+) -> None:
+    tree = build_tenant_tree("rmail", "Remind Mail Co")
+    rep = tree.members["rep"]
+    with tenant_scope(tree.tenant):
+        Membership.objects.filter(pk=rep.pk).update(language="zh-hans")
+    due = datetime(2026, 3, 10, 6, 0, tzinfo=UTC)  # 14:00 in Shanghai
+    act = _follow_up(tree, due)
+    assert send_reminders((due - timedelta(minutes=31)).isoformat())["sent"] == 0
+    assert send_reminders((due - timedelta(minutes=30)).isoformat()) == {
+        "sent": 1, "mailed": 1, "failed": 0}  # fmt: skip
+    for minutes in (28, 20, 0):
+        assert send_reminders((due - timedelta(minutes=minutes)).isoformat())["sent"] == 0
+    assert len(inbox.messages) == 1
+    mail = inbox.messages[0]
+    assert mail["To"] == rep.user.email and mail["Content-Language"] == "zh-hans"
+    assert "14:00" in mail["Subject"] and "Call Acme back" in mail["Subject"]
+    html = mail.get_body(preferencelist=("html",)).get_content()  # type: ignore[union-attr]
+    assert '<html lang="zh-hans">' in html
+    with tenant_scope(tree.tenant):
+        [note] = Notification.objects.filter(kind="reminder")
+        runs = list(JobRun.objects.filter(task_name="crm.send_reminders"))
+    assert note.related_id == act.pk and note.recipient_id == rep.pk
+    assert note.payload["email"] == {"status": "sent", "message_id": mail["Message-ID"]}
+    # One run, for the beat that had something to do; the quiet beats record none.
+    assert [(r.status, r.counts) for r in runs] == [
+        ("succeeded", {"sent": 1, "mailed": 1, "failed": 0})
+    ]
+
+
+def test_a_member_without_e_mail_gets_the_reminder_in_the_app_only(
+    transactional_db: None, inbox: Inbox
+) -> None:
+    tree = build_tenant_tree("rnomail", "No Mail Co")
+    with tenant_scope(tree.tenant):
+        Membership.objects.filter(pk=tree.members["rep"].pk).update(email_notifications=False)
+    due = datetime(2026, 3, 10, 6, 0, tzinfo=UTC)
+    _follow_up(tree, due)
+    assert send_reminders(due.isoformat()) == {"sent": 1, "mailed": 0, "failed": 0}
+    assert inbox.messages == []
+    with tenant_scope(tree.tenant):
+        [note] = Notification.objects.filter(kind="reminder")
+    assert "email" not in note.payload
+
+
+def test_a_bounced_reminder_is_recorded_failed_and_stays_in_the_app(
+    transactional_db: None, inbox: Inbox
+) -> None:
+    tree = build_tenant_tree("rbounce", "Bounce Co")
+    user = tree.members["rep"].user
+    user.email = BOUNCE
+    user.save(update_fields=["email"])
+    due = datetime(2026, 3, 10, 6, 0, tzinfo=UTC)
+    _follow_up(tree, due)
+    assert send_reminders(due.isoformat()) == {"sent": 1, "mailed": 0, "failed": 1}
+    assert send_reminders(due.isoformat()) == {"sent": 0, "mailed": 0, "failed": 0}
+    assert inbox.messages == []
+    with tenant_scope(tree.tenant):
+        [note] = Notification.objects.filter(kind="reminder")
+    assert note.payload["email"]["status"] == "failed" and "550" in note.payload["email"]["error"]
+
+
+def test_two_workers_claim_a_reminder_once(transactional_db: None, inbox: Inbox) -> None:
+    tree = build_tenant_tree("rtwo", "Two Co")
+    due = datetime(2026, 3, 10, 6, 0, tzinfo=UTC)
+    _follow_up(tree, due)
+    results: list[dict[str, int]] = []
+    barrier = threading.Barrier(2)
+
+    def work() -> None:
+        from django.db import connection
+
+        barrier.wait()
+        try:
+            results.append(send_reminders(due.isoformat()))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(r["sent"] for r in results) == 1 and sum(r["mailed"] for r in results) == 1
+    assert len(inbox.messages) == 1
+
+
+def test_the_digest_sender_records_a_job_run_per_tenant_with_something_to_send(
+    rep_with_news: Any, inbox: Inbox, client_for: Any
+) -> None:
+    tree = rep_with_news
+    quiet = build_tenant_tree("dgq", "Quiet Co")
+    _prepare(tree)
+    send_digests((MORNING - timedelta(minutes=10)).isoformat())  # 07:50: nothing to do yet
+    send_digests(MORNING.isoformat())
+    send_digests((MORNING + timedelta(minutes=10)).isoformat())  # sent: nothing left
+    with tenant_scope(tree.tenant):
+        [run] = JobRun.objects.filter(task_name="crm.send_digests")
+    counts = {"local_date": "2026-03-10", "sent": 1, "failed": 0, "skipped": 0}
+    assert (run.status, run.counts) == ("succeeded", counts)
+    body = client_for(tree.members["admin"]).get("/api/v1/job-runs/").json()
+    assert [r["task_name"] for r in body["results"]] == ["crm.send_digests"]
+    assert client_for(quiet.members["admin"]).get("/api/v1/job-runs/").json()["results"] == []
+    assert client_for(quiet.members["admin"]).get(f"/api/v1/job-runs/{run.pk}/").status_code == 404
+    assert client_for(tree.members["rep"]).get("/api/v1/job-runs/").status_code == 403
+
+
+def test_one_tenants_failing_send_is_recorded_and_the_others_still_send(
+    rep_with_news: Any, inbox: Inbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tree = rep_with_news
+    other = build_tenant_tree("dg2", "Second Co")
+    with tenant_scope(other.tenant):
+        Activity.objects.create(
+            tenant=other.tenant, type="call", subject="Theirs", owner=other.members["rep"],
+            due_at=datetime(2026, 3, 8, 2, 0, tzinfo=UTC),
+        )  # fmt: skip
+        digest.prepare_digests(other.tenant, DAY)
+    _prepare(tree)
+    real = digest.send_pending
+
+    def broken_for_the_first(tenant: Any, day: date, **kwargs: Any) -> dict[str, int]:
+        if tenant.pk == tree.tenant.pk:
+            raise RuntimeError("mail server on fire")
+        return real(tenant, day, **kwargs)
+
+    monkeypatch.setattr(digest, "send_pending", broken_for_the_first)
+    assert send_digests(MORNING.isoformat())["sent"] == 1
+    with tenant_scope(tree.tenant):
+        [run] = JobRun.objects.filter(task_name="crm.send_digests")
+    assert (run.status, run.error) == ("failed", "RuntimeError: mail server on fire")
+    assert [m["To"] for m in inbox.messages] == [other.members["rep"].user.email]
