@@ -360,9 +360,9 @@ def test_a_managers_digest_adds_the_team_off_track_its_alerts_and_what_waits(apr
             actor=admin, plan=commission, member=a, effective_from=date(2026, 1, 1)
         )
         commissions.statements_compute(tenant=tree.tenant, as_of=date(2026, 4, 30))
-        rule = PointRule.objects.create(tenant=tree.tenant, event="lead_created", points=5)
+        point_rule = PointRule.objects.create(tenant=tree.tenant, event="lead_created", points=5)
         PointEntry.objects.create(
-            tenant=tree.tenant, rule=rule, member=a, event="lead_created", source_type="lead",
+            tenant=tree.tenant, rule=point_rule, member=a, event="lead_created", source_type="lead",
             source_id=1, kind="award", points=5, day=eve,
             occurred_at=datetime(2026, 5, 15, 2, 0, tzinfo=UTC),
         )  # fmt: skip
