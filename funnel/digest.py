@@ -18,6 +18,9 @@ from funnel.models import Alert, AlertStatus, RuleKey
 from tenancy.dates import tenant_zone
 from tenancy.models import Membership, Tenant
 
+# The rules' names, lazily translated (read in the reader's language when rendered).
+_LABELS = dict(RuleKey.choices)
+
 
 def _ids(members: Sequence[Membership]) -> list[int]:
     return [m.pk for m in members]
@@ -63,7 +66,6 @@ def collect_new_alerts(
         .order_by("opened_at", "pk")
         .values_list("owner_id", "pk", "rule", "severity")
     )
-    labels = dict(RuleKey.choices)
     return member_ids(
         (
             owner,
@@ -71,7 +73,7 @@ def collect_new_alerts(
                 "kind": "alert",
                 "id": pk,
                 "path": f"/api/v1/alerts/{pk}/",
-                "title": str(labels.get(rule, rule)),
+                "title": str(_LABELS.get(rule, rule)),
                 "rule": rule,
                 "severity": severity,
             },
@@ -97,7 +99,6 @@ def collect_team_alerts(
         .values_list("owner_id", "pk", "rule", "severity")
     )
     names = display_names(tenant, members)
-    labels = dict(RuleKey.choices)
     by_member = member_ids(
         (
             owner,
@@ -105,7 +106,7 @@ def collect_team_alerts(
                 "kind": "alert",
                 "id": pk,
                 "path": f"/api/v1/alerts/{pk}/",
-                "title": str(labels.get(rule, rule)),
+                "title": str(_LABELS.get(rule, rule)),
                 "rule": rule,
                 "severity": severity,
                 "member": names.get(owner, ""),
@@ -117,10 +118,9 @@ def collect_team_alerts(
 
 
 def _team_alert_line(item: dict[str, Any], tenant: Tenant) -> str:
-    labels = dict(RuleKey.choices)
     return gettext("%(member)s: %(rule)s") % {
         "member": item["member"],
-        "rule": labels.get(item["rule"], item["rule"]),
+        "rule": _LABELS.get(item["rule"], item["rule"]),
     }
 
 
@@ -132,8 +132,7 @@ def _stale_line(item: dict[str, Any], tenant: Tenant) -> str:
 
 
 def _alert_line(item: dict[str, Any], tenant: Tenant) -> str:
-    labels = dict(RuleKey.choices)
-    return gettext("New alert: %(rule)s") % {"rule": labels.get(item["rule"], item["rule"])}
+    return gettext("New alert: %(rule)s") % {"rule": _LABELS.get(item["rule"], item["rule"])}
 
 
 def register() -> None:

@@ -549,3 +549,24 @@ def test_one_tenants_failing_send_is_recorded_and_the_others_still_send(
         [run] = JobRun.objects.filter(task_name="crm.send_digests")
     assert (run.status, run.error) == ("failed", "RuntimeError: mail server on fire")
     assert [m["To"] for m in inbox.messages] == [other.members["rep"].user.email]
+
+
+def test_a_long_section_lists_its_first_items_and_says_how_many_more(
+    rep_with_news: Any, inbox: Inbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tree = rep_with_news
+    _follow_up(tree, datetime(2026, 3, 7, 2, 0, tzinfo=UTC), "Email Acme")
+    _follow_up(tree, datetime(2026, 3, 6, 2, 0, tzinfo=UTC), "Visit Acme")
+    monkeypatch.setattr(digest, "MAX_ITEMS", 1)
+    _prepare(tree)
+    send_digests(MORNING.isoformat())
+    [mail] = inbox.messages
+    text = mail.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
+    assert "Visit Acme, due on 2026-03-06" in text  # the oldest first
+    assert "Email Acme" not in text and "Call Acme back" not in text
+    assert "… and 2 more in the app" in text
+    assert "4 things to look at" in mail["Subject"]  # 3 overdue and the stale deal
+    with tenant_scope(tree.tenant):
+        [note] = Notification.objects.filter(kind="digest")
+    overdue = [s for s in note.payload["sections"] if s["name"] == "overdue_follow_ups"]
+    assert [(len(s["items"]), s["more"]) for s in overdue] == [(1, 2)]
