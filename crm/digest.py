@@ -203,7 +203,7 @@ def render(digest: Digest, member: Membership, tenant: Tenant) -> dict[str, Any]
     """Subject, text, HTML and the notification's payload, in the member's language."""
     by_name = {s.name: s for s in sections()}
     with translation.override(member.language):
-        shown = []
+        shown: list[dict[str, Any]] = []
         for part in digest.sections:
             section = by_name.get(part["name"])
             if section is None:  # an app no longer registers it
