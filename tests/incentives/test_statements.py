@@ -410,3 +410,43 @@ def test_multipliers_change_the_base_by_product_line_and_never_the_attainment(
     assert Decimal(line.inputs["attainment"]) == Decimal("1.3")
     assert line.inputs["multipliers"] == {str(cloud.pk): multiplier}
     assert line.inputs["base_by_line"][str(cloud.pk)] == "100000.00"
+
+
+def test_a_payment_reversed_after_the_lock_is_clawed_back_next_month_once(
+    tree_a: TenantTree,
+) -> None:
+    """Attainment on won_amount, paid on collections, flat: T 100,000, A 120,000 (a = 1.2,
+    the 10 % band), B = the 50,000.00 received → 5,000.00, approved and locked. The payment
+    is then reversed within the paid month (a second reversal is refused): B is 0 now, so
+    next month's draft carries an adjustment of −5,000.00, once."""
+    m = tree_a.members
+    rep = m["rep"]
+    with tenant_scope(tree_a.tenant):
+        today = tenant_today(tree_a.tenant)
+        set_month_target(tree_a, rep, today, Decimal("100000.00"))
+        payment = records.received_payment(tree_a, rep)
+        plan = commissions.plan_create(
+            actor=m["admin"], name="Cash in", attainment_metric="won_amount",
+            base_metric="collections", bands=WORKED_BANDS, mode="flat",
+        )  # fmt: skip
+        commissions.assignment_add(
+            actor=m["admin"], plan=plan, member=rep, effective_from=date(2026, 1, 1)
+        )
+        commissions.statements_compute(tenant=tree_a.tenant, as_of=today)
+        paid = statement_of(rep, plan)
+        assert paid.total == Decimal("5000.00")
+        commissions.statement_approve(actor=m["manager"], statement_id=paid.pk)
+        commissions.statement_lock(actor=m["admin"], statement_id=paid.pk)
+        crm_services.payment_reverse(member=rep, payment=payment, reversed_date=today)
+        with pytest.raises(Conflict):
+            crm_services.payment_reverse(member=rep, payment=payment, reversed_date=today)
+        next_month = date(today.year + (today.month == 12), today.month % 12 + 1, 3)
+        first = commissions.statements_clawback(tenant=tree_a.tenant, as_of=next_month)
+        second = commissions.statements_clawback(tenant=tree_a.tenant, as_of=next_month)
+        adjustment = StatementLine.objects.get(kind=LineKind.ADJUSTMENT)
+        draft = adjustment.statement
+        paid.refresh_from_db()
+    assert (first["adjustments"], second["adjustments"]) == (1, 0)
+    assert adjustment.amount == Decimal("-5000.00") and adjustment.corrects_id == paid.pk
+    assert (draft.status, draft.period_start) == ("draft", next_month.replace(day=1))
+    assert (paid.status, paid.total) == ("locked", Decimal("5000.00"))
