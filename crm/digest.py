@@ -35,6 +35,8 @@ from typing import Any
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection, make_msgid
 from django.db import transaction
+from django.db.models import Count, F, QuerySet, Window
+from django.db.models.functions import RowNumber
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
 from django.utils.translation import gettext, ngettext
@@ -169,8 +171,9 @@ def collect_digests(tenant: Tenant, local_date: date) -> dict[int, list[dict[str
             for member_id, items in by_member.items():
                 if items:
                     part: dict[str, Any] = {"name": section.name, "items": items[:MAX_ITEMS]}
-                    if len(items) > MAX_ITEMS:
-                        part["more"] = len(items) - MAX_ITEMS
+                    total = max(getattr(items, "total", 0), len(items))
+                    if total > MAX_ITEMS:
+                        part["more"] = total - MAX_ITEMS
                     found.setdefault(member_id, []).append(part)
     finally:
         _shared.reset(token)
@@ -415,6 +418,35 @@ def send_pending(
     return counts
 
 
+class Listed(list[Item]):
+    """A member's items of one section, the first ones of ``total`` (the rest are left in
+    the database: a rep with 150 overdue follow-ups costs 20 rows, not 150)."""
+
+    total: int = 0
+
+
+def first_per_member(queryset: QuerySet[Any], owner_field: str, *order: str) -> QuerySet[Any]:
+    """The first ``MAX_ITEMS`` rows of each owner in ``order``, each with ``_total``, the
+    owner's count of rows: one query, a window function per owner."""
+    ordering = [F(name[1:]).desc() if name.startswith("-") else F(name).asc() for name in order]
+    return queryset.annotate(
+        _position=Window(RowNumber(), partition_by=[F(owner_field)], order_by=ordering),
+        _total=Window(Count("pk"), partition_by=[F(owner_field)]),
+    ).filter(_position__lte=MAX_ITEMS)
+
+
+def grouped_with_totals(rows: Iterable[tuple[int, int, Item]]) -> dict[int, list[Item]]:
+    """Group ``(member_id, total, item)`` rows of :func:`first_per_member`."""
+    grouped: dict[int, Listed] = {}
+    for member_id, total, item in rows:
+        listed = grouped.get(member_id)
+        if listed is None:
+            listed = grouped[member_id] = Listed()
+            listed.total = total
+        listed.append(item)
+    return dict(grouped)
+
+
 def member_ids(items: Iterable[tuple[int, Item]]) -> dict[int, list[Item]]:
     """Group ``(member_id, item)`` pairs."""
     grouped: dict[int, list[Item]] = {}
@@ -446,14 +478,16 @@ def collect_overdue(
 ) -> dict[int, list[Item]]:
     """Open follow-ups due before the day began."""
     start, _end = _day_bounds(tenant, local_date)
-    rows = (
-        Activity.objects.filter(owner_id__in=_ids(members), done_at__isnull=True, due_at__lt=start)
-        .order_by("due_at", "pk")
-        .values_list("owner_id", "pk", "subject", "due_at")
-    )
-    return member_ids(
+    rows = first_per_member(
+        Activity.objects.filter(owner_id__in=_ids(members), done_at__isnull=True, due_at__lt=start),
+        "owner_id",
+        "due_at",
+        "pk",
+    ).values_list("owner_id", "_total", "pk", "subject", "due_at")
+    return grouped_with_totals(
         (
             owner,
+            total,
             {
                 "kind": "activity",
                 "id": pk,
@@ -463,7 +497,7 @@ def collect_overdue(
                 "due_date": tenant_now(tenant, due).date().isoformat() if due else None,
             },
         )
-        for owner, pk, subject, due in rows
+        for owner, total, pk, subject, due in rows
     )
 
 
@@ -472,16 +506,18 @@ def collect_due_today(
 ) -> dict[int, list[Item]]:
     """Open follow-ups due during the day."""
     start, end = _day_bounds(tenant, local_date)
-    rows = (
+    rows = first_per_member(
         Activity.objects.filter(
             owner_id__in=_ids(members), done_at__isnull=True, due_at__gte=start, due_at__lt=end
-        )
-        .order_by("due_at", "pk")
-        .values_list("owner_id", "pk", "subject", "due_at")
-    )
-    return member_ids(
+        ),
+        "owner_id",
+        "due_at",
+        "pk",
+    ).values_list("owner_id", "_total", "pk", "subject", "due_at")
+    return grouped_with_totals(
         (
             owner,
+            total,
             {
                 "kind": "activity",
                 "id": pk,
@@ -490,7 +526,7 @@ def collect_due_today(
                 "due_at": _iso(due),
             },
         )
-        for owner, pk, subject, due in rows
+        for owner, total, pk, subject, due in rows
     )
 
 

@@ -13,7 +13,16 @@ from typing import Any
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from crm.digest import Item, display_names, for_teams, manager_teams, member_ids, register_section
+from crm.digest import (
+    Item,
+    display_names,
+    first_per_member,
+    for_teams,
+    grouped_with_totals,
+    manager_teams,
+    member_ids,
+    register_section,
+)
 from funnel.models import Alert, AlertStatus, RuleKey
 from tenancy.dates import tenant_zone
 from tenancy.models import Membership, Tenant
@@ -29,19 +38,21 @@ def _ids(members: Sequence[Membership]) -> list[int]:
 def collect_stale(
     tenant: Tenant, members: Sequence[Membership], local_date: date
 ) -> dict[int, list[Item]]:
-    rows = (
+    rows = first_per_member(
         Alert.objects.filter(
             owner_id__in=_ids(members),
             rule=RuleKey.STALE_DEAL,
             subject_type="opportunity",
             status__in=[AlertStatus.OPEN, AlertStatus.ACKNOWLEDGED],
-        )
-        .order_by("subject_id")
-        .values_list("owner_id", "subject_id", "params", "observed")
-    )
-    return member_ids(
+        ),
+        "owner_id",
+        "-observed",
+        "subject_id",
+    ).values_list("owner_id", "_total", "subject_id", "params", "observed")
+    return grouped_with_totals(
         (
             owner,
+            total,
             {
                 "kind": "opportunity",
                 "id": deal,
@@ -50,7 +61,7 @@ def collect_stale(
                 "idle_days": int(observed),
             },
         )
-        for owner, deal, params, observed in rows
+        for owner, total, deal, params, observed in rows
     )
 
 
