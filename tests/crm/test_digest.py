@@ -570,3 +570,21 @@ def test_a_long_section_lists_its_first_items_and_says_how_many_more(
         [note] = Notification.objects.filter(kind="digest")
     overdue = [s for s in note.payload["sections"] if s["name"] == "overdue_follow_ups"]
     assert [(len(s["items"]), s["more"]) for s in overdue] == [(1, 2)]
+
+
+def test_the_send_digests_command_sends_once_with_progress(
+    rep_with_news: Any, inbox: Inbox
+) -> None:
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    tree = rep_with_news
+    out = StringIO()
+    call_command("send_digests", tenant=tree.tenant.slug, date="2026-03-10", stdout=out)
+    again = StringIO()
+    call_command("send_digests", tenant=tree.tenant.slug, date="2026-03-10", stdout=again)
+    assert "1 members with something to say, 1 new digests" in out.getvalue()
+    assert "sent 1 of 1" in out.getvalue() and "Sent 1, failed 0" in out.getvalue()
+    assert "0 new digests" in again.getvalue() and "Sent 0, failed 0" in again.getvalue()
+    assert len(inbox.messages) == 1
