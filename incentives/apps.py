@@ -32,3 +32,7 @@ class IncentivesConfig(AppConfig):
         nightly.register(
             name="statements", order=nightly.Order.DRAFT_STATEMENTS, task=compute_statements
         )
+
+        from incentives import digest
+
+        digest.register()  # the morning digest's sections (crm.digest)

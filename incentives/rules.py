@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from decimal import Context, Decimal, Inexact, Rounded, localcontext
 from fractions import Fraction
 from math import floor
+from operator import itemgetter
 from typing import Generic, Literal, NamedTuple, TypeVar
 
 __all__ = [
@@ -458,10 +459,15 @@ def competition_ranks(
             raise TypeError(f"display name of {key!r} must be a str, got {type(name).__name__}")
         if value is None:
             unvalued.append((key, name))
+        elif type(value) is Decimal and value.is_finite():
+            valued.append((key, name, value))  # the common case, checked cheaply
         else:
             valued.append((key, name, _to_decimal(value, f"value of {key!r}")))
 
-    valued.sort(key=lambda row: (-row[2], name_key(row[1]), row[1]))
+    # By name, then (a stable sort, reversed stably too) by value descending: two sorts
+    # on plain keys cost less than one on (−value, name) tuples that build a Decimal each.
+    valued.sort(key=lambda row: (name_key(row[1]), row[1]))
+    valued.sort(key=itemgetter(2), reverse=True)
     unvalued.sort(key=lambda row: (name_key(row[1]), row[1]))
     result: list[RankRow[K]] = []
     previous: Decimal | None = None

@@ -341,10 +341,10 @@ def rank_board(members: list[_Member], values: MemberValues, previous: Period) -
     ]
 
 
-def _may_see_money(viewer: Membership) -> bool:
-    # A tenant setting to show reps each other's money can come later (SPEC section 6);
-    # until then reps see attainment and points of their unit, not others' amounts.
-    return viewer.role in (Role.ADMIN, Role.MANAGER)
+def may_see_money(viewer: Membership, tenant: Tenant) -> bool:
+    """Managers and admins see others' money; reps only where the tenant allows it
+    (``Tenant.leaderboard_money_visible``, SPEC section 6), else attainment and points."""
+    return viewer.role in (Role.ADMIN, Role.MANAGER) or tenant.leaderboard_money_visible
 
 
 def leaderboard(
@@ -374,7 +374,7 @@ def leaderboard(
         unit_id = viewer.org_unit_id
     unit = tenancy_selectors.get_visible_org_unit(viewer, unit_id)
     amount = metric is not None and get_metric(metric).is_amount
-    hide = amount and not _may_see_money(viewer)
+    hide = amount and not may_see_money(viewer, tenant)
     if hide and by == "metric":
         raise Forbidden(_("Only managers and admins see boards of money; rank by attainment."))
     board = Board(unit=unit, by=by, metric=metric, period=period, as_of=day, money_hidden=hide)

@@ -14,6 +14,8 @@ the night's next steps still run.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import kombu.exceptions
@@ -148,3 +150,51 @@ class TenantTask(Task):
 def enqueue_on_commit(task: Task, tenant_id: int, *args: Any, **kwargs: Any) -> None:
     """Send the task once the current transaction commits, never before its data exists."""
     transaction.on_commit(lambda: task.delay(tenant_id, *args, **kwargs))
+
+
+@contextmanager
+def recorded_run(
+    tenant_id: int,
+    task_name: str,
+    *,
+    task_id: str = "",
+    worker: str = "",
+    time_limit: int | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Record one tenant's share of a cross-tenant task (the digests' and reminders'
+    senders, which beat runs for every tenant) as a ``JobRun``: created (and committed)
+    before the block, finished with the counts the block put in the yielded dict, or
+    failed with a one-line error (the traceback to the log) and the error re-raised.
+
+    Unlike a ``TenantTask`` body, the block runs outside any transaction: the senders
+    commit each claim before its mail leaves."""
+    with tenant_scope(tenant_id):
+        run = JobRun.objects.create(
+            tenant_id=tenant_id,
+            task_name=task_name,
+            task_id=task_id,
+            worker=worker,
+            time_limit=time_limit,
+        )
+    counts: dict[str, Any] = {}
+    # Until the block ends normally: an interruption (a time limit, a signal) fails it.
+    status, fields = JobRun.Status.FAILED, {"error": "interrupted"}
+    try:
+        yield counts
+    except Exception as error:
+        logger.error(
+            "Job run %s (%s) of tenant %s failed",
+            run.pk,
+            task_name,
+            tenant_id,
+            exc_info=(type(error), error, error.__traceback__),
+        )
+        status, fields = JobRun.Status.FAILED, {"error": nightly.error_summary(error)}
+        raise
+    else:
+        status, fields = JobRun.Status.SUCCEEDED, {}
+    finally:
+        with tenant_scope(tenant_id):
+            JobRun.objects.filter(pk=run.pk).update(
+                status=status, finished_at=timezone.now(), counts=counts, **fields
+            )

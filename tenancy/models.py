@@ -83,6 +83,14 @@ class Tenant(models.Model):
         validators=[MinValueValidator(0), MaxValueValidator(23)],
         help_text=_("The local hour (0 to 23) at which members get their morning digest."),
     )
+    leaderboard_money_visible = models.BooleanField(
+        _("reps see others' money on leaderboards"),
+        default=False,
+        help_text=_(
+            "When on, reps see the amounts (actuals and targets) of the other members on "
+            "their unit's leaderboards and may rank by a money metric; off, only their own."
+        ),
+    )
     is_active = models.BooleanField(_("active"), default=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 

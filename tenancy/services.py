@@ -229,6 +229,37 @@ def membership_update(*, membership: Membership, **changes: Any) -> Membership:
     return membership
 
 
+#: The tenant's settings its admins may change (SPEC section 7's digest hour, the time
+#: zone, visit and pace settings, reps seeing others' money). Slug, currency and the
+#: fiscal year's first month shape stored figures: only the platform changes them.
+TENANT_SETTINGS = (
+    "name",
+    "time_zone",
+    "digest_hour",
+    "visit_radius_m",
+    "visit_accuracy_limit_m",
+    "pace_threshold",
+    "leaderboard_money_visible",
+)
+
+
+def tenant_settings_update(*, tenant: Tenant, **changes: Any) -> Tenant:
+    """Change the tenant's own settings (``TENANT_SETTINGS``), validated as a whole:
+    an unknown time zone or a digest hour outside 0–23 is ``Invalid`` naming the field,
+    and nothing is written."""
+    unknown = sorted(set(changes) - set(TENANT_SETTINGS))
+    if unknown:
+        raise Invalid({name: _("This setting cannot be changed here.") for name in unknown})
+    with transaction.atomic():
+        tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
+        for field, value in changes.items():
+            setattr(tenant, field, value)
+        tenant.full_clean(exclude=["slug", "currency", "fiscal_year_start_month"])
+        if changes:
+            tenant.save(update_fields=list(changes))
+    return tenant
+
+
 def membership_revoke_tokens(*, membership: Membership) -> None:
     """Invalidate every access and refresh token issued to the membership, at once."""
     Membership.objects.filter(pk=membership.pk).update(token_version=F("token_version") + 1)

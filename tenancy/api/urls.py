@@ -21,6 +21,7 @@ urlpatterns = [
     path("auth/token/revoke/", views.TokenRevokeView.as_view(), name="auth-token-revoke"),
     path("invitations/accept/", views.InvitationAcceptView.as_view(), name="invitation-accept"),
     path("me/", views.MeView.as_view(), name="me"),
+    path("tenant/", views.TenantSettingsView.as_view(), name="tenant-settings"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves its start-up script as a file (no inline script) and our
     # template drops the inline <style>; the one relaxation, for this view only: Swagger

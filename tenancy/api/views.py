@@ -199,6 +199,7 @@ class TenantSerializer(serializers.ModelSerializer[Tenant]):
             "visit_radius_m",
             "pace_threshold",
             "digest_hour",
+            "leaderboard_money_visible",
         ]
         read_only_fields = fields
 
@@ -315,6 +316,43 @@ class MeView(APIView):
         serializer.is_valid(raise_exception=True)
         serializer.save()
         return self._me(request)
+
+
+class TenantSettingsSerializer(serializers.ModelSerializer[Tenant]):
+    """The tenant's settings an admin may change (``services.TENANT_SETTINGS``); the rest
+    is shown read-only."""
+
+    class Meta:
+        model = Tenant
+        fields = [
+            "id",
+            "slug",
+            "currency",
+            "fiscal_year_start_month",
+            *services.TENANT_SETTINGS,
+        ]
+        read_only_fields = ["id", "slug", "currency", "fiscal_year_start_month"]
+
+
+class TenantSettingsView(APIView):
+    """``GET``/``PATCH /api/v1/tenant/``: the caller's tenant's settings, admins only
+    (digest hour 0–23, a time zone of the IANA database, visit and pace settings, whether
+    reps see others' money on leaderboards)."""
+
+    permission_classes = [IsTenantAdmin]
+
+    @extend_schema(responses=TenantSettingsSerializer)
+    def get(self, request: Request) -> Response:
+        tenant = request.membership.tenant  # type: ignore[attr-defined]
+        return Response(TenantSettingsSerializer(tenant).data)
+
+    @extend_schema(request=TenantSettingsSerializer, responses=TenantSettingsSerializer)
+    def patch(self, request: Request) -> Response:
+        tenant = request.membership.tenant  # type: ignore[attr-defined]
+        serializer = TenantSettingsSerializer(tenant, data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        tenant = services.tenant_settings_update(tenant=tenant, **serializer.validated_data)
+        return Response(TenantSettingsSerializer(tenant).data)
 
 
 # --- org units -------------------------------------------------------------------------

@@ -195,3 +195,23 @@ def test_the_chinese_reader_gets_the_explanation_in_chinese_when_translated(
     assert response.status_code == 200
     assert response.json()["results"][0]["lines"][0]["explanation"]
     assert tenant_today(tree_a.tenant) == today
+
+
+def test_the_leaderboard_api_honours_the_tenants_money_setting(
+    tree_a: TenantTree, client_for: ClientFor
+) -> None:
+    m = tree_a.members
+    with tenant_scope(tree_a.tenant):
+        records.won_opportunity(tree_a, m["rep2"])
+    rep = client_for(m["rep"])
+    assert rep.get("/api/v1/leaderboards/?by=metric&metric=won_amount").status_code == 403
+    admin = client_for(m["admin"])
+    assert (
+        admin.patch(
+            "/api/v1/tenant/", {"leaderboard_money_visible": True}, format="json"
+        ).status_code
+        == 200
+    )
+    body = rep.get("/api/v1/leaderboards/?by=metric&metric=won_amount").json()
+    assert body["money_hidden"] is False
+    assert {row["member"]: row["actual"] for row in body["rows"]}[m["rep2"].pk] == "120000.00"

@@ -181,3 +181,24 @@ def test_the_nightly_snapshot_matches_the_live_board_and_replaces_itself(
                 )
                 assert board_of(stored) == board_of(live)
                 assert stored.snapshot_at is not None
+
+
+def test_the_tenant_may_show_reps_each_others_money(tree_a: TenantTree) -> None:
+    m = tree_a.members
+    with tenant_scope(tree_a.tenant):
+        records.published_plan(tree_a, fiscal_year=tenant_today(tree_a.tenant).year)
+        records.won_opportunity(tree_a, m["rep2"])  # 120,000.00 won today
+        hidden = leaderboard(viewer=m["rep"], by="attainment", metric="won_amount")
+        tree_a.tenant.leaderboard_money_visible = True
+        tree_a.tenant.save(update_fields=["leaderboard_money_visible"])
+        shown = leaderboard(viewer=m["rep"], by="attainment", metric="won_amount")
+        by_money = leaderboard(viewer=m["rep"], by="metric", metric="won_amount")
+    other = {row.member_id: row for row in hidden.rows}[m["rep2"].pk]
+    assert hidden.money_hidden and (other.actual, other.target) == (None, None)
+    other = {row.member_id: row for row in shown.rows}[m["rep2"].pk]
+    assert not shown.money_hidden and other.actual == Decimal("120000.00")
+    assert other.target is not None
+    assert [(row.member_id, row.value) for row in by_money.rows][0] == (
+        m["rep2"].pk,
+        Decimal("120000.00"),
+    )

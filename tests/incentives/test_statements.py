@@ -360,3 +360,93 @@ def test_twenty_concurrent_approvals_or_locks_one_succeeds(tree_a: TenantTree, a
         thread.join(timeout=60)
     expected = "approved" if action == "approve" else "locked"
     assert sorted(results) == ["Conflict"] * 19 + [expected]
+
+
+@pytest.mark.parametrize(
+    ("mode", "multiplier", "base", "amount"),
+    [
+        # B = 100,000 × 1.5 + 30,000 = 180,000; the bands read A = 130,000 (a = 1.3):
+        # 1,600 + 800 + 1,200 + 1,000 = 4,600 over A, so 180,000 / 130,000 × 4,600 =
+        # 6,369.2307… → 6,369.23; flat: 10 % × 180,000 = 18,000.00.
+        ("marginal", "1.5", "180000.00", "6369.23"),
+        ("flat", "1.5", "180000.00", "18000.00"),
+        # B = 100,000 × 0.5 + 30,000 = 80,000: 80,000 / 130,000 × 4,600 = 2,830.7692… →
+        # 2,830.77; flat 10 % × 80,000 = 8,000.00 (the band is still a's, 130 %).
+        ("marginal", "0.5", "80000.00", "2830.77"),
+        ("flat", "0.5", "80000.00", "8000.00"),
+        # A multiplier of 0 takes the line out of B: flat 10 % × 30,000 = 3,000.00.
+        ("flat", "0", "30000.00", "3000.00"),
+    ],
+)
+def test_multipliers_change_the_base_by_product_line_and_never_the_attainment(
+    tree_a: TenantTree, mode: str, multiplier: str, base: str, amount: str
+) -> None:
+    rep = tree_a.members["rep"]
+    with tenant_scope(tree_a.tenant):
+        today = tenant_today(tree_a.tenant)
+        set_month_target(tree_a, rep, today, Decimal("100000.00"))
+        cloud = records.product_line(tree_a)
+        deal = records.opportunity(tree_a, rep, amount=Decimal("100000.00"))
+        type(deal).objects.filter(pk=deal.pk).update(product_line=cloud)
+        deal.refresh_from_db()
+        crm_services.opportunity_move(
+            member=rep, opportunity=deal, stage=records.stage(StageKind.WON)
+        )
+        win(tree_a, rep, "30000.00")  # no product line: counts once
+        plan = commissions.plan_create(
+            actor=tree_a.members["admin"], name="Cloud push", attainment_metric="won_amount",
+            bands=WORKED_BANDS, mode=mode, multipliers={str(cloud.pk): multiplier},
+        )  # fmt: skip
+        commissions.assignment_add(
+            actor=tree_a.members["admin"], plan=plan, member=rep, effective_from=date(2026, 1, 1)
+        )
+        commissions.statements_compute(tenant=tree_a.tenant, as_of=today)
+        line = statement_of(rep, plan).lines.get()
+    assert line.amount == Decimal(amount)
+    assert (Decimal(line.inputs["A"]), Decimal(line.inputs["B"])) == (
+        Decimal(130000),
+        Decimal(base),
+    )
+    assert Decimal(line.inputs["attainment"]) == Decimal("1.3")
+    assert line.inputs["multipliers"] == {str(cloud.pk): multiplier}
+    assert line.inputs["base_by_line"][str(cloud.pk)] == "100000.00"
+
+
+def test_a_payment_reversed_after_the_lock_is_clawed_back_next_month_once(
+    tree_a: TenantTree,
+) -> None:
+    """Attainment on won_amount, paid on collections, flat: T 100,000, A 120,000 (a = 1.2,
+    the 10 % band), B = the 50,000.00 received → 5,000.00, approved and locked. The payment
+    is then reversed within the paid month (a second reversal is refused): B is 0 now, so
+    next month's draft carries an adjustment of −5,000.00, once."""
+    m = tree_a.members
+    rep = m["rep"]
+    with tenant_scope(tree_a.tenant):
+        today = tenant_today(tree_a.tenant)
+        set_month_target(tree_a, rep, today, Decimal("100000.00"))
+        payment = records.received_payment(tree_a, rep)
+        plan = commissions.plan_create(
+            actor=m["admin"], name="Cash in", attainment_metric="won_amount",
+            base_metric="collections", bands=WORKED_BANDS, mode="flat",
+        )  # fmt: skip
+        commissions.assignment_add(
+            actor=m["admin"], plan=plan, member=rep, effective_from=date(2026, 1, 1)
+        )
+        commissions.statements_compute(tenant=tree_a.tenant, as_of=today)
+        paid = statement_of(rep, plan)
+        assert paid.total == Decimal("5000.00")
+        commissions.statement_approve(actor=m["manager"], statement_id=paid.pk)
+        commissions.statement_lock(actor=m["admin"], statement_id=paid.pk)
+        crm_services.payment_reverse(member=rep, payment=payment, reversed_date=today)
+        with pytest.raises(Conflict):
+            crm_services.payment_reverse(member=rep, payment=payment, reversed_date=today)
+        next_month = date(today.year + (today.month == 12), today.month % 12 + 1, 3)
+        first = commissions.statements_clawback(tenant=tree_a.tenant, as_of=next_month)
+        second = commissions.statements_clawback(tenant=tree_a.tenant, as_of=next_month)
+        adjustment = StatementLine.objects.get(kind=LineKind.ADJUSTMENT)
+        draft = adjustment.statement
+        paid.refresh_from_db()
+    assert (first["adjustments"], second["adjustments"]) == (1, 0)
+    assert adjustment.amount == Decimal("-5000.00") and adjustment.corrects_id == paid.pk
+    assert (draft.status, draft.period_start) == ("draft", next_month.replace(day=1))
+    assert (paid.status, paid.total) == ("locked", Decimal("5000.00"))

@@ -41,6 +41,7 @@ NOT_OBJECT_ROUTES = {
     "auth-token-refresh": "credential in the body, bound to its own tenant",
     "auth-token-revoke": "credential in the body, bound to its own tenant",
     "me": "always the caller",
+    "tenant-settings": "always the caller's own tenant (admins only)",
     "invitation-accept": "token in the body, bound to its own tenant; never shows the invitation",
     "schema": "public schema",
     "docs": "public docs page",
