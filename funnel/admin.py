@@ -10,6 +10,7 @@ from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from crm.models import Pipeline
 from funnel import selectors
@@ -87,7 +88,11 @@ class AlertAdmin(TenantScopedAdmin):
         count = queryset.filter(status=AlertStatus.OPEN).update(
             status=AlertStatus.ACKNOWLEDGED, acknowledged_by=member
         )
-        self.message_user(request, _("%d alerts acknowledged.") % count)
+        self.message_user(
+            request,
+            ngettext("%(count)d alert acknowledged.", "%(count)d alerts acknowledged.", count)
+            % {"count": count},
+        )
 
 
 @staff_member_required

@@ -183,4 +183,4 @@ class Alert(TenantOwned):
         ]
 
     def __str__(self) -> str:
-        return f"{self.rule} {self.subject_type}:{self.subject_id} {self.period}"
+        return f"{self.get_rule_display()} · {self.period}"
