@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from django.contrib import admin
@@ -14,21 +15,43 @@ from django.utils.translation import ngettext
 
 from crm.models import Pipeline
 from funnel import selectors
-from funnel.models import Alert, AlertStatus, WarningRule
+from funnel.models import FRACTION_THRESHOLDS, Alert, AlertStatus, WarningRule
 from funnel.warnings import alert_message, ensure_rules, visible_alerts
 from targets.calendar import period_containing
 from tenancy import selectors as tenancy_selectors
 from tenancy.admin import TenantScopedAdmin, request_membership
 from tenancy.dates import tenant_today
 from tenancy.models import Membership, Tenant
+from tenancy.money import format_rate
+
+THRESHOLD_LABELS = {
+    "win_rate": _("win rate below"),
+    "min_closed": _("closed deals at least"),
+    "window_days": _("window (days)"),
+    "drop_points": _("drop of at least"),
+    "min_cohort": _("cohort at least"),
+    "decline": _("decline of at least"),
+    "no_visit_days": _("days without a visit"),
+    "default_rot_days": _("days in a stage (default)"),
+    "max_overdue": _("overdue follow-ups allowed"),
+}
 
 
 @admin.register(WarningRule)
 class WarningRuleAdmin(TenantScopedAdmin):
-    list_display = ["key", "enabled", "severity", "thresholds", "updated_at"]
+    list_display = ["key", "enabled", "severity", "thresholds_text", "updated_at"]
     list_editable = ["enabled"]
     fields = ["key", "enabled", "severity", "thresholds"]
     readonly_fields = ["key"]
+
+    @admin.display(description=_("thresholds"))
+    def thresholds_text(self, rule: WarningRule) -> str:
+        """The thresholds in words, fractions as percentages: "win rate below: 15.0%"."""
+        return "; ".join(
+            f"{THRESHOLD_LABELS.get(name, name)}: "
+            + (format_rate(Decimal(str(value))) if name in FRACTION_THRESHOLDS else str(value))
+            for name, value in (rule.thresholds or {}).items()
+        )
 
     def visible_queryset(self, member: Membership) -> QuerySet[Any]:
         ensure_rules(member.tenant_id)

@@ -481,7 +481,8 @@ class TargetAdjustment(PeriodTargetRow, TenantOwned):
         ]
 
     def __str__(self) -> str:
-        return f"{self.target_id}: {self.old_value} → {self.new_value}"
+        old = "–" if self.old_value is None else f"{self.old_value:,}"
+        return f"{old} → {self.new_value:,} ({self.get_status_display()})"
 
 
 class Commitment(TenantOwned):
@@ -521,7 +522,7 @@ class Commitment(TenantOwned):
         ]
 
     def __str__(self) -> str:
-        return f"{self.plan_id} {self.period_kind} {self.period_index}: {self.value}"
+        return f"{self.get_period_kind_display()} {self.period_index}: {self.value:,}"
 
 
 class AchievementSnapshot(PeriodTargetRow, TenantOwned):

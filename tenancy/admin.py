@@ -18,7 +18,7 @@ from django.forms.models import ModelFormMetaclass
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import gettext_noop
+from django.utils.translation import gettext_noop, pgettext_lazy
 from django_scopes import scopes_disabled
 
 from tenancy import selectors, services
@@ -401,6 +401,15 @@ class InvitationAddForm(forms.ModelForm, metaclass=ScopeSafeModelFormMetaclass):
         return email
 
 
+#: An invitation's state in words (``Invitation.status`` is the API's code).
+INVITATION_STATUS = {
+    "pending": pgettext_lazy("invitation", "Pending"),
+    "accepted": pgettext_lazy("invitation", "Accepted"),
+    "revoked": pgettext_lazy("invitation", "Revoked"),
+    "expired": pgettext_lazy("invitation", "Expired"),
+}
+
+
 @admin.register(Invitation)
 class InvitationAdmin(TenantScopedAdmin):
     """Invitations: adding one e-mails it; the invited person accepts while logged in."""
@@ -410,6 +419,10 @@ class InvitationAdmin(TenantScopedAdmin):
     list_filter = ["role", "accepted_at", "revoked_at"]
     search_fields = ["email"]
     actions = ["revoke"]
+
+    @admin.display(description=_("status"))
+    def status(self, invitation: Invitation) -> str:
+        return str(INVITATION_STATUS.get(invitation.status, invitation.status))
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return self._is_tenant_admin(request) or request.user.is_superuser

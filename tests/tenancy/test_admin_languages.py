@@ -196,3 +196,18 @@ def test_each_user_switches_the_admins_language_for_themselves(tree_a: TenantTre
     english = Client()
     assert english.login(username="acme-manager", password=PASSWORD)
     assert ">Funnel<" in page(english, "/admin/")
+
+
+@pytest.mark.parametrize(
+    ("language", "expected"),
+    [
+        (ZH, "赢率低于: 15.0%; 结单数至少: 5"),
+        (EN, "win rate below: 15.0%; closed deals at least: 5"),
+    ],
+)
+def test_warning_rule_thresholds_read_in_words_with_percentages(
+    tree_a: TenantTree, language: str, expected: str
+) -> None:
+    html = unescape(page(login("acme-admin", language), "/admin/funnel/warningrule/"))
+    assert expected in html
+    assert '"win_rate": "0.15"' not in html

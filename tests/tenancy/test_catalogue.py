@@ -33,8 +33,9 @@ def _catalogue() -> Catalog:
         return read_po(po)
 
 
-def _key(message: Message) -> str | tuple[str, ...]:
-    return message.id if isinstance(message.id, str) else tuple(message.id)
+def _key(message: Message) -> tuple[str | None, str | tuple[str, ...]]:
+    """A message's identity: its context (``pgettext``) and its id (or singular, plural)."""
+    return message.context, message.id if isinstance(message.id, str) else tuple(message.id)
 
 
 def _texts(value: str | tuple[str, ...] | list[str] | None) -> list[str]:
