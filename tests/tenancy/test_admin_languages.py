@@ -211,3 +211,13 @@ def test_warning_rule_thresholds_read_in_words_with_percentages(
     html = unescape(page(login("acme-admin", language), "/admin/funnel/warningrule/"))
     assert expected in html
     assert '"win_rate": "0.15"' not in html
+
+
+def test_the_admin_header_offers_the_other_language(tree_a: TenantTree) -> None:
+    client = login("acme-rep", EN)
+    html = page(client, "/admin/crm/opportunity/")
+    assert 'name="language" value="zh-hans"' in html and "简体中文" in html
+    response = client.post(
+        "/i18n/setlang/", {"language": ZH, "next": "/admin/crm/opportunity/"}, follow=True
+    )
+    assert "选择 商机 来修改" in unescape(response.content.decode())
