@@ -5,12 +5,15 @@ finds them without rendering a page."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.apps import apps
 from django.contrib import admin
 from django.contrib.admin import ModelAdmin
+from django.contrib.admin.utils import label_for_field
 from django.db import models
+from django.utils import translation
 from django.utils.functional import Promise
 
 OUR_APPS = {"tenancy", "crm", "targets", "funnel", "incentives", "integrations"}
@@ -91,3 +94,35 @@ def test_every_admin_column_action_and_filter_has_a_translated_label() -> None:
                 if label is not None and not _marked(label):
                     unmarked.append(f"{where} inline {inline.__name__}.{name}")
     assert not unmarked, f"admin labels not marked with gettext_lazy: {unmarked}"
+
+
+CJK = re.compile(r"[\u4e00-\u9fff]")
+#: Labels that read the same in Chinese.
+SAME_IN_CHINESE = {"ID", "CRM", "API"}
+
+
+def _reads_chinese(label: Any) -> bool:
+    text = str(label)
+    return bool(CJK.search(text)) or text in SAME_IN_CHINESE
+
+
+def test_every_admin_label_reads_chinese_in_zh_hans() -> None:
+    """The marked labels also have a translation: app and model names, and every column
+    header as the changelist computes it (``label_for_field``)."""
+    english = []
+    with translation.override("zh-hans"):
+        for config in apps.get_app_configs():
+            if config.label in OUR_APPS and not _reads_chinese(config.verbose_name):
+                english.append(f"app {config.label}: {config.verbose_name}")
+        for model_admin in _admins():
+            model = model_admin.model
+            for name in ("verbose_name", "verbose_name_plural"):
+                if not _reads_chinese(getattr(model._meta, name)):
+                    english.append(f"{model.__name__}.Meta.{name}")
+            for entry in model_admin.list_display:
+                if entry in ("__str__", "action_checkbox"):
+                    continue
+                label = label_for_field(entry, model, model_admin)
+                if not _reads_chinese(label):
+                    english.append(f"{type(model_admin).__name__} column {entry}: {label}")
+    assert not english, f"labels without a Chinese translation: {english}"
