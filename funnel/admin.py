@@ -142,6 +142,7 @@ def funnel_report(request: HttpRequest) -> HttpResponse:
     context = {
         **admin.site.each_context(request),
         "title": _("Funnel"),
+        "currency": tenant.currency,
         "units": units,
         "unit": unit,
         "window": window,

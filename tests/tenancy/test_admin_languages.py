@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from decimal import Decimal
 from html import unescape
 
 import pytest
@@ -221,3 +222,23 @@ def test_the_admin_header_offers_the_other_language(tree_a: TenantTree) -> None:
         "/i18n/setlang/", {"language": ZH, "next": "/admin/crm/opportunity/"}, follow=True
     )
     assert "选择 商机 来修改" in unescape(response.content.decode())
+
+
+def test_the_funnel_report_shows_money_with_the_currency_and_rates_as_percentages(
+    tree_a: TenantTree,
+) -> None:
+    rep = tree_a.members["rep"]
+    with tenant_scope(tree_a.tenant):
+        records.opportunity(tree_a, rep)  # open: the weighted pipeline
+        lost = records.opportunity(tree_a, rep, amount=Decimal("4890900.00"))
+        crm_services.opportunity_move(
+            member=rep,
+            opportunity=lost,
+            stage=Stage.objects.get(pipeline=lost.pipeline_id, kind=StageKind.LOST),
+            lost_reason="价格 Price",
+        )
+    html = unescape(page(login("acme-manager", ZH), "/admin/funnel/report/"))
+    assert "<td>4,890,900.00 CNY</td>" in html  # the loss's amount
+    assert re.search(r"个商机 · [\d,]+\.\d\d CNY · 加权 [\d,]+\.\d\d CNY", html)  # pipeline
+    assert "已结单赢率: 0.0%" in html  # 0 won of 1 closed
+    assert "4890900.00" not in html
