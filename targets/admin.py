@@ -253,8 +253,9 @@ def _setting_value(name: str, value: Any, names: dict[str, str]) -> str:
             )
         if name in ("time_weights", "time_weights_used"):
             weights = [Decimal(str(item)) for item in value]
-            if abs(sum(weights, Decimal(0)) - 1) < Decimal("0.001"):  # shares of the year
-                return ", ".join(f"M{i}: {_percent(w)}" for i, w in enumerate(weights, 1))
+            total = sum(weights, Decimal(0))
+            if total > 0:  # each month's share of the year
+                return ", ".join(f"M{i}: {_percent(w / total)}" for i, w in enumerate(weights, 1))
         return ", ".join(str(item) for item in value)
     return str(value)
 
