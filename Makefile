@@ -24,7 +24,7 @@ run: install
 	./manage run_nightly --tenant demo && \
 	./manage send_digests --tenant demo && \
 	echo "" && \
-	echo "  Target CRM on http://127.0.0.1:$(PORT)/admin/  (API: http://127.0.0.1:$(PORT)/api/v1/docs/)" && \
+	echo "  Target CRM on http://127.0.0.1:$(PORT)/  (admin: /admin/, API: http://127.0.0.1:$(PORT)/api/v1/docs/)" && \
 	echo "  Logins, password 'demo': demo-admin, demo-manager, demo-rep" && \
 	echo "" && \
 	./manage runserver 127.0.0.1:$(PORT)

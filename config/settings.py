@@ -81,6 +81,8 @@ INSTALLED_APPS = [
     "incentives",
     "integrations",
     "devtools",
+    "django_htmx",
+    "web",
 ]
 
 MIDDLEWARE = [
@@ -96,6 +98,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "tenancy.middleware.TenantScopeMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -113,6 +116,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "web.nav.nav",
             ],
         },
     },
@@ -150,7 +154,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-LOGIN_URL = "admin:login"
+LOGIN_URL = "web:login"
 
 # --- I18N -------------------------------------------------------------------------
 LANGUAGE_CODE = "en"
@@ -273,6 +277,7 @@ SPECTACULAR_SETTINGS = {
         "RoleEnum": "tenancy.models.Role",
         "RuleKeyEnum": "funnel.models.RuleKey",
         "AlertStatusEnum": "funnel.models.AlertStatus",
+        "ReviewStatusEnum": "funnel.models.ReviewStatus",
         "SeverityEnum": "funnel.models.Severity",
         "PlanStatusEnum": "targets.models.PlanStatus",
         "PeriodKindEnum": "targets.models.PeriodKind",
@@ -356,8 +361,25 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(env("NIGHTLY_DISPATCH_SECONDS", "600") or "600"),
     },
     "job-watchdog": {"task": "tenancy.job_watchdog", "schedule": JOB_WATCHDOG_SECONDS},
+    # SPEC 11: due webhook deliveries whose message was lost are sent again.
+    "integrations-sweep-webhooks": {
+        "task": "integrations.sweep_webhooks",
+        "schedule": float(env("WEBHOOKS_SWEEP_SECONDS", "60") or "60"),
+    },
 }
 CELERY_TIMEZONE = "UTC"
+
+# --- Webhooks (SPEC section 11) -------------------------------------------------------
+# Private, loopback, link-local, multicast and reserved addresses are refused (at
+# creation and at each delivery) unless WEBHOOKS_ALLOW_PRIVATE=1 (which also allows
+# plain http without DEBUG) or they fall in WEBHOOKS_ALLOWED_NETWORKS (CIDRs).
+WEBHOOKS_ALLOW_PRIVATE = env_bool("WEBHOOKS_ALLOW_PRIVATE")
+WEBHOOKS_ALLOWED_NETWORKS = env_list("WEBHOOKS_ALLOWED_NETWORKS")
+WEBHOOKS_TIMEOUT_SECONDS = float(env("WEBHOOKS_TIMEOUT_SECONDS", "10") or "10")
+# Retries: about WEBHOOKS_RETRY_BASE_SECONDS after the first failure, doubling (with
+# jitter, at most 6 hours apart), for WEBHOOKS_RETRY_WINDOW_HOURS.
+WEBHOOKS_RETRY_BASE_SECONDS = float(env("WEBHOOKS_RETRY_BASE_SECONDS", "10") or "10")
+WEBHOOKS_RETRY_WINDOW_HOURS = float(env("WEBHOOKS_RETRY_WINDOW_HOURS", "72") or "72")
 
 # --- Logging and error reporting -----------------------------------------------------
 # One line per request from tenancy.request_log; LOG_FORMAT=json makes every line a JSON

@@ -11,11 +11,13 @@ from crm.api import urls as crm_api_urls
 from funnel import api as funnel_api
 from funnel.admin import funnel_report
 from incentives import api as incentives_api
+from integrations import api_webhooks as webhooks_api
 from targets import api as targets_api
 from tenancy.api import urls as tenancy_api_urls
 from tenancy.api.errors import api_bad_request, api_not_found, api_server_error
 from tenancy.health import healthz, readyz
 from tenancy.views import switch_tenant
+from web import views as web_views
 
 # One API namespace; each app contributes its routes (tenancy and crm import none of
 # the apps above them).
@@ -25,6 +27,7 @@ api_urlpatterns: list[Any] = [
     *targets_api.urlpatterns,
     *funnel_api.urlpatterns,
     *incentives_api.urlpatterns,
+    *webhooks_api.urlpatterns,
 ]
 
 urlpatterns = [
@@ -35,6 +38,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include((api_urlpatterns, "api"), namespace="api")),
     path("i18n/", include("django.conf.urls.i18n")),
+    path("app/", include("web.urls")),
+    path("", web_views.home, name="home"),
 ]
 
 

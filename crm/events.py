@@ -7,13 +7,15 @@ below: so the API, the admin and imports behave alike. Receivers (incentives' po
 run in that transaction: what they write commits, or rolls back, with the event.
 
 Arguments: ``kind`` (``created``, ``updated``, ``moved``, ``deleted``), ``member`` (who
-acted, or None), ``source`` (the record) and ``occurred_at`` (when).
+acted, or None), ``source`` (the record), ``occurred_at`` (when) and ``fields`` (for
+``updated``, the names of the fields the update set, e.g. ``check_in_at``; else empty).
 
 ``crm`` names no receiver: the apps connect theirs in ``AppConfig.ready()``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -37,6 +39,7 @@ def emit(
     source: Any,
     member: Membership | None = None,
     occurred_at: datetime | None = None,
+    fields: Iterable[str] = (),
 ) -> None:
     """Tell the receivers that ``source`` was ``kind`` (created, updated, moved, deleted)."""
     record_event.send(
@@ -45,6 +48,7 @@ def emit(
         member=member,
         source=source,
         occurred_at=occurred_at or timezone.now(),
+        fields=frozenset(fields),
     )
 
 

@@ -122,7 +122,7 @@ def sync_update(instance: S, *, expected_version: int | None, **changes: Any) ->
             _("This record was changed by someone else (now at a newer version). Reload it.")
         )
     instance.refresh_from_db()
-    emit("updated", source=instance)
+    emit("updated", source=instance, fields=changes)
     return instance
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from typing import Any
 
@@ -14,13 +15,22 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from crm.models import Pipeline
-from funnel import selectors
-from funnel.models import FRACTION_THRESHOLDS, Alert, AlertStatus, WarningRule
+from funnel import review_selectors, selectors, services
+from funnel.models import (
+    FRACTION_THRESHOLDS,
+    Alert,
+    AlertStatus,
+    Review,
+    ReviewAction,
+    ReviewStatus,
+    WarningRule,
+)
 from funnel.warnings import alert_message, ensure_rules, visible_alerts
 from targets.calendar import period_containing
 from tenancy import selectors as tenancy_selectors
 from tenancy.admin import TenantScopedAdmin, request_membership
 from tenancy.dates import tenant_today
+from tenancy.errors import Forbidden
 from tenancy.models import Membership, Tenant
 from tenancy.money import format_rate
 
@@ -166,3 +176,92 @@ def funnel_report(request: HttpRequest) -> HttpResponse:
         "pipeline": selectors.weighted_pipeline(scope, window),
     }
     return TemplateResponse(request, "admin/funnel/report.html", context)
+
+
+# --- reviews (SPEC §10) ---------------------------------------------------------------
+
+
+class ReviewActionInline(admin.TabularInline):
+    """The review's action items with their follow-up's state; added through the API
+    (each creates its owner's follow-up), shown here read-only."""
+
+    model = ReviewAction
+    extra = 0
+    can_delete = False
+    fields = ["text", "owner", "due_date", "follow_up", "done"]
+    readonly_fields = ["text", "owner", "due_date", "follow_up", "done"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        return ReviewAction.objects.select_related("owner__user", "follow_up")
+
+    @admin.display(description=_("done"), boolean=True)
+    def done(self, item: ReviewAction) -> bool:
+        return item.follow_up is not None and item.follow_up.done_at is not None
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request_membership(request) is not None or bool(request.user.is_superuser)
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Review)
+class ReviewAdmin(TenantScopedAdmin):
+    """Reviews of the nodes the caller sees; the findings of a draft are editable by
+    whoever may review the node, the figures (frozen at the close) are read-only."""
+
+    list_display = ["__str__", "plan", "period_kind", "status", "reviewer", "closed_at"]
+    list_filter = ["status", "period_kind"]
+    list_select_related = ["plan", "reviewer__user"]
+    fields = [
+        "plan",
+        "org_unit",
+        "member",
+        "period_kind",
+        "period_start",
+        "period_end",
+        "reviewer",
+        "status",
+        "findings",
+        "closed_at",
+        "closed_by",
+        "frozen_figures",
+    ]
+    readonly_fields = [name for name in fields if isinstance(name, str) and name != "findings"]
+    inlines = [ReviewActionInline]
+
+    def visible_queryset(self, member: Membership) -> QuerySet[Any]:
+        return review_selectors.visible_reviews(member)
+
+    @admin.display(description=_("figures at the close"))
+    def frozen_figures(self, review: Review) -> str:
+        if review.figures is None:
+            return str(_("Computed live until the review is closed."))
+        return json.dumps(review.figures, ensure_ascii=False, indent=2)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        member = request_membership(request)
+        if member is None or obj is None:
+            return member is not None
+        if obj.status != ReviewStatus.DRAFT:
+            return False
+        try:
+            services.check_may_review(member, review_selectors.review_target(obj))
+        except Forbidden:
+            return False
+        return True
+
+    def save_model(self, request: HttpRequest, obj: Review, form: Any, change: bool) -> None:
+        member = request_membership(request)
+        if member is None or not change:
+            raise Http404
+        services.review_update(member=member, review=obj, findings=obj.findings)

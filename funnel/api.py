@@ -27,6 +27,7 @@ from crm.models import Opportunity, Pipeline
 from funnel import selectors
 from funnel.models import Alert, AlertStatus, RuleKey, WarningRule, clean_thresholds
 from funnel.plan import plan_to_close
+from funnel.review_api import ReviewViewSet, TargetReviewView
 from funnel.warnings import alert_message, ensure_rules, visible_alerts
 from targets.api import as_of_for_plan, as_of_today
 from targets.calendar import period_containing
@@ -391,6 +392,7 @@ router = DefaultRouter()
 router.include_root_view = False
 router.register("alerts", AlertViewSet, basename="alert")
 router.register("warning-rules", WarningRuleViewSet, basename="warning-rule")
+router.register("reviews", ReviewViewSet, basename="review")
 
 urlpatterns = [
     path("funnel/conversion/", ConversionView.as_view(), name="funnel-conversion"),
@@ -404,5 +406,6 @@ urlpatterns = [
         name="target-plan-to-close",
     ),
     path("me/plan-to-close/", MyPlanToCloseView.as_view(), name="me-plan-to-close"),
+    path("targets/<int:pk>/review/", TargetReviewView.as_view(), name="target-review"),
     path("", include(router.urls)),
 ]

@@ -184,3 +184,179 @@ class Alert(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.get_rule_display()} · {self.period}"
+
+
+# --- reviews (SPEC §10) -----------------------------------------------------------------
+
+
+class ReviewStatus(models.TextChoices):
+    DRAFT = "draft", _("Draft")
+    CLOSED = "closed", _("Closed")
+
+
+class Review(TenantOwned):
+    """A review (复盘) of one target node for one period: the node is a target series
+    (a plan's assignee, a unit or a member, over all product lines) and the period its
+    code, like adjustments name a period target. ``draft``: the figures are computed
+    live; ``closed``: ``figures`` holds them as they were at the close, frozen.
+
+    One review per node, plan and period (a database constraint: a second is a 409).
+    The assignee, plan and period dates are copied from the series for lists, filters
+    and "the previous review of this node" without expanding the targets view.
+    """
+
+    series = models.ForeignKey(
+        "targets.TargetSeries",
+        on_delete=models.CASCADE,
+        related_name="reviews",
+        db_index=False,
+        verbose_name=_("target series"),
+    )
+    period_code = models.PositiveSmallIntegerField(_("period code"), editable=False)
+    plan = models.ForeignKey(
+        "targets.TargetPlan",
+        on_delete=models.CASCADE,
+        related_name="reviews",
+        db_index=False,
+        verbose_name=_("plan"),
+    )
+    org_unit = models.ForeignKey(
+        "tenancy.OrgUnit",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+        verbose_name=_("org unit"),
+    )
+    member = models.ForeignKey(
+        Membership,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+        verbose_name=_("member"),
+    )
+    period_kind = models.CharField(_("period"), max_length=8)
+    period_start = models.DateField(_("period start"))
+    period_end = models.DateField(_("period end"))
+    reviewer = models.ForeignKey(
+        Membership,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+        verbose_name=_("reviewer"),
+    )
+    status = models.CharField(
+        _("status"), max_length=8, choices=ReviewStatus.choices, default=ReviewStatus.DRAFT
+    )
+    findings = models.TextField(_("findings"), blank=True)
+    figures: models.JSONField[Any, Any] = models.JSONField(
+        _("figures at the close"), null=True, blank=True, editable=False
+    )
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+    closed_at = models.DateTimeField(_("closed at"), null=True, blank=True, editable=False)
+    closed_by = models.ForeignKey(
+        Membership,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+        editable=False,
+        verbose_name=_("closed by"),
+    )
+
+    class Meta:
+        verbose_name = _("review")
+        verbose_name_plural = _("reviews")
+        ordering = ["-period_start", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "series", "period_code"], name="review_one_per_node_period"
+            ),
+            models.UniqueConstraint(fields=["tenant", "id"], name="review_tenant_id_uniq"),
+            models.CheckConstraint(
+                condition=(Q(org_unit__isnull=True) & Q(member__isnull=False))
+                | (Q(org_unit__isnull=False) & Q(member__isnull=True)),
+                name="review_one_assignee",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["tenant", "member", "period_start"], name="review_member"),
+            models.Index(fields=["tenant", "org_unit", "period_start"], name="review_unit"),
+            models.Index(fields=["tenant", "plan"], name="review_plan"),
+        ]
+
+    def __str__(self) -> str:
+        who = f"#{self.member_id}" if self.member_id else f"unit #{self.org_unit_id}"
+        return f"{self.period_start:%Y-%m-%d}…{self.period_end:%Y-%m-%d} · {who}"
+
+    @property
+    def target_id(self) -> int:
+        """The public id of the period target reviewed (``targets.models.target_public_id``)."""
+        from targets.models import target_public_id
+
+        return target_public_id(self.series_id, self.period_code)
+
+
+class ReviewAction(TenantOwned):
+    """An action item of a review: a text, an owner inside the node and a due date.
+
+    It is carried out as a follow-up (a ``crm.Activity`` of type task with a due time)
+    of its owner, so it shows in their follow-ups and digest; ``done`` is that
+    follow-up's completion.
+    """
+
+    review = models.ForeignKey(
+        Review,
+        verbose_name=_("review"),
+        on_delete=models.CASCADE,
+        related_name="actions",
+        db_index=False,
+    )
+    text = models.CharField(_("text"), max_length=200)
+    owner = models.ForeignKey(
+        Membership,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+        verbose_name=_("owner"),
+    )
+    due_date = models.DateField(_("due date"))
+    follow_up = models.ForeignKey(
+        "crm.Activity",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
+        editable=False,
+        verbose_name=_("follow-up"),
+    )
+    created_by = models.ForeignKey(
+        Membership,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+        editable=False,
+        verbose_name=_("created by"),
+    )
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
+
+    class Meta:
+        verbose_name = _("action item")
+        verbose_name_plural = _("action items")
+        ordering = ["due_date", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "id"], name="reviewaction_tenant_id_uniq"),
+        ]
+        indexes = [
+            models.Index(fields=["tenant", "review"], name="reviewaction_review"),
+            models.Index(fields=["tenant", "owner", "due_date"], name="reviewaction_owner"),
+        ]
+
+    def __str__(self) -> str:
+        return self.text

@@ -21,7 +21,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
 from crm.models import Activity, Opportunity, Pipeline, StageKind
-from funnel import selectors
+from funnel import selectors, signals
 from funnel.models import (
     DEFAULT_SEVERITY,
     DEFAULT_THRESHOLDS,
@@ -498,7 +498,7 @@ WITH firing AS (
        OR (a.owner_id, a.observed, a.threshold, a.severity, a.params)
           IS DISTINCT FROM (EXCLUDED.owner_id, EXCLUDED.observed, EXCLUDED.threshold,
                             EXCLUDED.severity, EXCLUDED.params)
-    RETURNING a.opened_at = %(now)s AS opened
+    RETURNING a.id, a.opened_at = %(now)s AS opened
 ), resolved AS (
     UPDATE funnel_alert a SET status = 'resolved', resolved_at = %(now)s, updated_at = %(now)s
     WHERE a.tenant_id = %(tenant)s AND a.rule = %(rule)s AND a.status <> 'resolved'
@@ -509,7 +509,8 @@ WITH firing AS (
     RETURNING 1
 )
 SELECT COUNT(*) FILTER (WHERE opened), COUNT(*) FILTER (WHERE NOT opened),
-       (SELECT COUNT(*) FROM resolved)
+       (SELECT COUNT(*) FROM resolved),
+       COALESCE(array_agg(id ORDER BY id) FILTER (WHERE opened), '{}')
 FROM upserted
 """
 
@@ -541,7 +542,10 @@ def _apply(rule: WarningRule, tenant_id: int, firings: Iterable[Firing]) -> dict
                 "now": timezone.now(),
             },
         )
-        opened, updated, resolved = cursor.fetchone()
+        opened, updated, resolved, opened_ids = cursor.fetchone()
+    if opened_ids:
+        # In the evaluation's transaction: what receivers write commits with the alerts.
+        signals.alerts_opened.send(sender=Alert, tenant_id=tenant_id, alert_ids=list(opened_ids))
     return {"opened": opened, "updated": updated, "resolved": resolved}
 
 

@@ -30,7 +30,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from crm.models import ProductLine
-from incentives import rules
+from incentives import rules, signals
 from incentives.models import (
     CommissionAssignment,
     CommissionPlan,
@@ -650,9 +650,13 @@ def statement_approve(*, actor: Membership, statement_id: Any) -> CommissionStat
         changed = CommissionStatement.objects.filter(
             pk=statement.pk, status=StatementStatus.DRAFT
         ).update(status=StatementStatus.APPROVED, approved_by=actor, approved_at=timezone.now())
+        if changed:
+            statement.refresh_from_db()
+            signals.statement_approved.send(
+                sender=CommissionStatement, statement=statement, member=actor
+            )
     if not changed:
         raise Conflict(_("Only a draft statement can be approved; this one is not a draft now."))
-    statement.refresh_from_db()
     return statement
 
 

@@ -8,3 +8,9 @@ class IntegrationsConfig(AppConfig):
     name = "integrations"
     verbose_name = _("Integrations")
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # Webhooks: the domain's signals write the outbox; the worker's tasks register.
+        from integrations.webhooks import events, tasks  # noqa: F401
+
+        events.connect()

@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from crm.models import ProductLine
-from targets import allocation, calendar
+from targets import allocation, calendar, signals
 from targets.metrics import get_metric
 from targets.models import (
     PERIOD_MONTHS,
@@ -751,6 +751,9 @@ def target_adjust(
             adjustment.approved_by = member
             adjustment.decided_at = timezone.now()
             adjustment.save(update_fields=["status", "approved_by", "decided_at"])
+            signals.target_adjusted.send(
+                sender=TargetAdjustment, adjustment=adjustment, member=member
+            )
         return adjustment
 
 
@@ -778,6 +781,8 @@ def adjustment_decide(
         locked.approved_by = member
         locked.decided_at = timezone.now()
         locked.save(update_fields=["status", "approved_by", "decided_at", "old_value"])
+        if approve:
+            signals.target_adjusted.send(sender=TargetAdjustment, adjustment=locked, member=member)
         return locked
 
 

@@ -205,3 +205,10 @@ def warning_rule(tree: TenantTree) -> Any:
     from funnel.warnings import ensure_rules
 
     return ensure_rules(tree.tenant.pk)[0]
+
+
+def review(tree: TenantTree) -> Any:
+    """A draft review of the south rep's first month, by the admin."""
+    from funnel.services import review_create
+
+    return review_create(member=tree.members["admin"], target=rep_target(tree))

@@ -21,6 +21,7 @@ from tenancy.services import api_token_create, invitation_create
 from tests import records
 from tests.factories import TenantTree
 from tests.incentives import builders as incentive_builders
+from tests.integrations import webhook_builders
 
 pytestmark = pytest.mark.django_db
 
@@ -46,7 +47,7 @@ NOT_OBJECT_ROUTES = {
 }
 
 # Hand-written detail routes (not from a router) -> the probe object they take as pk.
-PATH_PROBES = {"target-plan-to-close": "target"}
+PATH_PROBES = {"target-plan-to-close": "target", "target-review": "target"}
 
 # basename -> a function creating (or picking) one object of tenant A to probe.
 PROBES: dict[str, Callable[[TenantTree], Any]] = {
@@ -79,6 +80,9 @@ PROBES: dict[str, Callable[[TenantTree], Any]] = {
     "point": lambda tree: incentive_builders.point_entry(tree),
     "commission-plan": lambda tree: incentive_builders.commission_plan(tree),
     "commission-statement": lambda tree: incentive_builders.commission_statement(tree),
+    "review": lambda tree: records.review(tree),
+    "webhook-endpoint": lambda tree: webhook_builders.endpoint(tree),
+    "webhook-delivery": lambda tree: webhook_builders.delivery(tree),
 }
 
 
