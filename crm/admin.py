@@ -17,6 +17,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from crm import selectors, services
 from crm.models import (
@@ -34,7 +35,13 @@ from crm.models import (
     StageKind,
     Visit,
 )
-from tenancy.admin import VISIBLE_CHOICES, TenantScopedAdmin, error_messages, request_membership
+from tenancy.admin import (
+    VISIBLE_CHOICES,
+    TenantScopedAdmin,
+    error_messages,
+    money_column,
+    request_membership,
+)
 from tenancy.dates import tenant_today
 from tenancy.errors import DomainError
 from tenancy.models import Membership
@@ -185,7 +192,11 @@ class CustomerAdmin(RecordAdmin):
                 claimed += 1
             except DomainError as error:
                 _report(request, error)
-        self.message_user(request, _("%d customers claimed.") % claimed)
+        self.message_user(
+            request,
+            ngettext("%(count)d customer claimed.", "%(count)d customers claimed.", claimed)
+            % {"count": claimed},
+        )
 
 
 @admin.register(Contact)
@@ -291,7 +302,7 @@ class PaymentInline(ReadOnlyInline):
     fields = readonly_fields = ("amount", "status", "planned_date", "received_date", "note")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
-        return Payment.objects.all()
+        return Payment.objects.select_related("tenant")  # its title shows the currency
 
 
 class ActivityInline(ReadOnlyInline):
@@ -322,14 +333,15 @@ class OpportunityAdmin(RecordAdmin):
         "customer",
         "owner",
         "stage",
-        "amount",
+        "amount_shown",
         "expected_close_date",
         "closed_date",
     ]
     list_filter = ["stage__kind", "stage", "product_line"]
     search_fields = ["name", "customer__name"]
     autocomplete_fields = ["customer", "owner"]
-    list_select_related = ["customer", "owner__user", "stage"]
+    list_select_related = ["customer", "owner__user", "stage", "tenant"]
+    amount_shown = money_column("amount", _("amount"))
     date_hierarchy = "created_at"
     readonly_fields = [
         "closed_date",
@@ -403,7 +415,11 @@ class OpportunityAdmin(RecordAdmin):
         if moved:
             self.message_user(
                 request,
-                _("%(count)d deals moved to %(stage)s.")
+                ngettext(
+                    "%(count)d deal moved to %(stage)s.",
+                    "%(count)d deals moved to %(stage)s.",
+                    moved,
+                )
                 % {
                     "count": moved,
                     "stage": stage,
@@ -509,11 +525,12 @@ class ReverseForm(forms.Form):
 @admin.register(Payment)
 class PaymentAdmin(RecordAdmin):
     selector = staticmethod(selectors.visible_payments)
-    list_display = ["opportunity", "amount", "status", "planned_date", "received_date"]
+    list_display = ["opportunity", "amount_shown", "status", "planned_date", "received_date"]
     list_filter = ["status"]
     search_fields = ["opportunity__name", "opportunity__customer__name", "note"]
     autocomplete_fields = ["opportunity"]
-    list_select_related = ["opportunity"]
+    list_select_related = ["opportunity", "tenant"]
+    amount_shown = money_column("amount", _("amount"))
     date_hierarchy = "received_date"
     actions = ["reverse"]
 
@@ -581,7 +598,7 @@ class VisitAdmin(RecordAdmin):
     list_filter = ["verified"]
     search_fields = ["customer__name", "purpose", "outcome"]
     autocomplete_fields = ["customer"]
-    list_select_related = ["customer", "rep__user"]
+    list_select_related = ["customer", "rep__user", "tenant"]  # a visit's title: local time
     date_hierarchy = "planned_start"
     fields = ["customer", "planned_start", "purpose", "outcome", "next_step"]
     readonly_fields = ["check_in_at", "check_out_at", "distance_m", "verified"]

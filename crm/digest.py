@@ -45,7 +45,7 @@ from django.utils.translation import gettext_lazy as _
 from crm.models import Activity, Digest, DigestStatus, Notification, Visit
 from tenancy.dates import tenant_now, tenant_zone
 from tenancy.models import Membership, OrgUnit, OrgUnitManager, Role, Tenant
-from tenancy.money import round_money
+from tenancy.money import format_money
 from tenancy.scope import tenant_scope
 
 logger = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ def money(amount: Decimal | str | int | None, tenant: Tenant) -> str:
     """An amount as shown (SPEC preamble): rounded once, half-up, with the currency."""
     if amount is None:
         return "-"
-    return f"{round_money(Decimal(amount), tenant.currency):,} {tenant.currency}"
+    return format_money(amount, tenant.currency)
 
 
 def local_time(value: str | datetime, tenant: Tenant) -> str:

@@ -17,10 +17,13 @@ from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django_scopes import ScopedManager
 
+from tenancy.dates import tenant_now
 from tenancy.models import Membership, OrgUnit, TenantOwned
+from tenancy.money import format_money
 
 MONEY: dict[str, Any] = {"max_digits": 16, "decimal_places": 2}
 LATITUDE = [MinValueValidator(Decimal("-90")), MaxValueValidator(Decimal("90"))]
@@ -318,6 +321,7 @@ class Lead(SyncModel):
     converted_at = models.DateTimeField(_("converted at"), null=True, blank=True, editable=False)
     converted_customer = models.ForeignKey(
         Customer,
+        verbose_name=_("converted customer"),
         null=True,
         blank=True,
         on_delete=models.SET_NULL,
@@ -469,12 +473,28 @@ class StageChange(TenantOwned):
     """One move of an opportunity between stages; ``from_stage`` empty for its creation."""
 
     opportunity = models.ForeignKey(
-        Opportunity, on_delete=models.CASCADE, related_name="stage_changes", db_index=False
+        Opportunity,
+        verbose_name=_("opportunity"),
+        on_delete=models.CASCADE,
+        related_name="stage_changes",
+        db_index=False,
     )
     from_stage = models.ForeignKey(
-        Stage, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+        Stage,
+        verbose_name=_("from stage"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
     )
-    to_stage = models.ForeignKey(Stage, on_delete=models.PROTECT, related_name="+", db_index=False)
+    to_stage = models.ForeignKey(
+        Stage,
+        verbose_name=_("to stage"),
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+    )
     changed_at = models.DateTimeField(_("changed at"), default=timezone.now)
     exited_at = models.DateTimeField(
         _("left the stage at"),
@@ -509,7 +529,9 @@ class StageChange(TenantOwned):
         ]
 
     def __str__(self) -> str:
-        return f"{self.opportunity_id}: {self.from_stage_id} → {self.to_stage_id}"
+        # 报价 Quote → 谈判 Negotiation; a deal's creation has no stage it came from.
+        before = gettext("(new)") if self.from_stage_id is None else str(self.from_stage)
+        return f"{before} → {self.to_stage}"
 
 
 class PaymentStatus(models.TextChoices):
@@ -574,7 +596,7 @@ class Payment(SyncModel):
         ]
 
     def __str__(self) -> str:
-        return f"{self.amount} ({self.get_status_display()})"
+        return f"{format_money(self.amount, self.tenant.currency)} ({self.get_status_display()})"
 
 
 class Visit(SyncModel):
@@ -590,23 +612,52 @@ class Visit(SyncModel):
     rep = _member_fk(_("rep"), "visits")
     planned_start = models.DateTimeField(_("planned start"), null=True, blank=True)
     check_in_at = models.DateTimeField(_("checked in at"), null=True, blank=True, editable=False)
-    check_in_device_at = models.DateTimeField(null=True, blank=True, editable=False)
+    check_in_device_at = models.DateTimeField(
+        _("check-in time on the device"), null=True, blank=True, editable=False
+    )
     check_in_latitude = models.DecimalField(
-        max_digits=9, decimal_places=6, null=True, blank=True, editable=False
+        _("check-in latitude"),
+        max_digits=9,
+        decimal_places=6,
+        null=True,
+        blank=True,
+        editable=False,
     )
     check_in_longitude = models.DecimalField(
-        max_digits=9, decimal_places=6, null=True, blank=True, editable=False
+        _("check-in longitude"),
+        max_digits=9,
+        decimal_places=6,
+        null=True,
+        blank=True,
+        editable=False,
     )
     check_in_accuracy_m = models.DecimalField(
-        max_digits=8, decimal_places=1, null=True, blank=True, editable=False
+        _("check-in accuracy (m)"),
+        max_digits=8,
+        decimal_places=1,
+        null=True,
+        blank=True,
+        editable=False,
     )
     check_out_at = models.DateTimeField(_("checked out at"), null=True, blank=True, editable=False)
-    check_out_device_at = models.DateTimeField(null=True, blank=True, editable=False)
+    check_out_device_at = models.DateTimeField(
+        _("check-out time on the device"), null=True, blank=True, editable=False
+    )
     check_out_latitude = models.DecimalField(
-        max_digits=9, decimal_places=6, null=True, blank=True, editable=False
+        _("check-out latitude"),
+        max_digits=9,
+        decimal_places=6,
+        null=True,
+        blank=True,
+        editable=False,
     )
     check_out_longitude = models.DecimalField(
-        max_digits=9, decimal_places=6, null=True, blank=True, editable=False
+        _("check-out longitude"),
+        max_digits=9,
+        decimal_places=6,
+        null=True,
+        blank=True,
+        editable=False,
     )
     distance_m = models.DecimalField(
         _("distance from customer (m)"),
@@ -641,7 +692,11 @@ class Visit(SyncModel):
         ]
 
     def __str__(self) -> str:
-        return f"{self.customer_id} {self.planned_start or self.check_in_at}"
+        """The customer and the visit's local time (the tenant's zone), e.g.
+        "远航食品 · 2026-12-02 04:33"."""
+        moment = self.planned_start or self.check_in_at
+        when = f"{tenant_now(self.tenant, moment):%Y-%m-%d %H:%M}" if moment else ""
+        return f"{self.customer} · {when}" if when else str(self.customer)
 
 
 class ActivityType(models.TextChoices):

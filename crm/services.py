@@ -18,7 +18,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Model, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
+from django.utils.translation import ngettext_lazy
 
 from crm import selectors
 from crm.events import emit
@@ -199,41 +199,39 @@ def _dependents_sentence(counts: list[str]) -> str:
     return ", ".join(counts)
 
 
+#: Phrases for what blocks a delete; the number is filled in (``% {"count": n}``), so
+#: each is a literal ``ngettext_lazy`` that makemessages finds.
+_DEALS = ngettext_lazy("%(count)d deal", "%(count)d deals", "count")
+_VISITS = ngettext_lazy("%(count)d visit", "%(count)d visits", "count")
+_ACTIVITIES = ngettext_lazy("%(count)d activity", "%(count)d activities", "count")
+_PAYMENTS = ngettext_lazy("%(count)d payment", "%(count)d payments", "count")
+_STAGE_CHANGES = ngettext_lazy("%(count)d stage change", "%(count)d stage changes", "count")
+
+
 def delete_blockers(instance: Model) -> list[str]:
     """What depends on ``instance``, as phrases ("2 deals", "1 visit"); empty = deletable."""
     found: list[str] = []
 
-    def count(rows: Any, singular: str, plural: str) -> None:
+    def count(rows: Any, phrase: Any) -> None:
         number = rows.count()
         if number:
-            found.append(ngettext(singular, plural, number) % {"count": number})
+            found.append(phrase % {"count": number})
 
     if isinstance(instance, Customer):
-        count(Opportunity.objects.filter(customer=instance), "%(count)d deal", "%(count)d deals")
-        count(Visit.objects.filter(customer=instance), "%(count)d visit", "%(count)d visits")
-        count(
-            Activity.objects.filter(customer=instance),
-            "%(count)d activity",
-            "%(count)d activities",
-        )
+        count(Opportunity.objects.filter(customer=instance), _DEALS)
+        count(Visit.objects.filter(customer=instance), _VISITS)
+        count(Activity.objects.filter(customer=instance), _ACTIVITIES)
     elif isinstance(instance, Opportunity):
         if Stage.objects.filter(pk=instance.stage_id, kind=StageKind.WON).exists():
             found.append(_("its win (won deals are kept for the targets)"))
-        count(
-            Payment.objects.filter(opportunity=instance), "%(count)d payment", "%(count)d payments"
-        )
+        count(Payment.objects.filter(opportunity=instance), _PAYMENTS)
     elif isinstance(instance, ProductLine):
-        count(
-            Opportunity.all_objects.filter(product_line=instance),
-            "%(count)d deal",
-            "%(count)d deals",
-        )
+        count(Opportunity.all_objects.filter(product_line=instance), _DEALS)
     elif isinstance(instance, Stage):
-        count(Opportunity.all_objects.filter(stage=instance), "%(count)d deal", "%(count)d deals")
+        count(Opportunity.all_objects.filter(stage=instance), _DEALS)
         count(
             StageChange.objects.filter(Q(to_stage=instance) | Q(from_stage=instance)),
-            "%(count)d stage change",
-            "%(count)d stage changes",
+            _STAGE_CHANGES,
         )
     return found
 

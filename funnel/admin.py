@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import Any
 
 from django.contrib import admin
@@ -11,10 +12,19 @@ from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from crm.models import Pipeline
 from funnel import review_selectors, selectors, services
-from funnel.models import Alert, AlertStatus, Review, ReviewAction, ReviewStatus, WarningRule
+from funnel.models import (
+    FRACTION_THRESHOLDS,
+    Alert,
+    AlertStatus,
+    Review,
+    ReviewAction,
+    ReviewStatus,
+    WarningRule,
+)
 from funnel.warnings import alert_message, ensure_rules, visible_alerts
 from targets.calendar import period_containing
 from tenancy import selectors as tenancy_selectors
@@ -22,14 +32,36 @@ from tenancy.admin import TenantScopedAdmin, request_membership
 from tenancy.dates import tenant_today
 from tenancy.errors import Forbidden
 from tenancy.models import Membership, Tenant
+from tenancy.money import format_rate
+
+THRESHOLD_LABELS = {
+    "win_rate": _("win rate below"),
+    "min_closed": _("closed deals at least"),
+    "window_days": _("window (days)"),
+    "drop_points": _("drop of at least"),
+    "min_cohort": _("cohort at least"),
+    "decline": _("decline of at least"),
+    "no_visit_days": _("days without a visit"),
+    "default_rot_days": _("days in a stage (default)"),
+    "max_overdue": _("overdue follow-ups allowed"),
+}
 
 
 @admin.register(WarningRule)
 class WarningRuleAdmin(TenantScopedAdmin):
-    list_display = ["key", "enabled", "severity", "thresholds", "updated_at"]
+    list_display = ["key", "enabled", "severity", "thresholds_text", "updated_at"]
     list_editable = ["enabled"]
     fields = ["key", "enabled", "severity", "thresholds"]
     readonly_fields = ["key"]
+
+    @admin.display(description=_("thresholds"))
+    def thresholds_text(self, rule: WarningRule) -> str:
+        """The thresholds in words, fractions as percentages: "win rate below: 15.0%"."""
+        return "; ".join(
+            f"{THRESHOLD_LABELS.get(name, name)}: "
+            + (format_rate(Decimal(str(value))) if name in FRACTION_THRESHOLDS else str(value))
+            for name, value in (rule.thresholds or {}).items()
+        )
 
     def visible_queryset(self, member: Membership) -> QuerySet[Any]:
         ensure_rules(member.tenant_id)
@@ -89,7 +121,11 @@ class AlertAdmin(TenantScopedAdmin):
         count = queryset.filter(status=AlertStatus.OPEN).update(
             status=AlertStatus.ACKNOWLEDGED, acknowledged_by=member
         )
-        self.message_user(request, _("%d alerts acknowledged.") % count)
+        self.message_user(
+            request,
+            ngettext("%(count)d alert acknowledged.", "%(count)d alerts acknowledged.", count)
+            % {"count": count},
+        )
 
 
 @staff_member_required
@@ -116,6 +152,7 @@ def funnel_report(request: HttpRequest) -> HttpResponse:
     context = {
         **admin.site.each_context(request),
         "title": _("Funnel"),
+        "currency": tenant.currency,
         "units": units,
         "unit": unit,
         "window": window,

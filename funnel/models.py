@@ -183,7 +183,7 @@ class Alert(TenantOwned):
         ]
 
     def __str__(self) -> str:
-        return f"{self.rule} {self.subject_type}:{self.subject_id} {self.period}"
+        return f"{self.get_rule_display()} · {self.period}"
 
 
 # --- reviews (SPEC §10) -----------------------------------------------------------------
@@ -311,7 +311,11 @@ class ReviewAction(TenantOwned):
     """
 
     review = models.ForeignKey(
-        Review, on_delete=models.CASCADE, related_name="actions", db_index=False
+        Review,
+        verbose_name=_("review"),
+        on_delete=models.CASCADE,
+        related_name="actions",
+        db_index=False,
     )
     text = models.CharField(_("text"), max_length=200)
     owner = models.ForeignKey(

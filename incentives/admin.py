@@ -12,6 +12,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from incentives import commissions, selectors
 from incentives.models import (
@@ -22,7 +23,7 @@ from incentives.models import (
     PointRule,
     StatementLine,
 )
-from tenancy.admin import TenantScopedAdmin, error_messages, request_membership
+from tenancy.admin import TenantScopedAdmin, error_messages, money_column, request_membership
 from tenancy.errors import DomainError, Invalid
 from tenancy.models import Membership
 
@@ -186,9 +187,10 @@ class StatementLineInline(admin.TabularInline):
 
 @admin.register(CommissionStatement)
 class CommissionStatementAdmin(TenantScopedAdmin):
-    list_display = ["member", "plan", "period_start", "period_end", "status", "total"]
+    list_display = ["member", "plan", "period_start", "period_end", "status", "total_shown"]
     list_filter = ["status", "plan", "period_start"]
-    list_select_related = ["member__user", "plan"]
+    list_select_related = ["member__user", "plan", "tenant"]
+    total_shown = money_column("total", _("total"))
     readonly_fields = (
         "member",
         "plan",
@@ -232,7 +234,11 @@ class CommissionStatementAdmin(TenantScopedAdmin):
                 for message in error_messages(error):
                     self.message_user(request, f"{statement}: {message}", messages.WARNING)
         if done:
-            self.message_user(request, _("%(count)d statements done.") % {"count": done})
+            self.message_user(
+                request,
+                ngettext("%(count)d statement done.", "%(count)d statements done.", done)
+                % {"count": done},
+            )
 
     @admin.action(description=_("Approve the selected statements"))
     def approve(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:

@@ -1,6 +1,7 @@
 from typing import Any
 
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 def _record_event(sender: type[Any], *, source: Any, **kwargs: Any) -> None:
@@ -12,6 +13,7 @@ def _record_event(sender: type[Any], *, source: Any, **kwargs: Any) -> None:
 
 class IncentivesConfig(AppConfig):
     name = "incentives"
+    verbose_name = _("Incentives")
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:

@@ -128,7 +128,9 @@ class PointEntry(TenantOwned):
         ]
 
     def __str__(self) -> str:
-        return f"{self.member_id} {self.event} {self.points:+d} ({self.day})"
+        return (
+            f"{self.member.display_name} · {self.get_event_display()} {self.points:+d} ({self.day})"
+        )
 
 
 class LeaderboardEntry(TenantOwned):
@@ -257,13 +259,22 @@ class CommissionPlanVersion(TenantOwned):
     """The terms of a plan as they were at one version."""
 
     plan = models.ForeignKey(
-        CommissionPlan, on_delete=models.CASCADE, related_name="versions", db_index=False
+        CommissionPlan,
+        verbose_name=_("commission plan"),
+        on_delete=models.CASCADE,
+        related_name="versions",
+        db_index=False,
     )
     version = models.PositiveIntegerField(_("version"))
     terms: models.JSONField[Any, Any] = models.JSONField(_("terms"))
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
     created_by = models.ForeignKey(
-        Membership, on_delete=models.SET_NULL, null=True, related_name="+", db_index=False
+        Membership,
+        verbose_name=_("created by"),
+        on_delete=models.SET_NULL,
+        null=True,
+        related_name="+",
+        db_index=False,
     )
 
     class Meta:
@@ -287,10 +298,15 @@ class CommissionAssignment(TenantOwned):
     """Who a plan applies to (a member, or every member of a unit's subtree), from when."""
 
     plan = models.ForeignKey(
-        CommissionPlan, on_delete=models.CASCADE, related_name="assignments", db_index=False
+        CommissionPlan,
+        verbose_name=_("commission plan"),
+        on_delete=models.CASCADE,
+        related_name="assignments",
+        db_index=False,
     )
     member = models.ForeignKey(
         Membership,
+        verbose_name=_("member"),
         null=True,
         blank=True,
         on_delete=models.CASCADE,
@@ -298,7 +314,13 @@ class CommissionAssignment(TenantOwned):
         db_index=False,
     )
     org_unit = models.ForeignKey(
-        OrgUnit, null=True, blank=True, on_delete=models.CASCADE, related_name="+", db_index=False
+        OrgUnit,
+        verbose_name=_("org unit"),
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
     )
     effective_from = models.DateField(_("effective from"))
     effective_to = models.DateField(_("effective to"), null=True, blank=True)
@@ -338,10 +360,18 @@ class CommissionStatement(TenantOwned):
     """One member's commission for one plan and period (SPEC section 6 "Statement")."""
 
     member = models.ForeignKey(
-        Membership, on_delete=models.PROTECT, related_name="commission_statements", db_index=False
+        Membership,
+        verbose_name=_("member"),
+        on_delete=models.PROTECT,
+        related_name="commission_statements",
+        db_index=False,
     )
     plan = models.ForeignKey(
-        CommissionPlan, on_delete=models.PROTECT, related_name="statements", db_index=False
+        CommissionPlan,
+        verbose_name=_("commission plan"),
+        on_delete=models.PROTECT,
+        related_name="statements",
+        db_index=False,
     )
     period_kind = models.CharField(_("period"), max_length=8, choices=StatementPeriod.choices)
     period_start = models.DateField(_("period start"))
@@ -354,6 +384,7 @@ class CommissionStatement(TenantOwned):
     as_of = models.DateField(_("as of"))
     approved_by = models.ForeignKey(
         Membership,
+        verbose_name=_("approved by"),
         null=True,
         blank=True,
         on_delete=models.PROTECT,
@@ -363,6 +394,7 @@ class CommissionStatement(TenantOwned):
     approved_at = models.DateTimeField(_("approved at"), null=True, blank=True)
     locked_by = models.ForeignKey(
         Membership,
+        verbose_name=_("locked by"),
         null=True,
         blank=True,
         on_delete=models.PROTECT,
@@ -389,7 +421,7 @@ class CommissionStatement(TenantOwned):
         ]
 
     def __str__(self) -> str:
-        return f"{self.member_id} · {self.plan_id} · {self.period_start}"
+        return f"{self.member.display_name} · {self.plan.name} · {self.period_start}"
 
 
 class LineKind(models.TextChoices):
@@ -402,13 +434,18 @@ class StatementLine(TenantOwned):
     sentence explaining it is built at read time in the reader's language."""
 
     statement = models.ForeignKey(
-        CommissionStatement, on_delete=models.CASCADE, related_name="lines", db_index=False
+        CommissionStatement,
+        verbose_name=_("statement"),
+        on_delete=models.CASCADE,
+        related_name="lines",
+        db_index=False,
     )
     kind = models.CharField(_("kind"), max_length=12, choices=LineKind.choices)
     amount = models.DecimalField(_("amount"), max_digits=18, decimal_places=2)
     inputs: models.JSONField[Any, Any] = models.JSONField(_("inputs"), default=dict)
     corrects = models.ForeignKey(
         CommissionStatement,
+        verbose_name=_("corrects"),
         null=True,
         blank=True,
         on_delete=models.PROTECT,
@@ -445,10 +482,18 @@ class LineDispute(TenantOwned):
     rejection with a reason."""
 
     line = models.ForeignKey(
-        StatementLine, on_delete=models.CASCADE, related_name="disputes", db_index=False
+        StatementLine,
+        verbose_name=_("statement line"),
+        on_delete=models.CASCADE,
+        related_name="disputes",
+        db_index=False,
     )
     raised_by = models.ForeignKey(
-        Membership, on_delete=models.PROTECT, related_name="+", db_index=False
+        Membership,
+        verbose_name=_("raised by"),
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
     )
     comment = models.TextField(_("comment"))
     status = models.CharField(
@@ -457,6 +502,7 @@ class LineDispute(TenantOwned):
     resolution = models.TextField(_("resolution"), blank=True)
     resolved_by = models.ForeignKey(
         Membership,
+        verbose_name=_("resolved by"),
         null=True,
         blank=True,
         on_delete=models.PROTECT,
@@ -466,6 +512,7 @@ class LineDispute(TenantOwned):
     resolved_at = models.DateTimeField(_("resolved at"), null=True, blank=True)
     adjustment = models.ForeignKey(
         StatementLine,
+        verbose_name=_("adjustment line"),
         null=True,
         blank=True,
         on_delete=models.SET_NULL,

@@ -30,10 +30,11 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.formats import number_format
-from django.utils.html import format_html
-from django.utils.translation import gettext
+from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
+from crm.models import ProductLine
 from targets import allocation, services
 from targets.achievement import plan_achievements, plan_as_of, today_in
 from targets.achievement_math import Achievement
@@ -62,7 +63,8 @@ from tenancy.admin import (
     request_membership,
 )
 from tenancy.errors import DomainError, NotFound
-from tenancy.models import Membership, Role, Tenant
+from tenancy.models import Membership, OrgUnit, Role, Tenant
+from tenancy.money import format_money
 
 NONE = "–"
 STATUS_LABELS = {
@@ -107,6 +109,16 @@ def _decimal(value: Decimal, places: int) -> str:
 
 def _number(value: Decimal | None, places: int) -> str:
     return NONE if value is None else _decimal(value, places)
+
+
+def _amount(plan: TargetPlan, value: Decimal | None, tenant: Tenant) -> str:
+    """A plan's figure as shown in a list: money with the tenant's currency for amount
+    metrics (``1,200,000.00 CNY``), a grouped whole number for counts."""
+    if value is None:
+        return NONE
+    if _places(plan) == 2:
+        return format_money(value, tenant.currency)
+    return _decimal(value, 0)
 
 
 def _percent(ratio: Decimal | None) -> str:
@@ -182,6 +194,102 @@ class _MemberActions:
         return member is not None and member.role == Role.ADMIN
 
 
+# --- a plan's decomposition settings, as a table ----------------------------------------
+
+SETTING_LABELS = {
+    "time_method": _("Split over the months"),
+    "time_weights": _("Month weights"),
+    "time_weights_used": _("Month shares applied"),
+    "seasonal_blend": _("Seasonal blend"),
+    "org_method": _("Split over the team"),
+    "org_methods_by_depth": _("Split by level"),
+    "potential": _("Potential factors"),
+    "alpha": _("History weight (blend)"),
+    "manual": _("Manual values"),
+    "headroom": _("Headroom"),
+    "product_shares": _("Product-line shares"),
+    "new_product_multiplier": _("New product multiplier"),
+    "ramp": _("Ramp-up for new members"),
+    "ramp_steps": _("Ramp-up steps"),
+    "preserve_total": _("Preserve the total"),
+    "include_managers": _("Managers get targets"),
+}
+METHOD_LABELS = {
+    "equal": _("Equal"),
+    "seasonal": _("Seasonal (last year's pattern)"),
+    "manual": _("Manual"),
+    "history": _("By history"),
+    "potential": _("By potential"),
+    "blend": _("Blend of history and potential"),
+}
+
+
+def _setting_value(name: str, value: Any, names: dict[str, str]) -> str:
+    """One decomposition setting in words: methods by name, yes/no, shares as
+    percentages, keyed values by the unit, member or product line they are for."""
+    if value is None or value == {} or value == []:
+        return NONE
+    if isinstance(value, bool):
+        return str(_("Yes") if value else _("No"))
+    if name in ("time_method", "org_method"):
+        return str(METHOD_LABELS.get(value, value))
+    if name in ("headroom", "product_shares") and not isinstance(value, dict):
+        return _percent(Decimal(str(value)))
+    if isinstance(value, dict):
+        parts = []
+        for key, item in value.items():
+            label = names.get(str(key), str(key))
+            if name == "org_methods_by_depth":
+                label = gettext("level %(depth)s") % {"depth": key}
+                item = METHOD_LABELS.get(item, item)
+            elif name == "product_shares":
+                item = _percent(Decimal(str(item)))
+            parts.append(f"{label}: {item}")
+        return "; ".join(parts)
+    if isinstance(value, list):
+        if name == "ramp_steps":
+            return ", ".join(
+                gettext("month %(month)s: %(factor)s") % {"month": m, "factor": f} for m, f in value
+            )
+        if name in ("time_weights", "time_weights_used"):
+            weights = [Decimal(str(item)) for item in value]
+            total = sum(weights, Decimal(0))
+            if total > 0:  # each month's share of the year
+                return ", ".join(f"M{i}: {_percent(w / total)}" for i, w in enumerate(weights, 1))
+        return ", ".join(str(item) for item in value)
+    return str(value)
+
+
+def _setting_names(settings: dict[str, Any]) -> dict[str, str]:
+    """Names for the keys the settings use (``unit:4``, ``member:9``, product line ids):
+    one query per kind."""
+    keys = {str(k) for v in settings.values() if isinstance(v, dict) for k in v}
+    units = [int(k[5:]) for k in keys if k.startswith("unit:") and k[5:].isdigit()]
+    members = [int(k[7:]) for k in keys if k.startswith("member:") and k[7:].isdigit()]
+    names: dict[str, str] = {}
+    for unit in OrgUnit.objects.filter(pk__in=units):
+        names[f"unit:{unit.pk}"] = unit.name
+    for member in Membership.objects.filter(pk__in=members).select_related("user"):
+        names[f"member:{member.pk}"] = member.display_name
+    lines = [int(k) for k in settings.get("product_shares") or {} if str(k).isdigit()]
+    for line in ProductLine.objects.filter(pk__in=lines):
+        names[str(line.pk)] = line.name
+    return names
+
+
+def settings_table(settings: dict[str, Any] | None) -> str:
+    """A plan's decomposition settings as a two-column table (read-only)."""
+    if not settings:
+        return NONE
+    names = _setting_names(settings)
+    rows = [
+        (SETTING_LABELS.get(name, name), _setting_value(name, value, names))
+        for name, value in settings.items()
+    ]
+    body = format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", rows)
+    return format_html('<table class="decomposition-settings">{}</table>', body)
+
+
 # --- plans ------------------------------------------------------------------------------
 
 
@@ -240,11 +348,12 @@ class TargetPlanAdmin(_MemberActions, TenantScopedAdmin):
         "fiscal_year",
         "metric_label",
         "name",
-        "annual_total",
+        "annual_total_shown",
         "status",
-        "unassigned",
+        "unassigned_shown",
     ]
     list_display_links = ["fiscal_year", "metric_label", "name"]
+    list_select_related = ["tenant"]
     list_filter = ["fiscal_year", "status", MetricFilter]
     search_fields = ["name"]
     add_fields = ["fiscal_year", "metric", "name", "annual_total"]
@@ -255,7 +364,7 @@ class TargetPlanAdmin(_MemberActions, TenantScopedAdmin):
         "annual_total",
         "status",
         "unassigned",
-        "settings",
+        "decomposition",
         "created_by",
         "created_at",
         "updated_at",
@@ -264,7 +373,19 @@ class TargetPlanAdmin(_MemberActions, TenantScopedAdmin):
     actions = ["decompose_equal", "publish", "lock", "delete_drafts"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
-        return super().get_queryset(request).select_related("created_by__user")
+        return super().get_queryset(request).select_related("created_by__user", "tenant")
+
+    @admin.display(description=_("decomposition settings"))
+    def decomposition(self, plan: TargetPlan) -> str:
+        return settings_table(plan.settings)
+
+    @admin.display(description=_("annual total"), ordering="annual_total")
+    def annual_total_shown(self, plan: TargetPlan) -> str:
+        return _amount(plan, plan.annual_total, plan.tenant)
+
+    @admin.display(description=_("unassigned"), ordering="unassigned")
+    def unassigned_shown(self, plan: TargetPlan) -> str:
+        return _amount(plan, plan.unassigned, plan.tenant)
 
     @admin.display(description=_("metric"), ordering="metric")
     def metric_label(self, plan: TargetPlan) -> str:
@@ -378,8 +499,9 @@ class TargetPlanAdmin(_MemberActions, TenantScopedAdmin):
     # --- actions ---
 
     def _each_plan(
-        self, request: HttpRequest, queryset: QuerySet[TargetPlan], done_text: str, run: Any
+        self, request: HttpRequest, queryset: QuerySet[TargetPlan], done_text: Any, run: Any
     ) -> None:
+        """``done_text(count)`` is the success message (an ``ngettext`` for the count)."""
         member = request_membership(request)
         assert member is not None
         done = 0
@@ -391,14 +513,14 @@ class TargetPlanAdmin(_MemberActions, TenantScopedAdmin):
             else:
                 done += 1
         if done:
-            self.message_user(request, done_text % done)
+            self.message_user(request, done_text(done) % {"count": done})
 
     @admin.action(description=_("Decompose (equal splits)"), permissions=["manage"])
     def decompose_equal(self, request: HttpRequest, queryset: QuerySet[TargetPlan]) -> None:
         self._each_plan(
             request,
             queryset,
-            gettext("%d plans decomposed."),
+            lambda n: ngettext("%(count)d plan decomposed.", "%(count)d plans decomposed.", n),
             lambda member, plan: services.plan_decompose(
                 member=member, plan=plan, settings=services.DecomposeSettings()
             ),
@@ -409,7 +531,7 @@ class TargetPlanAdmin(_MemberActions, TenantScopedAdmin):
         self._each_plan(
             request,
             queryset,
-            gettext("%d plans published."),
+            lambda n: ngettext("%(count)d plan published.", "%(count)d plans published.", n),
             lambda member, plan: services.plan_publish(member=member, plan=plan),
         )
 
@@ -418,7 +540,7 @@ class TargetPlanAdmin(_MemberActions, TenantScopedAdmin):
         self._each_plan(
             request,
             queryset,
-            gettext("%d plans locked."),
+            lambda n: ngettext("%(count)d plan locked.", "%(count)d plans locked.", n),
             lambda member, plan: services.plan_lock(member=member, plan=plan),
         )
 
@@ -427,7 +549,9 @@ class TargetPlanAdmin(_MemberActions, TenantScopedAdmin):
         self._each_plan(
             request,
             queryset,
-            gettext("%d draft plans deleted."),
+            lambda n: ngettext(
+                "%(count)d draft plan deleted.", "%(count)d draft plans deleted.", n
+            ),
             lambda member, plan: services.plan_delete(member=member, plan=plan),
         )
 
@@ -486,7 +610,7 @@ class TargetAdmin(_MemberActions, TenantScopedAdmin):
         "period",
         "assignee",
         "product_line",
-        "value",
+        "value_shown",
         "version",
         "attainment",
         "pace",
@@ -494,7 +618,7 @@ class TargetAdmin(_MemberActions, TenantScopedAdmin):
     ]
     list_display_links = ["plan", "period"]
     list_filter = ["plan", "period_kind", ("product_line", admin.EmptyFieldListFilter)]
-    list_select_related = TARGET_RELATED
+    list_select_related = [*TARGET_RELATED, "tenant"]
     search_fields = [
         "member__user__username",
         "member__user__first_name",
@@ -522,12 +646,12 @@ class TargetAdmin(_MemberActions, TenantScopedAdmin):
         return visible_targets(member)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
-        return super().get_queryset(request).select_related(*TARGET_RELATED)
+        # With the tenant: its currency shows the values (the changelist adds nothing to
+        # a queryset that selects related rows already).
+        return super().get_queryset(request).select_related(*TARGET_RELATED, "tenant")
 
     def get_list_select_related(self, request: HttpRequest) -> Any:
-        if request_membership(request) is None:
-            return [*TARGET_RELATED, "tenant"]
-        return TARGET_RELATED
+        return [*TARGET_RELATED, "tenant"]
 
     def get_object(self, request: HttpRequest, object_id: str, from_field: Any = None) -> Any:
         # By series and period code (the public id split), not by the view's id.
@@ -559,6 +683,10 @@ class TargetAdmin(_MemberActions, TenantScopedAdmin):
     @staticmethod
     def _of(target: Target) -> Achievement | None:
         return getattr(target, "_achievement", None)
+
+    @admin.display(description=_("target"), ordering="value")
+    def value_shown(self, target: Target) -> str:
+        return _amount(target.plan, target.value, target.tenant)
 
     @admin.display(description=_("period"), ordering="period_start")
     def period(self, target: Target) -> str:
@@ -689,11 +817,20 @@ class TargetAdmin(_MemberActions, TenantScopedAdmin):
             else:
                 requested += 1
         if applied:
-            self.message_user(request, gettext("%d targets adjusted.") % applied)
+            self.message_user(
+                request,
+                ngettext("%(count)d target adjusted.", "%(count)d targets adjusted.", applied)
+                % {"count": applied},
+            )
         if requested:
             self.message_user(
                 request,
-                gettext("%d adjustments requested: they apply once approved.") % requested,
+                ngettext(
+                    "%(count)d adjustment requested: it applies once approved.",
+                    "%(count)d adjustments requested: they apply once approved.",
+                    requested,
+                )
+                % {"count": requested},
             )
         return None
 
@@ -782,8 +919,9 @@ class TargetAdjustmentAdmin(_MemberActions, TenantScopedAdmin):
 
     @admin.display(description=_("old → new"))
     def values(self, adjustment: TargetAdjustment) -> str:
-        old = NONE if adjustment.old_value is None else adjustment.old_value
-        return f"{old} → {adjustment.new_value}"
+        target = getattr(adjustment, "_target", None)
+        places = _places(target.plan) if target is not None else 2
+        return f"{_number(adjustment.old_value, places)} → {_number(adjustment.new_value, places)}"
 
     def _decide(
         self, request: HttpRequest, queryset: QuerySet[TargetAdjustment], approve: bool
@@ -800,11 +938,13 @@ class TargetAdjustmentAdmin(_MemberActions, TenantScopedAdmin):
                 done += 1
         if done:
             text = (
-                gettext("%d adjustments approved.")
+                ngettext("%(count)d adjustment approved.", "%(count)d adjustments approved.", done)
                 if approve
-                else gettext("%d adjustments rejected.")
+                else ngettext(
+                    "%(count)d adjustment rejected.", "%(count)d adjustments rejected.", done
+                )
             )
-            self.message_user(request, text % done)
+            self.message_user(request, text % {"count": done})
 
     @admin.action(description=_("Approve"), permissions=["steer"])
     def approve(self, request: HttpRequest, queryset: QuerySet[TargetAdjustment]) -> None:
@@ -826,13 +966,13 @@ class CommitmentAdmin(TenantScopedAdmin):
         "plan",
         "period",
         "assignee",
-        "value",
+        "value_shown",
         "note",
         "submitted_by",
         "submitted_at",
     ]
     list_filter = ["plan", "period_kind"]
-    list_select_related = ["plan", "org_unit", "member__user", "submitted_by__user"]
+    list_select_related = ["plan", "org_unit", "member__user", "submitted_by__user", "tenant"]
     fields = readonly_fields = (
         "plan",
         "period_kind",
@@ -860,6 +1000,10 @@ class CommitmentAdmin(TenantScopedAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    @admin.display(description=_("value"), ordering="value")
+    def value_shown(self, commitment: Commitment) -> str:
+        return _amount(commitment.plan, commitment.value, commitment.tenant)
 
     @admin.display(description=_("period"))
     def period(self, commitment: Commitment) -> str:

@@ -20,6 +20,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from crm.models import ProductLine
+from targets.metrics import METRICS
 from tenancy.models import Membership, OrgUnit, Tenant, TenantOwned
 
 VALUE: dict[str, Any] = {"max_digits": 18, "decimal_places": 2}
@@ -96,7 +97,8 @@ class TargetPlan(TenantOwned):
         indexes = [models.Index(fields=["tenant", "updated_at"], name="targetplan_updated")]
 
     def __str__(self) -> str:
-        return f"FY{self.fiscal_year} {self.metric} · {self.name}"
+        metric = METRICS.get(self.metric)
+        return f"FY{self.fiscal_year} {metric.label if metric else self.metric} · {self.name}"
 
 
 class TargetSeries(TenantOwned):
@@ -109,7 +111,7 @@ class TargetSeries(TenantOwned):
     ``months`` null: not set; every value ≥ 0 (0: not applicable).
     """
 
-    plan = _fk(TargetPlan, "series", null=False, on_delete=models.CASCADE)
+    plan = _fk(TargetPlan, "series", null=False, on_delete=models.CASCADE, verbose_name=_("plan"))
     org_unit = _fk(OrgUnit, verbose_name=_("org unit"))
     member = _fk(Membership, verbose_name=_("member"))
     product_line = _fk(ProductLine, verbose_name=_("product line"))
@@ -304,13 +306,25 @@ class Target(TenantOwned):
     ``target_ids_q``, which filters the real columns ``series`` and ``period_code``.
     """
 
-    id = models.BigIntegerField(primary_key=True)
+    id = models.BigIntegerField(_("ID"), primary_key=True)
     tenant = models.ForeignKey(
-        "tenancy.Tenant", on_delete=models.DO_NOTHING, related_name="+", editable=False
+        "tenancy.Tenant",
+        verbose_name=_("tenant"),
+        on_delete=models.DO_NOTHING,
+        related_name="+",
+        editable=False,
     )
-    series = _fk(TargetSeries, "periods", null=False, on_delete=models.DO_NOTHING)
+    series = _fk(
+        TargetSeries,
+        "periods",
+        null=False,
+        on_delete=models.DO_NOTHING,
+        verbose_name=_("target series"),
+    )
     period_code = models.PositiveSmallIntegerField(_("period code"), editable=False)
-    plan = _fk(TargetPlan, "targets", null=False, on_delete=models.DO_NOTHING)
+    plan = _fk(
+        TargetPlan, "targets", null=False, on_delete=models.DO_NOTHING, verbose_name=_("plan")
+    )
     period_kind = models.CharField(_("period"), max_length=8, choices=PeriodKind.choices)
     period_index = models.PositiveSmallIntegerField(_("period index"))
     period_start = models.DateField(_("period start"))
@@ -398,7 +412,13 @@ class AdjustmentStatus(models.TextChoices):
 def _period_target_fields(related: str) -> tuple[Any, Any]:
     """A row about one period target: its series (the integrity and the cascade) and
     the period's code, two real columns (the view has no key to point at)."""
-    series = _fk(TargetSeries, related, null=False, on_delete=models.CASCADE)
+    series = _fk(
+        TargetSeries,
+        related,
+        null=False,
+        on_delete=models.CASCADE,
+        verbose_name=_("target series"),
+    )
     code = models.PositiveSmallIntegerField(_("period code"), editable=False)
     return series, code
 
@@ -463,13 +483,20 @@ class TargetAdjustment(PeriodTargetRow, TenantOwned):
         ]
 
     def __str__(self) -> str:
-        return f"{self.target_id}: {self.old_value} → {self.new_value}"
+        old = "–" if self.old_value is None else f"{self.old_value:,}"
+        return f"{old} → {self.new_value:,} ({self.get_status_display()})"
 
 
 class Commitment(TenantOwned):
     """Bottom-up: what a member or manager commits to for a period of a plan."""
 
-    plan = _fk(TargetPlan, "commitments", null=False, on_delete=models.CASCADE)
+    plan = _fk(
+        TargetPlan,
+        "commitments",
+        null=False,
+        on_delete=models.CASCADE,
+        verbose_name=_("plan"),
+    )
     period_kind = models.CharField(_("period"), max_length=8, choices=PeriodKind.choices)
     period_index = models.PositiveSmallIntegerField(_("period index"))
     org_unit = _fk(OrgUnit, verbose_name=_("org unit"))
@@ -499,7 +526,7 @@ class Commitment(TenantOwned):
         ]
 
     def __str__(self) -> str:
-        return f"{self.plan_id} {self.period_kind} {self.period_index}: {self.value}"
+        return f"{self.get_period_kind_display()} {self.period_index}: {self.value:,}"
 
 
 class AchievementSnapshot(PeriodTargetRow, TenantOwned):

@@ -19,6 +19,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop, pgettext_lazy
 from django_scopes import scopes_disabled
 
 from tenancy import selectors, services
@@ -34,6 +35,7 @@ from tenancy.models import (
     Role,
     Tenant,
 )
+from tenancy.money import format_money
 from tenancy.pagination import CappedCountPaginator
 
 # Foreign-key choices in admin forms: only what the user may see. The apps above add
@@ -42,6 +44,19 @@ VISIBLE_CHOICES: dict[Any, Callable[[Membership], QuerySet[Any]]] = {
     OrgUnit: selectors.visible_org_units,
     Membership: lambda member: selectors.visible_memberships(member).select_related("user"),
 }
+
+
+#: Django 5.2's own zh-Hans admin catalogue lacks these (the index's screen-reader
+#: headers among them); marked here, they are translated in ours (LOCALE_PATHS wins).
+DJANGO_ADMIN_STRINGS = (
+    gettext_noop("Model name"),
+    gettext_noop("Add link"),
+    gettext_noop("Change or view list link"),
+    gettext_noop("After you’ve created a user, you’ll be able to edit more user options."),
+    gettext_noop("Error:"),
+    gettext_noop("Forgotten your login credentials?"),
+    gettext_noop("In case you’ve forgotten, you are:"),
+)
 
 
 def error_messages(error: Exception) -> list[str]:
@@ -53,6 +68,17 @@ def error_messages(error: Exception) -> list[str]:
 
 def request_membership(request: HttpRequest) -> Membership | None:
     return getattr(request, "membership", None)
+
+
+def money_column(field: str, description: Any) -> Callable[[Any, Any], str]:
+    """A changelist column showing ``field`` as money: grouped, with the tenant's currency
+    (``4,890,900.00 CNY``). The admin selects ``tenant`` with the rows (no extra query)."""
+
+    @admin.display(description=description, ordering=field)
+    def column(model_admin: Any, obj: Any) -> str:
+        return format_money(getattr(obj, field), obj.tenant.currency)
+
+    return column
 
 
 class TenantScopedAdmin(admin.ModelAdmin):
@@ -121,7 +147,7 @@ class OrgUnitManagerInline(admin.TabularInline):
     fields = ["membership"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
-        return super().get_queryset(request).select_related("membership__user")
+        return super().get_queryset(request).select_related("membership__user", "org_unit")
 
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         member = request_membership(request)
@@ -244,6 +270,10 @@ class MembershipAdmin(TenantScopedAdmin):
 
     def visible_queryset(self, member: Membership) -> QuerySet[Any]:
         return selectors.visible_memberships(member)
+
+    @admin.display(description=_("name"), ordering="user__first_name")
+    def display_name(self, member: Membership) -> str:
+        return member.display_name
 
     @admin.display(description=_("username"), ordering="user__username")
     def username(self, member: Membership) -> str:
@@ -372,6 +402,15 @@ class InvitationAddForm(forms.ModelForm, metaclass=ScopeSafeModelFormMetaclass):
         return email
 
 
+#: An invitation's state in words (``Invitation.status`` is the API's code).
+INVITATION_STATUS = {
+    "pending": pgettext_lazy("invitation", "Pending"),
+    "accepted": pgettext_lazy("invitation", "Accepted"),
+    "revoked": pgettext_lazy("invitation", "Revoked"),
+    "expired": pgettext_lazy("invitation", "Expired"),
+}
+
+
 @admin.register(Invitation)
 class InvitationAdmin(TenantScopedAdmin):
     """Invitations: adding one e-mails it; the invited person accepts while logged in."""
@@ -381,6 +420,10 @@ class InvitationAdmin(TenantScopedAdmin):
     list_filter = ["role", "accepted_at", "revoked_at", "declined_at"]
     search_fields = ["email"]
     actions = ["revoke"]
+
+    @admin.display(description=_("status"))
+    def status(self, invitation: Invitation) -> str:
+        return str(INVITATION_STATUS.get(invitation.status, invitation.status))
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return self._is_tenant_admin(request) or request.user.is_superuser

@@ -23,6 +23,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django_scopes import ScopedManager
 
@@ -117,7 +118,12 @@ class TenantOwned(models.Model):
     """Base of every tenant-owned table."""
 
     tenant = models.ForeignKey(
-        Tenant, on_delete=models.CASCADE, related_name="+", db_index=False, editable=False
+        Tenant,
+        verbose_name=_("tenant"),
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
+        editable=False,
     )
 
     # The default manager raises outside a tenant scope (django-scopes); type checkers
@@ -227,7 +233,10 @@ class Membership(TenantOwned):
     end_date = models.DateField(_("end date"), null=True, blank=True)
     is_active = models.BooleanField(_("active"), default=True)
     token_version = models.PositiveIntegerField(
-        default=0, editable=False, help_text=_("Raised to revoke every token of this member.")
+        _("token version"),
+        default=0,
+        editable=False,
+        help_text=_("Raised to revoke every token of this member."),
     )
     # Notification settings (SPEC section 7): the digest's e-mail, the reminders' lead.
     language = models.CharField(
@@ -273,7 +282,7 @@ class Membership(TenantOwned):
         ]
 
     def __str__(self) -> str:
-        return f"{self.user.get_username()} ({self.get_role_display()})"
+        return f"{self.display_name} ({self.get_role_display()})"
 
     @property
     def display_name(self) -> str:
@@ -283,8 +292,12 @@ class Membership(TenantOwned):
 class OrgUnitManager(TenantOwned):
     """A manager of an org unit: they see and steer the unit's whole subtree."""
 
-    org_unit = models.ForeignKey(OrgUnit, on_delete=models.CASCADE, db_index=False)
-    membership = models.ForeignKey(Membership, on_delete=models.CASCADE, db_index=False)
+    org_unit = models.ForeignKey(
+        OrgUnit, verbose_name=_("org unit"), on_delete=models.CASCADE, db_index=False
+    )
+    membership = models.ForeignKey(
+        Membership, verbose_name=_("member"), on_delete=models.CASCADE, db_index=False
+    )
 
     class Meta:
         db_table = "crm_orgunitmanager"
@@ -301,7 +314,10 @@ class OrgUnitManager(TenantOwned):
         ]
 
     def __str__(self) -> str:
-        return f"{self.membership_id} manages {self.org_unit_id}"
+        return gettext("%(member)s manages %(unit)s") % {
+            "member": self.membership.display_name,
+            "unit": self.org_unit.name,
+        }
 
 
 class ApiToken(TenantOwned):
@@ -309,7 +325,7 @@ class ApiToken(TenantOwned):
 
     name = models.CharField(_("name"), max_length=120)
     prefix = models.CharField(_("prefix"), max_length=24, editable=False)
-    key_hash = models.CharField(max_length=64, editable=False)
+    key_hash = models.CharField(_("key hash"), max_length=64, editable=False)
     acts_as = models.ForeignKey(
         Membership,
         verbose_name=_("acts as"),
@@ -361,7 +377,7 @@ class Invitation(TenantOwned):
         db_index=False,
         editable=False,
     )
-    token_hash = models.CharField(max_length=64, editable=False)
+    token_hash = models.CharField(_("token hash"), max_length=64, editable=False)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     expires_at = models.DateTimeField(_("expires at"), editable=False)
     accepted_at = models.DateTimeField(_("accepted at"), null=True, blank=True, editable=False)
@@ -475,7 +491,8 @@ class JobRun(TenantOwned):
         ]
 
     def __str__(self) -> str:
-        return f"{self.task_name} {self.started_at:%Y-%m-%d %H:%M} {self.status}"
+        started = timezone.localtime(self.started_at)  # the tenant's zone in a request
+        return f"{self.task_name} {started:%Y-%m-%d %H:%M} {self.get_status_display()}"
 
     @property
     def duration(self) -> timedelta | None:

@@ -31,3 +31,20 @@ def round_money(amount: Decimal | int, currency: str) -> Decimal:
 def round_rate(rate: Decimal) -> Decimal:
     """A rate or pace for display: half-up to 4 places (0.99996 → 1.0000)."""
     return rate.quantize(RATE_QUANTUM, rounding=ROUND_HALF_UP)
+
+
+def format_money(amount: Decimal | str | int | None, currency: str) -> str:
+    """An amount as shown (SPEC preamble): rounded once, half-up, to the currency's minor
+    unit, grouped by thousands, with the currency: ``4,890,900.00 CNY``; ``–`` for none.
+    The admin's columns, the digests and the pages all show money through this."""
+    if amount is None or amount == "":
+        return "–"
+    return f"{round_money(Decimal(amount), currency):,} {currency}"
+
+
+def format_rate(rate: Decimal | None, places: int = 1) -> str:
+    """A rate (a fraction) as a percentage, half-up: ``Decimal("0.5632")`` → ``56.3%``."""
+    if rate is None:
+        return "–"
+    percent = (Decimal(rate) * 100).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+    return f"{percent:,}%"

@@ -48,8 +48,12 @@ class WebhookEndpoint(TenantOwned):
         verbose_name=_("event types"),
     )
     secret = models.CharField(_("secret"), max_length=100, editable=False)
-    previous_secret = models.CharField(max_length=100, blank=True, editable=False)
-    previous_secret_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+    previous_secret = models.CharField(
+        _("previous secret"), max_length=100, blank=True, editable=False
+    )
+    previous_secret_expires_at = models.DateTimeField(
+        _("previous secret expires at"), null=True, blank=True, editable=False
+    )
     is_active = models.BooleanField(_("active"), default=True)
     disabled_at = models.DateTimeField(_("disabled at"), null=True, blank=True, editable=False)
     disabled_reason = models.CharField(
@@ -64,6 +68,7 @@ class WebhookEndpoint(TenantOwned):
     )
     created_by = models.ForeignKey(
         Membership,
+        verbose_name=_("created by"),
         null=True,
         blank=True,
         on_delete=models.SET_NULL,
