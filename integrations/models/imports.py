@@ -110,7 +110,11 @@ class ImportRow(TenantOwned):
     and a message per error). ``number`` is the row's line in the file (header = 1)."""
 
     job = models.ForeignKey(
-        ImportJob, on_delete=models.CASCADE, related_name="rows", db_index=False
+        ImportJob,
+        on_delete=models.CASCADE,
+        related_name="rows",
+        db_index=False,
+        verbose_name=_("import"),
     )
     number = models.PositiveIntegerField(_("row"))
     outcome = models.CharField(_("outcome"), max_length=10, choices=RowOutcome.choices)
