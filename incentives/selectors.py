@@ -255,7 +255,8 @@ def board_members(unit: OrgUnit | None) -> list[_Member]:
 def _check_board(by: str, metric: str | None) -> None:
     if by not in BOARD_KINDS:
         raise Invalid({"by": _("Rank by points, attainment or metric.")})
-    if by != "points" and metric not in METRICS:
+    # A metric given with a points board is still checked: it decides whether money shows.
+    if (by != "points" or metric is not None) and metric not in METRICS:
         raise Invalid(
             {"metric": _("Choose one of: %(metrics)s.") % {"metrics": ", ".join(METRICS)}}
         )

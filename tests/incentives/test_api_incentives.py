@@ -66,6 +66,10 @@ def test_leaderboards_answer_within_visibility(tree_a: TenantTree, client_for: C
     assert money.status_code == 403
     assert rep.get("/api/v1/leaderboards/?period=decade").status_code == 400
     assert rep.get("/api/v1/leaderboards/?unit=x").status_code == 400
+    # An unknown metric beside a points board (found by schemathesis: it was a 500).
+    unknown = rep.get("/api/v1/leaderboards/?metric=window")
+    assert unknown.status_code == 400
+    assert "metric" in unknown.json()["error"]["fields"]
     manager = client_for(m["manager"]).get(
         f"/api/v1/leaderboards/?unit={tree_a.units['north'].pk}&by=metric&metric=won_amount"
     )
