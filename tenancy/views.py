@@ -62,7 +62,9 @@ def invitation_respond(request: HttpRequest) -> HttpResponse:
     (``invitation_accept``); nothing here writes on a GET."""
     token = (request.POST.get("token") or request.GET.get("token") or "").strip()
     if not request.user.is_authenticated:
-        return redirect_to_login(request.get_full_path(), reverse("admin:login"))
+        # The site's login (settings.LOGIN_URL), not the admin's: an invited rep is not
+        # necessarily staff, and the admin's login refuses anyone who is not.
+        return redirect_to_login(request.get_full_path())
     context: dict[str, Any] = {
         **admin.site.each_context(request),
         "title": _("Invitation"),

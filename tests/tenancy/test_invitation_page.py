@@ -11,8 +11,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core import mail
 from django.test import Client
+from django.urls import reverse
 from rest_framework.test import APIClient
 
 from tenancy.middleware import SESSION_MEMBERSHIP_KEY, SESSION_TENANT_KEY
@@ -167,10 +170,20 @@ def test_expired_revoked_and_forged_links_say_so(
 
 
 def test_an_anonymous_visitor_is_sent_to_log_in_first(
-    tree_b: TenantTree, invite: Callable[[str], tuple[int, str]]
+    tree_a: TenantTree, tree_b: TenantTree, invite: Callable[[str], tuple[int, str]]
 ) -> None:
     _id, link = invite("acme-rep@example.com")
     response = Client().get(link)
     assert response.status_code == 302
-    assert response["Location"].startswith("/admin/login/?next=/admin/invitation/")
+    assert response["Location"].startswith(f"{reverse(settings.LOGIN_URL)}?next=/admin/invitation/")
     assert Client().post("/admin/invitation/", {"answer": "accept"}).status_code == 302
+    # A rep who is not staff (the admin's login would refuse them) logs in on the site's
+    # login page and lands on the invitation.
+    get_user_model().objects.filter(username="acme-rep").update(is_staff=False)
+    visitor = Client()
+    landed = visitor.post(
+        response["Location"], {"username": "acme-rep", "password": PASSWORD}, follow=True
+    )
+    assert landed.redirect_chain[-1][0] == link
+    assert landed.status_code == 200
+    assert "accept" in landed.content.decode().lower()
