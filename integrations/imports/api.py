@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
@@ -24,7 +24,7 @@ from rest_framework.response import Response
 from integrations.imports import services
 from integrations.imports.reader import ENCODINGS
 from integrations.imports.tasks import import_check_task, import_confirm_task
-from integrations.models import ImportJob, ImportKind, ImportRow, RowOutcome
+from integrations.models import ImportJob, ImportKind, ImportProgress, ImportRow, RowOutcome
 from tenancy.api.base import SafeJSONParser, TenantViewMixin
 from tenancy.api.errors import PayloadTooLarge
 from tenancy.jobs import enqueue_on_commit
@@ -38,8 +38,15 @@ class ImportJobSerializer(serializers.ModelSerializer[ImportJob]):
     )
 
     def get_processed_rows(self, job: ImportJob) -> int:
-        progress = getattr(job, "progress", None)
-        return max(job.processed_rows, progress.processed_rows if progress else 0)
+        if hasattr(job, "live_rows"):  # annotated by the list's query
+            live = job.live_rows
+        else:
+            live = (
+                ImportProgress.objects.filter(job=job)
+                .values_list("processed_rows", flat=True)
+                .first()
+            )
+        return max(job.processed_rows, live or 0)
 
     class Meta:
         model = ImportJob
@@ -97,7 +104,8 @@ class ImportJobViewSet(
     search_fields: list[str] = []
 
     def visible_queryset(self, member: Membership) -> QuerySet[ImportJob]:
-        jobs = ImportJob.objects.defer("content").select_related("progress")
+        live = ImportProgress.objects.filter(job=OuterRef("pk")).values("processed_rows")[:1]
+        jobs = ImportJob.objects.defer("content").annotate(live_rows=Subquery(live))
         return jobs if member.role == Role.ADMIN else jobs.filter(created_by=member)
 
     @extend_schema(

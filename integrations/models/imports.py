@@ -127,6 +127,7 @@ class ImportRow(TenantOwned):
         ordering = ["number"]
         constraints = [
             models.UniqueConstraint(fields=["tenant", "job", "number"], name="importrow_number"),
+            models.UniqueConstraint(fields=["tenant", "id"], name="importrow_tenant_id_uniq"),
         ]
         indexes = [
             models.Index(
@@ -145,8 +146,14 @@ class ImportProgress(TenantOwned):
     the job's transaction (which locks the job's row) is still open, so a poller sees it
     at once. The job's ``processed_rows`` holds the final figure."""
 
-    job = models.OneToOneField(
-        ImportJob, on_delete=models.CASCADE, related_name="progress", verbose_name=_("import")
+    # One row per job: unique with the tenant (every key of a tenant table starts with
+    # tenant_id, tests/tenancy/test_sharding.py), so a foreign key, not a one-to-one.
+    job = models.ForeignKey(
+        ImportJob,
+        on_delete=models.CASCADE,
+        related_name="progress_rows",
+        db_index=False,
+        verbose_name=_("import"),
     )
     processed_rows = models.PositiveIntegerField(_("rows processed"), default=0)
     updated_at = models.DateTimeField(_("updated at"), default=timezone.now)
@@ -155,7 +162,8 @@ class ImportProgress(TenantOwned):
         verbose_name = _("import progress")
         verbose_name_plural = _("import progress")
         constraints = [
-            models.UniqueConstraint(fields=["tenant", "id"], name="importprogress_tenant_id_uniq")
+            models.UniqueConstraint(fields=["tenant", "id"], name="importprogress_tenant_id_uniq"),
+            models.UniqueConstraint(fields=["tenant", "job"], name="importprogress_job"),
         ]
 
     def __str__(self) -> str:
