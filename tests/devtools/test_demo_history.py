@@ -73,3 +73,27 @@ def test_seed_demo_adds_eighteen_months_of_history_once() -> None:
         assert Opportunity.objects.count() == 1_500
         assert StageChange.objects.count() == totals["StageChange"]
         assert Activity.objects.count() == 6_000
+
+
+def test_seed_demo_gives_the_quick_start_incentives_once() -> None:
+    """Point rules, the last 30 days' points and a commission plan for every seller: the
+    night of ``make run`` then has leaderboards and draft statements to show."""
+    from incentives.models import CommissionAssignment, CommissionPlan, PointEntry, PointRule
+
+    first = seed()
+    assert "8 point rules added" in first
+    with tenant_scope(Tenant.objects.get(slug="demo")):
+        points = PointEntry.objects.count()
+        assert PointRule.objects.count() == 8
+        assert points > 0
+        # Only the last 30 local days earned points (the catch-up's window).
+        oldest = PointEntry.objects.aggregate(first=Min("day"))["first"]
+        assert oldest >= (timezone.now() - timedelta(days=31)).date()
+        plan = CommissionPlan.objects.get()
+        assert plan.attainment_metric == "won_amount"
+        assert CommissionAssignment.objects.filter(plan=plan, org_unit__parent=None).count() == 1
+    second = seed()
+    assert "0 point rules added, 0 points awarded" in second
+    with tenant_scope(Tenant.objects.get(slug="demo")):
+        assert PointEntry.objects.count() == points
+        assert CommissionPlan.objects.count() == 1

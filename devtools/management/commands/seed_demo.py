@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from crm.models import Opportunity
 from devtools import datagen
+from devtools.demo_incentives import seed_demo_incentives
 from devtools.demo_targets import seed_demo_plans
 from tenancy.models import Membership, OrgUnit, Role
 from tenancy.scope import tenant_scope
@@ -175,6 +176,7 @@ class Command(BaseCommand):
             )
         # The apps' demo data on top of the history (devtools may use every app).
         seed_demo_plans(tenant=tenant, stdout=self.stdout, as_of=options.get("as_of"))
+        seed_demo_incentives(tenant=tenant, stdout=self.stdout, as_of=options.get("as_of"))
         self.stdout.write(
             "Logins (password 'demo'): demo-admin (admin), demo-manager (manager, East China), "
             "demo-rep (rep, Shanghai Team 1)."
