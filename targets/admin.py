@@ -64,7 +64,7 @@ from tenancy.admin import (
 )
 from tenancy.errors import DomainError, NotFound
 from tenancy.models import Membership, OrgUnit, Role, Tenant
-from tenancy.money import format_money
+from tenancy.money import format_money, format_rate
 
 NONE = "–"
 STATUS_LABELS = {
@@ -126,7 +126,8 @@ def _percent(ratio: Decimal | None) -> str:
 
 
 def _ratio(ratio: Decimal | None) -> str:
-    return NONE if ratio is None else _decimal(ratio, 2)
+    """A pace (actual ÷ expected to date) as a percentage, like attainment (SPEC 12)."""
+    return NONE if ratio is None else format_rate(ratio)
 
 
 def _status(achievement: Achievement | None) -> str:

@@ -124,6 +124,7 @@ def test_a_managers_target_list_shows_only_their_subtree_with_achievement_column
     assert set(rows) == {"North", "North 1", "acme-rep", "acme-rep2"}
     assert rows["acme-rep"]["attainment"] == "40.0%"
     assert rows["acme-rep"]["pace_status"] in {"On track", "At risk", "Off track"}
+    assert re.fullmatch(r"\d[\d,]*\.\d%", rows["acme-rep"]["pace"]), rows["acme-rep"]["pace"]
     assert rows["North 1"]["attainment"] == "20.0%"  # 120,000 of 600,000
     assert rows["acme-rep2"]["attainment"] == "0.0%"
     # Every period of the subtree is there, and nothing of the South.
