@@ -1,6 +1,7 @@
 """Funnel API (SPEC sections 5 and 8): conversion, loss, cycle, weighted pipeline, stale
 deals, plan to close, alerts and warning rules. Every figure is computed within the
-caller's visibility, narrowed by ``pipeline``, ``org_unit`` or ``member``."""
+caller's visibility, narrowed by ``pipeline``, ``org_unit`` or ``member`` (and the
+figures by ``product_line``)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 
-from crm.models import Opportunity, Pipeline
+from crm.models import Opportunity, Pipeline, ProductLine
 from funnel import selectors
 from funnel.models import Alert, AlertStatus, RuleKey, WarningRule, clean_thresholds
 from funnel.plan import plan_to_close
@@ -46,6 +47,12 @@ WINDOW_PARAMETERS = [
     OpenApiParameter("pipeline", OpenApiTypes.INT, description="Default: the default pipeline"),
     OpenApiParameter("org_unit", OpenApiTypes.INT, description="Only this unit's subtree"),
     OpenApiParameter("member", OpenApiTypes.INT, description="Only this member's deals"),
+]
+FIGURE_PARAMETERS = [
+    *WINDOW_PARAMETERS,
+    OpenApiParameter(
+        "product_line", OpenApiTypes.INT, description="Only this product line's deals"
+    ),
 ]
 
 
@@ -94,6 +101,18 @@ def scope_and_window(request: Request) -> tuple[selectors.Scope, selectors.Windo
     return selectors.Scope(caller=member, pipeline=pipeline, org_unit=unit, member=person), window
 
 
+def product_line_param(request: Request) -> ProductLine | None:
+    """The ``product_line`` filter: a 400 naming it for an unknown (or another tenant's) id,
+    as the list filters answer."""
+    line_id = _id(request, "product_line")
+    if line_id is None:
+        return None
+    line = ProductLine.objects.filter(pk=line_id).first()
+    if line is None:
+        raise ValidationError({"product_line": [_("No such product line.")]})
+    return line
+
+
 def _window_json(window: selectors.Window) -> dict[str, Any]:
     return {"start": window.start, "end": window.end}
 
@@ -105,19 +124,23 @@ def _text(value: Decimal | None) -> str | None:
 class FunnelView(GenericAPIView):
     """Base of the funnel figures: GET only, one scope and window per request."""
 
-    def figures(self, scope: selectors.Scope, window: selectors.Window) -> dict[str, Any]:
+    def figures(
+        self, scope: selectors.Scope, window: selectors.Window, *, line: ProductLine | None
+    ) -> dict[str, Any]:
         raise NotImplementedError
 
-    @extend_schema(parameters=WINDOW_PARAMETERS, responses=OpenApiTypes.OBJECT)
+    @extend_schema(parameters=FIGURE_PARAMETERS, responses=OpenApiTypes.OBJECT)
     def get(self, request: Request) -> Response:
         scope, window = scope_and_window(request)
+        line = product_line_param(request)
         return Response(
             {
                 "window": _window_json(window),
                 "pipeline": scope.pipeline.pk,
                 "org_unit": scope.org_unit.pk if scope.org_unit else None,
                 "member": scope.member.pk if scope.member else None,
-                **self.figures(scope, window),
+                "product_line": line.pk if line else None,
+                **self.figures(scope, window, line=line),
             }
         )
 
@@ -126,11 +149,13 @@ class ConversionView(FunnelView):
     """Cohort conversion per stage of the deals created in the window, the cohort win
     rate and the closed win rate (won / (won + lost) closed in the window)."""
 
-    def figures(self, scope: selectors.Scope, window: selectors.Window) -> dict[str, Any]:
-        cohort = selectors.cohort_conversion(scope, window)
+    def figures(
+        self, scope: selectors.Scope, window: selectors.Window, *, line: ProductLine | None
+    ) -> dict[str, Any]:
+        cohort = selectors.cohort_conversion(scope, window, product_line=line)
         names = {str(s.pk): str(s) for s in selectors.open_stages(scope.pipeline)}
         won_name = selectors.won_stage_name(scope.pipeline)
-        closed = selectors.closed_win_rate(scope, window)
+        closed = selectors.closed_win_rate(scope, window, product_line=line)
         return {
             "created": cohort.created,
             "won": cohort.won,
@@ -153,15 +178,19 @@ class ConversionView(FunnelView):
 class LossView(FunnelView):
     """Lost deals by the last open stage before the loss, with reasons and amounts."""
 
-    def figures(self, scope: selectors.Scope, window: selectors.Window) -> dict[str, Any]:
-        rows = selectors.loss_by_stage(scope, window)
+    def figures(
+        self, scope: selectors.Scope, window: selectors.Window, *, line: ProductLine | None
+    ) -> dict[str, Any]:
+        rows = selectors.loss_by_stage(scope, window, product_line=line)
         return {"losses": [{**row, "amount": str(row["amount"])} for row in rows]}
 
 
 class CycleView(FunnelView):
     """Time in stage (mean, median days, exits in the window) and creation → won cycle."""
 
-    def figures(self, scope: selectors.Scope, window: selectors.Window) -> dict[str, Any]:
+    def figures(
+        self, scope: selectors.Scope, window: selectors.Window, *, line: ProductLine | None
+    ) -> dict[str, Any]:
         def days(row: dict[str, Any]) -> dict[str, Any]:
             return {
                 key: _text(value) if isinstance(value, Decimal) else value
@@ -169,8 +198,10 @@ class CycleView(FunnelView):
             }
 
         return {
-            "time_in_stage": [days(row) for row in selectors.time_in_stage(scope, window)],
-            "cycle": days(selectors.cycle_time(scope, window)),
+            "time_in_stage": [
+                days(row) for row in selectors.time_in_stage(scope, window, product_line=line)
+            ],
+            "cycle": days(selectors.cycle_time(scope, window, product_line=line)),
         }
 
 
@@ -178,8 +209,10 @@ class PipelineView(FunnelView):
     """Weighted pipeline of open deals expected to close in the window, by forecast
     category."""
 
-    def figures(self, scope: selectors.Scope, window: selectors.Window) -> dict[str, Any]:
-        result = selectors.weighted_pipeline(scope, window)
+    def figures(
+        self, scope: selectors.Scope, window: selectors.Window, *, line: ProductLine | None
+    ) -> dict[str, Any]:
+        result = selectors.weighted_pipeline(scope, window, product_line=line)
         currency = scope.caller.tenant.currency  # the caller's tenant, loaded with them
 
         def money(bucket: dict[str, Any]) -> dict[str, Any]:

@@ -33,7 +33,16 @@ from django.db.models import (
 from django.db.models.functions import Coalesce, Greatest, Now
 from django.utils.translation import gettext as _
 
-from crm.models import Activity, Lead, Opportunity, Pipeline, Stage, StageKind, Visit
+from crm.models import (
+    Activity,
+    Lead,
+    Opportunity,
+    Pipeline,
+    ProductLine,
+    Stage,
+    StageKind,
+    Visit,
+)
 from funnel import rates
 from tenancy import selectors as tenancy_selectors
 from tenancy.models import Membership, OrgUnit, Tenant
@@ -91,6 +100,15 @@ class Window:
             datetime.combine(self.start, time.min, zone),
             datetime.combine(self.end + timedelta(days=1), time.min, zone),
         )
+
+
+def _deals(scope: Scope, product_line: ProductLine | int | None) -> QuerySet[Opportunity]:
+    """The scope's opportunities, only those of ``product_line`` when one is given."""
+    deals = scope.opportunities()
+    if product_line is not None:
+        line_id = product_line.pk if isinstance(product_line, ProductLine) else product_line
+        deals = deals.filter(product_line_id=line_id)
+    return deals
 
 
 def open_stages(pipeline: Pipeline) -> list[Stage]:
@@ -157,11 +175,15 @@ def reached_counts(ids: QuerySet[Any], stages: list[Stage]) -> dict[str, int]:
     return _counts_by_stage(_reach_histograms(rows).get(0, {}), stages)
 
 
-def cohort_conversion(scope: Scope, window: Window) -> rates.CohortConversion:
-    return cohort_conversions(scope, [window])[0]
+def cohort_conversion(
+    scope: Scope, window: Window, *, product_line: ProductLine | int | None = None
+) -> rates.CohortConversion:
+    return cohort_conversions(scope, [window], product_line=product_line)[0]
 
 
-def cohort_conversions(scope: Scope, windows: list[Window]) -> list[rates.CohortConversion]:
+def cohort_conversions(
+    scope: Scope, windows: list[Window], *, product_line: ProductLine | int | None = None
+) -> list[rates.CohortConversion]:
     """The cohort conversion of each window (cohort: the deals created in it), all windows
     in one pass over the stage changes: two statements whatever their number."""
     buckets = [
@@ -173,7 +195,7 @@ def cohort_conversions(scope: Scope, windows: list[Window]) -> list[rates.Cohort
         start, end = window.bounds()
         in_any |= Q(created_at__gte=start, created_at__lt=end)
     cohort = (
-        scope.opportunities()
+        _deals(scope, product_line)
         .filter(in_any)
         .annotate(bucket=Case(*buckets, output_field=IntegerField()))
     )
@@ -199,8 +221,10 @@ def cohort_conversions(scope: Scope, windows: list[Window]) -> list[rates.Cohort
     return results
 
 
-def closed_win_rate(scope: Scope, window: Window) -> dict[str, Any]:
-    closed = scope.opportunities().filter(
+def closed_win_rate(
+    scope: Scope, window: Window, *, product_line: ProductLine | int | None = None
+) -> dict[str, Any]:
+    closed = _deals(scope, product_line).filter(
         closed_date__gte=window.start, closed_date__lte=window.end
     )
     totals = closed.aggregate(
@@ -210,9 +234,11 @@ def closed_win_rate(scope: Scope, window: Window) -> dict[str, Any]:
     return {**totals, "win_rate": rates.closed_win_rate(totals["won"], totals["lost"])}
 
 
-def loss_by_stage(scope: Scope, window: Window) -> list[dict[str, Any]]:
+def loss_by_stage(
+    scope: Scope, window: Window, *, product_line: ProductLine | int | None = None
+) -> list[dict[str, Any]]:
     """Each lost deal at the last open stage before the loss, with its amount and reason."""
-    lost = scope.opportunities().filter(
+    lost = _deals(scope, product_line).filter(
         stage__kind=StageKind.LOST, closed_date__gte=window.start, closed_date__lte=window.end
     )
     ids_sql, params = _sql(lost)
@@ -238,11 +264,13 @@ def loss_by_stage(scope: Scope, window: Window) -> list[dict[str, Any]]:
         ]
 
 
-def time_in_stage(scope: Scope, window: Window) -> list[dict[str, Any]]:
+def time_in_stage(
+    scope: Scope, window: Window, *, product_line: ProductLine | int | None = None
+) -> list[dict[str, Any]]:
     """Days from entering a stage to leaving it, for exits inside the window (each stage
     change carries the time its deal left the stage: ``exited_at``)."""
     start, end = window.bounds()
-    ids_sql, params = _sql(scope.opportunities())
+    ids_sql, params = _sql(_deals(scope, product_line))
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
@@ -263,9 +291,11 @@ def time_in_stage(scope: Scope, window: Window) -> list[dict[str, Any]]:
         ]
 
 
-def cycle_time(scope: Scope, window: Window) -> dict[str, Any]:
+def cycle_time(
+    scope: Scope, window: Window, *, product_line: ProductLine | int | None = None
+) -> dict[str, Any]:
     """Creation → won, in days, for the wins closed in the window."""
-    won = scope.opportunities().filter(
+    won = _deals(scope, product_line).filter(
         stage__kind=StageKind.WON, closed_date__gte=window.start, closed_date__lte=window.end
     )
     ids_sql, params = _sql(won)
@@ -287,12 +317,14 @@ def _days(value: Any) -> Decimal | None:
     return None if value is None else Decimal(str(value)).quantize(Decimal("0.01"))
 
 
-def weighted_pipeline(scope: Scope, window: Window) -> dict[str, Any]:
+def weighted_pipeline(
+    scope: Scope, window: Window, *, product_line: ProductLine | int | None = None
+) -> dict[str, Any]:
     """Σ amount × probability (override, else the stage's) of open deals expected to close
     in the window, in total and by forecast category (override, else the stage's)."""
     probability = Coalesce("probability_override", "stage__probability")
     grouped = (
-        scope.opportunities()
+        _deals(scope, product_line)
         .filter(
             stage__kind=StageKind.OPEN,
             amount__isnull=False,

@@ -400,7 +400,8 @@ def target_tree(member: Membership, query: TeamQuery) -> tuple[list[Row], list[d
 
 def funnel_figures(member: Membership, query: TeamQuery) -> dict[str, Any]:
     """Conversion per stage, losses with reasons and the weighted pipeline of the unit's
-    deals for the period's window: the funnel API's answers to the same question."""
+    deals for the period's window (of the chosen product line, if any): the funnel API's
+    answers to the same question."""
     assert query.period is not None
     pipeline = Pipeline.objects.filter(is_default=True).first()
     if pipeline is None:
@@ -412,9 +413,9 @@ def funnel_figures(member: Membership, query: TeamQuery) -> dict[str, Any]:
     stages = {s.pk: s for s in Stage.objects.filter(pipeline=pipeline)}
     names = {str(pk): str(s) for pk, s in stages.items()}
     won_name = next((str(s) for s in stages.values() if s.kind == "won"), _("Won"))
-    cohort = funnel_selectors.cohort_conversion(scope, window)
-    losses = funnel_selectors.loss_by_stage(scope, window)
-    weighted = funnel_selectors.weighted_pipeline(scope, window)
+    cohort = funnel_selectors.cohort_conversion(scope, window, product_line=query.line)
+    losses = funnel_selectors.loss_by_stage(scope, window, product_line=query.line)
+    weighted = funnel_selectors.weighted_pipeline(scope, window, product_line=query.line)
     return {
         "pipeline": pipeline,
         "window": window,

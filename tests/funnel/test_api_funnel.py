@@ -210,3 +210,50 @@ def test_the_weighted_pipeline_rounds_half_a_cent_up(
     pipeline = ok(client_for(team.members["admin"]).get("/api/v1/funnel/pipeline/", OCTOBER))
     # 1,000.05 × 10 % (Qualification) = 100.005 → 100.01 (half-even gave 100.00).
     assert pipeline["total"] == {"deals": 1, "amount": "1000.05", "weighted": "100.01"}
+
+
+def test_the_funnel_figures_narrow_to_a_product_line(
+    team: TenantTree, tree_b: TenantTree, client_for: ClientFor
+) -> None:
+    """ERP: the October win (5,000.00) and an open deal at stage 2 (1,000.00 at 40 %,
+    closing on 20 October); CRM: the loss (800.00, "Price"). The south deal stays hidden."""
+    with tenant_scope(team.tenant):
+        won, lost = Opportunity.objects.filter(owner=team.members["rep"]).order_by("created_at")
+        erp = records.product_line(team, "ERP")
+        crm = records.product_line(team, "CRM")
+        still_open = deal(team, team.members["rep"], [(1, at(3)), (2, at(5))], amount="1000.00")
+        Opportunity.objects.filter(pk__in=[won.pk, still_open.pk]).update(product_line=erp)
+        Opportunity.objects.filter(pk=still_open.pk).update(
+            expected_close_date=date(2026, 10, 20), probability_override=40
+        )
+        Opportunity.objects.filter(pk=lost.pk).update(product_line=crm)
+    with tenant_scope(tree_b.tenant):
+        foreign = records.product_line(tree_b, "Foreign")
+    manager = client_for(team.members["manager"])
+    on_erp, on_crm = {**OCTOBER, "product_line": erp.pk}, {**OCTOBER, "product_line": crm.pk}
+
+    conversion = ok(manager.get("/api/v1/funnel/conversion/", on_erp))
+    assert conversion["product_line"] == erp.pk
+    assert (conversion["created"], conversion["won"]) == (2, 1)
+    assert [row["reached"] for row in conversion["stages"]] == [2, 2, 1, 1]
+    assert conversion["closed"] == {"won": 1, "lost": 0, "win_rate": "1.0000"}
+    conversion = ok(manager.get("/api/v1/funnel/conversion/", on_crm))
+    assert (conversion["created"], conversion["won"]) == (1, 0)
+    assert [row["reached"] for row in conversion["stages"]] == [1, 0, 0, 0]
+    assert conversion["closed"] == {"won": 0, "lost": 1, "win_rate": "0.0000"}
+    assert ok(manager.get("/api/v1/funnel/loss/", on_erp))["losses"] == []
+    losses = ok(manager.get("/api/v1/funnel/loss/", on_crm))["losses"]
+    assert [(row["reason"], row["amount"]) for row in losses] == [("Price", "800.00")]
+    assert ok(manager.get("/api/v1/funnel/cycle/", on_erp))["cycle"]["wins"] == 1
+    assert ok(manager.get("/api/v1/funnel/cycle/", on_crm))["cycle"]["wins"] == 0
+    pipeline = ok(manager.get("/api/v1/funnel/pipeline/", on_erp))
+    assert pipeline["total"] == {"deals": 1, "amount": "1000.00", "weighted": "400.00"}
+    assert ok(manager.get("/api/v1/funnel/pipeline/", on_crm))["total"]["deals"] == 0
+    # No product line: every deal, as before.
+    assert ok(manager.get("/api/v1/funnel/conversion/", OCTOBER))["created"] == 3
+
+    for bad in (foreign.pk, 999999, "erp"):
+        for path in ("conversion", "loss", "cycle", "pipeline"):
+            answer = manager.get(f"/api/v1/funnel/{path}/", {**OCTOBER, "product_line": bad})
+            assert answer.status_code == 400, (path, bad)
+            assert "product_line" in answer.json()["error"]["fields"]
