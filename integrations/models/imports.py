@@ -18,6 +18,7 @@ class ImportKind(models.TextChoices):
     LEADS = "leads", _("Leads")
     OPPORTUNITIES = "opportunities", _("Opportunities")
     PAYMENTS = "payments", _("Payments")
+    MEMBERS = "members", _("Members")
 
 
 class ImportStatus(models.TextChoices):
