@@ -862,7 +862,7 @@ class MemberKind(Kind):
             else:
                 changes[key] = value
         tenancy_services.membership_update(
-            membership=Membership.objects.get(pk=row.target_id), **changes
+            membership=Membership.objects.get(pk=row.target["pk"]), **changes
         )
 
     def export_queryset(self, queryset: QuerySet[Any]) -> QuerySet[Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
@@ -116,7 +117,10 @@ def test_another_tenants_member_id_is_a_row_error(
     tree_a: TenantTree, tree_b: TenantTree, client_for: Client
 ) -> None:
     client = client_for(tree_a.members["admin"])
-    rows = [["id", "username", "role"], [tree_b.members["rep"].pk, "globex-rep", "manager"]]
+    rows: list[list[Any]] = [
+        ["id", "username", "role"],
+        [tree_b.members["rep"].pk, "globex-rep", "manager"],
+    ]
     response = upload(client, "members", csv_bytes(rows))
     assert response.status_code == 201, response.content
     (outcome,) = _outcomes(client, response.json()["id"])
