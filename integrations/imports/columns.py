@@ -240,3 +240,12 @@ MEMBER_COLUMNS = [
     Column("org_unit", L("org unit"), parse="org_unit", path="org_unit__name"),
     Column("start_date", L("start date"), parse="date"),
 ]
+
+# A draft plan's manual values (the ``manual`` org split, SPEC 4): one annual value per
+# child, keyed by assignee: ``unit:ID`` or ``member:ID``, a member's username or e-mail,
+# or a unit's name.
+PLAN_VALUE_COLUMNS = [
+    Column("plan", L("plan"), required=True, parse="int", aliases=("计划",)),
+    Column("assignee", L("assignee"), required=True, max_length=200, aliases=("对象",)),
+    Column("amount", L("amount"), required=True, parse="decimal", aliases=("金额",)),
+]

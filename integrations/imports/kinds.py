@@ -50,10 +50,12 @@ from crm.models import (
 )
 from integrations.imports import columns as cols
 from integrations.imports.columns import CellError, Column
+from targets import services as target_services
+from targets.models import PlanStatus, TargetPlan
 from tenancy import selectors as tenancy_selectors
 from tenancy import services as tenancy_services
 from tenancy.dates import tenant_today, tenant_zone
-from tenancy.errors import Conflict
+from tenancy.errors import Conflict, Forbidden
 from tenancy.models import Membership, OrgUnit, Role, Tenant
 
 BATCH = 2000
@@ -93,7 +95,9 @@ class Row:
 
     @property
     def key(self) -> str:
-        ext = self.values.get("external_id") or self.values.get("username")
+        ext = (
+            self.values.get("external_id") or self.values.get("username") or self.values.get("_key")
+        )
         if ext:
             return str(ext)
         return "" if self.values.get("id") is None else str(self.values["id"])
@@ -128,6 +132,16 @@ class Kind:
     match_column = "external_id"
     # Only admins import this kind (members).
     admins_only = False
+    # The kind matches its rows itself (``check_all``): plan values are no records.
+    checks_rows_itself = False
+
+    def require(self, member: Membership) -> None:
+        """Who may import this kind, beyond admins and managers (``Forbidden``)."""
+        if self.admins_only and member.role != Role.ADMIN:
+            raise Forbidden(_("Only an admin may import this kind of record."))
+
+    def check_all(self, ctx: Context, rows: list[Row], present: set[str]) -> None:
+        raise NotImplementedError
 
     def hidden_message(self) -> str:
         return _("A record you cannot see has this external id.")
@@ -870,6 +884,99 @@ class MemberKind(Kind):
         return queryset.prefetch_related(None)
 
 
+class PlanValueKind(Kind):
+    """A draft plan's manual values (the ``manual`` org split, SPEC 4), recorded in the
+    plan's decomposition settings (``settings["manual"]``, keyed ``unit:ID`` or
+    ``member:ID``) where ``POST /plans/{id}/decompose/`` reads them when its request
+    gives no ``manual``. Planners only (``targets.services.require_planner``)."""
+
+    name = "plan_values"
+    columns = cols.PLAN_VALUE_COLUMNS
+    checks_rows_itself = True
+
+    def require(self, member: Membership) -> None:
+        target_services.require_planner(member)
+
+    def load_references(self, ctx: Context, rows: list[Row], present: set[str]) -> None:
+        ids = {row.values["plan"] for row in rows if row.values.get("plan") is not None}
+        self.plans = {plan.pk: plan for plan in TargetPlan.objects.filter(pk__in=list(ids))}
+        self.assignees: dict[str, str] = {}
+        for pk, name in OrgUnit.objects.values_list("pk", "name"):
+            self.assignees[f"unit:{pk}"] = f"unit:{pk}"
+            self.assignees.setdefault(name.casefold(), f"unit:{pk}")
+        for pk, username, email in Membership.objects.values_list(
+            "pk", "user__username", "user__email"
+        ):
+            self.assignees[f"member:{pk}"] = f"member:{pk}"
+            self.assignees[username.casefold()] = f"member:{pk}"
+            if email:
+                self.assignees.setdefault(email.casefold(), f"member:{pk}")
+
+    def check_all(self, ctx: Context, rows: list[Row], present: set[str]) -> None:
+        seen: dict[tuple[int, str], int] = {}
+        for row in rows:
+            values = row.values
+            plan = self.plans.get(values.get("plan") or 0)
+            if values.get("plan") is not None and plan is None:
+                row.fail("plan", _("No plan has this id."))
+            elif plan is not None and plan.status != PlanStatus.DRAFT:
+                row.fail("plan", _("Only a draft plan takes manual values."))
+            text = values.get("assignee")
+            key = None if text is None else self.assignees.get(str(text).casefold())
+            if text is not None and key is None:
+                row.fail(
+                    "assignee",
+                    _("No member (username or e-mail) or org unit (name) is named so."),
+                )
+            amount = values.get("amount")
+            if amount is not None and amount < 0:
+                row.fail("amount", _("An amount cannot be negative."))
+            if plan is not None and key is not None:
+                values["_key"] = f"{plan.pk}:{key}"
+                if (plan.pk, key) in seen:
+                    row.fail(
+                        "assignee",
+                        _("This plan and assignee are also on row %(row)d.")
+                        % {"row": seen[(plan.pk, key)]},
+                    )
+                seen.setdefault((plan.pk, key), row.number)
+                values["_assignee"] = key
+            if row.errors:
+                row.outcome = "error"
+                continue
+            assert plan is not None and key is not None
+            current = (plan.settings.get("manual") or {}).get(key)
+            if current is None:
+                row.outcome = "new"
+            elif Decimal(str(current)) == amount:
+                row.outcome = "unchanged"
+            else:
+                row.outcome = "update"
+
+    def _store(self, rows: list[Row]) -> None:
+        by_plan: dict[int, dict[str, str]] = {}
+        for row in rows:
+            by_plan.setdefault(row.values["plan"], {})[row.values["_assignee"]] = str(
+                row.values["amount"]
+            )
+        for pk, values in by_plan.items():
+            plan = TargetPlan.objects.select_for_update().get(pk=pk)
+            if plan.status != PlanStatus.DRAFT:
+                raise Conflict(_("Only a draft plan takes manual values."))
+            plan.settings = {
+                **plan.settings,
+                "manual": {**(plan.settings.get("manual") or {}), **values},
+            }
+            plan.save(update_fields=["settings", "updated_at"])
+
+    def create(self, ctx: Context, rows: list[Row]) -> list[Any]:
+        self._store(rows)
+        return []  # no records: nothing to announce
+
+    def update(self, ctx: Context, row: Row) -> None:
+        self._store([row])
+
+
 KINDS: dict[str, Kind] = {
     kind.name: kind
     for kind in (
@@ -879,6 +986,7 @@ KINDS: dict[str, Kind] = {
         OpportunityKind(),
         PaymentKind(),
         MemberKind(),
+        PlanValueKind(),
     )
 }
 
@@ -947,6 +1055,9 @@ def check_rows(
             progress(len(rows))
 
     kind.load_references(ctx, rows, present)
+    if kind.checks_rows_itself:
+        kind.check_all(ctx, rows, present)
+        return rows
     ids = {row.values["id"] for row in rows if row.values.get("id") is not None}
     match = kind.match_column
     exts = {row.values[match] for row in rows if row.values.get(match)}

@@ -35,8 +35,8 @@ class FileTooLarge(Invalid):
 def require_importer(member: Membership, kind: str | None = None) -> None:
     if member.role not in (Role.ADMIN, Role.MANAGER):
         raise Forbidden(_("Only an admin or a manager may import records."))
-    if kind in kinds.KINDS and kinds.KINDS[kind].admins_only and member.role != Role.ADMIN:
-        raise Forbidden(_("Only an admin may import this kind of record."))
+    if kind in kinds.KINDS:
+        kinds.KINDS[kind].require(member)
 
 
 def import_upload(

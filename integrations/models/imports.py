@@ -19,6 +19,7 @@ class ImportKind(models.TextChoices):
     OPPORTUNITIES = "opportunities", _("Opportunities")
     PAYMENTS = "payments", _("Payments")
     MEMBERS = "members", _("Members")
+    PLAN_VALUES = "plan_values", _("A plan's manual values")
 
 
 class ImportStatus(models.TextChoices):
