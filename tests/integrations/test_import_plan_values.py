@@ -63,7 +63,11 @@ def test_imported_manual_values_drive_the_decomposition(
     # The same file again: unchanged; a changed value: update (Chinese headers).
     again = upload(client, "plan_values", xlsx_bytes(rows), name="values.xlsx")
     assert again.json()["counts"]["unchanged"] == 2
-    changed = [["计划", "对象", "金额"], [plan.pk, "north", "700000"], [plan.pk, "South", "500000"]]
+    changed: list[list[Any]] = [
+        ["计划", "对象", "金额"],
+        [plan.pk, "north", "700000"],
+        [plan.pk, "South", "500000"],
+    ]
     response = upload(client, "plan_values", csv_bytes(changed, "gbk"))
     assert response.json()["counts"] == {"new": 0, "update": 2, "unchanged": 0, "error": 0}
     assert client.post(f"/api/v1/imports/{response.json()['id']}/confirm/").status_code == 200
