@@ -829,6 +829,10 @@ class MemberKind(Kind):
                 row.fail(column or "username", message)
 
     def check_update(self, ctx: Context, row: Row) -> None:
+        # An empty role or start date keeps the member's (a membership always has both).
+        for column in ("role", "start_date"):
+            if column in row.changes and row.changes[column] is None:
+                del row.changes[column]
         for column in ("username", "email", "first_name", "last_name"):
             if column in row.changes:
                 row.fail(

@@ -136,6 +136,16 @@ def test_only_admins_import_members(tree_a: TenantTree, client_for: Client) -> N
         assert response.status_code == 403, (nickname, response.content)
 
 
+def test_an_empty_role_or_start_date_keeps_the_members(
+    tree_a: TenantTree, client_for: Client
+) -> None:
+    client = client_for(tree_a.members["admin"])
+    rows = [["username", "role", "start_date"], ["acme-rep", "", ""]]
+    response = upload(client, "members", csv_bytes(rows))
+    assert response.status_code == 201, response.content
+    assert response.json()["counts"]["unchanged"] == 1
+
+
 def test_an_admin_cannot_change_their_own_role(tree_a: TenantTree, client_for: Client) -> None:
     client = client_for(tree_a.members["admin"])
     response = upload(client, "members", csv_bytes([["username", "role"], ["acme-admin", "rep"]]))
