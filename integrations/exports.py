@@ -4,7 +4,7 @@ CSV or XLSX, streamed.
 ``GET /api/v1/exports/<list>/?format=csv|xlsx&<the list's filters>``: the rows are those
 ``GET /api/v1/<list>/`` would page through (the list viewset's own queryset and filter
 backends build them), every one of them, in id order. Customers, contacts, leads,
-opportunities and payments are written with the import's columns (so a file exported
+opportunities, payments and members are written with the import's columns (so a file exported
 and imported again changes nothing); the other lists with their API fields.
 
 The response streams: the rows are read and written chunk by chunk while the body is
@@ -43,6 +43,7 @@ from rest_framework.views import APIView
 
 from crm.api import records
 from integrations.imports import kinds
+from tenancy.api.views import MemberViewSet
 from tenancy.dates import tenant_zone
 from tenancy.scope import tenant_scope
 
@@ -53,6 +54,7 @@ EXPORTS: dict[str, tuple[type[viewsets.GenericViewSet[Any]], str | None]] = {
     "leads": (records.LeadViewSet, "leads"),
     "opportunities": (records.OpportunityViewSet, "opportunities"),
     "payments": (records.PaymentViewSet, "payments"),
+    "members": (MemberViewSet, "members"),
     "visits": (records.VisitViewSet, None),
     "activities": (records.ActivityViewSet, None),
 }

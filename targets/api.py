@@ -139,7 +139,10 @@ class DecomposeSerializer(serializers.Serializer[Any]):
     manual = serializers.DictField(
         child=serializers.DecimalField(min_value=0, **VALUE),
         required=False,
-        help_text=_("Values per child, keyed 'unit:ID' or 'member:ID'."),
+        help_text=_(
+            "Values per child, keyed 'unit:ID' or 'member:ID'; when omitted, those "
+            "recorded on the plan (by an import of its manual values)."
+        ),
     )
     headroom = serializers.DecimalField(
         max_digits=5, decimal_places=4, min_value=0, max_value=1, default=Decimal(0)
@@ -252,10 +255,14 @@ class TargetPlanViewSet(
         plan = self.get_object()
         payload = DecomposeSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
+        settings = payload.settings()
+        if "manual" not in payload.validated_data and plan.settings.get("manual"):
+            # Manual values recorded by an import (or the last decomposition).
+            settings.manual = {k: Decimal(str(v)) for k, v in plan.settings["manual"].items()}
         result = services.plan_decompose(
             member=self.membership,
             plan=plan,
-            settings=payload.settings(),
+            settings=settings,
             dry_run=payload.validated_data["dry_run"],
         )
         return Response(result.as_json())

@@ -121,7 +121,7 @@ class ImportJobViewSet(
                 _("The file is larger than %(limit)d MB; split it.")
                 % {"limit": settings.IMPORT_MAX_BYTES // (1024 * 1024)}
             )
-        services.require_importer(self.membership)
+        services.require_importer(self.membership, upload.validated_data["kind"])
         job = services.import_upload(
             member=self.membership,
             kind=upload.validated_data["kind"],

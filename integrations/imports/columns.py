@@ -20,6 +20,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from crm.models import LeadStatus, Level, PaymentStatus
+from tenancy.models import Role
 
 LANGUAGES = ("en", "zh-hans")
 
@@ -50,7 +51,14 @@ class Column:
 
     @property
     def is_reference(self) -> bool:
-        return self.parse in {"member", "customer", "opportunity", "stage", "product_line"}
+        return self.parse in {
+            "member",
+            "customer",
+            "opportunity",
+            "stage",
+            "product_line",
+            "org_unit",
+        }
 
 
 def text_of(cell: Any) -> str:
@@ -211,4 +219,33 @@ PAYMENT_COLUMNS = [
     Column("received_date", L("received date"), parse="date"),
     Column("status", L("status"), parse="choice", choices=PaymentStatus),
     Column("note", L("note"), max_length=300),
+]
+
+# Members are matched by username (they have no external id); an import never changes a
+# person's account (username, e-mail, name), only their membership (SPEC 2, 11).
+MEMBER_COLUMNS = [
+    ID,
+    Column(
+        "username",
+        L("username"),
+        required=True,
+        max_length=150,
+        path="user__username",
+        aliases=("用户名",),
+    ),
+    Column("email", L("email"), max_length=254, path="user__email", aliases=("邮箱",)),
+    Column("first_name", L("first name"), max_length=150, path="user__first_name"),
+    Column("last_name", L("last name"), max_length=150, path="user__last_name"),
+    Column("role", L("role"), parse="choice", choices=Role),
+    Column("org_unit", L("org unit"), parse="org_unit", path="org_unit__name"),
+    Column("start_date", L("start date"), parse="date"),
+]
+
+# A draft plan's manual values (the ``manual`` org split, SPEC 4): one annual value per
+# child, keyed by assignee: ``unit:ID`` or ``member:ID``, a member's username or e-mail,
+# or a unit's name.
+PLAN_VALUE_COLUMNS = [
+    Column("plan", L("plan"), required=True, parse="int", aliases=("计划",)),
+    Column("assignee", L("assignee"), required=True, max_length=200, aliases=("对象",)),
+    Column("amount", L("amount"), required=True, parse="decimal", aliases=("金额",)),
 ]

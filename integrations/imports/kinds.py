@@ -24,9 +24,11 @@ from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db.models import CharField, Model, Q, QuerySet
-from django.db.models.functions import Cast, Coalesce
+from django.db.models.functions import Cast, Coalesce, Lower
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -48,9 +50,13 @@ from crm.models import (
 )
 from integrations.imports import columns as cols
 from integrations.imports.columns import CellError, Column
+from targets import services as target_services
+from targets.models import PlanStatus, TargetPlan
 from tenancy import selectors as tenancy_selectors
+from tenancy import services as tenancy_services
 from tenancy.dates import tenant_today, tenant_zone
-from tenancy.models import Membership, Role, Tenant
+from tenancy.errors import Conflict, Forbidden
+from tenancy.models import Membership, OrgUnit, Role, Tenant
 
 BATCH = 2000
 
@@ -89,7 +95,9 @@ class Row:
 
     @property
     def key(self) -> str:
-        ext = self.values.get("external_id")
+        ext = (
+            self.values.get("external_id") or self.values.get("username") or self.values.get("_key")
+        )
         if ext:
             return str(ext)
         return "" if self.values.get("id") is None else str(self.values["id"])
@@ -120,6 +128,23 @@ class Kind:
     columns: list[Column] = []
     # Columns compared for an update, with the path of the current value.
     compare: dict[str, str] = {}
+    # The column that names a record besides its id (members: their username).
+    match_column = "external_id"
+    # Only admins import this kind (members).
+    admins_only = False
+    # The kind matches its rows itself (``check_all``): plan values are no records.
+    checks_rows_itself = False
+
+    def require(self, member: Membership) -> None:
+        """Who may import this kind, beyond admins and managers (``Forbidden``)."""
+        if self.admins_only and member.role != Role.ADMIN:
+            raise Forbidden(_("Only an admin may import this kind of record."))
+
+    def check_all(self, ctx: Context, rows: list[Row], present: set[str]) -> None:
+        raise NotImplementedError
+
+    def hidden_message(self) -> str:
+        return _("A record you cannot see has this external id.")
 
     def visible(self, member: Membership) -> QuerySet[Any]:
         raise NotImplementedError
@@ -712,9 +737,261 @@ class PaymentKind(Kind):
         return queryset.annotate(opportunity_ref=_ref("opportunity"))
 
 
+class MemberKind(Kind):
+    """Members (admins only): matched by username; a new person gets an account without a
+    usable password through ``tenancy.services.membership_create`` (as the API's member
+    creation without a password); a person who has an account already (another tenant's
+    user, or an e-mail in use) is a row error: they join by accepting an invitation."""
+
+    name = "members"
+    model = Membership
+    columns = cols.MEMBER_COLUMNS
+    match_column = "username"
+    admins_only = True
+    compare = {
+        "username": "user__username",
+        "email": "user__email",
+        "first_name": "user__first_name",
+        "last_name": "user__last_name",
+        "role": "role",
+        "org_unit": "org_unit_id",
+        "start_date": "start_date",
+    }
+
+    def visible(self, member: Membership) -> QuerySet[Any]:
+        return tenancy_selectors.visible_memberships(member)
+
+    def hidden_message(self) -> str:
+        return _(
+            "This person already has an account (perhaps with another organisation): "
+            "send them an invitation instead; they join when they accept it."
+        )
+
+    def current(self, ctx: Context, ids: set[int], exts: set[str]) -> list[dict[str, Any]]:
+        paths = {"pk": "pk", **self.compare}
+        query = Q(pk__in=list(ids)) | Q(user__username__in=list(exts))
+        rows = self.visible(ctx.member).filter(query).values(*paths.values())
+        return [{key: values[path] for key, path in paths.items()} for values in rows]
+
+    def hidden_external_ids(self, ctx: Context, exts: set[str]) -> set[str]:
+        """Usernames of accounts that are not (visible) members of this tenant."""
+        users = get_user_model().objects.filter(username__in=list(exts))
+        return set(users.values_list("username", flat=True))
+
+    def load_references(self, ctx: Context, rows: list[Row], present: set[str]) -> None:
+        super().load_references(ctx, rows, present)
+        self.units: dict[str, int] = {}
+        for pk, name in tenancy_selectors.visible_org_units(ctx.member).values_list("pk", "name"):
+            self.units[str(pk)] = pk
+            self.units.setdefault(f"name:{name.casefold()}", pk)
+        emails = {str(row.values["email"]).casefold() for row in rows if row.values.get("email")}
+        self.emails: dict[str, str] = {}
+        for username, email in (
+            get_user_model()
+            .objects.annotate(folded=Lower("email"))
+            .filter(folded__in=list(emails))
+            .values_list("username", "email")
+        ):
+            self.emails[email.casefold()] = username
+
+    def resolve(self, ctx: Context, row: Row) -> None:
+        text = row.values.get("org_unit")
+        if text is not None:
+            pk = self.units.get(f"name:{str(text).casefold()}") or self.units.get(str(text))
+            if pk is None:
+                row.fail("org_unit", _("No org unit you can see has this name or id."))
+            else:
+                row.values["org_unit"] = pk
+        email = row.values.get("email")
+        if email is not None:
+            try:
+                validate_email(email)
+            except ValidationError:
+                row.fail("email", _("Enter a valid email address."))
+            owner = self.emails.get(str(email).casefold())
+            if owner is not None and owner != row.values.get("username"):
+                row.fail(
+                    "email",
+                    _(
+                        "Another account (%(username)s) has this e-mail: use its username, "
+                        "or invite that person."
+                    )
+                    % {"username": owner},
+                )
+
+    def check_new(self, ctx: Context, row: Row) -> None:
+        try:
+            get_user_model()(username=row.values["username"]).clean_fields(
+                exclude=["password", "email", "first_name", "last_name", "date_joined"]
+            )
+        except ValidationError as error:
+            for column, message in _validation_messages(error):
+                row.fail(column or "username", message)
+
+    def check_update(self, ctx: Context, row: Row) -> None:
+        # An empty role or start date keeps the member's (a membership always has both).
+        for column in ("role", "start_date"):
+            if column in row.changes and row.changes[column] is None:
+                del row.changes[column]
+        for column in ("username", "email", "first_name", "last_name"):
+            if column in row.changes:
+                row.fail(
+                    column,
+                    _(
+                        "An import does not change a person's account (username, e-mail, "
+                        "name): they change it themselves."
+                    ),
+                )
+        if row.target_id == ctx.member.pk and "role" in row.changes:
+            row.fail("role", _("You cannot change your own role."))
+
+    def create(self, ctx: Context, rows: list[Row]) -> list[Any]:
+        units = {unit.pk: unit for unit in OrgUnit.objects.filter(pk__in=self.units.values())}
+        made: list[Membership] = []
+        for row in rows:
+            values = row.values
+            try:
+                made.append(
+                    tenancy_services.membership_create(
+                        tenant=ctx.tenant,
+                        username=values["username"],
+                        email=values.get("email") or "",
+                        first_name=values.get("first_name") or "",
+                        last_name=values.get("last_name") or "",
+                        password=None,
+                        role=values.get("role") or Role.REP,
+                        org_unit=units.get(values.get("org_unit") or 0),
+                        start_date=values.get("start_date"),
+                    )
+                )
+            except ValidationError as error:
+                # Checked above; a race (the account made meanwhile) undoes the whole import.
+                raise Conflict(
+                    _("Row %(row)d: %(message)s")
+                    % {"row": row.number, "message": "; ".join(error.messages)}
+                ) from error
+        return made
+
+    def update(self, ctx: Context, row: Row) -> None:
+        changes: dict[str, Any] = {}
+        for key, value in row.changes.items():
+            if key == "org_unit":
+                changes["org_unit"] = OrgUnit.objects.filter(pk=value).first()
+            else:
+                changes[key] = value
+        tenancy_services.membership_update(
+            membership=Membership.objects.get(pk=row.target["pk"]), **changes
+        )
+
+    def export_queryset(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        # The members list prefetches managed units; the export reads values only.
+        return queryset.prefetch_related(None)
+
+
+class PlanValueKind(Kind):
+    """A draft plan's manual values (the ``manual`` org split, SPEC 4), recorded in the
+    plan's decomposition settings (``settings["manual"]``, keyed ``unit:ID`` or
+    ``member:ID``) where ``POST /plans/{id}/decompose/`` reads them when its request
+    gives no ``manual``. Planners only (``targets.services.require_planner``)."""
+
+    name = "plan_values"
+    columns = cols.PLAN_VALUE_COLUMNS
+    checks_rows_itself = True
+
+    def require(self, member: Membership) -> None:
+        target_services.require_planner(member)
+
+    def load_references(self, ctx: Context, rows: list[Row], present: set[str]) -> None:
+        ids = {row.values["plan"] for row in rows if row.values.get("plan") is not None}
+        self.plans = {plan.pk: plan for plan in TargetPlan.objects.filter(pk__in=list(ids))}
+        self.assignees: dict[str, str] = {}
+        for pk, name in OrgUnit.objects.values_list("pk", "name"):
+            self.assignees[f"unit:{pk}"] = f"unit:{pk}"
+            self.assignees.setdefault(name.casefold(), f"unit:{pk}")
+        for pk, username, email in Membership.objects.values_list(
+            "pk", "user__username", "user__email"
+        ):
+            self.assignees[f"member:{pk}"] = f"member:{pk}"
+            self.assignees[username.casefold()] = f"member:{pk}"
+            if email:
+                self.assignees.setdefault(email.casefold(), f"member:{pk}")
+
+    def check_all(self, ctx: Context, rows: list[Row], present: set[str]) -> None:
+        seen: dict[tuple[int, str], int] = {}
+        for row in rows:
+            values = row.values
+            plan = self.plans.get(values.get("plan") or 0)
+            if values.get("plan") is not None and plan is None:
+                row.fail("plan", _("No plan has this id."))
+            elif plan is not None and plan.status != PlanStatus.DRAFT:
+                row.fail("plan", _("Only a draft plan takes manual values."))
+            text = values.get("assignee")
+            key = None if text is None else self.assignees.get(str(text).casefold())
+            if text is not None and key is None:
+                row.fail(
+                    "assignee",
+                    _("No member (username or e-mail) or org unit (name) is named so."),
+                )
+            amount = values.get("amount")
+            if amount is not None and amount < 0:
+                row.fail("amount", _("An amount cannot be negative."))
+            if plan is not None and key is not None:
+                values["_key"] = f"{plan.pk}:{key}"
+                if (plan.pk, key) in seen:
+                    row.fail(
+                        "assignee",
+                        _("This plan and assignee are also on row %(row)d.")
+                        % {"row": seen[(plan.pk, key)]},
+                    )
+                seen.setdefault((plan.pk, key), row.number)
+                values["_assignee"] = key
+            if row.errors:
+                row.outcome = "error"
+                continue
+            assert plan is not None and key is not None
+            current = (plan.settings.get("manual") or {}).get(key)
+            if current is None:
+                row.outcome = "new"
+            elif Decimal(str(current)) == amount:
+                row.outcome = "unchanged"
+            else:
+                row.outcome = "update"
+
+    def _store(self, rows: list[Row]) -> None:
+        by_plan: dict[int, dict[str, str]] = {}
+        for row in rows:
+            by_plan.setdefault(row.values["plan"], {})[row.values["_assignee"]] = str(
+                row.values["amount"]
+            )
+        for pk, values in by_plan.items():
+            plan = TargetPlan.objects.select_for_update().get(pk=pk)
+            if plan.status != PlanStatus.DRAFT:
+                raise Conflict(_("Only a draft plan takes manual values."))
+            plan.settings = {
+                **plan.settings,
+                "manual": {**(plan.settings.get("manual") or {}), **values},
+            }
+            plan.save(update_fields=["settings", "updated_at"])
+
+    def create(self, ctx: Context, rows: list[Row]) -> list[Any]:
+        self._store(rows)
+        return []  # no records: nothing to announce
+
+    def update(self, ctx: Context, row: Row) -> None:
+        self._store([row])
+
+
 KINDS: dict[str, Kind] = {
     kind.name: kind
-    for kind in (CustomerKind(), ContactKind(), LeadKind(), OpportunityKind(), PaymentKind())
+    for kind in (
+        CustomerKind(),
+        ContactKind(),
+        LeadKind(),
+        OpportunityKind(),
+        PaymentKind(),
+        MemberKind(),
+        PlanValueKind(),
+    )
 }
 
 
@@ -782,21 +1059,27 @@ def check_rows(
             progress(len(rows))
 
     kind.load_references(ctx, rows, present)
+    if kind.checks_rows_itself:
+        kind.check_all(ctx, rows, present)
+        return rows
     ids = {row.values["id"] for row in rows if row.values.get("id") is not None}
-    exts = {row.values["external_id"] for row in rows if row.values.get("external_id")}
+    match = kind.match_column
+    exts = {row.values[match] for row in rows if row.values.get(match)}
     existing = kind.current(ctx, ids, exts)
     by_id = {values["pk"]: values for values in existing}
-    by_ext = {values["external_id"]: values for values in existing if values["external_id"]}
+    by_ext = {values[match]: values for values in existing if values[match]}
     hidden = kind.hidden_external_ids(ctx, exts) - set(by_ext)
     seen_ids: dict[int, int] = {}
     seen_exts: dict[str, int] = {}
     for row in rows:
-        ext, pk = row.values.get("external_id"), row.values.get("id")
+        ext, pk = row.values.get(match), row.values.get("id")
         if ext is not None:
             if ext in seen_exts:
                 row.fail(
-                    "external_id",
-                    _("This external id is also on row %(row)d.") % {"row": seen_exts[ext]},
+                    match,
+                    _("This value is also on row %(row)d.") % {"row": seen_exts[ext]}
+                    if match != "external_id"
+                    else _("This external id is also on row %(row)d.") % {"row": seen_exts[ext]},
                 )
             seen_exts.setdefault(ext, row.number)
         if pk is not None:
@@ -810,11 +1093,11 @@ def check_rows(
             if target is None:
                 row.fail("id", _("No record you can see has this id."))
             elif ext is not None and by_ext.get(ext, target)["pk"] != target["pk"]:
-                row.fail("external_id", _("Another record has this external id."))
+                row.fail(match, _("Another record has this external id."))
         elif ext is not None:
             target = by_ext.get(ext)
             if target is None and ext in hidden:
-                row.fail("external_id", _("A record you cannot see has this external id."))
+                row.fail(match, kind.hidden_message())
         if target is not None and not row.errors:
             row.target, row.target_id = target, target["pk"]
             row.changes = {
@@ -822,7 +1105,12 @@ def check_rows(
                 for key in present
                 if key in kind.compare and _differs(row.values[key], target[key])
             }
-            if "external_id" in present and ext is not None and ext != target["external_id"]:
+            if (
+                match == "external_id"
+                and "external_id" in present
+                and ext is not None
+                and ext != target["external_id"]
+            ):
                 row.changes["external_id"] = ext
             if row.changes:
                 kind.check_update(ctx, row)

@@ -32,9 +32,11 @@ class FileTooLarge(Invalid):
     """The upload is over ``IMPORT_MAX_BYTES`` (the API answers 413)."""
 
 
-def require_importer(member: Membership) -> None:
+def require_importer(member: Membership, kind: str | None = None) -> None:
     if member.role not in (Role.ADMIN, Role.MANAGER):
         raise Forbidden(_("Only an admin or a manager may import records."))
+    if kind in kinds.KINDS:
+        kinds.KINDS[kind].require(member)
 
 
 def import_upload(
@@ -47,7 +49,7 @@ def import_upload(
     send_events: bool = False,
 ) -> ImportJob:
     """Keep an uploaded file for its dry run; refuse what cannot be one (400/413)."""
-    require_importer(member)
+    require_importer(member, kind)
     if kind not in ImportKind.values:
         raise Invalid({"kind": _("Choose one of: %(kinds)s.") % {"kinds": ", ".join(ImportKind)}})
     if encoding not in ENCODINGS:
@@ -179,7 +181,7 @@ def import_confirm(
     The rows are checked again first (records may have changed since the dry run): if
     any row is now an error nothing is written and the 409 says how many. Points and
     notifications follow only when the upload asked for them (``send_events``)."""
-    require_importer(member)
+    require_importer(member, job.kind)
     with transaction.atomic():
         job = ImportJob.objects.select_for_update(of=("self",)).get(pk=job.pk)
         # A queued confirmation was claimed by ``import_queue_confirm`` (``importing``).
@@ -227,7 +229,7 @@ def import_fail(job: ImportJob, error: BaseException) -> None:
 
 def import_queue_confirm(*, member: Membership, job: ImportJob) -> bool:
     """Claim the confirmation for a job (``checked`` → ``importing``): true once only."""
-    require_importer(member)
+    require_importer(member, job.kind)
     if job.error_rows:
         raise Conflict(
             _("%(count)d row(s) have errors: fix them and upload the file again.")

@@ -18,6 +18,8 @@ class ImportKind(models.TextChoices):
     LEADS = "leads", _("Leads")
     OPPORTUNITIES = "opportunities", _("Opportunities")
     PAYMENTS = "payments", _("Payments")
+    MEMBERS = "members", _("Members")
+    PLAN_VALUES = "plan_values", _("A plan's manual values")
 
 
 class ImportStatus(models.TextChoices):

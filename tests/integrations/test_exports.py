@@ -145,7 +145,9 @@ def test_every_list_exports(
 
 
 @pytest.mark.parametrize("file_format", ["csv", "xlsx"])
-@pytest.mark.parametrize("kind", ["customers", "contacts", "leads", "opportunities", "payments"])
+@pytest.mark.parametrize(
+    "kind", ["customers", "contacts", "leads", "opportunities", "payments", "members"]
+)
 def test_round_trip_changes_nothing(
     tree_a: TenantTree,
     deals: dict[str, Opportunity],
