@@ -35,6 +35,7 @@ from crm.models import (
     StageKind,
     Visit,
 )
+from tenancy import selectors as tenancy_selectors
 from tenancy.admin import (
     VISIBLE_CHOICES,
     TenantScopedAdmin,
@@ -44,7 +45,7 @@ from tenancy.admin import (
 )
 from tenancy.dates import tenant_today
 from tenancy.errors import DomainError
-from tenancy.models import Membership
+from tenancy.models import Membership, OrgUnit
 
 
 def _report(request: HttpRequest, error: Exception) -> None:
@@ -325,6 +326,31 @@ class MoveForm(forms.Form):
     reopen = forms.BooleanField(label=_("reopen closed deals"), required=False)
 
 
+class OwnerUnitFilter(admin.SimpleListFilter):
+    """Deals whose owner is in a unit's subtree (``?unit=ID``): the pages' drill-downs
+    from a unit's figures land here. Units the viewer cannot see are not offered, and a
+    unit id outside the tenant or not a number shows no deal."""
+
+    title = _("owner's org unit")
+    parameter_name = "unit"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[Any, str]]:
+        member = request_membership(request)
+        if member is None:
+            return []
+        units = tenancy_selectors.visible_org_units(member).order_by("path")
+        return [(unit.pk, str(unit)) for unit in units]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        if not value:
+            return queryset
+        unit = OrgUnit.objects.filter(pk=int(value)).first() if value.isdigit() else None
+        if unit is None:
+            return queryset.none()
+        return queryset.filter(owner__org_unit__path__startswith=unit.path)
+
+
 @admin.register(Opportunity)
 class OpportunityAdmin(RecordAdmin):
     selector = staticmethod(selectors.visible_opportunities)
@@ -337,7 +363,7 @@ class OpportunityAdmin(RecordAdmin):
         "expected_close_date",
         "closed_date",
     ]
-    list_filter = ["stage__kind", "stage", "product_line"]
+    list_filter = ["stage__kind", "stage", "product_line", OwnerUnitFilter]
     search_fields = ["name", "customer__name"]
     autocomplete_fields = ["customer", "owner"]
     list_select_related = ["customer", "owner__user", "stage", "tenant"]

@@ -135,3 +135,44 @@ def test_another_tenants_product_line_is_404_on_the_team_page(
     admin = browser_for(team.tree.members["admin"])
     assert admin.get("/app/team/", {"line": str(foreign.pk)}).status_code == 404
     assert admin.get("/app/team/", {"line": "999999"}).status_code == 404
+
+
+def test_the_funnels_links_open_the_deals_of_the_unit_and_line_in_the_admin(
+    team: Team,
+) -> None:
+    """Each figure links to the records behind it: the stage link of North's ERP funnel
+    opens the admin's deals of North's subtree and ERP only (a South ERP deal and North's
+    CRM deal stay out)."""
+    import html as html_lib
+    import re
+
+    erp, _crm = lines_with_deals(team.tree, team.plan)
+    tree = team.tree
+    with tenant_scope(tree.tenant):
+        south = deal(tree, tree.members["south-rep"], [(1, at(2))], amount="700.00")
+        Opportunity.objects.filter(pk=south.pk).update(product_line=erp)
+        north_erp = set(
+            Opportunity.objects.filter(
+                product_line=erp, owner__org_unit__path__startswith=tree.units["north"].path
+            ).values_list("pk", flat=True)
+        )
+    admin = browser_for(tree.members["admin"])
+    page = _team_page(admin, team, erp).content.decode()
+    links = [
+        html_lib.unescape(link)
+        for link in re.findall(r'href="(/admin/crm/opportunity/\?[^"]+)"', page)
+    ]
+    assert links, "the funnel links to the deals"
+    assert all(f"unit={tree.units['north'].pk}" in link for link in links)
+    assert all(f"product_line__id__exact={erp.pk}" in link for link in links)
+    stage_link = links[0]
+    listed = admin.get(stage_link)
+    assert listed.status_code == 200
+    shown = {deal.pk for deal in listed.context["cl"].result_list}
+    assert shown and shown <= north_erp
+    assert south.pk not in shown
+    # A unit that is not a number or not the tenant's shows no deal, never an error.
+    for bad in ("x", "999999"):
+        response = admin.get("/admin/crm/opportunity/", {"unit": bad})
+        assert response.status_code == 200
+        assert list(response.context["cl"].result_list) == []
