@@ -309,8 +309,10 @@ def _check_stage(pipeline: Pipeline, stage: Stage) -> None:
 def _apply_closing(
     opportunity: Opportunity, stage: Stage, *, lost_reason: str, closed_date: date | None = None
 ) -> None:
-    """Won fixes the credit (owner and owner's unit now); lost needs a reason. The closed
-    date is the tenant's today unless ``closed_date`` (already checked) says otherwise."""
+    """Won fixes the credit (owner and owner's unit now); lost needs a reason and records
+    the owner's unit at the loss (``credited_org_unit`` without a credited member: a loss
+    counts for no metric, but SPEC 10's review credits it to that unit). The closed date
+    is the tenant's today unless ``closed_date`` (already checked) says otherwise."""
     if stage.kind == StageKind.WON:
         if opportunity.amount is None or opportunity.amount <= 0:
             raise ValidationError({"amount": _("A deal is won with a positive amount.")})
@@ -326,7 +328,9 @@ def _apply_closing(
         opportunity.lost_reason = lost_reason.strip()
         opportunity.closed_date = _tenant_today(opportunity.tenant_id)
         opportunity.credited_member_id = None
-        opportunity.credited_org_unit_id = None
+        opportunity.credited_org_unit_id = Membership.objects.values_list(
+            "org_unit_id", flat=True
+        ).get(pk=opportunity.owner_id)
     else:
         opportunity.closed_date = None
         opportunity.credited_member_id = None

@@ -987,6 +987,7 @@ class HistoryGenerator:
             self.counts.won += 1
         elif stage == LOST:
             closed_date = self._local_date(at)
+            credited_unit = rep.org_unit_id  # the owner's unit at the loss (SPEC 10)
             self.counts.lost += 1
         line_id, line_name = self._product_line(created)
         kind_zh, kind_en = rng.choice(DEAL_KINDS)

@@ -130,9 +130,11 @@ def _node_name(target: Target) -> str:
 
 
 # A closed deal counts for its credit when won (member and unit fixed at the win) and for
-# its owner and the owner's (current) unit when lost.
+# its owner and the owner's unit at the loss when lost (SPEC 10): the unit the loss
+# recorded in ``credited_org_unit``, else (deals lost before it was recorded) the owner's
+# current unit.
 _ROW_MEMBER = "CASE WHEN s.kind = 'won' THEN o.credited_member_id ELSE o.owner_id END"
-_ROW_PATH = "CASE WHEN s.kind = 'won' THEN cu.path ELSE ou.path END"
+_ROW_PATH = "CASE WHEN s.kind = 'won' THEN cu.path ELSE COALESCE(cu.path, ou.path) END"
 _CLOSED_DEALS = """
         FROM crm_opportunity o
         JOIN crm_stage s ON s.id = o.stage_id
@@ -514,7 +516,7 @@ def _losses(
             member=member if target.member_id else None,
             org_unit=None if target.member_id else unit,
         )
-        for row in loss_by_stage(scope, window):
+        for row in loss_by_stage(scope, window, unit_at_loss=True):
             rows.append(
                 {
                     "pipeline": pipeline.pk,

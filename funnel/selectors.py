@@ -7,7 +7,7 @@ touches the handful of grouped rows. The arithmetic on those counts is ``funnel.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
@@ -235,10 +235,25 @@ def closed_win_rate(
 
 
 def loss_by_stage(
-    scope: Scope, window: Window, *, product_line: ProductLine | int | None = None
+    scope: Scope,
+    window: Window,
+    *,
+    product_line: ProductLine | int | None = None,
+    unit_at_loss: bool = False,
 ) -> list[dict[str, Any]]:
-    """Each lost deal at the last open stage before the loss, with its amount and reason."""
-    lost = _deals(scope, product_line).filter(
+    """Each lost deal at the last open stage before the loss, with its amount and reason.
+
+    With ``unit_at_loss`` a unit scope takes the deals lost while their owner was in its
+    subtree (the unit a loss records; the owner's current unit for older losses), as
+    SPEC 10's review credits them, instead of those of the unit's members today."""
+    deals = _deals(scope, product_line)
+    if unit_at_loss and scope.org_unit is not None and scope.member is None:
+        path = scope.org_unit.path
+        deals = _deals(replace(scope, org_unit=None), product_line).filter(
+            Q(credited_org_unit__path__startswith=path)
+            | Q(credited_org_unit__isnull=True, owner__org_unit__path__startswith=path)
+        )
+    lost = deals.filter(
         stage__kind=StageKind.LOST, closed_date__gte=window.start, closed_date__lte=window.end
     )
     ids_sql, params = _sql(lost)

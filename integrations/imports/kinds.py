@@ -555,7 +555,8 @@ class OpportunityKind(CustomerReferences, Kind):
                 created_at=created,
                 stage_entered_at=ctx.moment(closed_date) if closed_date else created,
                 credited_member_id=values["owner"] if won else None,
-                credited_org_unit_id=self.units.get(values["owner"]) if won else None,
+                # A loss records the owner's unit at the loss too (SPEC 10's review).
+                credited_org_unit_id=self.units.get(values["owner"]) if closed_date else None,
             )
             deals.append(deal)
         Opportunity.objects.bulk_create(deals, batch_size=BATCH)

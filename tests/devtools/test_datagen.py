@@ -142,6 +142,7 @@ def test_won_deals_carry_credit_closed_date_and_amount_and_lost_ones_a_reason(
             assert deal.closed_date == last.changed_at.astimezone(zone).date()
             assert last.from_stage is not None and last.from_stage.kind == "open"
             assert deal.credited_member_id is None
+            assert deal.credited_org_unit_id == deal.owner.org_unit_id  # unit at the loss
         else:
             assert deal.closed_date is None and deal.credited_member_id is None
             assert deal.lost_reason == ""

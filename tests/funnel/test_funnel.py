@@ -57,7 +57,7 @@ def deal(
         lost_reason=lost_reason,
         closed_date=last_at.astimezone(TZ).date() if current.kind != StageKind.OPEN else None,
         credited_member=owner if current.kind == StageKind.WON else None,
-        credited_org_unit_id=owner.org_unit_id if current.kind == StageKind.WON else None,
+        credited_org_unit_id=owner.org_unit_id if current.kind != StageKind.OPEN else None,
     )
     previous = None
     for order, when in path:

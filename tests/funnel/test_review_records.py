@@ -19,6 +19,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
@@ -176,6 +177,40 @@ def test_unit_review_shows_each_child_and_the_children_sum(tree_a: TenantTree) -
     assert sum(D(effects[key]) for key in ("volume", "win_rate", "deal_size")) == D(
         figures["gap"]["gap"]
     )
+
+
+def test_a_loss_counts_for_the_unit_its_owner_was_in_when_it_was_lost(
+    tree_a: TenantTree,
+) -> None:
+    """SPEC 10: a loss counts for its owner's unit at the loss. rep2 loses a deal in North
+    1 in October through the service, then moves to South: North's October review still
+    counts it (9 closed: the rep's 8 and this one), South's does not."""
+    from crm.models import Opportunity, Stage, StageKind
+    from crm.services import opportunity_move
+
+    rep2 = tree_a.members["rep2"]
+    with tenant_scope(tree_a.tenant):
+        _october_case(tree_a)
+        lost_stage = Stage.objects.get(pipeline__is_default=True, kind=StageKind.LOST)
+        with time_machine.travel(at(20), tick=False):
+            open_deal = deal(tree_a, rep2, [(1, at(2))], amount="4000.00")
+            lost = opportunity_move(
+                member=rep2, opportunity=open_deal, stage=lost_stage, lost_reason="Budget"
+            )
+        assert lost.credited_member_id is None
+        assert lost.credited_org_unit_id == tree_a.units["north-1"].pk
+        assert Opportunity.objects.get(pk=lost.pk).closed_date == date(2026, 10, 20)
+        Membership.objects.filter(pk=rep2.pk).update(org_unit=tree_a.units["south"])
+        north = review_selectors.review_figures(
+            _target(tree_a, unit="north"), caller=tree_a.members["admin"], today=TODAY
+        )
+        south = review_selectors.review_figures(
+            _target(tree_a, unit="south"), caller=tree_a.members["admin"], today=TODAY
+        )
+    assert (north["factors"]["closed_deals"], north["factors"]["won_deals"]) == (9, 3)
+    assert (south["factors"]["closed_deals"], south["factors"]["won_deals"]) == (1, 1)
+    reasons = {row["reason"] for row in north["losses"]["by_stage_and_reason"]}
+    assert "Budget" in reasons
 
 
 def test_process_targets_of_the_other_plans(tree_a: TenantTree) -> None:
