@@ -136,12 +136,21 @@ def main() -> None:
     def team_data(member: Any) -> Any:
         return pages.team(member, pages.team_query(member, QueryDict()))
 
+    def plans_data(member: Any) -> Any:
+        # The plans page's data: the view's context builder over the first plan (as the
+        # page picks it), the plan tree's achievement included.
+        from targets.models import TargetPlan
+        from web.views import _plan_context
+
+        first = TargetPlan.objects.order_by("-fiscal_year", "metric", "pk").first()
+        return _plan_context(member, first)
+
     cases = [
         ("team (whole tenant)", "admin", "/app/team/", team_data),
         ("team (smallest team)", "manager", "/app/team/", team_data),
         ("my day", "rep", "/app/", pages.my_day),
         ("incentives", "rep", "/app/incentives/", pages.incentives),
-        ("plans", "admin", "/app/plans/", None),
+        ("plans", "admin", "/app/plans/", plans_data),
     ]
     rows: list[common.Row] = []
     for name, role, url, data in cases:
