@@ -14,7 +14,8 @@ from tenancy.money import format_money, format_rate
 register = template.Library()
 
 
-def _decimal(value: Any) -> Decimal | None:
+def to_decimal(value: Any) -> Decimal | None:
+    """A template value as a ``Decimal``; None for a missing or unreadable one."""
     if value is None or value == "":
         return None
     try:
@@ -25,10 +26,10 @@ def _decimal(value: Any) -> Decimal | None:
 
 @register.filter
 def money(value: Any, currency: str) -> str:
-    amount = _decimal(value)
+    amount = to_decimal(value)
     return format_money(amount, currency) if amount is not None else "–"
 
 
 @register.filter
 def percent(value: Any) -> str:
-    return format_rate(_decimal(value))
+    return format_rate(to_decimal(value))

@@ -5,7 +5,7 @@ times in the tenant's zone (the request's active time zone)."""
 from __future__ import annotations
 
 from datetime import date
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from django import template
@@ -16,40 +16,30 @@ from django.utils.translation import pgettext_lazy
 from crm.digest import money as digest_money
 from crm.models import ForecastCategory
 from tenancy.models import Tenant
+from tenancy.money import format_rate
+from tenancy.templatetags.formats import to_decimal
 
 register = template.Library()
-
-
-def _decimal(value: Any) -> Decimal | None:
-    if value is None or value == "":
-        return None
-    try:
-        return Decimal(str(value))
-    except InvalidOperation:
-        return None
 
 
 @register.filter
 def money(value: Any, tenant: Tenant) -> str:
     """``4890900`` → ``4,890,900.00 CNY``; a missing amount → ``-``."""
-    amount = _decimal(value)
+    amount = to_decimal(value)
     return "-" if amount is None else digest_money(amount, tenant)
 
 
 @register.filter
 def percent(value: Any, places: int = 1) -> str:
     """A rate (``0.5632``) as a percentage (``56.3%``); a missing rate → ``-``."""
-    rate = _decimal(value)
-    if rate is None:
-        return "-"
-    shown = (rate * 100).quantize(Decimal(1).scaleb(-int(places)))
-    return f"{shown:,}%"
+    rate = to_decimal(value)
+    return "-" if rate is None else format_rate(rate, int(places))
 
 
 @register.filter
 def number(value: Any) -> str:
     """A count or a quantity with thousands separators (``12345`` → ``12,345``)."""
-    amount = _decimal(value)
+    amount = to_decimal(value)
     if amount is None:
         return "-"
     return f"{amount.normalize():,f}" if amount != amount.to_integral() else f"{int(amount):,}"
@@ -58,7 +48,7 @@ def number(value: Any) -> str:
 @register.filter
 def clamp_rate(value: Any) -> str:
     """A rate for a <meter>'s value: never below 0 (a meter clamps above its max)."""
-    rate = _decimal(value)
+    rate = to_decimal(value)
     return "0" if rate is None or rate < 0 else str(rate)
 
 
