@@ -37,6 +37,7 @@ from targets.selectors import get_visible_target
 from tenancy import selectors as tenancy_selectors
 from tenancy.api.base import TenantViewMixin, date_param
 from tenancy.api.filters import TenantFilterSet
+from tenancy.api.serializers import ModelSerializer
 from tenancy.models import Membership, Tenant
 from tenancy.money import round_money
 from tenancy.permissions import IsTenantAdminOrReadOnly
@@ -231,7 +232,7 @@ class PipelineView(FunnelView):
         }
 
 
-class StaleDealSerializer(serializers.ModelSerializer[Opportunity]):
+class StaleDealSerializer(ModelSerializer[Opportunity]):
     last_touch = serializers.DateTimeField(read_only=True)
 
     class Meta:
@@ -330,7 +331,7 @@ class MyPlanToCloseView(GenericAPIView):
 # --- alerts and rules ----------------------------------------------------------------
 
 
-class AlertSerializer(serializers.ModelSerializer[Alert]):
+class AlertSerializer(ModelSerializer[Alert]):
     message = serializers.SerializerMethodField()
 
     class Meta:
@@ -387,7 +388,7 @@ class AlertViewSet(TenantViewMixin[Alert], viewsets.ReadOnlyModelViewSet[Alert])
         return Response(self.get_serializer(alert).data)
 
 
-class WarningRuleSerializer(serializers.ModelSerializer[WarningRule]):
+class WarningRuleSerializer(ModelSerializer[WarningRule]):
     class Meta:
         model = WarningRule
         fields = ["id", "key", "enabled", "thresholds", "severity", "updated_at"]

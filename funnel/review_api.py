@@ -25,6 +25,7 @@ from tenancy import selectors as tenancy_selectors
 from tenancy.api.base import TenantViewMixin
 from tenancy.api.fields import VisiblePrimaryKeyField
 from tenancy.api.filters import TenantFilterSet
+from tenancy.api.serializers import ModelSerializer
 from tenancy.dates import tenant_today
 from tenancy.models import Membership, Tenant
 
@@ -33,7 +34,7 @@ def _today(member: Membership) -> Any:
     return tenant_today(Tenant.objects.get(pk=member.tenant_id))
 
 
-class ReviewActionSerializer(serializers.ModelSerializer[ReviewAction]):
+class ReviewActionSerializer(ModelSerializer[ReviewAction]):
     owner = VisiblePrimaryKeyField(Membership, tenancy_selectors.visible_memberships)
     owner_name = serializers.SerializerMethodField()
     done = serializers.SerializerMethodField()
@@ -71,7 +72,7 @@ class ReviewActionSerializer(serializers.ModelSerializer[ReviewAction]):
         return serializers.DateTimeField().to_representation(item.follow_up.done_at)
 
 
-class ReviewSerializer(serializers.ModelSerializer[Review]):
+class ReviewSerializer(ModelSerializer[Review]):
     target = serializers.IntegerField(
         source="target_id", help_text=_("The period target reviewed (its public id).")
     )

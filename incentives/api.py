@@ -34,6 +34,7 @@ from incentives.models import (
 from tenancy import selectors as tenancy_selectors
 from tenancy.api.base import TenantViewMixin, date_param
 from tenancy.api.filters import TenantFilterSet
+from tenancy.api.serializers import ModelSerializer
 from tenancy.dates import tenant_today
 from tenancy.models import Membership, Tenant
 from tenancy.permissions import IsTenantAdminOrReadOnly
@@ -58,7 +59,7 @@ def _today(request: Request) -> Any:
 # --- point rules and points ------------------------------------------------------------------
 
 
-class PointRuleSerializer(serializers.ModelSerializer[PointRule]):
+class PointRuleSerializer(ModelSerializer[PointRule]):
     class Meta:
         model = PointRule
         fields = ["id", "event", "points", "daily_cap", "is_active", "updated_at"]
@@ -96,7 +97,7 @@ class PointRuleViewSet(TenantViewMixin[PointRule], viewsets.ModelViewSet[PointRu
             instance.delete()
 
 
-class PointEntrySerializer(serializers.ModelSerializer[PointEntry]):
+class PointEntrySerializer(ModelSerializer[PointEntry]):
     event_label = serializers.CharField(source="get_event_display", read_only=True)
 
     class Meta:
@@ -198,7 +199,7 @@ class LeaderboardView(GenericAPIView[Any]):
 # --- commission plans ------------------------------------------------------------------------
 
 
-class CommissionPlanSerializer(serializers.ModelSerializer[CommissionPlan]):
+class CommissionPlanSerializer(ModelSerializer[CommissionPlan]):
     bands = serializers.JSONField()
     multipliers = serializers.JSONField(required=False)
     cap = serializers.DecimalField(max_digits=18, decimal_places=2, required=False, allow_null=True)
@@ -222,7 +223,7 @@ class CommissionPlanSerializer(serializers.ModelSerializer[CommissionPlan]):
         read_only_fields = ["id", "version", "updated_at"]
 
 
-class AssignmentSerializer(serializers.ModelSerializer[CommissionAssignment]):
+class AssignmentSerializer(ModelSerializer[CommissionAssignment]):
     class Meta:
         model = CommissionAssignment
         fields = ["id", "plan", "member", "org_unit", "effective_from", "effective_to"]
@@ -287,7 +288,7 @@ class CommissionPlanViewSet(
 # --- statements ------------------------------------------------------------------------------
 
 
-class DisputeSerializer(serializers.ModelSerializer[LineDispute]):
+class DisputeSerializer(ModelSerializer[LineDispute]):
     class Meta:
         model = LineDispute
         fields = [
@@ -305,7 +306,7 @@ class DisputeSerializer(serializers.ModelSerializer[LineDispute]):
         read_only_fields = fields
 
 
-class StatementLineSerializer(serializers.ModelSerializer[StatementLine]):
+class StatementLineSerializer(ModelSerializer[StatementLine]):
     explanation = serializers.SerializerMethodField()
     disputes = DisputeSerializer(many=True, read_only=True)
 
@@ -318,7 +319,7 @@ class StatementLineSerializer(serializers.ModelSerializer[StatementLine]):
         return commissions.line_explanation(line)
 
 
-class StatementSerializer(serializers.ModelSerializer[CommissionStatement]):
+class StatementSerializer(ModelSerializer[CommissionStatement]):
     lines = StatementLineSerializer(many=True, read_only=True)
     # A plain string in the schema: an enum of month/quarter would collide with the
     # targets' period kinds under the same field name.

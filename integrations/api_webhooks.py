@@ -29,11 +29,12 @@ from integrations.models import (
 from integrations.webhooks import services
 from tenancy.api.base import TenantViewMixin
 from tenancy.api.filters import TenantFilterSet
+from tenancy.api.serializers import ModelSerializer
 from tenancy.models import Membership
 from tenancy.permissions import IsTenantAdmin
 
 
-class WebhookAttemptSerializer(serializers.ModelSerializer[WebhookAttempt]):
+class WebhookAttemptSerializer(ModelSerializer[WebhookAttempt]):
     class Meta:
         model = WebhookAttempt
         fields = [
@@ -47,7 +48,7 @@ class WebhookAttemptSerializer(serializers.ModelSerializer[WebhookAttempt]):
         read_only_fields = fields
 
 
-class WebhookDeliverySerializer(serializers.ModelSerializer[WebhookDelivery]):
+class WebhookDeliverySerializer(ModelSerializer[WebhookDelivery]):
     attempts = WebhookAttemptSerializer(many=True, read_only=True)
 
     class Meta:
@@ -74,7 +75,7 @@ class WebhookDeliverySerializer(serializers.ModelSerializer[WebhookDelivery]):
 # --- endpoints ------------------------------------------------------------------------
 
 
-class WebhookEndpointSerializer(serializers.ModelSerializer[WebhookEndpoint]):
+class WebhookEndpointSerializer(ModelSerializer[WebhookEndpoint]):
     url = serializers.URLField(max_length=2000, help_text=_("https URL of the receiver."))
     event_types = serializers.ListField(
         child=serializers.ChoiceField(choices=WebhookEvent.choices),

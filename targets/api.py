@@ -40,6 +40,7 @@ from tenancy import selectors as tenancy_selectors
 from tenancy.api.base import TenantViewMixin, date_param
 from tenancy.api.fields import VisiblePrimaryKeyField
 from tenancy.api.filters import SyncFilterSet, TenantFilterSet
+from tenancy.api.serializers import ModelSerializer
 from tenancy.models import Membership, OrgUnit, Tenant
 
 VALUE: dict[str, Any] = {"max_digits": 18, "decimal_places": 2}
@@ -63,7 +64,7 @@ def as_of_today(request: Request, member: Membership) -> date:
 # --- plans ----------------------------------------------------------------------------
 
 
-class TargetPlanSerializer(serializers.ModelSerializer[TargetPlan]):
+class TargetPlanSerializer(ModelSerializer[TargetPlan]):
     metric = serializers.ChoiceField(choices=[(key, m.label) for key, m in METRICS.items()])
     annual_total = serializers.DecimalField(min_value=0, **VALUE)
 
@@ -358,7 +359,7 @@ class TargetPlanViewSet(
 # --- targets -----------------------------------------------------------------------------
 
 
-class TargetSerializer(serializers.ModelSerializer[Target]):
+class TargetSerializer(ModelSerializer[Target]):
     fiscal_year = serializers.IntegerField(source="plan.fiscal_year", read_only=True)
     metric = serializers.CharField(source="plan.metric", read_only=True)
 
@@ -403,7 +404,7 @@ class AdjustSerializer(serializers.Serializer[Any]):
     version = serializers.IntegerField(required=False, min_value=1)
 
 
-class AdjustmentSerializer(serializers.ModelSerializer[TargetAdjustment]):
+class AdjustmentSerializer(ModelSerializer[TargetAdjustment]):
     target = serializers.IntegerField(
         source="target_id", read_only=True, help_text=_("The period target's id.")
     )
@@ -539,7 +540,7 @@ class TargetAdjustmentViewSet(
 # --- commitments ----------------------------------------------------------------------
 
 
-class CommitmentSerializer(serializers.ModelSerializer[Commitment]):
+class CommitmentSerializer(ModelSerializer[Commitment]):
     plan = VisiblePrimaryKeyField(TargetPlan)
     org_unit = VisiblePrimaryKeyField(
         OrgUnit, tenancy_selectors.visible_org_units, required=False, allow_null=True

@@ -41,6 +41,7 @@ from tenancy import selectors as tenancy_selectors
 from tenancy.api.base import TenantViewMixin
 from tenancy.api.fields import VisiblePrimaryKeyField
 from tenancy.api.filters import SyncFilterSet, TenantFilterSet
+from tenancy.api.serializers import ModelSerializer
 from tenancy.models import ApiToken, Membership, OrgUnit
 from tenancy.permissions import IsTenantAdminOrReadOnly
 
@@ -132,9 +133,7 @@ class SyncedViewSet(SyncViewSetMixin, TenantViewMixin[Any], viewsets.ModelViewSe
 # --- customers and contacts ------------------------------------------------------------
 
 
-class CustomerSerializer(
-    CreatedAtMixin, SyncSerializerMixin, serializers.ModelSerializer[Customer]
-):
+class CustomerSerializer(CreatedAtMixin, SyncSerializerMixin, ModelSerializer[Customer]):
     owner = _member_field(required=False, allow_null=True)
     latitude = CoordinateField(90, required=False, allow_null=True)
     longitude = CoordinateField(180, required=False, allow_null=True)
@@ -207,7 +206,7 @@ class CustomerViewSet(SyncedViewSet):
         return Response(self.get_serializer(customer).data)
 
 
-class ContactSerializer(SyncSerializerMixin, serializers.ModelSerializer[Contact]):
+class ContactSerializer(SyncSerializerMixin, ModelSerializer[Contact]):
     customer = VisiblePrimaryKeyField(Customer, selectors.visible_customers)
 
     class Meta:
@@ -246,7 +245,7 @@ class ContactViewSet(SyncedViewSet):
 # --- leads -------------------------------------------------------------------------------
 
 
-class LeadSerializer(CreatedAtMixin, SyncSerializerMixin, serializers.ModelSerializer[Lead]):
+class LeadSerializer(CreatedAtMixin, SyncSerializerMixin, ModelSerializer[Lead]):
     owner = _member_field(required=False)
     created_at = serializers.DateTimeField(required=False)
 
@@ -332,7 +331,7 @@ class LeadViewSet(SyncedViewSet):
 # --- product lines and pipelines -------------------------------------------------------
 
 
-class ProductLineSerializer(serializers.ModelSerializer[ProductLine]):
+class ProductLineSerializer(ModelSerializer[ProductLine]):
     class Meta:
         model = ProductLine
         fields = ["id", "name", "is_new", "is_active", "updated_at"]
@@ -363,7 +362,7 @@ class ProductLineViewSet(TenantViewMixin[ProductLine], viewsets.ModelViewSet[Pro
         services.config_delete(member=self.membership, instance=instance)  # 409 when in use
 
 
-class StageSerializer(serializers.ModelSerializer[Stage]):
+class StageSerializer(ModelSerializer[Stage]):
     class Meta:
         model = Stage
         fields = [
@@ -379,7 +378,7 @@ class StageSerializer(serializers.ModelSerializer[Stage]):
         read_only_fields = fields
 
 
-class PipelineSerializer(serializers.ModelSerializer[Pipeline]):
+class PipelineSerializer(ModelSerializer[Pipeline]):
     stages = StageSerializer(many=True, read_only=True)
 
     class Meta:
@@ -404,7 +403,7 @@ class PipelineViewSet(TenantViewMixin[Pipeline], viewsets.ReadOnlyModelViewSet[P
 # --- opportunities ---------------------------------------------------------------------
 
 
-class OpportunitySerializer(SyncSerializerMixin, serializers.ModelSerializer[Opportunity]):
+class OpportunitySerializer(SyncSerializerMixin, ModelSerializer[Opportunity]):
     customer = VisiblePrimaryKeyField(Customer, selectors.visible_customers)
     owner = _member_field(required=False)
     pipeline = VisiblePrimaryKeyField(Pipeline, required=False)
@@ -500,14 +499,14 @@ class CorrectSerializer(serializers.Serializer[Any]):
     version = serializers.IntegerField(required=False, min_value=1)
 
 
-class CorrectionSerializer(serializers.ModelSerializer[OpportunityCorrection]):
+class CorrectionSerializer(ModelSerializer[OpportunityCorrection]):
     class Meta:
         model = OpportunityCorrection
         fields = ["id", "old_values", "new_values", "reason", "corrected_by", "corrected_at"]
         read_only_fields = fields
 
 
-class StageChangeSerializer(serializers.ModelSerializer[StageChange]):
+class StageChangeSerializer(ModelSerializer[StageChange]):
     class Meta:
         model = StageChange
         fields = ["id", "from_stage", "to_stage", "changed_at", "changed_by", "amount"]
@@ -601,7 +600,7 @@ class OpportunityViewSet(SyncedViewSet):
 # --- payments ----------------------------------------------------------------------------
 
 
-class PaymentSerializer(SyncSerializerMixin, serializers.ModelSerializer[Payment]):
+class PaymentSerializer(SyncSerializerMixin, ModelSerializer[Payment]):
     opportunity = VisiblePrimaryKeyField(Opportunity, selectors.visible_opportunities)
     amount = serializers.DecimalField(**MONEY)
 
@@ -695,7 +694,7 @@ class PaymentViewSet(SyncedViewSet):
 # --- visits ------------------------------------------------------------------------------
 
 
-class VisitSerializer(SyncSerializerMixin, serializers.ModelSerializer[Visit]):
+class VisitSerializer(SyncSerializerMixin, ModelSerializer[Visit]):
     customer = VisiblePrimaryKeyField(Customer, selectors.visible_customers)
 
     class Meta:
@@ -814,7 +813,7 @@ class VisitViewSet(SyncedViewSet):
 # --- activities ----------------------------------------------------------------------
 
 
-class ActivitySerializer(SyncSerializerMixin, serializers.ModelSerializer[Activity]):
+class ActivitySerializer(SyncSerializerMixin, ModelSerializer[Activity]):
     customer = VisiblePrimaryKeyField(
         Customer, selectors.visible_customers, required=False, allow_null=True
     )
@@ -901,7 +900,7 @@ class ActivityViewSet(SyncedViewSet):
 # --- notifications --------------------------------------------------------------------
 
 
-class NotificationSerializer(serializers.ModelSerializer[Notification]):
+class NotificationSerializer(ModelSerializer[Notification]):
     class Meta:
         model = Notification
         fields = ["id", "kind", "text", "related_type", "related_id", "created_at", "read_at"]

@@ -27,12 +27,13 @@ from integrations.imports.tasks import import_check_task, import_confirm_task
 from integrations.models import ImportJob, ImportKind, ImportProgress, ImportRow, RowOutcome
 from tenancy.api.base import SafeJSONParser, TenantViewMixin
 from tenancy.api.errors import PayloadTooLarge
+from tenancy.api.serializers import ModelSerializer
 from tenancy.jobs import enqueue_on_commit
 from tenancy.models import Membership, Role
 from tenancy.selectors import get_visible
 
 
-class ImportJobSerializer(serializers.ModelSerializer[ImportJob]):
+class ImportJobSerializer(ModelSerializer[ImportJob]):
     processed_rows = serializers.SerializerMethodField(
         help_text="Rows read so far; while a job runs it grows (SPEC 11 progress)."
     )
@@ -81,7 +82,7 @@ class ImportUploadSerializer(serializers.Serializer[Any]):
     )
 
 
-class ImportRowSerializer(serializers.ModelSerializer[ImportRow]):
+class ImportRowSerializer(ModelSerializer[ImportRow]):
     class Meta:
         model = ImportRow
         fields = ["number", "outcome", "key", "errors"]

@@ -1,0 +1,126 @@
+"""The API's model serializer: DRF's, with the fields built once per class.
+
+DRF builds a ``ModelSerializer``'s fields on every instantiation: it walks the model's
+fields, derives each serializer field's arguments (validators, choices, labels, related
+querysets) and instantiates it, about 60 µs per field here, so 1–2 ms for a wide record
+before a single row is read, on every request. Nothing in that work depends on the
+request: the result is a function of the class (its ``Meta`` and declared fields).
+
+So the first instance of each class builds its fields as DRF does and keeps them as a
+prototype; later instances get copies of the prototype:
+
+* a plain field is copied shallowly: ``bind()`` sets everything that belongs to one
+  serializer (name, parent, source, label), and a field's other attributes are not
+  changed after construction (a view that narrows a related field's ``queryset`` in
+  ``get_fields`` assigns a new one on its copy; DRF's ``get_queryset`` clones it);
+* a nested serializer, a many-related field and a list or dict field are deep-copied as
+  DRF would: each holds a child bound to itself.
+
+Subclasses that adjust fields per request (``get_fields`` calling ``super()``) keep
+working: they receive fresh copies. ``tests/tenancy/test_serializer_fields.py`` checks
+that every serializer of the API renders and validates the same with the prototype.
+
+Rendering a row takes DRF's path for each field: ``get_attribute`` (walking the source,
+testing for callables, for a foreign key wrapping the id in a stand-in object), then
+``to_representation``. For a field that reads one concrete column of the model, the
+walk always ends at ``getattr(row, column)``, so the serializer plans its readable
+fields once per instance (a list's rows share it) and reads such columns directly: a
+foreign key rendered as its id is the id (``PrimaryKeyRelatedField`` without a
+``pk_field``), any other column goes through its field's ``to_representation``. Every
+other field (methods, properties, nested serializers, dotted sources) takes DRF's path.
+A row that is not an instance of the model (a dict) is rendered by DRF entirely.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, TypeVar
+
+from django.db.models import Model
+from rest_framework import serializers
+from rest_framework.fields import SkipField
+from rest_framework.relations import (
+    ManyRelatedField,
+    PKOnlyObject,
+    PrimaryKeyRelatedField,
+    RelatedField,
+)
+
+M = TypeVar("M", bound=Model)
+
+_PROTOTYPES: dict[type, dict[str, serializers.Field[Any, Any, Any, Any]]] = {}
+
+
+def _copy_field(field: serializers.Field[Any, Any, Any, Any]) -> Any:
+    if isinstance(field, (serializers.BaseSerializer, ManyRelatedField)) or hasattr(field, "child"):
+        return copy.deepcopy(field)
+    return copy.copy(field)
+
+
+#: How a planned field is read: through DRF, as a foreign key's id, as a column.
+_DRF, _ID, _COLUMN = 0, 1, 2
+
+
+def _plan_field(field: Any, model: type[Model]) -> tuple[int, str | None]:
+    if len(field.source_attrs) != 1 or isinstance(field, serializers.BaseSerializer):
+        return _DRF, None
+    try:
+        column = model._meta.get_field(field.source_attrs[0])
+    except Exception:  # noqa: BLE001 - not a model field: a property, a method …
+        return _DRF, None
+    if not getattr(column, "concrete", False) or column.many_to_many:
+        return _DRF, None
+    if column.many_to_one or column.one_to_one:
+        plain_id = (
+            type(field).to_representation is PrimaryKeyRelatedField.to_representation
+            and isinstance(field, PrimaryKeyRelatedField)
+            and field.pk_field is None
+            and field.use_pk_only_optimization()
+        )
+        return (_ID, column.attname) if plain_id else (_DRF, None)
+    if isinstance(field, (RelatedField, ManyRelatedField, serializers.SerializerMethodField)):
+        return _DRF, None
+    return _COLUMN, column.attname
+
+
+class ModelSerializer(serializers.ModelSerializer[M]):
+    """``rest_framework.serializers.ModelSerializer`` with its fields built once per class
+    and its rows rendered along a plan made once per instance (see the module)."""
+
+    def _read_plan(self) -> list[tuple[str, Any, int, str | None]]:
+        plan = self.__dict__.get("_plan")
+        if plan is None:
+            model = self.Meta.model
+            plan = [
+                (field.field_name, field, *_plan_field(field, model))
+                for field in self._readable_fields
+            ]
+            self.__dict__["_plan"] = plan
+        return plan
+
+    def to_representation(self, instance: Any) -> Any:
+        if not isinstance(instance, self.Meta.model):
+            return super().to_representation(instance)
+        row: dict[str, Any] = {}
+        for name, field, how, attname in self._read_plan():
+            if how == _DRF:
+                try:
+                    attribute = field.get_attribute(instance)
+                except SkipField:
+                    continue
+                value = attribute.pk if isinstance(attribute, PKOnlyObject) else attribute
+                row[name] = None if value is None else field.to_representation(attribute)
+                continue
+            value = getattr(instance, attname)  # type: ignore[arg-type]
+            if value is None or how == _ID:
+                row[name] = value
+            else:
+                row[name] = field.to_representation(value)
+        return row
+
+    def get_fields(self) -> dict[str, Any]:
+        prototype = _PROTOTYPES.get(type(self))
+        if prototype is None:
+            prototype = super().get_fields()
+            _PROTOTYPES[type(self)] = prototype
+        return {name: _copy_field(field) for name, field in prototype.items()}

@@ -1,0 +1,136 @@
+"""The API's model serializers build their fields once per class (issue #11 item 8):
+every instance still gets fields of its own, bound to itself, equal to DRF's."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.urls import get_resolver
+from rest_framework import serializers
+from rest_framework.test import APIRequestFactory
+
+from tenancy.api.serializers import ModelSerializer
+from tenancy.api.views import MemberSerializer
+from tenancy.models import Membership, OrgUnit
+from tenancy.scope import tenant_scope
+from tests.factories import TenantTree
+
+
+def _all_subclasses(cls: type) -> set[type]:
+    found = set()
+    for sub in cls.__subclasses__():
+        found |= {sub, *_all_subclasses(sub)}
+    return found
+
+
+def _api_serializers() -> list[type[Any]]:
+    get_resolver().url_patterns  # noqa: B018 - imports every API module
+    classes = _all_subclasses(ModelSerializer)
+    return sorted(classes, key=lambda cls: cls.__qualname__)
+
+
+def test_every_model_serializer_of_the_api_uses_the_prototype() -> None:
+    direct = {
+        cls
+        for cls in _all_subclasses(serializers.ModelSerializer)
+        if cls.__module__.split(".")[0]
+        in {"crm", "tenancy", "funnel", "targets", "incentives", "integrations", "web"}
+        and not issubclass(cls, ModelSerializer)
+    }
+    assert direct == set()
+    assert len(_api_serializers()) >= 40
+
+
+@pytest.mark.parametrize("cls", _api_serializers(), ids=lambda cls: cls.__qualname__)
+def test_fields_equal_drf_and_belong_to_their_instance(cls: type[Any]) -> None:
+    first, second = cls(), cls()
+    built_by_drf = serializers.ModelSerializer.get_fields(cls())
+    if cls.get_fields is ModelSerializer.get_fields:
+        # Without a per-request adjustment, the prototype's copies are DRF's fields.
+        assert {name: repr(field) for name, field in first.fields.items()} == {
+            name: repr(field) for name, field in built_by_drf.items()
+        }
+    for name, field in first.fields.items():
+        other = second.fields[name]
+        assert field is not other
+        assert field.parent is first and other.parent is second
+        assert field.field_name == name
+        for child in ("child", "child_relation"):
+            if hasattr(field, child):
+                assert getattr(field, child) is not getattr(other, child)
+                assert getattr(field, child).parent is field
+
+
+def test_a_per_request_queryset_stays_on_its_instance(tree_a: TenantTree) -> None:
+    """MemberSerializer opens ``org_unit`` to the caller's visible units when the request
+    writes (none without a caller or on a read): that never reaches another instance."""
+    factory = APIRequestFactory()
+    rep = tree_a.members["rep"]
+    with tenant_scope(tree_a.tenant):
+        request = factory.post("/")  # a write: the related fields are narrowed then
+        request.membership = Membership.objects.select_related("org_unit").get(pk=rep.pk)
+        narrowed = MemberSerializer(context={"request": request}).fields["org_unit"]
+        plain = MemberSerializer().fields["org_unit"]
+        visible = set(narrowed.get_queryset().values_list("pk", flat=True))
+        every = set(plain.get_queryset().values_list("pk", flat=True))
+        assert visible == {rep.org_unit_id}
+        assert every == set()
+        again = MemberSerializer().fields["org_unit"]
+        assert set(again.get_queryset().values_list("pk", flat=True)) == set()
+        read = factory.get("/")
+        read.membership = request.membership
+        on_read = MemberSerializer(context={"request": read}).fields["org_unit"]
+        assert set(on_read.get_queryset().values_list("pk", flat=True)) == set()
+        assert OrgUnit.objects.count() > 1
+        # Rendered through the prototype, a member reads as DRF renders it.
+        member = Membership.objects.get(pk=rep.pk)
+        member.managed_links = []  # type: ignore[attr-defined]
+        ours = MemberSerializer(member, context={"request": request}).data
+        drf = serializers.ModelSerializer.get_fields(MemberSerializer())
+        assert set(ours) == set(drf)
+        assert ours["org_unit"] == rep.org_unit_id and ours["role"] == rep.role
+
+
+def test_every_serializer_renders_rows_as_drf_does(tree_a: TenantTree) -> None:
+    """The read plan (a column read directly, a foreign key as its id) gives DRF's output
+    for every API serializer over rows of every kind the fixtures make."""
+    from tests import records
+
+    factory = APIRequestFactory()
+    admin = tree_a.members["admin"]
+    compared: set[str] = set()
+    with tenant_scope(tree_a.tenant):
+        for make in (
+            records.contact,
+            records.lead,
+            records.won_opportunity,
+            records.received_payment,
+            records.visit,
+            records.activity,
+            records.adjustment,
+            records.commitment,
+            records.alert,
+            records.review,
+        ):
+            make(tree_a)
+        records.notification(tree_a, admin)
+        request = factory.get("/")
+        request.membership = Membership.objects.select_related("tenant").get(pk=admin.pk)
+        for cls in _api_serializers():
+            model = cls.Meta.model
+            rows = list(model._default_manager.all()[:5])
+            for row in rows:
+                for name in ("managed_links",):
+                    setattr(row, name, [])
+                ours = cls(row, context={"request": request})
+                drf = cls(row, context={"request": request})
+                try:
+                    expected = serializers.Serializer.to_representation(drf, row)
+                except Exception as error:  # noqa: BLE001 - ours must fail alike
+                    with pytest.raises(type(error)):
+                        ours.to_representation(row)
+                    continue
+                assert ours.to_representation(row) == expected, cls.__qualname__
+                compared.add(cls.__qualname__)
+    assert len(compared) >= 20, sorted(compared)
