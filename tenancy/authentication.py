@@ -23,6 +23,7 @@ from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import AccessToken, Token
 
+from tenancy.member_loader import load_member
 from tenancy.models import ApiToken, Membership
 from tenancy.scope import current_tenant_id
 from tenancy.services import hash_api_key, tenant_id_from_api_key
@@ -98,11 +99,6 @@ def _accept(request: Request, checked: CheckedCredential) -> tuple[AbstractBaseU
     return checked.membership.user, checked.auth
 
 
-def _membership_with_relations() -> Any:
-    # No ORDER BY (the model orders by user name): one row by primary key.
-    return Membership.objects.select_related("user", "org_unit", "tenant").order_by()
-
-
 def _refuse_inactive_tenant(membership: Membership) -> None:
     """A deactivated tenant ends every credential at once (SPEC 2), not just new logins."""
     if not membership.tenant.is_active:
@@ -116,7 +112,8 @@ def load_membership_for_token(token: Any) -> Membership:
     tenant_id = token.get(TENANT_CLAIM)
     if tenant_id is None or tenant_id != current_tenant_id():
         raise exceptions.AuthenticationFailed(_("Token is not bound to a tenant."), "token_invalid")
-    membership = _membership_with_relations().filter(pk=token.get(MEMBERSHIP_CLAIM)).first()
+    membership_id = token.get(MEMBERSHIP_CLAIM)
+    membership = load_member(tenant_id, membership_id) if isinstance(membership_id, int) else None
     if membership is None or not membership.is_active or not membership.user.is_active:
         raise exceptions.AuthenticationFailed(
             _("This membership is inactive or no longer exists."), "membership_inactive"

@@ -12,7 +12,7 @@ from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import exceptions, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.permissions import SAFE_METHODS, AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -22,6 +22,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from tenancy import selectors, services
 from tenancy.api.base import TenantViewMixin
 from tenancy.api.filters import SyncFilterSet, TenantFilterSet
+from tenancy.api.serializers import ModelSerializer
 from tenancy.api.throttling import FailedLoginThrottle, LoginIPThrottle, LoginUserThrottle
 from tenancy.authentication import (
     MEMBERSHIP_CLAIM,
@@ -186,7 +187,7 @@ class TokenRevokeView(PublicAuthView):
 # --- me -------------------------------------------------------------------------------
 
 
-class TenantSerializer(serializers.ModelSerializer[Tenant]):
+class TenantSerializer(ModelSerializer[Tenant]):
     class Meta:
         model = Tenant
         fields = [
@@ -204,6 +205,16 @@ class TenantSerializer(serializers.ModelSerializer[Tenant]):
         read_only_fields = fields
 
 
+def _writing_member(serializer: serializers.BaseSerializer[Any]) -> Membership | None:
+    """The caller, when the request writes: related fields are narrowed to what the caller
+    may reference only then (a read renders ids and never consults the querysets, so
+    building them on every GET cost a third of ``/me/``)."""
+    request = serializer.context.get("request")
+    if request is None or request.method in SAFE_METHODS:
+        return None
+    return getattr(request, "membership", None)
+
+
 class UserSerializer(serializers.Serializer[Any]):
     id = serializers.IntegerField(read_only=True)
     username = serializers.CharField(read_only=True)
@@ -212,7 +223,7 @@ class UserSerializer(serializers.Serializer[Any]):
     email = serializers.EmailField(read_only=True)
 
 
-class MemberSerializer(serializers.ModelSerializer[Membership]):
+class MemberSerializer(ModelSerializer[Membership]):
     user = UserSerializer(read_only=True)
     org_unit: serializers.PrimaryKeyRelatedField[OrgUnit] = serializers.PrimaryKeyRelatedField(
         queryset=OrgUnit.objects.none(), allow_null=True, required=False
@@ -241,11 +252,14 @@ class MemberSerializer(serializers.ModelSerializer[Membership]):
         extra_kwargs = {"start_date": {"required": False}}
 
     def get_managed_units(self, member: Membership) -> list[int]:
+        read_with_member = getattr(member, "managed_unit_ids", None)  # by authentication
+        if read_with_member is not None:
+            return sorted(read_with_member)
         return sorted(link.org_unit_id for link in member.managed_links)  # type: ignore[attr-defined]
 
     def get_fields(self) -> dict[str, Any]:
         fields = super().get_fields()
-        membership = getattr(self.context.get("request"), "membership", None)
+        membership = _writing_member(self)
         if membership is not None:
             fields["org_unit"].queryset = selectors.visible_org_units(membership)  # type: ignore[attr-defined]
         return fields
@@ -271,7 +285,7 @@ class MemberCreateSerializer(MemberSerializer):
         ]
 
 
-class NotificationSettingsSerializer(serializers.ModelSerializer[Membership]):
+class NotificationSettingsSerializer(ModelSerializer[Membership]):
     """The caller's own notification settings (SPEC section 7)."""
 
     class Meta:
@@ -284,10 +298,11 @@ class MeView(APIView):
     notification settings (language, digest e-mail on or off, reminder lead time)."""
 
     def _me(self, request: Request) -> Response:
-        # The membership authentication loaded (with its user, unit and tenant): only
-        # the units it manages are left to read.
+        # The membership authentication loaded, with its user, unit, tenant and managed
+        # units: nothing is left to read.
         member = request.membership  # type: ignore[attr-defined]
-        prefetch_related_objects([member], _managed_links())
+        if getattr(member, "managed_unit_ids", None) is None:  # an API key's member
+            prefetch_related_objects([member], _managed_links())
         return Response(
             {
                 "member": MemberSerializer(member, context={"request": request}).data,
@@ -318,7 +333,7 @@ class MeView(APIView):
         return self._me(request)
 
 
-class TenantSettingsSerializer(serializers.ModelSerializer[Tenant]):
+class TenantSettingsSerializer(ModelSerializer[Tenant]):
     """The tenant's settings an admin may change (``services.TENANT_SETTINGS``); the rest
     is shown read-only."""
 
@@ -378,7 +393,7 @@ class OrgUnitFilter(SyncFilterSet):
         return queryset.filter(path__startswith=unit.path) if unit else queryset.none()
 
 
-class OrgUnitSerializer(serializers.ModelSerializer[OrgUnit]):
+class OrgUnitSerializer(ModelSerializer[OrgUnit]):
     parent: Any = serializers.PrimaryKeyRelatedField(
         queryset=OrgUnit.objects.none(), allow_null=True, required=False
     )
@@ -393,7 +408,7 @@ class OrgUnitSerializer(serializers.ModelSerializer[OrgUnit]):
 
     def get_fields(self) -> dict[str, Any]:
         fields = super().get_fields()
-        membership = getattr(self.context.get("request"), "membership", None)
+        membership = _writing_member(self)
         if membership is not None:
             fields["parent"].queryset = selectors.visible_org_units(membership)  # type: ignore[attr-defined]
             fields["managers"].child_relation.queryset = selectors.visible_memberships(membership)  # type: ignore[attr-defined]
@@ -510,7 +525,7 @@ class MemberViewSet(
 # --- API tokens ------------------------------------------------------------------------
 
 
-class ApiTokenSerializer(serializers.ModelSerializer[ApiToken]):
+class ApiTokenSerializer(ModelSerializer[ApiToken]):
     acts_as: Any = serializers.PrimaryKeyRelatedField(
         queryset=Membership.objects.none(),
         required=False,
@@ -524,7 +539,7 @@ class ApiTokenSerializer(serializers.ModelSerializer[ApiToken]):
 
     def get_fields(self) -> dict[str, Any]:
         fields = super().get_fields()
-        membership = getattr(self.context.get("request"), "membership", None)
+        membership = _writing_member(self)
         if membership is not None:
             fields["acts_as"].queryset = selectors.visible_memberships(membership)  # type: ignore[attr-defined]
         return fields
@@ -582,7 +597,7 @@ class ApiTokenViewSet(
 # --- invitations ------------------------------------------------------------------------
 
 
-class InvitationSerializer(serializers.ModelSerializer[Invitation]):
+class InvitationSerializer(ModelSerializer[Invitation]):
     org_unit: Any = serializers.PrimaryKeyRelatedField(
         queryset=OrgUnit.objects.none(), required=False, allow_null=True
     )
@@ -688,7 +703,7 @@ class InvitationAcceptView(APIView):
 # --- job runs --------------------------------------------------------------------------
 
 
-class JobRunSerializer(serializers.ModelSerializer[JobRun]):
+class JobRunSerializer(ModelSerializer[JobRun]):
     night = serializers.DateField(
         source="nightly_run.night",
         read_only=True,

@@ -49,9 +49,9 @@ def test_me_reads_the_membership_once_and_decodes_the_token_once(
     assert len(decoded) == 1
     statements = [query["sql"] for query in context.captured_queries]
     assert sum('FROM "crm_membership"' in sql for sql in statements) == 1
-    # Savepoint, tenant setting, membership (with user, unit, tenant), managed units,
-    # the outer scope's setting restored (tests run nested), release: 6, was 7.
-    assert len(statements) == 6, statements
+    # Savepoint, tenant setting, membership (with user, unit, tenant and managed units),
+    # the outer scope's setting restored (tests run nested), release: 5, was 7.
+    assert len(statements) == 5, statements
 
 
 def test_an_api_token_is_checked_once_and_answers(tree_a: TenantTree) -> None:
