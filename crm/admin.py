@@ -13,6 +13,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.exceptions import ValidationError
+from django.db import connection
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -45,7 +46,7 @@ from tenancy.admin import (
 )
 from tenancy.dates import tenant_today
 from tenancy.errors import DomainError
-from tenancy.models import Membership, OrgUnit
+from tenancy.models import Membership, OrgUnit, Role
 
 
 def _report(request: HttpRequest, error: Exception) -> None:
@@ -158,11 +159,55 @@ class ContactInline(MemberInlineMixin, admin.TabularInline):
     has_delete_permission = has_add_permission
 
 
+class DistinctValuesFilter(admin.AllValuesFieldListFilter):
+    """Django's "all values" filter, whose choices for a member who sees every customer
+    are read by skipping through the ``(tenant, field)`` index, one probe per distinct
+    value, instead of ``SELECT DISTINCT`` over every customer of the tenant (19 ms at
+    25,000 customers and growing with them). Members who see part of the tenant get
+    Django's query over their own rows: values of customers they cannot see never show."""
+
+    def __init__(self, field: Any, request: Any, params: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(field, request, params, *args, **kwargs)
+        member = request_membership(request)
+        if member is not None and member.role == Role.ADMIN and not field.null:
+            self.lookup_choices = _distinct_values(field, member.tenant_id)
+
+
+def _distinct_values(field: Any, tenant_id: int) -> list[Any]:
+    """A non-null column's distinct values among the tenant's live rows, in order (a loose
+    index scan: each step asks the index for the least value above the previous one)."""
+    table = connection.ops.quote_name(field.model._meta.db_table)
+    column = connection.ops.quote_name(field.column)
+    live = (
+        "AND deleted_at IS NULL"
+        if any(f.name == "deleted_at" for f in field.model._meta.fields)
+        else ""
+    )
+    sql = f"""
+        WITH RECURSIVE seen(value) AS (
+            SELECT min(t.{column}) FROM {table} t WHERE t.tenant_id = %(tenant)s {live}
+            UNION ALL
+            SELECT (SELECT min(t.{column}) FROM {table} t
+                    WHERE t.tenant_id = %(tenant)s {live} AND t.{column} > seen.value)
+            FROM seen WHERE seen.value IS NOT NULL
+        )
+        SELECT value FROM seen WHERE value IS NOT NULL
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, {"tenant": tenant_id})
+        return [value for (value,) in cursor.fetchall()]
+
+
 @admin.register(Customer)
 class CustomerAdmin(RecordAdmin):
     selector = staticmethod(selectors.visible_customers)
     list_display = ["name", "level", "owner", "region", "industry", "updated_at"]
-    list_filter = ["level", ("owner", admin.EmptyFieldListFilter), "region", "industry"]
+    list_filter = [
+        "level",
+        ("owner", admin.EmptyFieldListFilter),
+        ("region", DistinctValuesFilter),
+        ("industry", DistinctValuesFilter),
+    ]
     search_fields = ["name", "address", "industry"]
     autocomplete_fields = ["owner"]
     list_select_related = ["owner__user"]

@@ -163,6 +163,11 @@ class Customer(SyncModel):
         indexes = [
             *sync_indexes("customer"),
             models.Index(fields=["tenant", "owner", "name"], name="customer_owner"),
+            # Lists in their default order (name) read one page, not the whole tenant.
+            models.Index(fields=["tenant", "name"], name="customer_name"),
+            # The admin's region and industry filters list their values from these.
+            models.Index(fields=["tenant", "region"], name="customer_region"),
+            models.Index(fields=["tenant", "industry"], name="customer_industry"),
             models.Index(fields=["tenant", "level"], name="customer_level"),
             models.Index(
                 fields=["tenant", "first_owner", "created_at"], name="customer_first_owner"
@@ -195,6 +200,7 @@ class Contact(SyncModel):
         indexes = [
             *sync_indexes("contact"),
             models.Index(fields=["tenant", "customer"], name="contact_customer"),
+            models.Index(fields=["tenant", "name"], name="contact_name"),  # default order
         ]
 
     def __str__(self) -> str:
@@ -339,6 +345,7 @@ class Lead(SyncModel):
             *sync_indexes("lead"),
             models.Index(fields=["tenant", "owner", "created_at"], name="lead_owner"),
             models.Index(fields=["tenant", "status"], name="lead_status"),
+            models.Index(fields=["tenant", "created_at"], name="lead_created"),  # default order
         ]
 
     def __str__(self) -> str:
@@ -784,6 +791,7 @@ class Activity(SyncModel):
             ),
             models.Index(fields=["tenant", "customer"], name="activity_customer"),
             models.Index(fields=["tenant", "lead"], name="activity_lead"),
+            models.Index(fields=["tenant", "created_at"], name="activity_created"),  # default order
         ]
 
     def __str__(self) -> str:

@@ -47,9 +47,12 @@ class CappedCountPaginator(Paginator):
         rows = self.object_list
         if not isinstance(rows, QuerySet):
             return len(rows)
-        # Without ORDER BY the database stops after count_limit + 1 matching rows, in
-        # whatever order its index gives them; only the key is selected.
-        probe = rows.order_by()
+        # Counted in the page's own order, so the count reads what the page reads: the
+        # index that serves the page's ORDER BY stops after count_limit + 1 rows. Without
+        # an order PostgreSQL takes a sequential scan "stopping early", which on a shared
+        # table first reads every row of the tenants stored before this one (70 ms for
+        # the 1,001 rows of a tenant behind 200,000 others' deals, 8 ms in order).
+        probe = rows
         if not probe.query.distinct and not probe.query.combinator:
             probe = probe.values("pk")
         counted = probe[: self.count_limit + 1].count()

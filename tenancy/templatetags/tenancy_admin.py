@@ -3,10 +3,17 @@
 Django's ``{% date_hierarchy %}`` lists the years (and, within a year, the months) that
 have rows with ``SELECT DISTINCT date_trunc(…)`` over every row of the changelist: on a
 tenant with 100,000 deals the opportunity page spent most of its time there. Here the
-years and months run from the first row to the last one, found with ``MIN``/``MAX``
-(Django reads them anyway to pick the level; they are not read twice); a year or month
-in between with no row is listed too and opens an empty list. Days, a single month's
-choices, are Django's own.
+years and months run from the first row to the last one (Django reads them anyway to
+pick the level; they are not read twice); a year or month in between with no row is
+listed too and opens an empty list. Days, a single month's choices, are Django's own.
+
+The first and last rows are read as two ``ORDER BY … LIMIT 1`` queries, not one
+``MIN``/``MAX`` (PostgreSQL answers ``MIN``/``MAX`` from an index only for a single
+table), and, on the first level, over the rows the member may see before the list's
+filters: the open deals' earliest row is far into the ``(tenant, date)`` index behind
+the closed ones, while the tenant's first and last rows are its two ends. The years
+listed run from the member's first row to their last; one without a filtered row opens
+an empty list, as an empty month between two others always did.
 """
 
 from __future__ import annotations
@@ -40,8 +47,9 @@ class _SpanDates:
     """Stands for ``cl.queryset`` in Django's ``date_hierarchy``: years and months from
     the first row to the last, other calls passed to the queryset."""
 
-    def __init__(self, queryset: Any) -> None:
+    def __init__(self, queryset: Any, unfiltered: Any) -> None:
         self.queryset = queryset
+        self.unfiltered = unfiltered  # the changelist's rows before its filters
         self.bounds: dict[str, Any] | None = None
 
     def __getattr__(self, name: str) -> Any:
@@ -49,16 +57,31 @@ class _SpanDates:
 
     def aggregate(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         # Django reads the first and last date to pick the level: kept, not read again.
+        first, last = kwargs.get("first"), kwargs.get("last")
+        if (
+            not args
+            and set(kwargs) == {"first", "last"}
+            and isinstance(first, Min)
+            and isinstance(last, Max)
+            and first.source_expressions[0].name == last.source_expressions[0].name
+        ):
+            self.bounds = self._bounds(first.source_expressions[0].name, self.unfiltered)
+            return self.bounds
         result: dict[str, Any] = self.queryset.aggregate(*args, **kwargs)
-        if set(kwargs) == {"first", "last"}:
-            self.bounds = result
         return result
+
+    def _bounds(self, field_name: str, rows: Any) -> dict[str, Any]:
+        dated = rows.filter(**{f"{field_name}__isnull": False}).values_list(field_name, flat=True)
+        return {
+            "first": dated.order_by(field_name).first(),
+            "last": dated.order_by(f"-{field_name}").first(),
+        }
 
     def _span(self, field_name: str, kind: str, *, datetimes: bool) -> list[Any]:
         if kind not in ("year", "month"):
             method = self.queryset.datetimes if datetimes else self.queryset.dates
             return list(method(field_name, kind))
-        bounds = self.bounds or self.queryset.aggregate(first=Min(field_name), last=Max(field_name))
+        bounds = self.bounds or self._bounds(field_name, self.queryset)
         first, last = bounds["first"], bounds["last"]
         if first is None or last is None:
             return []
@@ -81,7 +104,7 @@ class _ChangeList:
 
     def __init__(self, cl: Any) -> None:
         self._cl = cl
-        self.queryset = _SpanDates(cl.queryset)
+        self.queryset = _SpanDates(cl.queryset, cl.root_queryset)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._cl, name)
