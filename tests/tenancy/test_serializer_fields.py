@@ -134,3 +134,33 @@ def test_every_serializer_renders_rows_as_drf_does(tree_a: TenantTree) -> None:
                 assert ours.to_representation(row) == expected, cls.__qualname__
                 compared.add(cls.__qualname__)
     assert len(compared) >= 20, sorted(compared)
+
+
+def test_filter_sets_copy_their_filters_per_request() -> None:
+    """Filters are copied shallowly per filter set, each with its own ``extra`` and form
+    field, bound to its own filter set; django-filter's lookups are unchanged."""
+    from crm.api.records import ContactFilter, OpportunityFilter
+    from crm.models import Contact, Opportunity
+
+    first = OpportunityFilter(data={"status": "open"}, queryset=Opportunity.objects.none())
+    second = OpportunityFilter(data={"status": "won"}, queryset=Opportunity.objects.none())
+    assert set(first.filters) == set(OpportunityFilter.base_filters)
+    for name, filter_ in first.filters.items():
+        other = second.filters[name]
+        assert filter_ is not other and filter_.parent is first and other.parent is second
+        assert filter_.extra is not other.extra
+        assert filter_.extra == OpportunityFilter.base_filters[name].extra
+        assert filter_.field is not other.field
+        if filter_.method is not None:  # calls back its own filter set's method
+            assert filter_.filter.f is filter_ and other.filter.f is other
+    assert first.filters["org_unit"].method == "filter_org_unit"
+    assert first.form.is_valid() and second.form.is_valid()
+    assert (first.form.cleaned_data["status"], second.form.cleaned_data["status"]) == (
+        "open",
+        "won",
+    )
+    # A related filter's form field takes its queryset on the copy, never on the class.
+    contacts = ContactFilter(data={}, queryset=Contact.objects.none())
+    assert "queryset" in contacts.filters["customer"].extra
+    assert contacts.filters["customer"].field.queryset is not None
+    assert "_field" not in ContactFilter.base_filters["customer"].__dict__
