@@ -5,7 +5,9 @@ more than the page itself. ``CappedCountPaginator`` counts at most ``COUNT_LIMIT
 rows (``SELECT COUNT(*) FROM (SELECT id … LIMIT 1001)``): up to the limit the count is
 exact; beyond it the count is the limit and ``count_is_exact`` is false, which the API
 and the admin show as "more than 1,000". Pages past the counted rows still work: such a
-page reads one row more than it shows, to know whether another follows.
+page reads one row more than it shows, to know whether another follows. A first page
+asked for before the count (the API's) is read first, with one row more: when no row
+follows it, its rows are the whole list and nothing is counted.
 """
 
 from __future__ import annotations
@@ -81,6 +83,8 @@ class CappedCountPaginator(Paginator):
         return number
 
     def page(self, number: Any) -> Page:
+        if number in (1, "1") and self._unread_queryset():
+            return self._first_page()
         number = self.validate_number(number)
         if self.count_is_exact:
             return super().page(number)
@@ -90,6 +94,26 @@ class CappedCountPaginator(Paginator):
             raise EmptyPage(_("That page contains no results"))
         page = self._get_page(rows[: self.per_page], number, self)
         page.has_more = len(rows) > self.per_page
+        return page
+
+    def _unread_queryset(self) -> bool:
+        counted = "count" in self.__dict__
+        return isinstance(self.object_list, QuerySet) and not counted and not self.orphans
+
+    def _first_page(self) -> Page:
+        """The first page, read before counting with one row more: when no row follows
+        it, its rows are the whole list, so the count is their number and no count is
+        sent (a rep's lists are mostly this short); otherwise the count is made as usual
+        and the rows already read are kept."""
+        rows = list(self.object_list[: self.per_page + 1])
+        if len(rows) <= self.per_page:
+            if not rows and not self.allow_empty_first_page:
+                raise EmptyPage(_("That page contains no results"))
+            self.__dict__["count"] = len(rows)  # the cached_property's value
+            return self._get_page(rows, 1, self)
+        self.validate_number(1)  # counts
+        page = self._get_page(rows[: self.per_page], 1, self)
+        page.has_more = True
         return page
 
     def _get_page(self, *args: Any, **kwargs: Any) -> CappedPage:

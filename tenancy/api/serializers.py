@@ -83,6 +83,19 @@ def _plan_field(field: Any, model: type[Model]) -> tuple[int, str | None]:
     return _COLUMN, column.attname
 
 
+_PLANNED: dict[tuple[Any, ...], tuple[int, str | None]] = {}
+
+
+def _planned(field: Any, model: type[Model]) -> tuple[int, str | None]:
+    """``_plan_field``, decided once per kind of field: what decides it is the model, the
+    field's class, its source and whether it renders a related id through a ``pk_field``."""
+    key = (model, type(field), field.source, getattr(field, "pk_field", None) is None)
+    decided = _PLANNED.get(key)
+    if decided is None:
+        decided = _PLANNED[key] = _plan_field(field, model)
+    return decided
+
+
 class ModelSerializer(serializers.ModelSerializer[M]):
     """``rest_framework.serializers.ModelSerializer`` with its fields built once per class
     and its rows rendered along a plan made once per instance (see the module)."""
@@ -92,7 +105,7 @@ class ModelSerializer(serializers.ModelSerializer[M]):
         if plan is None:
             model = self.Meta.model
             plan = [
-                (field.field_name, field, *_plan_field(field, model))
+                (field.field_name, field, *_planned(field, model))
                 for field in self._readable_fields
             ]
             self.__dict__["_plan"] = plan

@@ -290,3 +290,32 @@ def test_the_admins_date_hierarchy_spans_first_to_last_row_without_reading_every
     assert len(bounds) == 2 and not any("crm_stage" in sql for sql in bounds), bounds
     for year in (2024, 2025, 2026):
         assert f"created_at__year={year}" in html.decode()
+
+
+def test_a_first_page_that_is_not_full_is_the_count(
+    tree_a: TenantTree, client_for: ClientFor
+) -> None:
+    """Read before counting, with one row more: a first page with no row beyond it is the
+    whole list (no COUNT sent); otherwise it counts, and keeps the rows it read."""
+    admin = client_for(tree_a.members["admin"])  # the tenant has 5 members
+    with CaptureQueriesContext(connection) as context:
+        short = _get(admin, "/api/v1/members/", {"page_size": 10})
+    assert (short["count"], short["count_is_exact"], short["next"]) == (5, True, None)
+    assert len(short["results"]) == 5
+    assert not any("COUNT(" in q["sql"] for q in context.captured_queries)
+    with CaptureQueriesContext(connection) as context:
+        exact = _get(admin, "/api/v1/members/", {"page_size": 5})  # 6 asked, 5 came
+    assert (exact["count"], exact["next"], len(exact["results"])) == (5, None, 5)
+    assert not any("COUNT(" in q["sql"] for q in context.captured_queries)
+    with CaptureQueriesContext(connection) as context:
+        full = _get(admin, "/api/v1/members/", {"page_size": 4})
+    assert (full["count"], len(full["results"])) == (5, 4) and full["next"]
+    assert sum("COUNT(" in q["sql"] for q in context.captured_queries) == 1
+    reads = [q for q in context.captured_queries if 'FROM "crm_membership"' in q["sql"]]
+    assert len(reads) == 3, reads  # the credential's, the page's (5 rows), the count
+    with CaptureQueriesContext(connection) as context:
+        first = _get(admin, "/api/v1/members/", {"page_size": 2})
+    assert (first["count"], len(first["results"])) == (5, 2) and first["next"]
+    second = _get(admin, "/api/v1/members/", {"page_size": 2, "page": 2})
+    names = [row["id"] for row in first["results"] + second["results"]]
+    assert len(set(names)) == 4
