@@ -1,5 +1,5 @@
 """How the pages show figures (SPEC preamble and section 12): money rounded once, half-up,
-with thousands separators and the currency (the digest's helper), rates as percentages,
+with thousands separators and the currency (``tenancy.money``), rates as percentages,
 times in the tenant's zone (the request's active time zone)."""
 
 from __future__ import annotations
@@ -13,10 +13,9 @@ from django.utils.formats import date_format
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
-from crm.digest import money as digest_money
 from crm.models import ForecastCategory
 from tenancy.models import Tenant
-from tenancy.money import format_rate
+from tenancy.money import format_money, format_rate
 from tenancy.templatetags.formats import to_decimal
 
 register = template.Library()
@@ -26,7 +25,7 @@ register = template.Library()
 def money(value: Any, tenant: Tenant) -> str:
     """``4890900`` → ``4,890,900.00 CNY``; a missing amount → ``-``."""
     amount = to_decimal(value)
-    return "-" if amount is None else digest_money(amount, tenant)
+    return "-" if amount is None else format_money(amount, tenant.currency)
 
 
 @register.filter
