@@ -92,6 +92,22 @@ class TenantFilterSet(django_filters.FilterSet, metaclass=ScopeSafeFilterSetMeta
             filter_.model = queryset.model
             filter_.parent = self
 
+    def get_form_class(self) -> Any:
+        """The form class, made once per filter set class (django-filter makes a class, and
+        a form field per filter, on every request). A form instance still copies its
+        fields. Not cached when a filter's choices come from the request (a callable
+        ``queryset``): those are made per request as django-filter does."""
+        cls = type(self)
+        form_class = _FORM_CLASSES.get(cls)
+        if form_class is None:
+            form_class = super().get_form_class()
+            if not any(callable(getattr(f, "queryset", None)) for f in self.filters.values()):
+                _FORM_CLASSES[cls] = form_class
+        return form_class
+
+
+_FORM_CLASSES: dict[type, Any] = {}
+
 
 def _copy_filter(original: django_filters.Filter) -> django_filters.Filter:
     copied = copy.copy(original)

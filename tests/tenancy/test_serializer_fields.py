@@ -164,3 +164,26 @@ def test_filter_sets_copy_their_filters_per_request() -> None:
     assert "queryset" in contacts.filters["customer"].extra
     assert contacts.filters["customer"].field.queryset is not None
     assert "_field" not in ContactFilter.base_filters["customer"].__dict__
+
+
+def test_a_filter_sets_form_class_is_made_once_and_speaks_the_callers_language(
+    tree_a: TenantTree, client_for: Any
+) -> None:
+    from crm.api.records import OpportunityFilter
+    from crm.models import Opportunity
+
+    first = OpportunityFilter(data={"status": "open"}, queryset=Opportunity.objects.none())
+    second = OpportunityFilter(data={"status": "bogus"}, queryset=Opportunity.objects.none())
+    assert first.get_form_class() is second.get_form_class()
+    assert first.form is not second.form and first.form.is_valid()
+    assert not second.form.is_valid()
+    client = client_for(tree_a.members["admin"])
+    messages = {}
+    for language in ("zh-hans", "en", "zh-hans"):
+        response = client.get(
+            "/api/v1/opportunities/", {"status": "bogus"}, HTTP_ACCEPT_LANGUAGE=language
+        )
+        assert response.status_code == 400
+        messages.setdefault(language, set()).add(str(response.json()))
+    assert len(messages["zh-hans"]) == 1 and messages["zh-hans"] != messages["en"]
+    assert "bogus" in next(iter(messages["en"])) and "Select a valid choice" in str(messages["en"])
