@@ -204,7 +204,31 @@ def validate_bands(bands: Sequence[BandLike]) -> tuple[Band, ...]:
         if rate < 0:
             raise ValueError(f"rate must not be negative, band {index} has {rate}")
         result.append(Band(start=start, rate=rate))
-    return tuple(result)
+    checked = tuple(result)
+    _remember_checked(checked)
+    return checked
+
+
+# The tuples ``validate_bands`` returned, by id (kept alive, so an id is not reused while
+# listed): passed back to ``commission_payout`` as they are (a plan's bands checked once
+# for all its members), they are not checked again. A tuple of frozen ``Band`` of
+# ``Decimal`` cannot change, so the one returned is still valid. The most recent few.
+_CHECKED: dict[int, tuple[Band, ...]] = {}
+_CHECKED_KEPT = 32
+
+
+def _remember_checked(checked: tuple[Band, ...]) -> None:
+    if len(_CHECKED) >= _CHECKED_KEPT:
+        del _CHECKED[next(iter(_CHECKED))]
+    _CHECKED[id(checked)] = checked
+
+
+def _checked_bands(bands: Sequence[BandLike]) -> tuple[Band, ...]:
+    """``bands`` as checked by ``validate_bands``, not checked again when they are a tuple
+    it returned."""
+    if _CHECKED.get(id(bands)) is bands:
+        return bands  # type: ignore[return-value]
+    return validate_bands(bands)
 
 
 def band_index(bands: Sequence[BandLike], actual: Number, target: Number) -> int:
@@ -330,7 +354,7 @@ def commission_payout(
     ...                   base=130_000, quantum=Decimal("0.01")).amount
     Decimal('4600.00')
     """
-    checked = validate_bands(bands)
+    checked = _checked_bands(bands)
     if mode not in MODES:
         raise ValueError(f"mode must be flat or marginal, got {mode!r}")
     quantum_value = _quantum(quantum)

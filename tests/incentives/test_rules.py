@@ -667,3 +667,13 @@ def test_the_decimal_payout_by_hand_cases(
     assert [str(p.base_part) for p in result.parts] == ["88888." + "8" * 54 + "9",
                                                         "11111." + "1" * 55]  # fmt: skip
     assert str(result.attainment) == "0.9"
+
+
+def test_bands_checked_once_are_not_checked_again_and_others_are() -> None:
+    checked = validate_bands(BANDS)
+    assert pay(actual=130_000, bands=checked).amount == D("4600.00")  # the worked case
+    unsorted = (Band(D(0), D("0.02")), Band(D("1.2"), D("0.10")), Band(D("0.8"), D("0.04")))
+    with pytest.raises(ValueError, match="ascending"):
+        pay(actual=130_000, bands=unsorted)  # a tuple of bands it did not return
+    with pytest.raises(ValueError, match="ascending"):
+        pay(actual=130_000, bands=list(unsorted))
