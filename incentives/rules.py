@@ -226,8 +226,9 @@ def _remember_checked(checked: tuple[Band, ...]) -> None:
 def _checked_bands(bands: Sequence[BandLike]) -> tuple[Band, ...]:
     """``bands`` as checked by ``validate_bands``, not checked again when they are a tuple
     it returned."""
-    if _CHECKED.get(id(bands)) is bands:
-        return bands  # type: ignore[return-value]
+    checked = _CHECKED.get(id(bands))
+    if checked is not None and checked is bands:
+        return checked
     return validate_bands(bands)
 
 

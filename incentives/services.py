@@ -339,7 +339,7 @@ def leaderboards_refresh(*, tenant: Tenant, as_of: date) -> dict[str, int]:
                 ).delete()
                 if not members or not units:
                     continue
-                params = {
+                params: dict[str, Any] = {
                     "tenant": tenant.pk,
                     "board": key,
                     "kind": kind,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import date
 from decimal import Decimal
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from django.core.exceptions import ValidationError
 from django.db.models import Q
@@ -217,7 +217,9 @@ def plan_achievements(
     threshold = Decimal(tenant.pace_threshold)
     results: dict[int, Achievement] = {}
     for pk, series_id, code, member_id, unit_id, line, value in chosen:
-        key = ("member", member_id, line, code) if member_id else ("unit", unit_id, line, code)
+        key: tuple[str, Any, int | None, int] = (
+            ("member", member_id, line, code) if member_id else ("unit", unit_id, line, code)
+        )
         actual = actuals.get(key, _NOTHING)[0]
         total, elapsed = days[code]
         projection: Projection | None
