@@ -212,14 +212,16 @@ def validate_bands(bands: Sequence[BandLike]) -> tuple[Band, ...]:
 # The tuples ``validate_bands`` returned, by id (kept alive, so an id is not reused while
 # listed): passed back to ``commission_payout`` as they are (a plan's bands checked once
 # for all its members), they are not checked again. A tuple of frozen ``Band`` of
-# ``Decimal`` cannot change, so the one returned is still valid. The most recent few.
+# ``Decimal`` cannot change, so the one returned is still valid. A few at a time: full,
+# the list starts again (one ``clear()``, safe between threads; a tuple no longer listed
+# is only checked again).
 _CHECKED: dict[int, tuple[Band, ...]] = {}
 _CHECKED_KEPT = 32
 
 
 def _remember_checked(checked: tuple[Band, ...]) -> None:
     if len(_CHECKED) >= _CHECKED_KEPT:
-        del _CHECKED[next(iter(_CHECKED))]
+        _CHECKED.clear()
     _CHECKED[id(checked)] = checked
 
 
