@@ -35,6 +35,12 @@ def _ids(members: Sequence[Membership]) -> list[int]:
     return [m.pk for m in members]
 
 
+def _titles() -> dict[str, str]:
+    """Each rule's name in the active language, translated once per collection (not once
+    per alert: thousands of lazy strings)."""
+    return {str(rule): str(label) for rule, label in _LABELS.items()}
+
+
 def collect_stale(
     tenant: Tenant, members: Sequence[Membership], local_date: date
 ) -> dict[int, list[Item]]:
@@ -77,6 +83,7 @@ def collect_new_alerts(
         .order_by("opened_at", "pk")
         .values_list("owner_id", "pk", "rule", "severity")
     )
+    titles = _titles()
     return member_ids(
         (
             owner,
@@ -84,7 +91,7 @@ def collect_new_alerts(
                 "kind": "alert",
                 "id": pk,
                 "path": f"/api/v1/alerts/{pk}/",
-                "title": str(_LABELS.get(rule, rule)),
+                "title": titles.get(rule, str(rule)),
                 "rule": rule,
                 "severity": severity,
             },
@@ -110,6 +117,7 @@ def collect_team_alerts(
         .values_list("owner_id", "pk", "rule", "severity")
     )
     names = display_names(tenant, members)
+    titles = _titles()
     by_member = member_ids(
         (
             owner,
@@ -117,7 +125,7 @@ def collect_team_alerts(
                 "kind": "alert",
                 "id": pk,
                 "path": f"/api/v1/alerts/{pk}/",
-                "title": str(_LABELS.get(rule, rule)),
+                "title": titles.get(rule, str(rule)),
                 "rule": rule,
                 "severity": severity,
                 "member": names.get(owner, ""),

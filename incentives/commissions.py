@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -307,6 +308,24 @@ def _bands(terms: dict[str, Any]) -> list[tuple[Decimal, Decimal]]:
     return [(Decimal(start), Decimal(rate)) for start, rate in terms["bands"]]
 
 
+@dataclass(frozen=True)
+class _Terms:
+    """A plan version's terms read once for all its members: the bands checked, the
+    multipliers and the cap as Decimals."""
+
+    bands: tuple[rules.Band, ...]
+    multipliers: dict[int, Decimal]
+    cap: Decimal | None
+
+
+def _read_terms(terms: dict[str, Any]) -> _Terms:
+    return _Terms(
+        bands=rules.validate_bands(_bands(terms)),
+        multipliers={int(k): Decimal(v) for k, v in (terms.get("multipliers") or {}).items()},
+        cap=None if terms.get("cap") is None else Decimal(terms["cap"]),
+    )
+
+
 def _payout(
     terms: dict[str, Any],
     *,
@@ -314,20 +333,22 @@ def _payout(
     actual: Decimal,
     base_by_line: dict[int | None, Decimal],
     currency: str,
+    read: _Terms | None = None,
 ) -> tuple[Decimal, dict[str, Any]]:
-    """One commission line's amount and inputs (SPEC section 6, ``rules``)."""
-    multipliers = {int(k): Decimal(v) for k, v in (terms.get("multipliers") or {}).items()}
+    """One commission line's amount and inputs (SPEC section 6, ``rules``); ``read``: the
+    terms read already (``_read_terms``), for the many members of one plan."""
+    read = read or _read_terms(terms)
+    multipliers = read.multipliers
     line_multipliers: dict[int | None, Decimal] = dict(multipliers.items())
     base = rules.multiplied_base(base_by_line, line_multipliers)
-    cap = None if terms.get("cap") is None else Decimal(terms["cap"])
     payout = rules.commission_payout(
-        _bands(terms),
+        read.bands,
         terms["mode"],
         target=target,
         actual=actual,
         base=base,
         quantum=minor_unit(currency),
-        cap=cap,
+        cap=read.cap,
     )
     inputs = {
         "T": None if target is None else str(target),
@@ -493,11 +514,12 @@ def statements_compute(
                 if member_id in wanted
             }
             lines = []
+            read = _read_terms(terms) if drafts else None
             for member_id, statement_id in drafts.items():
                 target, actual, base_by_line = figures[member_id]
                 amount, inputs = _payout(
                     terms, target=target, actual=actual, base_by_line=base_by_line,
-                    currency=tenant.currency,
+                    currency=tenant.currency, read=read,
                 )  # fmt: skip
                 inputs.update(
                     plan_version=plan.version,
@@ -584,11 +606,12 @@ def statements_clawback(*, tenant: Tenant, as_of: date) -> dict[str, int]:
                 for s in statements
             }
             figures = _figures(tenant, terms, period, period.end, list(recorded), targets=recorded)
+            read = _read_terms(terms)
             for statement in statements:
                 target, actual, base_by_line = figures[statement.member_id]
                 amount, inputs = _payout(
                     terms, target=target, actual=actual, base_by_line=base_by_line,
-                    currency=tenant.currency,
+                    currency=tenant.currency, read=read,
                 )  # fmt: skip
                 difference = amount - paid[statement.pk]
                 if difference == 0:

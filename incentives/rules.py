@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Context, Decimal, Inexact, Rounded, localcontext
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Context, Decimal, Inexact, Rounded, localcontext
 from fractions import Fraction
 from math import floor
 from operator import itemgetter
@@ -204,7 +204,34 @@ def validate_bands(bands: Sequence[BandLike]) -> tuple[Band, ...]:
         if rate < 0:
             raise ValueError(f"rate must not be negative, band {index} has {rate}")
         result.append(Band(start=start, rate=rate))
-    return tuple(result)
+    checked = tuple(result)
+    _remember_checked(checked)
+    return checked
+
+
+# The tuples ``validate_bands`` returned, by id (kept alive, so an id is not reused while
+# listed): passed back to ``commission_payout`` as they are (a plan's bands checked once
+# for all its members), they are not checked again. A tuple of frozen ``Band`` of
+# ``Decimal`` cannot change, so the one returned is still valid. A few at a time: full,
+# the list starts again (one ``clear()``, safe between threads; a tuple no longer listed
+# is only checked again).
+_CHECKED: dict[int, tuple[Band, ...]] = {}
+_CHECKED_KEPT = 32
+
+
+def _remember_checked(checked: tuple[Band, ...]) -> None:
+    if len(_CHECKED) >= _CHECKED_KEPT:
+        _CHECKED.clear()
+    _CHECKED[id(checked)] = checked
+
+
+def _checked_bands(bands: Sequence[BandLike]) -> tuple[Band, ...]:
+    """``bands`` as checked by ``validate_bands``, not checked again when they are a tuple
+    it returned."""
+    checked = _CHECKED.get(id(bands))
+    if checked is not None and checked is bands:
+        return checked
+    return validate_bands(bands)
 
 
 def band_index(bands: Sequence[BandLike], actual: Number, target: Number) -> int:
@@ -330,15 +357,157 @@ def commission_payout(
     ...                   base=130_000, quantum=Decimal("0.01")).amount
     Decimal('4600.00')
     """
-    checked = validate_bands(bands)
+    checked = _checked_bands(bands)
     if mode not in MODES:
         raise ValueError(f"mode must be flat or marginal, got {mode!r}")
     quantum_value = _quantum(quantum)
     cap_value = None if cap is None else _non_negative(cap, "cap")
-    a_value = Fraction(_to_decimal(actual, "actual"))
-    b_value = Fraction(_to_decimal(base, "base"))
-    t_value = None if target is None else Fraction(_non_negative(target, "target"))
+    a_value = _to_decimal(actual, "actual")
+    b_value = _to_decimal(base, "base")
+    t_value = None if target is None else _non_negative(target, "target")
+    try:
+        return _decimal_payout(checked, mode, t_value, a_value, b_value, quantum_value, cap_value)
+    except (Inexact, Rounded):  # a value needing more than 200 digits: the fractions
+        return _fraction_payout(checked, mode, t_value, a_value, b_value, quantum_value, cap_value)
 
+
+# The payout is computed on Decimals (``_decimal_payout``): sums, differences and
+# products are exact in ``_EXACT``, and the only division, by A (the ``B / A`` scaling,
+# and a = A / T), is kept as a numerator over A until a value is shown, where it gives
+# what ``_as_decimal`` gives for the same fraction (``_ratio``). ``_fraction_payout`` is
+# the same arithmetic on fractions, the reference (``tests/incentives/test_rules.py``
+# checks both agree on random plans) and the fallback should a value need more digits.
+_TRUNCATE = Context(prec=200, rounding=ROUND_DOWN)
+_HALF_UP = Context(prec=200, rounding=ROUND_HALF_UP)
+_UNIT = Decimal(1)
+
+
+def _minimal(value: Decimal) -> Decimal:
+    """An exact Decimal written with as few decimal places as it needs and no positive
+    exponent (``4600.00`` -> ``4600``, ``0.50`` -> ``0.5``, ``-0`` -> ``0``): what
+    ``_as_decimal`` writes for the same value."""
+    if not value:
+        return Decimal(0)
+    value = value.normalize(_EXACT)
+    if value.as_tuple().exponent > 0:  # type: ignore[operator]
+        return value.quantize(_UNIT, context=_EXACT)
+    return value
+
+
+def _ratio(numerator: Decimal, denominator: Decimal | None) -> Decimal:
+    """``_as_decimal`` of the fraction ``numerator / denominator`` (None: 1): exact and
+    minimal when it has a finite decimal form, else 60 significant digits."""
+    if denominator is None:
+        return _minimal(numerator)
+    try:
+        return _minimal(_EXACT.divide(numerator, denominator))
+    except (Inexact, Rounded):  # no finite decimal form: 60 digits, as _as_decimal divides
+        with localcontext() as context:
+            context.prec = _DISPLAY_DIGITS
+            return numerator / denominator
+
+
+def _round_ratio(numerator: Decimal, denominator: Decimal | None, quantum: Decimal) -> Decimal:
+    """``_round_fraction`` of ``numerator / denominator``. Rounding a quotient truncated to
+    200 digits gives the exact fraction's rounding: a fraction without a finite decimal
+    form is never exactly on a half, and no half lies between it and its truncation."""
+    value = numerator if denominator is None else _TRUNCATE.divide(numerator, denominator)
+    if quantum.as_tuple().digits != (1,):  # a quantum like 0.05: the fractions
+        return _round_fraction(Fraction(numerator) / Fraction(denominator or 1), quantum)
+    rounded = value.quantize(quantum, context=_HALF_UP)
+    return rounded if rounded else _EXACT.multiply(Decimal(0), quantum)  # never -0.00
+
+
+def _decimal_payout(
+    checked: tuple[Band, ...],
+    mode: Mode,
+    t_value: Decimal | None,
+    a_value: Decimal,
+    b_value: Decimal,
+    quantum: Decimal,
+    cap: Decimal | None,
+) -> Payout:
+    exact = _EXACT
+    # (band index, actual part, base part's numerator); the base parts are over
+    # ``denominator``: A when the base is scaled by B / A, else 1 (None).
+    parts: list[tuple[int, Decimal, Decimal]]
+    denominator: Decimal | None = None
+    attainment: Decimal | None
+    if t_value is None or t_value == 0:
+        no_target, index, attainment = True, 0, None
+        parts = [(0, a_value, b_value)]
+    else:
+        no_target = False
+        attainment = _ratio(a_value, t_value)
+        index = 0
+        for position, band in enumerate(checked):
+            if a_value >= exact.multiply(band.start, t_value):
+                index = position
+            else:
+                break
+        if mode == "flat" or a_value <= 0:
+            parts = [(index, a_value, b_value)]
+        else:
+            denominator = a_value
+            parts = []
+            for position in range(index + 1):
+                lower = exact.multiply(checked[position].start, t_value)
+                upper = (
+                    a_value
+                    if position + 1 == len(checked)
+                    else min(a_value, exact.multiply(checked[position + 1].start, t_value))
+                )
+                inside = max(Decimal(0), exact.subtract(upper, lower))
+                parts.append((position, inside, exact.multiply(inside, b_value)))
+
+    band_parts: list[BandPart] = []
+    total = Decimal(0)  # the exact payout's numerator, over ``denominator``
+    for position, actual_part, base_part in parts:
+        band = checked[position]
+        payout = exact.multiply(band.rate, base_part)
+        total = exact.add(total, payout)
+        band_parts.append(
+            BandPart(
+                index=position,
+                start=band.start,
+                rate=band.rate,
+                actual_part=_minimal(actual_part),
+                base_part=_ratio(base_part, denominator),
+                payout=_ratio(payout, denominator),
+            )
+        )
+
+    # exact > cap, compared without dividing (the denominator A is positive)
+    capped = cap is not None and total > (
+        cap if denominator is None else exact.multiply(cap, denominator)
+    )
+    if capped and cap is not None:
+        amount = _round_ratio(cap, None, quantum)
+    else:
+        amount = _round_ratio(total, denominator, quantum)
+    return Payout(
+        amount=amount,
+        exact=_ratio(total, denominator),
+        attainment=attainment,
+        band_index=index,
+        parts=tuple(band_parts),
+        capped=capped,
+        no_target=no_target,
+    )
+
+
+def _fraction_payout(
+    checked: tuple[Band, ...],
+    mode: Mode,
+    t_decimal: Decimal | None,
+    a_decimal: Decimal,
+    b_decimal: Decimal,
+    quantum_value: Decimal,
+    cap_value: Decimal | None,
+) -> Payout:
+    a_value = Fraction(a_decimal)
+    b_value = Fraction(b_decimal)
+    t_value = None if t_decimal is None else Fraction(t_decimal)
     parts: list[tuple[int, Fraction, Fraction]]  # (band index, actual part, base part)
     attainment: Decimal | None
     if t_value is None or t_value == 0:

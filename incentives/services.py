@@ -28,7 +28,6 @@ from incentives.selectors import (
     board_values,
     period_of,
     previous_period,
-    rank_board,
 )
 from targets import calendar
 from targets.models import PlanStatus, TargetPlan
@@ -250,6 +249,57 @@ def points_catch_up(*, tenant: Tenant, as_of: date, days: int = 1) -> dict[str, 
 
 # --- leaderboards ----------------------------------------------------------------------------
 
+# One board and period for every unit at once: the members come in the board's order over
+# the whole tenant (``rules.competition_ranks``: value descending, ties by display name,
+# those without a value last), so a unit's board is that order restricted to its subtree
+# and its competition ranks are SQL's RANK() within the unit (exact numeric comparison,
+# the same as Decimal's); a member not started by the end of the previous period has no
+# previous value, hence no previous rank. The values are sent exact and rounded by the
+# columns on insert, as the ORM's insert did.
+_BOARD_ROWS = """
+    INSERT INTO incentives_leaderboardentry
+        (tenant_id, unit_id, board, period_kind, period_start, period_end, as_of, member_id,
+         position, value, rank, previous_rank, actual, target, computed_at)
+    SELECT %(tenant)s, u.id, %(board)s, %(kind)s, %(start)s, %(end)s, %(as_of)s, m.id,
+           ROW_NUMBER() OVER (PARTITION BY u.id ORDER BY m.ord) - 1,
+           m.value,
+           CASE WHEN m.value IS NOT NULL
+                THEN RANK() OVER (PARTITION BY u.id ORDER BY m.value DESC NULLS LAST) END,
+           CASE WHEN m.before IS NOT NULL
+                THEN RANK() OVER (PARTITION BY u.id ORDER BY m.before DESC NULLS LAST) END,
+           m.actual, m.target, %(now)s
+    FROM unnest(%(unit_ids)s::bigint[], %(unit_paths)s::text[]) WITH ORDINALITY AS u(id, path, ord)
+    JOIN unnest(%(member_ids)s::bigint[], %(paths)s::text[], %(values)s::numeric[],
+                %(befores)s::numeric[], %(actuals)s::numeric[], %(targets)s::numeric[])
+         WITH ORDINALITY AS m(id, path, value, before, actual, target, ord)
+      ON starts_with(m.path, u.path)
+    ORDER BY u.ord, m.ord
+"""
+
+
+def _board_columns(
+    members: list[Any], values: Any, previous_end: date, currency: str
+) -> dict[str, list[Any]]:
+    """The members in the board's order over the whole tenant, as the columns of
+    ``_BOARD_ROWS``: id, unit path, value, previous value (None when not on the previous
+    board), actual and target (half-up to the minor unit)."""
+    by_pk = {member.pk: member for member in members}
+    ordered = rules.competition_ranks((m.pk, m.name, values[m.pk][0]) for m in members)
+    columns: dict[str, list[Any]] = {
+        "member_ids": [], "paths": [], "values": [], "befores": [], "actuals": [],
+        "targets": [],
+    }  # fmt: skip
+    for row in ordered:
+        member = by_pk[row.key]
+        _value, before, actual, target = values[row.key]
+        columns["member_ids"].append(row.key)
+        columns["paths"].append(member.unit_path)
+        columns["values"].append(row.value)
+        columns["befores"].append(before if member.start_date <= previous_end else None)
+        columns["actuals"].append(actual)
+        columns["targets"].append(None if target is None else round_money(target, currency))
+    return columns
+
 
 def leaderboards_refresh(*, tenant: Tenant, as_of: date) -> dict[str, int]:
     """The night's leaderboards (SPEC section 6): for every unit, every period kind
@@ -257,7 +307,9 @@ def leaderboards_refresh(*, tenant: Tenant, as_of: date) -> dict[str, int]:
     with a published plan), the ranked rows, replacing the stored ones.
 
     The figures are read once per board and period for the whole tenant (three queries)
-    and ranked per unit in memory; the rows are written in bulk. Safe to run twice.
+    and put in the board's order once; one statement then writes every unit's rows, ranked
+    within the unit (``_BOARD_ROWS``). Safe to run twice. The live board
+    (``selectors.leaderboard``, ``rank_board``) ranks the same way, unit by unit.
     """
     fiscal_year = calendar.fiscal_year_of(as_of, tenant.fiscal_year_start_month)
     metrics = sorted(
@@ -271,9 +323,11 @@ def leaderboards_refresh(*, tenant: Tenant, as_of: date) -> dict[str, int]:
     boards += [("attainment", metric) for metric in metrics]
     members = board_members(None)
     units = list(OrgUnit.objects.values_list("pk", "path"))
+    unit_ids = [pk for pk, _path in units]
+    unit_paths = [path for _pk, path in units]
     now = timezone.now()
     written = 0
-    with transaction.atomic():
+    with transaction.atomic(), connection.cursor() as cursor:
         for by, metric in boards:
             key = board_key(by, metric)
             for kind in PERIOD_KINDS:
@@ -283,31 +337,20 @@ def leaderboards_refresh(*, tenant: Tenant, as_of: date) -> dict[str, int]:
                 LeaderboardEntry.objects.filter(
                     board=key, period_kind=kind, period_start=period.start
                 ).delete()
-                entries = []
-                for unit_id, path in units:
-                    inside = [m for m in members if m.unit_path.startswith(path)]
-                    for position, row in enumerate(rank_board(inside, values, previous)):
-                        entries.append(
-                            LeaderboardEntry(
-                                tenant_id=tenant.pk,
-                                unit_id=unit_id,
-                                board=key,
-                                period_kind=kind,
-                                period_start=period.start,
-                                period_end=period.end,
-                                as_of=as_of,
-                                member_id=row.member_id,
-                                position=position,
-                                value=row.value,
-                                rank=row.rank,
-                                previous_rank=row.previous_rank,
-                                actual=row.actual,
-                                target=None
-                                if row.target is None
-                                else round_money(row.target, tenant.currency),
-                                computed_at=now,
-                            )
-                        )
-                LeaderboardEntry.objects.bulk_create(entries, batch_size=2000)
-                written += len(entries)
+                if not members or not units:
+                    continue
+                params: dict[str, Any] = {
+                    "tenant": tenant.pk,
+                    "board": key,
+                    "kind": kind,
+                    "start": period.start,
+                    "end": period.end,
+                    "as_of": as_of,
+                    "now": now,
+                    "unit_ids": unit_ids,
+                    "unit_paths": unit_paths,
+                    **_board_columns(members, values, previous.end, tenant.currency),
+                }
+                cursor.execute(_BOARD_ROWS, params)
+                written += cursor.rowcount
     return {"boards": len(boards) * len(PERIOD_KINDS), "rows": written}

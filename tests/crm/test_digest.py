@@ -588,3 +588,35 @@ def test_the_send_digests_command_sends_once_with_progress(
     assert "sent 1 of 1" in out.getvalue() and "Sent 1, failed 0" in out.getvalue()
     assert "0 new digests" in again.getvalue() and "Sent 0, failed 0" in again.getvalue()
     assert len(inbox.messages) == 1
+
+
+def test_sections_and_payloads_are_written_as_collected_quotes_and_all(
+    rep_with_news: Any, inbox: Inbox
+) -> None:
+    """The digests and their notifications go to the database as one JSON document each
+    batch: a subject with quotes, backslashes and other scripts comes back as it was, and
+    each digest points at its own member's notification."""
+    tree = rep_with_news
+    rep, other = tree.members["rep"], tree.members["south-rep"]
+    tricky = "Call \"Acme\" \\ back {a,b} 'now' 顶点 ü"
+    with tenant_scope(tree.tenant):
+        for owner in (rep, other):
+            Activity.objects.create(
+                tenant=tree.tenant, type="call", subject=tricky, owner=owner,
+                due_at=datetime(2026, 3, 9, 2, 0, tzinfo=UTC),
+            )  # fmt: skip
+        collected = digest.collect_digests(tree.tenant, DAY)
+    assert _prepare(tree) == {"members": 2, "prepared": 2}
+    assert send_digests(MORNING.isoformat())["sent"] == 2
+    with tenant_scope(tree.tenant):
+        rows = list(Digest.objects.select_related("notification").order_by("member_id"))
+        assert {row.member_id: row.sections for row in rows} == collected
+        for row in rows:
+            note = row.notification
+            assert note is not None and note.recipient_id == row.member_id
+            assert (note.kind, note.related_type, note.related_id) == ("digest", "digest", row.pk)
+            assert note.payload["digest_id"] == row.pk
+            titles = [i["title"] for s in note.payload["sections"] for i in s["items"]]
+            assert tricky in titles
+            assert row.status == "sent" and row.message_id
+    assert len({m["Message-ID"] for m in inbox.messages}) == 2

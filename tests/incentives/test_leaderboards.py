@@ -5,7 +5,7 @@ period's rank; live and from the night's snapshot; within the viewer's visibilit
 from __future__ import annotations
 
 from datetime import date, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 from django.utils import timezone
@@ -202,3 +202,100 @@ def test_the_tenant_may_show_reps_each_others_money(tree_a: TenantTree) -> None:
         m["rep2"].pk,
         Decimal("120000.00"),
     )
+
+
+def stored_board(
+    unit_id: int, board: str, kind: str
+) -> list[tuple[int, Decimal | None, int | None, int | None, int]]:
+    return [
+        (entry.member_id, entry.value, entry.rank, entry.previous_rank, entry.position)
+        for entry in LeaderboardEntry.objects.filter(
+            unit_id=unit_id, board=board, period_kind=kind
+        ).order_by("position")
+    ]
+
+
+def test_the_night_ranks_each_unit_within_its_own_subtree(tree_a: TenantTree) -> None:
+    """One statement writes every unit's board: ranks and previous ranks count only the
+    unit's subtree; a member who started this month has no previous rank. By hand."""
+    m = tree_a.members
+    with tenant_scope(tree_a.tenant):
+        today = tenant_today(tree_a.tenant)
+        last_month = today.replace(day=1) - timedelta(days=1)
+        from tests.factories import add_member
+
+        new = add_member(tree_a.tenant, "rep3", "rep", tree_a.units["north-1"], slug="a3")
+        Membership.objects.filter(pk=new.pk).update(start_date=today.replace(day=1))
+        give_points(tree_a, m["rep"], 30, today, 1)
+        give_points(tree_a, m["rep2"], 30, today, 2)
+        give_points(tree_a, m["manager"], 10, today, 3)
+        give_points(tree_a, m["south-rep"], 40, today, 4)
+        give_points(tree_a, m["manager"], 50, last_month, 5)
+        give_points(tree_a, m["rep2"], 5, last_month, 6)
+        give_points(tree_a, new, 99, last_month, 7)  # before they started: not on that board
+        leaderboards_refresh(tenant=tree_a.tenant, as_of=today)
+        units = tree_a.units
+        boards = {
+            name: stored_board(units[name].pk, "points", "month")
+            for name in ("company", "north", "north-1", "south")
+        }
+    rep, rep2, manager, south = m["rep"].pk, m["rep2"].pk, m["manager"].pk, m["south-rep"].pk
+    assert boards["company"] == [
+        (south, Decimal(40), 1, 3, 0),
+        (rep, Decimal(30), 2, 3, 1),
+        (rep2, Decimal(30), 2, 2, 2),
+        (manager, Decimal(10), 4, 1, 3),
+        (new.pk, Decimal(0), 5, None, 4),
+    ]
+    assert boards["north"] == [
+        (rep, Decimal(30), 1, 3, 0),
+        (rep2, Decimal(30), 1, 2, 1),
+        (manager, Decimal(10), 3, 1, 2),
+        (new.pk, Decimal(0), 4, None, 3),
+    ]
+    assert boards["north-1"] == [
+        (rep, Decimal(30), 1, 2, 0),
+        (rep2, Decimal(30), 1, 1, 1),
+        (new.pk, Decimal(0), 3, None, 2),
+    ]
+    assert boards["south"] == [(south, Decimal(40), 1, 1, 0)]
+
+
+def stored_as(value: Decimal | None, places: int) -> Decimal | None:
+    """A value as its column stores it: half-up (away from zero) to ``places``."""
+    if value is None:
+        return None
+    return value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+
+
+def test_every_units_stored_board_matches_its_live_board(tree_a: TenantTree) -> None:
+    m = tree_a.members
+    with tenant_scope(tree_a.tenant):
+        today = tenant_today(tree_a.tenant)
+        records.published_plan(tree_a, fiscal_year=today.year)
+        records.won_opportunity(tree_a, m["rep2"])
+        records.won_opportunity(tree_a, m["south-rep"])
+        TargetSeries.objects.filter(member=m["rep"]).delete()  # no target: last, no rank
+        give_points(tree_a, m["rep"], 3, today, 1)
+        give_points(tree_a, m["south-rep"], 3, today, 2)
+        leaderboards_refresh(tenant=tree_a.tenant, as_of=today)
+        compared = 0
+        for unit in tree_a.units.values():
+            for by, metric in (("points", None), ("attainment", "won_amount")):
+                for kind in ("week", "month", "quarter", "year"):
+                    live, stored = (
+                        leaderboard(viewer=m["admin"], unit_id=unit.pk, by=by, metric=metric,
+                                    period_kind=kind, as_of=today, snapshot=snapshot)
+                        for snapshot in (False, True)
+                    )  # fmt: skip
+                    assert stored.rows, (unit.name, by, kind)
+                    assert [
+                        (r.member_id, r.value, r.rank, r.previous_rank, r.actual, r.target)
+                        for r in stored.rows
+                    ] == [
+                        (r.member_id, stored_as(r.value, 10), r.rank, r.previous_rank,
+                         r.actual, stored_as(r.target, 2))
+                        for r in live.rows
+                    ], (unit.name, by, kind)  # fmt: skip
+                    compared += 1
+    assert compared == 4 * 2 * 4

@@ -564,3 +564,116 @@ def test_a_rank_is_one_plus_the_number_of_strictly_better_values(
             assert row.rank == 1 + sum(1 for value in present if value > row.value)
     ranks = [row.rank for row in rows]
     assert ranks == sorted(ranks, key=lambda rank: (rank is None, rank or 0))
+
+
+# --- the payout on Decimals against the payout on fractions ---------------------------------
+
+
+def written(result: Payout) -> tuple[object, ...]:
+    """Every figure of a payout as it is written into a statement line's inputs (the
+    string: ``4600`` and ``4600.00`` are equal Decimals but not the same text)."""
+    return (
+        str(result.amount),
+        str(result.exact),
+        str(result.attainment),
+        result.band_index,
+        tuple(
+            (
+                p.index,
+                str(p.start),
+                str(p.rate),
+                str(p.actual_part),
+                str(p.base_part),
+                str(p.payout),
+            )
+            for p in result.parts
+        ),  # fmt: skip
+        result.capped,
+        result.no_target,
+    )
+
+
+def both_ways(
+    bands: Sequence[BandLike],
+    mode: str,
+    target: Decimal | None,
+    actual: Decimal,
+    base: Decimal,
+    quantum: Decimal,
+    cap: Decimal | None,
+) -> tuple[tuple[object, ...], tuple[object, ...]]:
+    from incentives.rules import _decimal_payout, _fraction_payout
+
+    checked = validate_bands(bands)
+    arguments = (checked, mode, target, actual, base, quantum, cap)
+    return written(_decimal_payout(*arguments)), written(_fraction_payout(*arguments))  # type: ignore[arg-type]
+
+
+# Amounts of any scale, sign and number of places (1E+3, 100.000, -0.07).
+amounts = st.builds(
+    lambda digits, places: D(digits).scaleb(-places),
+    st.integers(min_value=-(10**12), max_value=10**12),
+    st.integers(min_value=-3, max_value=6),
+)
+
+
+@given(
+    band_lists(),
+    st.sampled_from(["flat", "marginal"]),
+    st.one_of(st.none(), st.just(D(0)), amounts.map(abs)),
+    amounts,
+    amounts,
+    st.sampled_from([D("0.01"), D("1"), D("0.001"), D("0.05")]),
+    st.one_of(st.none(), amounts.map(abs)),
+)
+def test_the_decimal_payout_writes_what_the_fraction_payout_writes(
+    bands: list[tuple[Decimal, Decimal]],
+    mode: str,
+    target: Decimal | None,
+    actual: Decimal,
+    base: Decimal,
+    quantum: Decimal,
+    cap: Decimal | None,
+) -> None:
+    fast, reference = both_ways(bands, mode, target, actual, base, quantum, cap)
+    assert fast == reference
+
+
+@pytest.mark.parametrize(
+    ("target", "actual", "base", "cap"),
+    [
+        (D("300000"), D("100000"), D("100000"), None),  # a = 1/3: 60 digits
+        (D("100000"), D("130000"), D("130000.005"), None),  # B / A scaling exact
+        (D("100000"), D("90000"), D("100000"), None),  # B / A = 10/9: rounded from the fraction
+        (D("3"), D("2"), D("0.0075"), None),  # exactly on a half cent: away from zero
+        (D("100000"), D("130000"), D("-130000"), None),  # a negative base, scaled
+        (D("100000"), D("-5"), D("-0.005"), None),  # A < 0: first rate, -0.0001 -> 0.00
+        (D("100000"), D("90000"), D("100000"), D("2545.00")),  # the cap against B·S / A
+        (D("100000"), D("90000"), D("100000"), D("2544.44")),
+        (None, D("10"), D("10"), None),
+    ],
+)
+def test_the_decimal_payout_by_hand_cases(
+    target: Decimal | None, actual: Decimal, base: Decimal, cap: Decimal | None
+) -> None:
+    for mode in ("flat", "marginal"):
+        fast, reference = both_ways(BANDS, mode, target, actual, base, CENT, cap)
+        assert fast == reference, mode
+    # By hand, marginal, T 100,000, A 90,000, B 100,000: the bands pay on A
+    # 2 % x 80,000 + 4 % x 10,000 = 2,000; times B / A = 10/9: 2,222.22…
+    result = pay("marginal", target=D("100000"), actual=D("90000"), base=D("100000"))
+    assert result.amount == D("2222.22")
+    assert str(result.exact) == "2222." + "2" * 56
+    assert [str(p.base_part) for p in result.parts] == ["88888." + "8" * 54 + "9",
+                                                        "11111." + "1" * 55]  # fmt: skip
+    assert str(result.attainment) == "0.9"
+
+
+def test_bands_checked_once_are_not_checked_again_and_others_are() -> None:
+    checked = validate_bands(BANDS)
+    assert pay(actual=130_000, bands=checked).amount == D("4600.00")  # the worked case
+    unsorted = (Band(D(0), D("0.02")), Band(D("1.2"), D("0.10")), Band(D("0.8"), D("0.04")))
+    with pytest.raises(ValueError, match="ascending"):
+        pay(actual=130_000, bands=unsorted)  # a tuple of bands it did not return
+    with pytest.raises(ValueError, match="ascending"):
+        pay(actual=130_000, bands=list(unsorted))

@@ -120,3 +120,73 @@ def test_a_generated_tenant_is_analyzed_and_its_collections_snapshot_is_written(
     with tenant_scope(tenant):
         assert current > 0
         assert AchievementSnapshot.objects.filter(series__plan=plan).count() == current
+
+
+@pytest.mark.parametrize("metric", ["won_amount", "won_deals"])
+def test_every_snapshot_stores_the_nodes_achievement_as_shown(
+    tree_a: TenantTree, metric: str
+) -> None:
+    """The upsert sends the figures of ``plan_achievements`` rounded for storage: money
+    half-up to cents, a count paced by days to 2 places, rates to 4; the status of the
+    exact pace. November 23rd: 23 of 30 days, so a month of 1 deal expects 0.7666…"""
+    from targets.achievement import plan_achievements
+    from targets.achievement_math import shown_amount, shown_rate
+
+    day = date(2026, 11, 23)
+    with tenant_scope(tree_a.tenant):
+        plan = records.published_plan(tree_a, metric=metric)
+        deal = records.won_opportunity(tree_a, tree_a.members["rep"])
+        Opportunity.objects.filter(pk=deal.pk).update(closed_date=date(2026, 11, 20))
+        if metric == "won_deals":
+            from targets.models import TargetSeries
+
+            TargetSeries.objects.filter(plan=plan, member=tree_a.members["rep"]).update(
+                months=[Decimal(1)] * 12
+            )
+        nodes = list(Target.objects.filter(plan=plan, period_start__lte=day, period_end__gte=day))
+        expected = plan_achievements(plan, day, nodes)
+    snapshot_tenant_achievements.delay(tree_a.tenant.pk, day.isoformat())
+    with tenant_scope(tree_a.tenant):
+        stored = {
+            (row.series_id, row.period_code): row
+            for row in AchievementSnapshot.objects.filter(as_of=day)
+        }
+        assert len(stored) == len(nodes) == 7 * 3
+        for node in nodes:
+            result, row = expected[node.pk], stored[(node.series_id, node.period_code)]
+            currency = result.currency
+            assert (
+                row.actual,
+                row.attainment,
+                row.expected_to_date,
+                row.pace,
+                row.status,
+                row.gap,
+                row.required_per_day,
+                row.projected,
+                row.projected_commit,
+            ) == (
+                shown_amount(result.actual, currency),
+                shown_rate(result.attainment),
+                shown_amount(result.expected_to_date, currency),
+                shown_rate(result.pace),
+                result.status or "",
+                shown_amount(result.gap, currency),
+                shown_amount(result.required_per_day, currency),
+                shown_amount(result.projected, currency),
+                shown_amount(result.projected_commit, currency),
+            ), node
+        if metric == "won_deals":
+            month = stored[(node_series(nodes, tree_a), period_code("month", 11))]
+            # 1 deal expected over 30 days, 23 elapsed: 0.7666… → 0.77; pace 1 / 0.7666…
+            assert month.expected_to_date == Decimal("0.77")
+            assert month.pace == Decimal("1.3043")
+            assert (month.actual, month.status, month.gap) == (Decimal("1.00"), "on_track", 0)
+
+
+def node_series(nodes: list[Target], tree: TenantTree) -> int:
+    return next(
+        node.series_id
+        for node in nodes
+        if node.member_id == tree.members["rep"].pk and node.product_line_id is None
+    )
