@@ -128,6 +128,8 @@ class Kind:
     columns: list[Column] = []
     # Columns compared for an update, with the path of the current value.
     compare: dict[str, str] = {}
+    # Values of the matched record the checks read besides the compared ones.
+    context: dict[str, str] = {}
     # The column that names a record besides its id (members: their username).
     match_column = "external_id"
     # Only admins import this kind (members).
@@ -177,7 +179,7 @@ class Kind:
 
     def current(self, ctx: Context, ids: set[int], exts: set[str]) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
-        paths = {"pk": "pk", "external_id": "external_id", **self.compare}
+        paths = {"pk": "pk", "external_id": "external_id", **self.compare, **self.context}
         id_list, ext_list = list(ids), list(exts)
         for start in range(0, max(len(id_list), len(ext_list)), BATCH):
             query = Q(pk__in=id_list[start : start + BATCH]) | Q(
@@ -430,6 +432,7 @@ class OpportunityKind(CustomerReferences, Kind):
         "created_at": "created_at",
         "closed_date": "closed_date",
     }
+    context = {"stage_entered_at": "stage_entered_at"}
 
     def visible(self, member: Membership) -> QuerySet[Any]:
         return selectors.visible_opportunities(member)
@@ -523,8 +526,19 @@ class OpportunityKind(CustomerReferences, Kind):
                 row.fail("stage", _("This deal is closed; reopen it in the app to move it."))
             return
         self._check_amounts_and_dates(ctx, row, stage)
-        if stage.kind == StageKind.LOST and row.values.get("closed_date") not in (None, ctx.today):
-            row.fail("closed_date", _("A deal lost by an import is lost today."))
+        closed = row.values.get("closed_date")
+        if stage.kind != StageKind.OPEN and closed is not None:
+            # Last year's win or loss keeps its day; its stage change is dated then, so
+            # the history stays in order: not before the deal was made or reached its stage.
+            entered = cols.local_date(row.target["stage_entered_at"], ctx.zone)
+            if closed < row.target["created_at"]:
+                row.fail("closed_date", _("A deal closes on or after the day it was created."))
+            elif entered is not None and closed < entered:
+                row.fail(
+                    "closed_date",
+                    _("The deal entered its current stage on %(day)s: it closes on or after.")
+                    % {"day": entered.isoformat()},
+                )
 
     def create(self, ctx: Context, rows: list[Row]) -> list[Any]:
         deals: list[Opportunity] = []
@@ -614,12 +628,19 @@ class OpportunityKind(CustomerReferences, Kind):
             )
         if stage_id is not None:
             stage = self.stage_by_id[stage_id]
+            closing = stage.kind != StageKind.OPEN
+            at = None
+            if closing and closed_date is not None and closed_date < ctx.today:
+                # The stage change on the closed day (noon there), never before the deal
+                # entered its stage (checked by the dry run, and by the service).
+                at = max(ctx.moment(closed_date), deal.stage_entered_at)
             services.opportunity_move(
                 member=ctx.member,
                 opportunity=deal,
                 stage=stage,
                 lost_reason=lost_reason or row.values.get("lost_reason") or "",
-                closed_date=closed_date if stage.kind == StageKind.WON else None,
+                closed_date=closed_date if closing else None,
+                at=at,
             )
 
     def export_queryset(self, queryset: QuerySet[Any]) -> QuerySet[Any]:

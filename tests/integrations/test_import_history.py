@@ -1,0 +1,273 @@
+"""Last year's losses from a spreadsheet (SPEC 11, issue 18): an imported lost deal keeps
+its closed date, its loss is recorded for its owner's unit at the loss (SPEC 10) and its
+stage history is dated on that day, so the funnel and the review count it in that month."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from rest_framework.test import APIClient
+
+from crm import services
+from crm.models import Customer, Opportunity, Pipeline, StageChange, StageKind
+from funnel import selectors as funnel_selectors
+from tenancy.dates import tenant_today, tenant_zone
+from tenancy.models import Membership
+from tenancy.scope import tenant_scope
+from tenancy.services import membership_update
+from tests import records
+from tests.factories import TenantTree
+from tests.integrations.helpers import csv_bytes, rows_of, upload
+
+Client = Callable[[Membership], APIClient]
+
+HEADER = [
+    "external_id",
+    "name",
+    "customer",
+    "owner",
+    "stage",
+    "amount",
+    "lost_reason",
+    "created_at",
+    "closed_date",
+]
+
+
+@pytest.fixture
+def customer_a(tree_a: TenantTree) -> Customer:
+    with tenant_scope(tree_a.tenant):
+        customer = records.customer(tree_a, tree_a.members["rep"])
+        Customer.objects.filter(pk=customer.pk).update(external_id="C-1")
+        return customer
+
+
+def _deal(
+    ext: str, name: str, stage: str, amount: str, reason: str, created: str, closed: str
+) -> list[str]:
+    return [ext, name, "C-1", "acme-rep", stage, amount, reason, created, closed]
+
+
+def _last_year(tree: TenantTree, month: int, day: int) -> date:
+    return date(tenant_today(tree.tenant).year - 1, month, day)
+
+
+def _noon(tree: TenantTree, day: date) -> datetime:
+    return datetime.combine(day, time(12), tzinfo=tenant_zone(tree.tenant))
+
+
+def _confirm(client: APIClient, rows: list[list[Any]]) -> dict[str, Any]:
+    job = upload(client, "opportunities", csv_bytes(rows)).json()
+    assert job["counts"]["error"] == 0, rows_of(client, job["id"], outcome="error")
+    response = client.post(f"/api/v1/imports/{job['id']}/confirm/")
+    assert response.status_code == 200, response.content
+    return dict(response.json())
+
+
+def _march_losses(tree: TenantTree, **narrow: Any) -> dict[tuple[str, str], tuple[int, Decimal]]:
+    from funnel.selectors import Scope, Window
+
+    scope = Scope(
+        caller=tree.members["admin"], pipeline=Pipeline.objects.get(is_default=True), **narrow
+    )
+    window = Window(_last_year(tree, 3, 1), _last_year(tree, 3, 31), tree.tenant.time_zone)
+    rows = funnel_selectors.loss_by_stage(scope, window, unit_at_loss=bool(narrow))
+    names = {stage.pk: stage.name for stage in funnel_selectors.open_stages(scope.pipeline)}
+    return {(names[row["stage"]], row["reason"]): (row["count"], row["amount"]) for row in rows}
+
+
+def test_last_years_losses_keep_their_day_unit_and_history(
+    tree_a: TenantTree, customer_a: Customer, client_for: Client
+) -> None:
+    client = client_for(tree_a.members["admin"])
+    # A deal lost last March (new), and one open since last January, lost in a second file.
+    _confirm(
+        client,
+        [
+            HEADER,
+            _deal(
+                "L-1",
+                "Lost last March",
+                "Lost",
+                "800.00",
+                "价格 price",
+                _last_year(tree_a, 2, 1).isoformat(),
+                _last_year(tree_a, 3, 15).isoformat(),
+            ),
+            _deal(
+                "O-1",
+                "Open since January",
+                "Qualification",
+                "300.00",
+                "",
+                _last_year(tree_a, 1, 10).isoformat(),
+                "",
+            ),
+        ],
+    )
+    moved = _confirm(
+        client,
+        [
+            HEADER,
+            _deal(
+                "O-1",
+                "Open since January",
+                "Lost",
+                "300.00",
+                "timing",
+                _last_year(tree_a, 1, 10).isoformat(),
+                _last_year(tree_a, 3, 20).isoformat(),
+            ),
+        ],
+    )
+    assert moved["counts"] == {"new": 0, "update": 1, "unchanged": 0, "error": 0}
+    north_1 = tree_a.units["north-1"]
+    with tenant_scope(tree_a.tenant):
+        qualification = records.stage(StageKind.OPEN)
+        lost = records.stage(StageKind.LOST)
+        for ext, created, closed, reason in (
+            ("L-1", _last_year(tree_a, 2, 1), _last_year(tree_a, 3, 15), "价格 price"),
+            ("O-1", _last_year(tree_a, 1, 10), _last_year(tree_a, 3, 20), "timing"),
+        ):
+            deal = Opportunity.objects.get(external_id=ext)
+            assert (deal.stage_id, deal.closed_date, deal.lost_reason) == (lost.pk, closed, reason)
+            assert deal.credited_org_unit_id == north_1.pk, "the owner's unit at the loss"
+            assert deal.credited_member_id is None, "a loss credits no member"
+            assert deal.stage_entered_at == _noon(tree_a, closed)
+            history = list(
+                StageChange.objects.filter(opportunity=deal)
+                .order_by("changed_at", "pk")
+                .values_list("from_stage_id", "to_stage_id", "changed_at", "exited_at")
+            )
+            assert history == [
+                (None, qualification.pk, _noon(tree_a, created), _noon(tree_a, closed)),
+                (qualification.pk, lost.pk, _noon(tree_a, closed), None),
+            ], ext
+        # The rep moves to another unit afterwards: last year's losses stay with North 1.
+        membership_update(membership=tree_a.members["rep"], org_unit=tree_a.units["south"])
+        expected = {
+            ("Qualification", "价格 price"): (1, Decimal("800.00")),
+            ("Qualification", "timing"): (1, Decimal("300.00")),
+        }
+        assert _march_losses(tree_a) == expected
+        assert _march_losses(tree_a, org_unit=north_1) == expected
+        assert _march_losses(tree_a, org_unit=tree_a.units["south"]) == {}
+
+
+def test_a_loss_is_not_dated_before_the_deal_or_its_stage_nor_in_the_future(
+    tree_a: TenantTree, customer_a: Customer, client_for: Client
+) -> None:
+    client = client_for(tree_a.members["admin"])
+    today = tenant_today(tree_a.tenant)
+    _confirm(
+        client,
+        [
+            HEADER,
+            _deal(
+                "O-1",
+                "Open since January",
+                "Qualification",
+                "300.00",
+                "",
+                _last_year(tree_a, 1, 10).isoformat(),
+                "",
+            ),
+            _deal(
+                "O-2",
+                "Moved on today",
+                "Qualification",
+                "300.00",
+                "",
+                _last_year(tree_a, 1, 10).isoformat(),
+                "",
+            ),
+        ],
+    )
+    with tenant_scope(tree_a.tenant):
+        services.opportunity_move(
+            member=tree_a.members["admin"],
+            opportunity=Opportunity.objects.get(external_id="O-2"),
+            stage=records.stage(StageKind.OPEN, order=2),
+        )
+    rows = [
+        HEADER,
+        _deal(
+            "O-1",
+            "Open since January",
+            "Lost",
+            "300.00",
+            "timing",
+            _last_year(tree_a, 1, 10).isoformat(),
+            _last_year(tree_a, 1, 9).isoformat(),
+        ),
+        _deal(
+            "O-2",
+            "Moved on today",
+            "Lost",
+            "300.00",
+            "timing",
+            _last_year(tree_a, 1, 10).isoformat(),
+            _last_year(tree_a, 3, 20).isoformat(),
+        ),
+        _deal(
+            "L-3",
+            "Lost tomorrow",
+            "Lost",
+            "300.00",
+            "timing",
+            _last_year(tree_a, 1, 10).isoformat(),
+            (today + timedelta(days=1)).isoformat(),
+        ),
+        _deal(
+            "L-4",
+            "Lost before made",
+            "Lost",
+            "300.00",
+            "timing",
+            _last_year(tree_a, 3, 10).isoformat(),
+            _last_year(tree_a, 3, 9).isoformat(),
+        ),
+    ]
+    job = upload(client, "opportunities", csv_bytes(rows)).json()
+    errors = {
+        row["key"]: [(e["field"], e["message"]) for e in row["errors"]]
+        for row in rows_of(client, job["id"], outcome="error")
+    }
+    assert errors == {
+        "O-1": [("closed_date", "A deal closes on or after the day it was created.")],
+        "O-2": [
+            (
+                "closed_date",
+                f"The deal entered its current stage on {today.isoformat()}: "
+                "it closes on or after.",
+            )
+        ],
+        "L-3": [("closed_date", "This date is in the future; record it on the day.")],
+        "L-4": [("closed_date", "A deal closes on or after the day it was created.")],
+    }
+
+
+def test_a_manager_cannot_date_a_loss_in_the_past(
+    tree_a: TenantTree, customer_a: Customer, client_for: Client
+) -> None:
+    manager = client_for(tree_a.members["manager"])
+    rows = [
+        HEADER,
+        _deal(
+            "L-1",
+            "Lost last March",
+            "Lost",
+            "800.00",
+            "price",
+            "",
+            _last_year(tree_a, 3, 15).isoformat(),
+        ),
+    ]
+    job = upload(manager, "opportunities", csv_bytes(rows)).json()
+    assert job["counts"]["error"] == 1
+    [row] = rows_of(manager, job["id"], outcome="error")
+    assert [e["field"] for e in row["errors"]] == ["closed_date"]
