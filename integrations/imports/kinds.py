@@ -27,6 +27,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
+from django.db import connection
 from django.db.models import CharField, Model, Q, QuerySet
 from django.db.models.functions import Cast, Coalesce, Lower
 from django.utils import timezone
@@ -45,7 +46,6 @@ from crm.models import (
     Pipeline,
     ProductLine,
     Stage,
-    StageChange,
     StageKind,
 )
 from integrations.imports import columns as cols
@@ -92,6 +92,8 @@ class Row:
     target: Any = None  # the matched record's current values (a dict), for updates
     target_id: int | None = None
     changes: dict[str, Any] = field(default_factory=dict)
+    # The reference cells as the file gave them (before ``resolve`` turned them to ids).
+    refs: dict[str, Any] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -110,6 +112,14 @@ def _validation_messages(error: ValidationError) -> list[tuple[str, str]]:
     if hasattr(error, "error_dict"):
         return [(f, str(m)) for f, ms in error.message_dict.items() for m in ms]
     return [("", str(m)) for m in error.messages]
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
 
 
 def check_date(row: Row, ctx: Context, column: str, value: date | None) -> None:
@@ -136,6 +146,9 @@ class Kind:
     admins_only = False
     # The kind matches its rows itself (``check_all``): plan values are no records.
     checks_rows_itself = False
+    # A file of new rows only is confirmed from the dry run's kept values
+    # (``stage_values``, ``recheck_staged``) instead of reading the file again.
+    stages_new_rows = False
 
     def require(self, member: Membership) -> None:
         """Who may import this kind, beyond admins and managers (``Forbidden``)."""
@@ -224,10 +237,73 @@ class Kind:
             if column.parse == "member" and column.key in row.values:
                 self.resolve_member(row, column.key)
 
+    # --- kept values (a file of new rows confirmed without reading it again) -------------
+
+    def stage_values(self, row: Row) -> dict[str, Any]:
+        """A checked new row as JSON: its values (references as ids) and the reference
+        cells as the file gave them; ``unstage`` turns it back into the row."""
+        return {
+            "values": {key: _json(value) for key, value in row.values.items()},
+            "refs": row.refs,
+        }
+
+    def unstage(self, number: int, staged: dict[str, Any]) -> Row:
+        parse = {column.key: column.parse for column in self.columns}
+        values: dict[str, Any] = {}
+        for key, value in staged["values"].items():
+            if value is not None and parse.get(key) == "date":
+                value = date.fromisoformat(value)
+            elif value is not None and parse.get(key) == "decimal":
+                value = Decimal(value)
+            values[key] = value
+        return Row(number=number, values=values, outcome="new", refs=staged["refs"])
+
+    def recheck_staged(self, ctx: Context, rows: list[Row]) -> None:
+        """The dry run's new rows checked again against the records as they are now, as
+        the dry run checked them but without reading the file: every reference cell is
+        resolved again among what the importer sees now and must name the same record;
+        an external id used since is an error (the row is no longer new); the row's own
+        checks (dates against today, amounts, stages) run again. Errors go on the rows."""
+        present = set(rows[0].values) if rows else set()
+        again = [Row(number=row.number, values=dict(row.refs)) for row in rows]
+        self.load_references(ctx, again, present)
+        match = self.match_column
+        used = self.used_external_ids(
+            ctx, {row.values[match] for row in rows if row.values.get(match)}
+        )
+        for row, fresh in zip(rows, again, strict=True):
+            self.resolve(ctx, fresh)
+            row.errors.extend(fresh.errors)
+            for key in row.refs:
+                if not fresh.errors and fresh.values.get(key) != row.values.get(key):
+                    row.fail(key, _("This now names another record than at the dry run."))
+            if row.values.get(match) in used:
+                row.fail(match, _("A record with this external id was made since the dry run."))
+            if not row.errors:
+                self.check_new(ctx, row)
+            if row.errors:
+                row.outcome = "error"
+
+    def used_external_ids(self, ctx: Context, exts: set[str]) -> set[str]:
+        """Which of ``exts`` any record of the tenant has now (deleted ones included)."""
+        if not exts:
+            return set()
+        table = connection.ops.quote_name(self.model._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT external_id FROM {table} WHERE tenant_id = %s AND external_id = ANY(%s)",
+                [ctx.tenant.pk, list(exts)],
+            )
+            return {ext for (ext,) in cursor.fetchall()}
+
     # --- writing -------------------------------------------------------------------------
 
     def create(self, ctx: Context, rows: list[Row]) -> list[Any]:
         raise NotImplementedError
+
+    def created_instances(self, created: list[Any]) -> Iterable[Any]:
+        """The records ``create`` made, for their events."""
+        return created
 
     def update(self, ctx: Context, row: Row) -> None:
         instance = self.model._default_manager.get(pk=row.target_id)
@@ -416,6 +492,64 @@ class LeadKind(Kind):
         return Lead.objects.bulk_create(made, batch_size=BATCH)
 
 
+# The arrays ``OpportunityKind.create`` fills, one element per new deal, with their types.
+DEAL_ARRAYS = {
+    "id": "bigint",
+    "external_id": "text",
+    "name": "text",
+    "customer_id": "bigint",
+    "owner_id": "bigint",
+    "pipeline_id": "bigint",
+    "stage_id": "bigint",
+    "amount": "numeric",
+    "product_line_id": "bigint",
+    "expected_close_date": "date",
+    "lost_reason": "text",
+    "closed_date": "date",
+    "created_at": "timestamptz",
+    "closed_at": "timestamptz",
+    "first_stage_id": "bigint",
+    "credited_member_id": "bigint",
+    "credited_org_unit_id": "bigint",
+}
+
+
+def _unnest(names: list[str]) -> str:
+    arrays = ", ".join(f"%({name})s::{DEAL_ARRAYS[name]}[]" for name in names)
+    return f"unnest({arrays}) AS s({', '.join(names)})"
+
+
+# Every column of ``crm_opportunity`` a create writes (the others stay NULL: client id,
+# deleted at, probability override, source lead), as ``Opportunity(...)`` would.
+INSERT_DEALS = f"""
+INSERT INTO crm_opportunity (
+    id, tenant_id, external_id, name, customer_id, owner_id, pipeline_id, stage_id,
+    amount, product_line_id, expected_close_date, lost_reason, closed_date, created_at,
+    updated_at, stage_entered_at, version, forecast_category_override,
+    credited_member_id, credited_org_unit_id)
+SELECT s.id, %(tenant)s, s.external_id, s.name, s.customer_id, s.owner_id, s.pipeline_id,
+    s.stage_id, s.amount, s.product_line_id, s.expected_close_date, s.lost_reason,
+    s.closed_date, s.created_at, %(now)s, COALESCE(s.closed_at, s.created_at), 1, '',
+    s.credited_member_id, s.credited_org_unit_id
+FROM {_unnest([name for name in DEAL_ARRAYS if name != "first_stage_id"])}
+"""
+
+# One change from nothing into the deal's stage; or, for a deal closed after its
+# creation, into the first open stage (left at the close) and on into the closed stage.
+INSERT_STAGE_CHANGES = f"""
+INSERT INTO crm_stagechange (
+    tenant_id, opportunity_id, from_stage_id, to_stage_id, changed_at, exited_at,
+    changed_by_id, amount)
+SELECT %(tenant)s, s.id, NULL, COALESCE(s.first_stage_id, s.stage_id), s.created_at,
+    CASE WHEN s.first_stage_id IS NOT NULL THEN s.closed_at END, %(member)s, s.amount
+FROM {_unnest(["id", "stage_id", "amount", "created_at", "closed_at", "first_stage_id"])}
+UNION ALL
+SELECT %(tenant)s, s.id, s.first_stage_id, s.stage_id, s.closed_at, NULL, %(member)s, s.amount
+FROM {_unnest(["id", "stage_id", "amount", "closed_at", "first_stage_id"])}
+WHERE s.first_stage_id IS NOT NULL
+"""
+
+
 class OpportunityKind(CustomerReferences, Kind):
     name = "opportunities"
     model = Opportunity
@@ -433,6 +567,7 @@ class OpportunityKind(CustomerReferences, Kind):
         "closed_date": "closed_date",
     }
     context = {"stage_entered_at": "stage_entered_at"}
+    stages_new_rows = True
 
     def visible(self, member: Membership) -> QuerySet[Any]:
         return selectors.visible_opportunities(member)
@@ -541,77 +676,86 @@ class OpportunityKind(CustomerReferences, Kind):
                 )
 
     def create(self, ctx: Context, rows: list[Row]) -> list[Any]:
-        deals: list[Opportunity] = []
-        for row in rows:
+        """New deals and their stage changes, set-based (one ``INSERT … SELECT`` from
+        arrays each): what ``opportunity_create`` and ``opportunity_move`` would write.
+
+        A deal is created at its created date (noon, local) in its pipeline's first open
+        stage; a closed one moves on into its won or lost stage at its closed date (the
+        first change's exit time set), with the closed date, the credit of a win (owner
+        and owner's unit) and the owner's unit of a loss (SPEC 10). Returns the ids."""
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence('crm_opportunity', 'id')) "
+                "FROM generate_series(1, %s)",
+                [len(rows)],
+            )
+            ids = [pk for (pk,) in cursor.fetchall()]
+        deals: dict[str, list[Any]] = {name: [] for name in DEAL_ARRAYS}
+        for pk, row in zip(ids, rows, strict=True):
             values = row.values
             stage = self.stage_by_id[values["stage"]]
             created = ctx.moment(values.get("created_at"))
-            closed_date = None
+            closed_date = closed_at = first = None
             if stage.kind != StageKind.OPEN:
                 closed_date = values.get("closed_date") or ctx.today
-                created = min(created, ctx.moment(closed_date))
+                closed_at = ctx.moment(closed_date)
+                created = min(created, closed_at)
+                opening = self.first_open.get(stage.pipeline_id)
+                if opening is not None and closed_at != created:
+                    # Created in the first open stage, closed later: the cycle reads both.
+                    first = opening.pk
             won = stage.kind == StageKind.WON
-            deal = Opportunity(
-                tenant_id=ctx.tenant.pk,
-                external_id=values.get("external_id"),
-                name=values["name"],
-                customer_id=values["customer"],
-                owner_id=values["owner"],
-                pipeline_id=stage.pipeline_id,
-                stage_id=stage.pk,
-                amount=values.get("amount"),
-                product_line_id=values.get("product_line"),
-                expected_close_date=values.get("expected_close_date"),
-                lost_reason=(values.get("lost_reason") or "").strip()
-                if stage.kind == StageKind.LOST
-                else "",
-                closed_date=closed_date,
-                created_at=created,
-                stage_entered_at=ctx.moment(closed_date) if closed_date else created,
-                credited_member_id=values["owner"] if won else None,
+            for name, value in (
+                ("id", pk),
+                ("external_id", values.get("external_id")),
+                ("name", values["name"]),
+                ("customer_id", values["customer"]),
+                ("owner_id", values["owner"]),
+                ("pipeline_id", stage.pipeline_id),
+                ("stage_id", stage.pk),
+                ("amount", values.get("amount")),
+                ("product_line_id", values.get("product_line")),
+                ("expected_close_date", values.get("expected_close_date")),
+                (
+                    "lost_reason",
+                    (values.get("lost_reason") or "").strip()
+                    if stage.kind == StageKind.LOST
+                    else "",
+                ),
+                ("closed_date", closed_date),
+                ("created_at", created),
+                ("closed_at", closed_at),
+                ("first_stage_id", first),
+                ("credited_member_id", values["owner"] if won else None),
                 # A loss records the owner's unit at the loss too (SPEC 10's review).
-                credited_org_unit_id=self.units.get(values["owner"]) if closed_date else None,
-            )
-            deals.append(deal)
-        Opportunity.objects.bulk_create(deals, batch_size=BATCH)
-        changes: list[StageChange] = []
-        for deal in deals:
-            stage = self.stage_by_id[deal.stage_id]
-            first = self.first_open.get(stage.pipeline_id)
-            closed_at = ctx.moment(deal.closed_date) if deal.closed_date else None
-            if (
-                stage.kind != StageKind.OPEN
-                and first is not None
-                and closed_at is not None
-                and closed_at != deal.created_at
+                (
+                    "credited_org_unit_id",
+                    self.units.get(values["owner"]) if closed_date else None,
+                ),
             ):
-                # Created in the first open stage, closed later: the cycle reads both.
-                changes.append(self._change(ctx, deal, None, first.pk, deal.created_at, closed_at))
-                changes.append(self._change(ctx, deal, first.pk, stage.pk, closed_at, None))
-            else:
-                changes.append(self._change(ctx, deal, None, stage.pk, deal.created_at, None))
-        StageChange.objects.bulk_create(changes, batch_size=BATCH)
-        return deals
+                deals[name].append(value)
+        params = {
+            "tenant": ctx.tenant.pk,
+            "member": ctx.member.pk,
+            "now": timezone.now(),
+            **deals,
+        }
+        with connection.cursor() as cursor:
+            self._insert_deals(cursor, params)
+            self._insert_stage_changes(cursor, params)
+        return ids
 
-    def _change(
-        self,
-        ctx: Context,
-        deal: Opportunity,
-        from_stage: int | None,
-        to_stage: int,
-        at: datetime,
-        exited: datetime | None,
-    ) -> StageChange:
-        return StageChange(
-            tenant_id=ctx.tenant.pk,
-            opportunity_id=deal.pk,
-            from_stage_id=from_stage,
-            to_stage_id=to_stage,
-            changed_at=at,
-            exited_at=exited,
-            changed_by=ctx.member,
-            amount=deal.amount,
-        )
+    def _insert_deals(self, cursor: Any, params: dict[str, Any]) -> None:
+        cursor.execute(INSERT_DEALS, params)
+
+    def _insert_stage_changes(self, cursor: Any, params: dict[str, Any]) -> None:
+        cursor.execute(INSERT_STAGE_CHANGES, params)
+
+    def created_instances(self, created: list[Any]) -> Iterable[Any]:
+        for start in range(0, len(created), BATCH):
+            yield from Opportunity.objects.filter(pk__in=created[start : start + BATCH]).order_by(
+                "pk"
+            )
 
     def update(self, ctx: Context, row: Row) -> None:
         changes = dict(row.changes)
@@ -1062,6 +1206,7 @@ def check_rows(
         )
     present = set(positions)
     by_key = {column.key: column for column in kind.columns}
+    references = [c.key for c in kind.columns if c.is_reference and c.key in present]
     rows: list[Row] = []
     for number, line in cells:
         row = Row(number=number, values={})
@@ -1108,6 +1253,7 @@ def check_rows(
             if pk in seen_ids:
                 row.fail("id", _("This id is also on row %(row)d.") % {"row": seen_ids[pk]})
             seen_ids.setdefault(pk, row.number)
+        row.refs = {key: row.values.get(key) for key in references}
         kind.resolve(ctx, row)
         target = None
         if pk is not None:
@@ -1161,11 +1307,16 @@ def write_rows(kind: Kind, ctx: Context, rows: list[Row], *, send_events: bool) 
     new = [row for row in rows if row.outcome == "new"]
     created = kind.create(ctx, new) if new else []
     if send_events:
-        for instance in created:
+        for instance in kind.created_instances(created):
             emit("created", source=instance, member=ctx.member)
     updates = [row for row in rows if row.outcome == "update"]
     for row in updates:
         kind.update(ctx, row)
+    with connection.cursor() as cursor:
+        # The foreign keys are checked at commit: check them now, so a record deleted
+        # meanwhile fails the import here (a conflict), not the request's commit.
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cursor.execute("SET CONSTRAINTS ALL DEFERRED")
     counts = {"new": len(new), "update": len(updates), "unchanged": 0, "error": 0}
     counts["unchanged"] = sum(1 for row in rows if row.outcome == "unchanged")
     return counts
