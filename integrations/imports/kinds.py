@@ -114,6 +114,18 @@ def _validation_messages(error: ValidationError) -> list[tuple[str, str]]:
     return [("", str(m)) for m in error.messages]
 
 
+def execute_bound(sql: str, params: dict[str, Any]) -> None:
+    """Run ``sql`` on the request's connection (its transaction, its tenant settings) with
+    its parameters bound by the server (``%(name)b`` in binary): large arrays travel as
+    they are instead of being quoted into the statement's text, as Django's client-side
+    binding does (the quoting of 100,000-element arrays cost more than the insert)."""
+    import psycopg
+
+    connection.ensure_connection()
+    with psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql, params)
+
+
 def _json(value: Any) -> Any:
     if isinstance(value, date):
         return value.isoformat()
@@ -515,7 +527,8 @@ DEAL_ARRAYS = {
 
 
 def _unnest(names: list[str]) -> str:
-    arrays = ", ".join(f"%({name})s::{DEAL_ARRAYS[name]}[]" for name in names)
+    # ``%(…)b``: each array is sent in binary (``execute_bound``).
+    arrays = ", ".join(f"%({name})b::{DEAL_ARRAYS[name]}[]" for name in names)
     return f"unnest({arrays}) AS s({', '.join(names)})"
 
 
@@ -740,16 +753,15 @@ class OpportunityKind(CustomerReferences, Kind):
             "now": timezone.now(),
             **deals,
         }
-        with connection.cursor() as cursor:
-            self._insert_deals(cursor, params)
-            self._insert_stage_changes(cursor, params)
+        self._insert_deals(params)
+        self._insert_stage_changes(params)
         return ids
 
-    def _insert_deals(self, cursor: Any, params: dict[str, Any]) -> None:
-        cursor.execute(INSERT_DEALS, params)
+    def _insert_deals(self, params: dict[str, Any]) -> None:
+        execute_bound(INSERT_DEALS, params)
 
-    def _insert_stage_changes(self, cursor: Any, params: dict[str, Any]) -> None:
-        cursor.execute(INSERT_STAGE_CHANGES, params)
+    def _insert_stage_changes(self, params: dict[str, Any]) -> None:
+        execute_bound(INSERT_STAGE_CHANGES, params)
 
     def created_instances(self, created: list[Any]) -> Iterable[Any]:
         for start in range(0, len(created), BATCH):

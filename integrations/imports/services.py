@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -135,6 +136,35 @@ def _counts(rows: list[kinds.Row]) -> dict[str, int]:
     return counts
 
 
+STORE_ROWS = """
+INSERT INTO integrations_importrow (tenant_id, job_id, number, outcome, key, errors, "values")
+SELECT %(tenant)s, %(job)s, s.number, s.outcome, s.key, s.errors::jsonb, s.kept::jsonb
+FROM unnest(%(number)b::integer[], %(outcome)b::text[], %(key)b::text[], %(errors)b::text[],
+            %(kept)b::text[]) AS s(number, outcome, key, errors, kept)
+"""
+
+
+def _store_rows(job: ImportJob, kind: kinds.Kind, rows: list[kinds.Row]) -> None:
+    """Every row's outcome (and, for a staged job, its checked values), in batches of one
+    statement each: ``ImportRow`` rows without the ORM's per-value quoting."""
+    for start in range(0, len(rows), 20000):
+        batch = rows[start : start + 20000]
+        kinds.execute_bound(
+            STORE_ROWS,
+            {
+                "tenant": job.tenant_id,
+                "job": job.pk,
+                "number": [row.number for row in batch],
+                "outcome": [row.outcome for row in batch],
+                "key": [row.key[:100] for row in batch],
+                "errors": [json.dumps(row.errors) for row in batch],
+                "kept": [
+                    json.dumps(kind.stage_values(row)) if job.staged else None for row in batch
+                ],
+            },
+        )
+
+
 @transaction.atomic
 def import_check(*, job: ImportJob, progress: Callable[[int], None] | None = None) -> ImportJob:
     """The dry run: every row's outcome is stored (``ImportRow``); nothing else is written.
@@ -151,21 +181,7 @@ def import_check(*, job: ImportJob, progress: Callable[[int], None] | None = Non
     # without reading the file again (other files are read and checked again).
     job.staged = kind.stages_new_rows and bool(rows) and counts[RowOutcome.NEW] == len(rows)
     ImportRow.objects.filter(job=job).delete()
-    ImportRow.objects.bulk_create(
-        (
-            ImportRow(
-                tenant_id=job.tenant_id,
-                job=job,
-                number=row.number,
-                outcome=row.outcome,
-                key=row.key[:100],
-                errors=row.errors,
-                values=kind.stage_values(row) if job.staged else None,
-            )
-            for row in rows
-        ),
-        batch_size=5000,
-    )
+    _store_rows(job, kind, rows)
     job.total_rows = job.processed_rows = len(rows)
     job.counts = counts
     job.status = ImportStatus.CHECKED

@@ -295,8 +295,8 @@ def test_a_failure_during_confirm_leaves_nothing(
 
     real = OpportunityKind._insert_stage_changes
 
-    def fail_midway(self: OpportunityKind, cursor: Any, params: Any) -> None:
-        real(self, cursor, params)  # the deals and their stage changes are written …
+    def fail_midway(self: OpportunityKind, params: Any) -> None:
+        real(self, params)  # the deals and their stage changes are written …
         raise RuntimeError("disk full after the stage changes")  # … and then it fails
 
     monkeypatch.setattr(OpportunityKind, "_insert_stage_changes", fail_midway)
