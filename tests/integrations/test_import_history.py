@@ -271,3 +271,53 @@ def test_a_manager_cannot_date_a_loss_in_the_past(
     assert job["counts"]["error"] == 1
     [row] = rows_of(manager, job["id"], outcome="error")
     assert [e["field"] for e in row["errors"]] == ["closed_date"]
+
+
+def test_a_file_of_new_deals_is_confirmed_from_its_checked_values_and_rechecked(
+    tree_a: TenantTree, customer_a: Customer, client_for: Client
+) -> None:
+    from integrations.models import ImportJob, ImportRow
+
+    client = client_for(tree_a.members["admin"])
+    rows = [
+        HEADER,
+        _deal("N-1", "New", "Won", "100.00", "", _last_year(tree_a, 2, 1).isoformat(), ""),
+        _deal("N-2", "New too", "Qualification", "", "", "", ""),
+    ]
+    job = upload(client, "opportunities", csv_bytes(rows)).json()
+    with tenant_scope(tree_a.tenant):
+        assert ImportJob.objects.get(pk=job["id"]).staged
+        kept = ImportRow.objects.get(job_id=job["id"], number=2).values
+    assert kept["refs"] == {"customer": "C-1", "owner": "acme-rep", "stage": "Won"}
+    assert kept["values"]["customer"] == customer_a.pk
+    # Meanwhile someone records a deal with the file's external id: nothing is imported.
+    with tenant_scope(tree_a.tenant):
+        taken = records.opportunity(tree_a, tree_a.members["rep"])
+        Opportunity.objects.filter(pk=taken.pk).update(external_id="N-2")
+    response = client.post(f"/api/v1/imports/{job['id']}/confirm/")
+    assert response.status_code == 409
+    assert "1 row(s) fail now" in str(response.json())
+    with tenant_scope(tree_a.tenant):
+        assert not Opportunity.objects.filter(external_id="N-1").exists()
+        Opportunity.objects.filter(pk=taken.pk).update(external_id=None)
+        # The rep leaves the tenant's visible members (deactivated owners stay visible,
+        # so the username is changed): the owner cell names nobody now.
+        user = tree_a.members["rep"].user
+        user.username = "acme-rep-renamed"
+        user.save(update_fields=["username"])
+    response = client.post(f"/api/v1/imports/{job['id']}/confirm/")
+    assert response.status_code == 409
+    assert "2 row(s) fail now" in str(response.json())
+    with tenant_scope(tree_a.tenant):
+        user.username = "acme-rep"
+        user.save(update_fields=["username"])
+    response = client.post(f"/api/v1/imports/{job['id']}/confirm/")
+    assert response.status_code == 200, response.content
+    with tenant_scope(tree_a.tenant):
+        won = Opportunity.objects.get(external_id="N-1")
+        assert won.closed_date == tenant_today(tree_a.tenant)
+        assert won.credited_member_id == tree_a.members["rep"].pk
+        assert won.created_at == _noon(tree_a, _last_year(tree_a, 2, 1))
+        opened = Opportunity.objects.get(external_id="N-2")
+        assert opened.closed_date is None and opened.amount is None
+        assert StageChange.objects.filter(opportunity=opened).count() == 1
