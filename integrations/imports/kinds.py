@@ -18,6 +18,7 @@ by their external id or id, among the records the importer sees.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
@@ -116,9 +117,9 @@ def _validation_messages(error: ValidationError) -> list[tuple[str, str]]:
 
 def execute_bound(sql: str, params: dict[str, Any]) -> None:
     """Run ``sql`` on the request's connection (its transaction, its tenant settings) with
-    its parameters bound by the server (``%(name)b`` in binary): large arrays travel as
-    they are instead of being quoted into the statement's text, as Django's client-side
-    binding does (the quoting of 100,000-element arrays cost more than the insert)."""
+    its parameters bound by the server: a large parameter travels as it is instead of
+    being quoted into the statement's text, as Django's client-side binding does (the
+    quoting of 100,000-element arrays cost more than the insert)."""
     import psycopg
 
     connection.ensure_connection()
@@ -260,14 +261,13 @@ class Kind:
         }
 
     def unstage(self, number: int, staged: dict[str, Any]) -> Row:
-        parse = {column.key: column.parse for column in self.columns}
-        values: dict[str, Any] = {}
-        for key, value in staged["values"].items():
-            if value is not None and parse.get(key) == "date":
-                value = date.fromisoformat(value)
-            elif value is not None and parse.get(key) == "decimal":
-                value = Decimal(value)
-            values[key] = value
+        values = staged["values"]
+        for column in self.columns:
+            value = values.get(column.key)
+            if value is not None and column.parse == "date":
+                values[column.key] = date.fromisoformat(value)
+            elif value is not None and column.parse == "decimal":
+                values[column.key] = Decimal(value)
         return Row(number=number, values=values, outcome="new", refs=staged["refs"])
 
     def recheck_staged(self, ctx: Context, rows: list[Row]) -> None:
@@ -276,18 +276,33 @@ class Kind:
         resolved again among what the importer sees now and must name the same record;
         an external id used since is an error (the row is no longer new); the row's own
         checks (dates against today, amounts, stages) run again. Errors go on the rows."""
-        present = set(rows[0].values) if rows else set()
-        again = [Row(number=row.number, values=dict(row.refs)) for row in rows]
-        self.load_references(ctx, again, present)
+        if not rows:
+            return
+        present = set(rows[0].values)
+        references = list(rows[0].refs)
+        # Each distinct reference cell is resolved once (a probe row holding just it).
+        probes = {
+            (key, text): Row(number=0, values={key: text})
+            for row in rows
+            for key, text in row.refs.items()
+            if text is not None
+        }
+        self.load_references(ctx, list(probes.values()), present)
+        for probe in probes.values():
+            self.resolve(ctx, probe)
         match = self.match_column
         used = self.used_external_ids(
             ctx, {row.values[match] for row in rows if row.values.get(match)}
         )
-        for row, fresh in zip(rows, again, strict=True):
-            self.resolve(ctx, fresh)
-            row.errors.extend(fresh.errors)
-            for key in row.refs:
-                if not fresh.errors and fresh.values.get(key) != row.values.get(key):
+        for row in rows:
+            for key in references:
+                text = row.refs[key]
+                if text is None:
+                    continue
+                probe = probes[(key, text)]
+                if probe.errors:
+                    row.errors.extend(probe.errors)
+                elif probe.values[key] != row.values.get(key):
                     row.fail(key, _("This now names another record than at the dry run."))
             if row.values.get(match) in used:
                 row.fail(match, _("A record with this external id was made since the dry run."))
@@ -504,8 +519,9 @@ class LeadKind(Kind):
         return Lead.objects.bulk_create(made, batch_size=BATCH)
 
 
-# The arrays ``OpportunityKind.create`` fills, one element per new deal, with their types.
-DEAL_ARRAYS = {
+# A new deal's fields as ``OpportunityKind.create`` sends them (a JSON array per deal,
+# in this order), with their SQL types.
+DEAL_FIELDS = {
     "id": "bigint",
     "external_id": "text",
     "name": "text",
@@ -524,13 +540,11 @@ DEAL_ARRAYS = {
     "credited_member_id": "bigint",
     "credited_org_unit_id": "bigint",
 }
-
-
-def _unnest(names: list[str]) -> str:
-    # ``%(…)b``: each array is sent in binary (``execute_bound``).
-    arrays = ", ".join(f"%({name})b::{DEAL_ARRAYS[name]}[]" for name in names)
-    return f"unnest({arrays}) AS s({', '.join(names)})"
-
+_DEALS = "(SELECT {} FROM jsonb_array_elements(%(deals)s::jsonb) AS d(e)) AS s".format(
+    ", ".join(
+        f"(e->>{index})::{kind} AS {name}" for index, (name, kind) in enumerate(DEAL_FIELDS.items())
+    )
+)
 
 # Every column of ``crm_opportunity`` a create writes (the others stay NULL: client id,
 # deleted at, probability override, source lead), as ``Opportunity(...)`` would.
@@ -544,22 +558,22 @@ SELECT s.id, %(tenant)s, s.external_id, s.name, s.customer_id, s.owner_id, s.pip
     s.stage_id, s.amount, s.product_line_id, s.expected_close_date, s.lost_reason,
     s.closed_date, s.created_at, %(now)s, COALESCE(s.closed_at, s.created_at), 1, '',
     s.credited_member_id, s.credited_org_unit_id
-FROM {_unnest([name for name in DEAL_ARRAYS if name != "first_stage_id"])}
+FROM {_DEALS}
 """
 
 # One change from nothing into the deal's stage; or, for a deal closed after its
 # creation, into the first open stage (left at the close) and on into the closed stage.
 INSERT_STAGE_CHANGES = f"""
+WITH s AS MATERIALIZED (SELECT * FROM {_DEALS})
 INSERT INTO crm_stagechange (
     tenant_id, opportunity_id, from_stage_id, to_stage_id, changed_at, exited_at,
     changed_by_id, amount)
 SELECT %(tenant)s, s.id, NULL, COALESCE(s.first_stage_id, s.stage_id), s.created_at,
     CASE WHEN s.first_stage_id IS NOT NULL THEN s.closed_at END, %(member)s, s.amount
-FROM {_unnest(["id", "stage_id", "amount", "created_at", "closed_at", "first_stage_id"])}
+FROM s
 UNION ALL
 SELECT %(tenant)s, s.id, s.first_stage_id, s.stage_id, s.closed_at, NULL, %(member)s, s.amount
-FROM {_unnest(["id", "stage_id", "amount", "closed_at", "first_stage_id"])}
-WHERE s.first_stage_id IS NOT NULL
+FROM s WHERE s.first_stage_id IS NOT NULL
 """
 
 
@@ -703,7 +717,7 @@ class OpportunityKind(CustomerReferences, Kind):
                 [len(rows)],
             )
             ids = [pk for (pk,) in cursor.fetchall()]
-        deals: dict[str, list[Any]] = {name: [] for name in DEAL_ARRAYS}
+        deals: list[list[Any]] = []
         for pk, row in zip(ids, rows, strict=True):
             values = row.values
             stage = self.stage_by_id[values["stage"]]
@@ -718,40 +732,38 @@ class OpportunityKind(CustomerReferences, Kind):
                     # Created in the first open stage, closed later: the cycle reads both.
                     first = opening.pk
             won = stage.kind == StageKind.WON
-            for name, value in (
-                ("id", pk),
-                ("external_id", values.get("external_id")),
-                ("name", values["name"]),
-                ("customer_id", values["customer"]),
-                ("owner_id", values["owner"]),
-                ("pipeline_id", stage.pipeline_id),
-                ("stage_id", stage.pk),
-                ("amount", values.get("amount")),
-                ("product_line_id", values.get("product_line")),
-                ("expected_close_date", values.get("expected_close_date")),
-                (
-                    "lost_reason",
+            # In the order of DEAL_FIELDS.
+            deals.append(
+                [
+                    pk,
+                    values.get("external_id"),
+                    values["name"],
+                    values["customer"],
+                    values["owner"],
+                    stage.pipeline_id,
+                    stage.pk,
+                    _json(values.get("amount")),
+                    values.get("product_line"),
+                    _json(values.get("expected_close_date")),
                     (values.get("lost_reason") or "").strip()
                     if stage.kind == StageKind.LOST
                     else "",
-                ),
-                ("closed_date", closed_date),
-                ("created_at", created),
-                ("closed_at", closed_at),
-                ("first_stage_id", first),
-                ("credited_member_id", values["owner"] if won else None),
-                # A loss records the owner's unit at the loss too (SPEC 10's review).
-                (
-                    "credited_org_unit_id",
+                    _json(closed_date),
+                    created.isoformat(),
+                    None if closed_at is None else closed_at.isoformat(),
+                    first,
+                    values["owner"] if won else None,
+                    # A loss records the owner's unit at the loss too (SPEC 10's review).
                     self.units.get(values["owner"]) if closed_date else None,
-                ),
-            ):
-                deals[name].append(value)
+                ]
+            )
         params = {
             "tenant": ctx.tenant.pk,
             "member": ctx.member.pk,
             "now": timezone.now(),
-            **deals,
+            # One JSON document for all the rows: the server reads it in one go, where
+            # Python lists are adapted element by element.
+            "deals": json.dumps(deals, ensure_ascii=False),
         }
         self._insert_deals(params)
         self._insert_stage_changes(params)

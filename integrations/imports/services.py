@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, connections, transaction
+from django.db import IntegrityError, connection, connections, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -218,8 +218,25 @@ def import_confirm(
 
 
 def _staged_rows(job: ImportJob, kind: kinds.Kind) -> list[kinds.Row]:
-    kept = ImportRow.objects.filter(job=job).order_by("number").values_list("number", "values")
-    return [kind.unstage(number, values) for number, values in kept.iterator(chunk_size=5000)]
+    """The rows' kept values in file order, read as one JSON document per 20,000 rows
+    (decoded in one call each, not a call per row)."""
+    rows: list[kinds.Row] = []
+    last = 0
+    with connection.cursor() as cursor:
+        while True:
+            cursor.execute(
+                'SELECT json_agg(json_build_array(number, "values") ORDER BY number)::text '
+                'FROM (SELECT number, "values" FROM integrations_importrow '
+                "WHERE tenant_id = %s AND job_id = %s AND number > %s "
+                "ORDER BY number LIMIT 20000) AS kept",
+                [job.tenant_id, job.pk, last],
+            )
+            (document,) = cursor.fetchone()
+            if document is None:
+                return rows
+            batch = json.loads(document)
+            rows.extend(kind.unstage(number, kept) for number, kept in batch)
+            last = batch[-1][0]
 
 
 def _confirm(
