@@ -3,13 +3,19 @@
 The dry run and the confirmation run the same checks (``check_rows``): each row comes
 out new, update, unchanged or error (field and message). The confirmation then writes:
 
-* new rows set-based (``bulk_create``), producing what the create services produce:
-  a deal gets its stage-change rows (from nothing into its first stage at its created
-  date and, for a closed deal, on into its closed stage at its closed date, with the
-  exit time set), a won deal its credit (owner and owner's unit) and closed date, a
-  customer its first owner; rows carry the tenant, so row-level security checks them;
+* new rows set-based (``bulk_create``; deals and their stage changes by one
+  ``INSERT … SELECT`` each), producing what the create services produce: a deal gets
+  its stage-change rows (from nothing into its first stage at its created date and, for
+  a closed deal, on into its closed stage at its closed date, with the exit time set), a
+  won deal its credit (owner and owner's unit) and closed date, a lost deal its closed
+  date and its owner's unit at the loss, a customer its first owner; rows carry the
+  tenant, so row-level security checks them;
 * updates one by one through the services (``sync_update``, ``opportunity_update``,
   ``opportunity_move``, ``payment_receive``), which lock, version and record history.
+
+A file of new rows only (``Kind.stages_new_rows``: a history load of deals) keeps each
+row's checked values from the dry run; the confirmation checks those again against the
+records as they are then (``Kind.recheck_staged``) instead of reading the file again.
 
 Rows are matched by ``id`` (which must be one the importer sees) or ``external_id``;
 owners by username or e-mail among the members the importer sees; customers and deals
