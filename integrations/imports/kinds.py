@@ -129,7 +129,8 @@ def execute_bound(sql: str, params: dict[str, Any]) -> None:
     import psycopg
 
     connection.ensure_connection()
-    with psycopg.Cursor(connection.connection) as cursor:
+    # Django's error classes (IntegrityError …), as its own cursors raise them.
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
         cursor.execute(sql, params)
 
 

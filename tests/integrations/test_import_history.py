@@ -321,3 +321,57 @@ def test_a_file_of_new_deals_is_confirmed_from_its_checked_values_and_rechecked(
         opened = Opportunity.objects.get(external_id="N-2")
         assert opened.closed_date is None and opened.amount is None
         assert StageChange.objects.filter(opportunity=opened).count() == 1
+
+
+def test_the_set_based_insert_runs_under_row_level_security(
+    tree_a: TenantTree, tree_b: TenantTree, customer_a: Customer
+) -> None:
+    """Deals written for tenant A while tenant B's scope is active are refused by the
+    database (the raw inserts run on the request's connection, as the app role)."""
+    from django.db import ProgrammingError, transaction
+
+    from integrations.imports import kinds
+
+    with tenant_scope(tree_a.tenant):
+        kind = kinds.get_kind("opportunities")
+        ctx = kinds.Context(member=tree_a.members["admin"], tenant=tree_a.tenant)
+        row = kinds.Row(
+            number=2,
+            values={
+                "external_id": "X-1",
+                "name": "Cross",
+                "customer": customer_a.pk,
+                "owner": tree_a.members["rep"].pk,
+                "stage": records.stage(StageKind.OPEN).pk,
+            },
+        )
+        kind.load_references(ctx, [row], {"owner"})
+    with tenant_scope(tree_b.tenant):
+        with pytest.raises(ProgrammingError, match="row-level security"), transaction.atomic():
+            kind.create(ctx, [row])
+        assert not Opportunity.objects.exists()
+    with tenant_scope(tree_a.tenant):
+        assert not Opportunity.objects.exists()
+        kind.create(ctx, [row])
+        assert Opportunity.objects.get(external_id="X-1").tenant_id == tree_a.tenant.pk
+
+
+def test_an_external_id_taken_between_the_recheck_and_the_write_is_a_conflict(
+    tree_a: TenantTree, customer_a: Customer, client_for: Client, monkeypatch: Any
+) -> None:
+    from integrations.imports.kinds import OpportunityKind
+
+    client = client_for(tree_a.members["admin"])
+    rows = [HEADER, _deal("N-1", "New", "Qualification", "", "", "", "")]
+    job = upload(client, "opportunities", csv_bytes(rows)).json()
+    with tenant_scope(tree_a.tenant):
+        taken = records.opportunity(tree_a, tree_a.members["rep"])
+        Opportunity.objects.filter(pk=taken.pk).update(external_id="N-1")
+    # The recheck ran just before another request took the external id.
+    monkeypatch.setattr(OpportunityKind, "used_external_ids", lambda self, ctx, exts: set())
+    response = client.post(f"/api/v1/imports/{job['id']}/confirm/")
+    assert response.status_code == 409, response.content
+    assert "changed while importing" in str(response.json())
+    with tenant_scope(tree_a.tenant):
+        assert list(Opportunity.objects.values_list("pk", flat=True)) == [taken.pk]
+        assert StageChange.objects.filter(opportunity__external_id="N-1").count() == 1
