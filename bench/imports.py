@@ -23,9 +23,10 @@ figures):
   faster of the two is the baseline.
 
 After each import all the tenant's deals (with the first bare insert's: twice
-``--rows``, then three times) are exported through the API (``GET /api/v1/exports/opportunities/?format=…``) and the body consumed
-chunk by chunk; the Python heap's peak during the export (``tracemalloc``) at both sizes
-says whether memory is flat. The database (``DATABASE_URL``, never ``crm`` or
+``--rows``, then three times) are exported through the API
+(``GET /api/v1/exports/opportunities/?format=…``) and the body consumed chunk by chunk;
+the Python heap's peak during the export (``tracemalloc``) at both sizes says whether
+memory is flat. The database (``DATABASE_URL``, never ``crm`` or
 ``test_*``) is made afresh on every run.
 
 Goals (issue 18): import under 2 minutes and within 3× the bare insert; export streamed
