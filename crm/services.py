@@ -326,7 +326,7 @@ def _apply_closing(
         if not lost_reason.strip():
             raise ValidationError({"lost_reason": _("Say why the deal was lost.")})
         opportunity.lost_reason = lost_reason.strip()
-        opportunity.closed_date = _tenant_today(opportunity.tenant_id)
+        opportunity.closed_date = closed_date or _tenant_today(opportunity.tenant_id)
         opportunity.credited_member_id = None
         opportunity.credited_org_unit_id = Membership.objects.values_list(
             "org_unit_id", flat=True
@@ -422,17 +422,22 @@ def opportunity_move(
     amount: Decimal | None = None,
     closed_date: date | None = None,
     integration: bool = False,
+    at: datetime | None = None,
 ) -> Opportunity:
     """Move a deal to ``stage`` and record the stage change in the same transaction.
 
     Lost needs a reason; won needs an amount (``amount`` sets it in the same call) and
     fixes the credit; moving a closed deal back to an open stage needs ``reopen``
-    (explicit, never by accident). A win is dated the tenant's today; an admin or an
-    integration may give an earlier ``closed_date``, never a later one (SPEC 3).
+    (explicit, never by accident). A win or a loss is dated the tenant's today; an admin
+    or an integration may give an earlier ``closed_date``, never a later one (SPEC 3).
+    ``at`` dates the stage change (a history import: its closed day), by default now; it
+    is never before the deal entered its current stage nor after now.
     """
     today = _tenant_today(opportunity.tenant_id)
-    if closed_date is not None and stage.kind != StageKind.WON:
-        raise ValidationError({"closed_date": _("A closed date is given only with a win.")})
+    if closed_date is not None and stage.kind == StageKind.OPEN:
+        raise ValidationError(
+            {"closed_date": _("A closed date is given only when a deal is won or lost.")}
+        )
     check_record_date(
         closed_date,
         "closed_date",
@@ -463,6 +468,18 @@ def opportunity_move(
         raise ValidationError({"stage": _("Reopen the deal before closing it another way.")})
     from_stage = locked.stage
     now = timezone.now()
+    if at is not None:
+        if at > now or at < locked.stage_entered_at:
+            raise ValidationError(
+                {
+                    "closed_date": _(
+                        "A deal leaves its stage after it entered it (%(entered)s) and "
+                        "not in the future."
+                    )
+                    % {"entered": locked.stage_entered_at.date().isoformat()}
+                }
+            )
+        now = at
     locked.stage = stage
     locked.stage_entered_at = now
     if amount is not None:

@@ -487,7 +487,9 @@ class MoveSerializer(serializers.Serializer[Any]):
     )
     closed_date = serializers.DateField(
         required=False,
-        help_text=_("A win dated in the past: admins and integrations only; default today."),
+        help_text=_(
+            "A win or a loss dated in the past: admins and integrations only; default today."
+        ),
     )
 
 

@@ -3,13 +3,19 @@
 The dry run and the confirmation run the same checks (``check_rows``): each row comes
 out new, update, unchanged or error (field and message). The confirmation then writes:
 
-* new rows set-based (``bulk_create``), producing what the create services produce:
-  a deal gets its stage-change rows (from nothing into its first stage at its created
-  date and, for a closed deal, on into its closed stage at its closed date, with the
-  exit time set), a won deal its credit (owner and owner's unit) and closed date, a
-  customer its first owner; rows carry the tenant, so row-level security checks them;
+* new rows set-based (``bulk_create``; deals and their stage changes by one
+  ``INSERT … SELECT`` each), producing what the create services produce: a deal gets
+  its stage-change rows (from nothing into its first stage at its created date and, for
+  a closed deal, on into its closed stage at its closed date, with the exit time set), a
+  won deal its credit (owner and owner's unit) and closed date, a lost deal its closed
+  date and its owner's unit at the loss, a customer its first owner; rows carry the
+  tenant, so row-level security checks them;
 * updates one by one through the services (``sync_update``, ``opportunity_update``,
   ``opportunity_move``, ``payment_receive``), which lock, version and record history.
+
+A file of new rows only (``Kind.stages_new_rows``: a history load of deals) keeps each
+row's checked values from the dry run; the confirmation checks those again against the
+records as they are then (``Kind.recheck_staged``) instead of reading the file again.
 
 Rows are matched by ``id`` (which must be one the importer sees) or ``external_id``;
 owners by username or e-mail among the members the importer sees; customers and deals
@@ -18,6 +24,7 @@ by their external id or id, among the records the importer sees.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
@@ -27,6 +34,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
+from django.db import connection
 from django.db.models import CharField, Model, Q, QuerySet
 from django.db.models.functions import Cast, Coalesce, Lower
 from django.utils import timezone
@@ -45,7 +53,6 @@ from crm.models import (
     Pipeline,
     ProductLine,
     Stage,
-    StageChange,
     StageKind,
 )
 from integrations.imports import columns as cols
@@ -92,6 +99,8 @@ class Row:
     target: Any = None  # the matched record's current values (a dict), for updates
     target_id: int | None = None
     changes: dict[str, Any] = field(default_factory=dict)
+    # The reference cells as the file gave them (before ``resolve`` turned them to ids).
+    refs: dict[str, Any] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -112,6 +121,27 @@ def _validation_messages(error: ValidationError) -> list[tuple[str, str]]:
     return [("", str(m)) for m in error.messages]
 
 
+def execute_bound(sql: str, params: dict[str, Any]) -> None:
+    """Run ``sql`` on the request's connection (its transaction, its tenant settings) with
+    its parameters bound by the server: a large parameter travels as it is instead of
+    being quoted into the statement's text, as Django's client-side binding does (the
+    quoting of 100,000-element arrays cost more than the insert)."""
+    import psycopg
+
+    connection.ensure_connection()
+    # Django's error classes (IntegrityError …), as its own cursors raise them.
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql, params)
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
 def check_date(row: Row, ctx: Context, column: str, value: date | None) -> None:
     """A created, closed or received date: never in the future; in the past only from
     an admin (SPEC 3, ``crm.services.check_record_date``)."""
@@ -128,12 +158,17 @@ class Kind:
     columns: list[Column] = []
     # Columns compared for an update, with the path of the current value.
     compare: dict[str, str] = {}
+    # Values of the matched record the checks read besides the compared ones.
+    context: dict[str, str] = {}
     # The column that names a record besides its id (members: their username).
     match_column = "external_id"
     # Only admins import this kind (members).
     admins_only = False
     # The kind matches its rows itself (``check_all``): plan values are no records.
     checks_rows_itself = False
+    # A file of new rows only is confirmed from the dry run's kept values
+    # (``stage_values``, ``recheck_staged``) instead of reading the file again.
+    stages_new_rows = False
 
     def require(self, member: Membership) -> None:
         """Who may import this kind, beyond admins and managers (``Forbidden``)."""
@@ -177,7 +212,7 @@ class Kind:
 
     def current(self, ctx: Context, ids: set[int], exts: set[str]) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
-        paths = {"pk": "pk", "external_id": "external_id", **self.compare}
+        paths = {"pk": "pk", "external_id": "external_id", **self.compare, **self.context}
         id_list, ext_list = list(ids), list(exts)
         for start in range(0, max(len(id_list), len(ext_list)), BATCH):
             query = Q(pk__in=id_list[start : start + BATCH]) | Q(
@@ -222,10 +257,87 @@ class Kind:
             if column.parse == "member" and column.key in row.values:
                 self.resolve_member(row, column.key)
 
+    # --- kept values (a file of new rows confirmed without reading it again) -------------
+
+    def stage_values(self, row: Row) -> dict[str, Any]:
+        """A checked new row as JSON: its values (references as ids) and the reference
+        cells as the file gave them; ``unstage`` turns it back into the row."""
+        return {
+            "values": {key: _json(value) for key, value in row.values.items()},
+            "refs": row.refs,
+        }
+
+    def unstage(self, number: int, staged: dict[str, Any]) -> Row:
+        values = staged["values"]
+        for column in self.columns:
+            value = values.get(column.key)
+            if value is not None and column.parse == "date":
+                values[column.key] = date.fromisoformat(value)
+            elif value is not None and column.parse == "decimal":
+                values[column.key] = Decimal(value)
+        return Row(number=number, values=values, outcome="new", refs=staged["refs"])
+
+    def recheck_staged(self, ctx: Context, rows: list[Row]) -> None:
+        """The dry run's new rows checked again against the records as they are now, as
+        the dry run checked them but without reading the file: every reference cell is
+        resolved again among what the importer sees now and must name the same record;
+        an external id used since is an error (the row is no longer new); the row's own
+        checks (dates against today, amounts, stages) run again. Errors go on the rows."""
+        if not rows:
+            return
+        present = set(rows[0].values)
+        references = list(rows[0].refs)
+        # Each distinct reference cell is resolved once (a probe row holding just it).
+        probes = {
+            (key, text): Row(number=0, values={key: text})
+            for row in rows
+            for key, text in row.refs.items()
+            if text is not None
+        }
+        self.load_references(ctx, list(probes.values()), present)
+        for probe in probes.values():
+            self.resolve(ctx, probe)
+        match = self.match_column
+        used = self.used_external_ids(
+            ctx, {row.values[match] for row in rows if row.values.get(match)}
+        )
+        for row in rows:
+            for key in references:
+                text = row.refs[key]
+                if text is None:
+                    continue
+                probe = probes[(key, text)]
+                if probe.errors:
+                    row.errors.extend(probe.errors)
+                elif probe.values[key] != row.values.get(key):
+                    row.fail(key, _("This now names another record than at the dry run."))
+            if row.values.get(match) in used:
+                row.fail(match, _("A record with this external id was made since the dry run."))
+            if not row.errors:
+                self.check_new(ctx, row)
+            if row.errors:
+                row.outcome = "error"
+
+    def used_external_ids(self, ctx: Context, exts: set[str]) -> set[str]:
+        """Which of ``exts`` any record of the tenant has now (deleted ones included)."""
+        if not exts:
+            return set()
+        table = connection.ops.quote_name(self.model._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT external_id FROM {table} WHERE tenant_id = %s AND external_id = ANY(%s)",
+                [ctx.tenant.pk, list(exts)],
+            )
+            return {ext for (ext,) in cursor.fetchall()}
+
     # --- writing -------------------------------------------------------------------------
 
     def create(self, ctx: Context, rows: list[Row]) -> list[Any]:
         raise NotImplementedError
+
+    def created_instances(self, created: list[Any]) -> Iterable[Any]:
+        """The records ``create`` made, for their events."""
+        return created
 
     def update(self, ctx: Context, row: Row) -> None:
         instance = self.model._default_manager.get(pk=row.target_id)
@@ -414,6 +526,64 @@ class LeadKind(Kind):
         return Lead.objects.bulk_create(made, batch_size=BATCH)
 
 
+# A new deal's fields as ``OpportunityKind.create`` sends them (a JSON array per deal,
+# in this order), with their SQL types.
+DEAL_FIELDS = {
+    "id": "bigint",
+    "external_id": "text",
+    "name": "text",
+    "customer_id": "bigint",
+    "owner_id": "bigint",
+    "pipeline_id": "bigint",
+    "stage_id": "bigint",
+    "amount": "numeric",
+    "product_line_id": "bigint",
+    "expected_close_date": "date",
+    "lost_reason": "text",
+    "closed_date": "date",
+    "created_at": "timestamptz",
+    "closed_at": "timestamptz",
+    "first_stage_id": "bigint",
+    "credited_member_id": "bigint",
+    "credited_org_unit_id": "bigint",
+}
+_DEALS = "(SELECT {} FROM jsonb_array_elements(%(deals)s::jsonb) AS d(e)) AS s".format(
+    ", ".join(
+        f"(e->>{index})::{kind} AS {name}" for index, (name, kind) in enumerate(DEAL_FIELDS.items())
+    )
+)
+
+# Every column of ``crm_opportunity`` a create writes (the others stay NULL: client id,
+# deleted at, probability override, source lead), as ``Opportunity(...)`` would.
+INSERT_DEALS = f"""
+INSERT INTO crm_opportunity (
+    id, tenant_id, external_id, name, customer_id, owner_id, pipeline_id, stage_id,
+    amount, product_line_id, expected_close_date, lost_reason, closed_date, created_at,
+    updated_at, stage_entered_at, version, forecast_category_override,
+    credited_member_id, credited_org_unit_id)
+SELECT s.id, %(tenant)s, s.external_id, s.name, s.customer_id, s.owner_id, s.pipeline_id,
+    s.stage_id, s.amount, s.product_line_id, s.expected_close_date, s.lost_reason,
+    s.closed_date, s.created_at, %(now)s, COALESCE(s.closed_at, s.created_at), 1, '',
+    s.credited_member_id, s.credited_org_unit_id
+FROM {_DEALS}
+"""
+
+# One change from nothing into the deal's stage; or, for a deal closed after its
+# creation, into the first open stage (left at the close) and on into the closed stage.
+INSERT_STAGE_CHANGES = f"""
+WITH s AS MATERIALIZED (SELECT * FROM {_DEALS})
+INSERT INTO crm_stagechange (
+    tenant_id, opportunity_id, from_stage_id, to_stage_id, changed_at, exited_at,
+    changed_by_id, amount)
+SELECT %(tenant)s, s.id, NULL, COALESCE(s.first_stage_id, s.stage_id), s.created_at,
+    CASE WHEN s.first_stage_id IS NOT NULL THEN s.closed_at END, %(member)s, s.amount
+FROM s
+UNION ALL
+SELECT %(tenant)s, s.id, s.first_stage_id, s.stage_id, s.closed_at, NULL, %(member)s, s.amount
+FROM s WHERE s.first_stage_id IS NOT NULL
+"""
+
+
 class OpportunityKind(CustomerReferences, Kind):
     name = "opportunities"
     model = Opportunity
@@ -430,6 +600,8 @@ class OpportunityKind(CustomerReferences, Kind):
         "created_at": "created_at",
         "closed_date": "closed_date",
     }
+    context = {"stage_entered_at": "stage_entered_at"}
+    stages_new_rows = True
 
     def visible(self, member: Membership) -> QuerySet[Any]:
         return selectors.visible_opportunities(member)
@@ -523,81 +695,98 @@ class OpportunityKind(CustomerReferences, Kind):
                 row.fail("stage", _("This deal is closed; reopen it in the app to move it."))
             return
         self._check_amounts_and_dates(ctx, row, stage)
-        if stage.kind == StageKind.LOST and row.values.get("closed_date") not in (None, ctx.today):
-            row.fail("closed_date", _("A deal lost by an import is lost today."))
+        closed = row.values.get("closed_date")
+        if stage.kind != StageKind.OPEN and closed is not None:
+            # Last year's win or loss keeps its day; its stage change is dated then, so
+            # the history stays in order: not before the deal was made or reached its stage.
+            entered = cols.local_date(row.target["stage_entered_at"], ctx.zone)
+            if closed < row.target["created_at"]:
+                row.fail("closed_date", _("A deal closes on or after the day it was created."))
+            elif entered is not None and closed < entered:
+                row.fail(
+                    "closed_date",
+                    _("The deal entered its current stage on %(day)s: it closes on or after.")
+                    % {"day": entered.isoformat()},
+                )
 
     def create(self, ctx: Context, rows: list[Row]) -> list[Any]:
-        deals: list[Opportunity] = []
-        for row in rows:
+        """New deals and their stage changes, set-based (one ``INSERT … SELECT`` from
+        arrays each): what ``opportunity_create`` and ``opportunity_move`` would write.
+
+        A deal is created at its created date (noon, local) in its pipeline's first open
+        stage; a closed one moves on into its won or lost stage at its closed date (the
+        first change's exit time set), with the closed date, the credit of a win (owner
+        and owner's unit) and the owner's unit of a loss (SPEC 10). Returns the ids."""
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence('crm_opportunity', 'id')) "
+                "FROM generate_series(1, %s)",
+                [len(rows)],
+            )
+            ids = [pk for (pk,) in cursor.fetchall()]
+        deals: list[list[Any]] = []
+        for pk, row in zip(ids, rows, strict=True):
             values = row.values
             stage = self.stage_by_id[values["stage"]]
             created = ctx.moment(values.get("created_at"))
-            closed_date = None
+            closed_date = closed_at = first = None
             if stage.kind != StageKind.OPEN:
                 closed_date = values.get("closed_date") or ctx.today
-                created = min(created, ctx.moment(closed_date))
+                closed_at = ctx.moment(closed_date)
+                created = min(created, closed_at)
+                opening = self.first_open.get(stage.pipeline_id)
+                if opening is not None and closed_at != created:
+                    # Created in the first open stage, closed later: the cycle reads both.
+                    first = opening.pk
             won = stage.kind == StageKind.WON
-            deal = Opportunity(
-                tenant_id=ctx.tenant.pk,
-                external_id=values.get("external_id"),
-                name=values["name"],
-                customer_id=values["customer"],
-                owner_id=values["owner"],
-                pipeline_id=stage.pipeline_id,
-                stage_id=stage.pk,
-                amount=values.get("amount"),
-                product_line_id=values.get("product_line"),
-                expected_close_date=values.get("expected_close_date"),
-                lost_reason=(values.get("lost_reason") or "").strip()
-                if stage.kind == StageKind.LOST
-                else "",
-                closed_date=closed_date,
-                created_at=created,
-                stage_entered_at=ctx.moment(closed_date) if closed_date else created,
-                credited_member_id=values["owner"] if won else None,
-                # A loss records the owner's unit at the loss too (SPEC 10's review).
-                credited_org_unit_id=self.units.get(values["owner"]) if closed_date else None,
+            # In the order of DEAL_FIELDS.
+            deals.append(
+                [
+                    pk,
+                    values.get("external_id"),
+                    values["name"],
+                    values["customer"],
+                    values["owner"],
+                    stage.pipeline_id,
+                    stage.pk,
+                    _json(values.get("amount")),
+                    values.get("product_line"),
+                    _json(values.get("expected_close_date")),
+                    (values.get("lost_reason") or "").strip()
+                    if stage.kind == StageKind.LOST
+                    else "",
+                    _json(closed_date),
+                    created.isoformat(),
+                    None if closed_at is None else closed_at.isoformat(),
+                    first,
+                    values["owner"] if won else None,
+                    # A loss records the owner's unit at the loss too (SPEC 10's review).
+                    self.units.get(values["owner"]) if closed_date else None,
+                ]
             )
-            deals.append(deal)
-        Opportunity.objects.bulk_create(deals, batch_size=BATCH)
-        changes: list[StageChange] = []
-        for deal in deals:
-            stage = self.stage_by_id[deal.stage_id]
-            first = self.first_open.get(stage.pipeline_id)
-            closed_at = ctx.moment(deal.closed_date) if deal.closed_date else None
-            if (
-                stage.kind != StageKind.OPEN
-                and first is not None
-                and closed_at is not None
-                and closed_at != deal.created_at
-            ):
-                # Created in the first open stage, closed later: the cycle reads both.
-                changes.append(self._change(ctx, deal, None, first.pk, deal.created_at, closed_at))
-                changes.append(self._change(ctx, deal, first.pk, stage.pk, closed_at, None))
-            else:
-                changes.append(self._change(ctx, deal, None, stage.pk, deal.created_at, None))
-        StageChange.objects.bulk_create(changes, batch_size=BATCH)
-        return deals
+        params = {
+            "tenant": ctx.tenant.pk,
+            "member": ctx.member.pk,
+            "now": timezone.now(),
+            # One JSON document for all the rows: the server reads it in one go, where
+            # Python lists are adapted element by element.
+            "deals": json.dumps(deals, ensure_ascii=False),
+        }
+        self._insert_deals(params)
+        self._insert_stage_changes(params)
+        return ids
 
-    def _change(
-        self,
-        ctx: Context,
-        deal: Opportunity,
-        from_stage: int | None,
-        to_stage: int,
-        at: datetime,
-        exited: datetime | None,
-    ) -> StageChange:
-        return StageChange(
-            tenant_id=ctx.tenant.pk,
-            opportunity_id=deal.pk,
-            from_stage_id=from_stage,
-            to_stage_id=to_stage,
-            changed_at=at,
-            exited_at=exited,
-            changed_by=ctx.member,
-            amount=deal.amount,
-        )
+    def _insert_deals(self, params: dict[str, Any]) -> None:
+        execute_bound(INSERT_DEALS, params)
+
+    def _insert_stage_changes(self, params: dict[str, Any]) -> None:
+        execute_bound(INSERT_STAGE_CHANGES, params)
+
+    def created_instances(self, created: list[Any]) -> Iterable[Any]:
+        for start in range(0, len(created), BATCH):
+            yield from Opportunity.objects.filter(pk__in=created[start : start + BATCH]).order_by(
+                "pk"
+            )
 
     def update(self, ctx: Context, row: Row) -> None:
         changes = dict(row.changes)
@@ -614,12 +803,19 @@ class OpportunityKind(CustomerReferences, Kind):
             )
         if stage_id is not None:
             stage = self.stage_by_id[stage_id]
+            closing = stage.kind != StageKind.OPEN
+            at = None
+            if closing and closed_date is not None and closed_date < ctx.today:
+                # The stage change on the closed day (noon there), never before the deal
+                # entered its stage (checked by the dry run, and by the service).
+                at = max(ctx.moment(closed_date), deal.stage_entered_at)
             services.opportunity_move(
                 member=ctx.member,
                 opportunity=deal,
                 stage=stage,
                 lost_reason=lost_reason or row.values.get("lost_reason") or "",
-                closed_date=closed_date if stage.kind == StageKind.WON else None,
+                closed_date=closed_date if closing else None,
+                at=at,
             )
 
     def export_queryset(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
@@ -1041,6 +1237,7 @@ def check_rows(
         )
     present = set(positions)
     by_key = {column.key: column for column in kind.columns}
+    references = [c.key for c in kind.columns if c.is_reference and c.key in present]
     rows: list[Row] = []
     for number, line in cells:
         row = Row(number=number, values={})
@@ -1087,6 +1284,7 @@ def check_rows(
             if pk in seen_ids:
                 row.fail("id", _("This id is also on row %(row)d.") % {"row": seen_ids[pk]})
             seen_ids.setdefault(pk, row.number)
+        row.refs = {key: row.values.get(key) for key in references}
         kind.resolve(ctx, row)
         target = None
         if pk is not None:
@@ -1140,11 +1338,16 @@ def write_rows(kind: Kind, ctx: Context, rows: list[Row], *, send_events: bool) 
     new = [row for row in rows if row.outcome == "new"]
     created = kind.create(ctx, new) if new else []
     if send_events:
-        for instance in created:
+        for instance in kind.created_instances(created):
             emit("created", source=instance, member=ctx.member)
     updates = [row for row in rows if row.outcome == "update"]
     for row in updates:
         kind.update(ctx, row)
+    with connection.cursor() as cursor:
+        # The foreign keys are checked at commit: check them now, so a record deleted
+        # meanwhile fails the import here (a conflict), not the request's commit.
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cursor.execute("SET CONSTRAINTS ALL DEFERRED")
     counts = {"new": len(new), "update": len(updates), "unchanged": 0, "error": 0}
     counts["unchanged"] = sum(1 for row in rows if row.outcome == "unchanged")
     return counts

@@ -57,6 +57,15 @@ class ImportJob(TenantOwned):
     file_format = models.CharField(_("format"), max_length=8, blank=True)
     encoding = models.CharField(_("encoding"), max_length=16, blank=True)
     content = models.BinaryField(_("content"), editable=False)
+    staged = models.BooleanField(
+        _("checked values kept"),
+        default=False,
+        editable=False,
+        help_text=_(
+            "The dry run kept every row's checked values: the confirmation checks them "
+            "again against the records and writes them without reading the file again."
+        ),
+    )
     send_events = models.BooleanField(
         _("send events"),
         default=False,
@@ -122,6 +131,11 @@ class ImportRow(TenantOwned):
     outcome = models.CharField(_("outcome"), max_length=10, choices=RowOutcome.choices)
     key = models.CharField(_("external id or id"), max_length=100, blank=True)
     errors: models.JSONField[Any, Any] = models.JSONField(_("errors"), default=list, blank=True)
+    # The row's values as the dry run read and resolved them (``kinds.Kind.stage_values``),
+    # kept when the confirmation writes from them (``ImportJob.staged``).
+    values: models.JSONField[Any, Any] = models.JSONField(
+        _("checked values"), null=True, blank=True, editable=False
+    )
 
     class Meta:
         verbose_name = _("import row")

@@ -291,16 +291,15 @@ def test_a_failure_during_confirm_leaves_nothing(
 ) -> None:
     client = client_for(tree_a.members["admin"])
     job = upload(client, "opportunities", csv_bytes(_deal_rows(tree_a, 5))).json()
-    from crm.models import StageChange as StageChangeModel
+    from integrations.imports.kinds import OpportunityKind
 
-    real = StageChangeModel.objects.bulk_create
+    real = OpportunityKind._insert_stage_changes
 
-    def fail_midway(objs: Any, *args: Any, **kwargs: Any) -> Any:
-        objs = list(objs)
-        real(objs[:3], *args, **kwargs)
-        raise RuntimeError("disk full at row 4")
+    def fail_midway(self: OpportunityKind, params: Any) -> None:
+        real(self, params)  # the deals and their stage changes are written …
+        raise RuntimeError("disk full after the stage changes")  # … and then it fails
 
-    monkeypatch.setattr(StageChangeModel.objects, "bulk_create", fail_midway)
+    monkeypatch.setattr(OpportunityKind, "_insert_stage_changes", fail_midway)
     client.raise_request_exception = False
     response = client.post(f"/api/v1/imports/{job['id']}/confirm/")
     assert response.status_code == 500
