@@ -388,17 +388,18 @@ def main() -> None:
                 ),
             )
         )
-    table.append(
-        common.Row(
-            "export memory",
-            f"{sizes[0]:,} → {sizes[-1]:,} rows" if sizes else "",
-            [0.0],
-            None,
-            goal="flat",
-            met=large < small * 1.5 + 2,
-            note=f"peak heap {small:.1f} MB → {large:.1f} MB",
+    if sizes:  # not measured with --no-export
+        table.append(
+            common.Row(
+                "export memory",
+                f"{sizes[0]:,} → {sizes[-1]:,} rows",
+                [0.0],
+                None,
+                goal="flat",
+                met=large < small * 1.5 + 2,
+                note=f"peak heap {small:.1f} MB → {large:.1f} MB",
+            )
         )
-    )
     common.print_table(table)
     print(common.revision_line())
     print("Shared machine (2 cores, other jobs running): one run of each, not a median.")

@@ -26,8 +26,10 @@ testing for callables, for a foreign key wrapping the id in a stand-in object), 
 walk always ends at ``getattr(row, column)``, so the serializer plans its readable
 fields once per instance (a list's rows share it) and reads such columns directly: a
 foreign key rendered as its id is the id (``PrimaryKeyRelatedField`` without a
-``pk_field``), any other column goes through its field's ``to_representation``. Every
-other field (methods, properties, nested serializers, dotted sources) takes DRF's path.
+``pk_field``), a moment (a plain ``DateTimeField`` in ISO 8601) is shown in the request's
+time zone, read once per serializer where DRF reads it for every value, and any other
+column goes through its field's ``to_representation``. Every other field (methods,
+properties, nested serializers, dotted sources) takes DRF's path.
 A row that is not an instance of the model (a dict) is rendered by DRF entirely.
 """
 
@@ -36,8 +38,10 @@ from __future__ import annotations
 import copy
 from typing import Any, TypeVar
 
+from django.conf import settings
 from django.db.models import Model
-from rest_framework import serializers
+from django.utils import timezone
+from rest_framework import ISO_8601, serializers
 from rest_framework.fields import SkipField
 from rest_framework.relations import (
     ManyRelatedField,
@@ -45,6 +49,7 @@ from rest_framework.relations import (
     PrimaryKeyRelatedField,
     RelatedField,
 )
+from rest_framework.settings import api_settings
 
 M = TypeVar("M", bound=Model)
 
@@ -57,8 +62,9 @@ def _copy_field(field: serializers.Field[Any, Any, Any, Any]) -> Any:
     return copy.copy(field)
 
 
-#: How a planned field is read: through DRF, as a foreign key's id, as a column.
-_DRF, _ID, _COLUMN = 0, 1, 2
+#: How a planned field is read: through DRF, as a foreign key's id, as a column, as a
+#: column holding a moment (shown in the request's time zone, ISO 8601, as DRF shows it).
+_DRF, _ID, _COLUMN, _MOMENT = 0, 1, 2, 3
 
 
 def _plan_field(field: Any, model: type[Model]) -> tuple[int, str | None]:
@@ -80,6 +86,12 @@ def _plan_field(field: Any, model: type[Model]) -> tuple[int, str | None]:
         return (_ID, column.attname) if plain_id else (_DRF, None)
     if isinstance(field, (RelatedField, ManyRelatedField, serializers.SerializerMethodField)):
         return _DRF, None
+    if (
+        type(field) is serializers.DateTimeField
+        and not hasattr(field, "timezone")
+        and str(getattr(field, "format", api_settings.DATETIME_FORMAT)).lower() == ISO_8601
+    ):
+        return _MOMENT, column.attname
     return _COLUMN, column.attname
 
 
@@ -115,6 +127,10 @@ class ModelSerializer(serializers.ModelSerializer[M]):
         if not isinstance(instance, self.Meta.model):
             return super().to_representation(instance)
         row: dict[str, Any] = {}
+        zone = self.__dict__.get("_zone")
+        if zone is None:  # DRF's default_timezone(), read once per serializer, not per value
+            zone = (timezone.get_current_timezone() if settings.USE_TZ else None,)
+            self.__dict__["_zone"] = zone
         for name, field, how, attname in self._read_plan():
             if how == _DRF:
                 try:
@@ -127,6 +143,12 @@ class ModelSerializer(serializers.ModelSerializer[M]):
             value = getattr(instance, attname)  # type: ignore[arg-type]
             if value is None or how == _ID:
                 row[name] = value
+            elif how == _MOMENT and zone[0] is not None and timezone.is_aware(value):
+                try:
+                    shown = value.astimezone(zone[0]).isoformat()
+                except OverflowError:  # DRF's own error
+                    shown = field.to_representation(value)
+                row[name] = shown[:-6] + "Z" if shown.endswith("+00:00") else shown
             else:
                 row[name] = field.to_representation(value)
         return row

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from django.urls import get_resolver
+from django.utils import timezone
 from rest_framework import serializers
 from rest_framework.test import APIRequestFactory
 
@@ -92,6 +93,9 @@ def test_a_per_request_queryset_stays_on_its_instance(tree_a: TenantTree) -> Non
         assert ours["org_unit"] == rep.org_unit_id and ours["role"] == rep.role
 
 
+ZONES = ["UTC", "Asia/Shanghai", "America/New_York"]
+
+
 def test_every_serializer_renders_rows_as_drf_does(tree_a: TenantTree) -> None:
     """The read plan (a column read directly, a foreign key as its id) gives DRF's output
     for every API serializer over rows of every kind the fixtures make."""
@@ -117,21 +121,22 @@ def test_every_serializer_renders_rows_as_drf_does(tree_a: TenantTree) -> None:
         records.notification(tree_a, admin)
         request = factory.get("/")
         request.membership = Membership.objects.select_related("tenant").get(pk=admin.pk)
-        for cls in _api_serializers():
+        for cls, zone in ((c, z) for c in _api_serializers() for z in ZONES):
             model = cls.Meta.model
             rows = list(model._default_manager.all()[:5])
             for row in rows:
                 for name in ("managed_links",):
                     setattr(row, name, [])
-                ours = cls(row, context={"request": request})
-                drf = cls(row, context={"request": request})
-                try:
-                    expected = serializers.Serializer.to_representation(drf, row)
-                except Exception as error:  # noqa: BLE001 - ours must fail alike
-                    with pytest.raises(type(error)):
-                        ours.to_representation(row)
-                    continue
-                assert ours.to_representation(row) == expected, cls.__qualname__
+                with timezone.override(zone):  # moments shown in the request's zone
+                    ours = cls(row, context={"request": request})
+                    drf = cls(row, context={"request": request})
+                    try:
+                        expected = serializers.Serializer.to_representation(drf, row)
+                    except Exception as error:  # noqa: BLE001 - ours must fail alike
+                        with pytest.raises(type(error)):
+                            ours.to_representation(row)
+                        continue
+                    assert ours.to_representation(row) == expected, (cls.__qualname__, zone)
                 compared.add(cls.__qualname__)
     assert len(compared) >= 20, sorted(compared)
 
