@@ -100,8 +100,16 @@ _PLANNED: dict[tuple[Any, ...], tuple[int, str | None]] = {}
 
 def _planned(field: Any, model: type[Model]) -> tuple[int, str | None]:
     """``_plan_field``, decided once per kind of field: what decides it is the model, the
-    field's class, its source and whether it renders a related id through a ``pk_field``."""
-    key = (model, type(field), field.source, getattr(field, "pk_field", None) is None)
+    field's class, its source, whether it renders a related id through a ``pk_field``
+    and, for a moment, its format and whether it names its own time zone."""
+    key = (
+        model,
+        type(field),
+        field.source,
+        getattr(field, "pk_field", None) is None,
+        str(getattr(field, "format", "")),
+        hasattr(field, "timezone"),
+    )
     decided = _PLANNED.get(key)
     if decided is None:
         decided = _PLANNED[key] = _plan_field(field, model)

@@ -192,3 +192,39 @@ def test_a_filter_sets_form_class_is_made_once_and_speaks_the_callers_language(
         messages.setdefault(language, set()).add(str(response.json()))
     assert len(messages["zh-hans"]) == 1 and messages["zh-hans"] != messages["en"]
     assert "bogus" in next(iter(messages["en"])) and "Select a valid choice" in str(messages["en"])
+
+
+def test_a_moment_with_its_own_format_or_zone_is_shown_by_drf(tree_a: TenantTree) -> None:
+    """Two serializers of one model and source differ only in a DateTimeField's format or
+    zone: each is shown as its own field says, not as the other was planned."""
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from crm.models import Customer
+
+    class Plain(ModelSerializer[Customer]):
+        class Meta:
+            model = Customer
+            fields = ["id", "created_at"]
+
+    class Dated(ModelSerializer[Customer]):
+        created_at = serializers.DateTimeField(format="%Y-%m-%d")
+
+        class Meta:
+            model = Customer
+            fields = ["id", "created_at"]
+
+    class Zoned(ModelSerializer[Customer]):
+        created_at = serializers.DateTimeField(default_timezone=ZoneInfo("Asia/Tokyo"))
+
+        class Meta:
+            model = Customer
+            fields = ["id", "created_at"]
+
+    row = Customer(id=7, created_at=datetime(2026, 3, 1, 23, 30, tzinfo=UTC))
+    with timezone.override("Asia/Shanghai"):
+        assert Plain(row).data["created_at"] == "2026-03-02T07:30:00+08:00"
+        assert Dated(row).data["created_at"] == "2026-03-02"
+        assert Zoned(row).data["created_at"] == "2026-03-02T08:30:00+09:00"
+    with timezone.override("UTC"):
+        assert Plain(row).data["created_at"] == "2026-03-01T23:30:00Z"
