@@ -170,7 +170,7 @@ class DistinctValuesFilter(admin.AllValuesFieldListFilter):
         super().__init__(field, request, params, *args, **kwargs)
         member = request_membership(request)
         if member is not None and member.role == Role.ADMIN and not field.null:
-            self.lookup_choices = _distinct_values(field, member.tenant_id)
+            self.lookup_choices = _distinct_values(field, member.tenant_id)  # type: ignore[assignment]
 
 
 def _distinct_values(field: Any, tenant_id: int) -> list[Any]:

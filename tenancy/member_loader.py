@@ -52,12 +52,17 @@ class _Statement:
     def __init__(self) -> None:
         quote = connection.ops.quote_name
         user_model = get_user_model()
-        aliases = [(Membership, "m"), (user_model, "u"), (OrgUnit, "o"), (Tenant, "t")]
+        aliases: list[tuple[type[Model], str]] = [
+            (Membership, "m"),
+            (user_model, "u"),
+            (OrgUnit, "o"),
+            (Tenant, "t"),
+        ]
         self.parts: list[_Part] = []
         columns: list[str] = []
         for model, alias in aliases:
             self.parts.append(_Part(model, len(columns)))
-            columns += [f"{alias}.{quote(f.column)}" for f in model._meta.concrete_fields]
+            columns += [f"{alias}.{quote(str(f.column))}" for f in model._meta.concrete_fields]
         self.managed_index = len(columns)
         managers = OrgUnitManager._meta
         self.sql = (

@@ -71,7 +71,7 @@ def _plan_field(field: Any, model: type[Model]) -> tuple[int, str | None]:
     if len(field.source_attrs) != 1 or isinstance(field, serializers.BaseSerializer):
         return _DRF, None
     try:
-        column = model._meta.get_field(field.source_attrs[0])
+        column: Any = model._meta.get_field(field.source_attrs[0])
     except Exception:  # noqa: BLE001 - not a model field: a property, a method …
         return _DRF, None
     if not getattr(column, "concrete", False) or column.many_to_many:

@@ -261,7 +261,7 @@ class MemberSerializer(ModelSerializer[Membership]):
         fields = super().get_fields()
         membership = _writing_member(self)
         if membership is not None:
-            fields["org_unit"].queryset = selectors.visible_org_units(membership)  # type: ignore[attr-defined]
+            fields["org_unit"].queryset = selectors.visible_org_units(membership)
         return fields
 
 
@@ -410,8 +410,8 @@ class OrgUnitSerializer(ModelSerializer[OrgUnit]):
         fields = super().get_fields()
         membership = _writing_member(self)
         if membership is not None:
-            fields["parent"].queryset = selectors.visible_org_units(membership)  # type: ignore[attr-defined]
-            fields["managers"].child_relation.queryset = selectors.visible_memberships(membership)  # type: ignore[attr-defined]
+            fields["parent"].queryset = selectors.visible_org_units(membership)
+            fields["managers"].child_relation.queryset = selectors.visible_memberships(membership)
         return fields
 
 
@@ -541,7 +541,7 @@ class ApiTokenSerializer(ModelSerializer[ApiToken]):
         fields = super().get_fields()
         membership = _writing_member(self)
         if membership is not None:
-            fields["acts_as"].queryset = selectors.visible_memberships(membership)  # type: ignore[attr-defined]
+            fields["acts_as"].queryset = selectors.visible_memberships(membership)
         return fields
 
 
@@ -631,7 +631,7 @@ class InvitationSerializer(ModelSerializer[Invitation]):
     def get_fields(self) -> dict[str, Any]:
         fields = super().get_fields()
         if getattr(self.context.get("request"), "membership", None) is not None:
-            fields["org_unit"].queryset = OrgUnit.objects.all()  # type: ignore[attr-defined]
+            fields["org_unit"].queryset = OrgUnit.objects.all()
         return fields
 
 

@@ -58,15 +58,11 @@ class _SpanDates:
     def aggregate(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         # Django reads the first and last date to pick the level: kept, not read again.
         first, last = kwargs.get("first"), kwargs.get("last")
-        if (
-            not args
-            and set(kwargs) == {"first", "last"}
-            and isinstance(first, Min)
-            and isinstance(last, Max)
-            and first.source_expressions[0].name == last.source_expressions[0].name
-        ):
-            self.bounds = self._bounds(first.source_expressions[0].name, self.unfiltered)
-            return self.bounds
+        if not args and isinstance(first, Min) and isinstance(last, Max) and len(kwargs) == 2:
+            names = {getattr(e.source_expressions[0], "name", None) for e in (first, last)}
+            if len(names) == 1 and None not in names:
+                self.bounds = self._bounds(str(names.pop()), self.unfiltered)
+                return self.bounds
         result: dict[str, Any] = self.queryset.aggregate(*args, **kwargs)
         return result
 

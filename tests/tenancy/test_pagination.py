@@ -281,7 +281,7 @@ def test_the_admins_date_hierarchy_spans_first_to_last_row_without_reading_every
     # Filtered (open deals: a join to the stage), the first level still reads the two
     # ends of the member's rows, without the join; the years are the same.
     with CaptureQueriesContext(connection) as context:
-        html = client.get("/admin/crm/opportunity/", {"stage__kind__exact": "open"}).content
+        page = client.get("/admin/crm/opportunity/", {"stage__kind__exact": "open"})
     bounds = [
         sql
         for sql in (q["sql"] for q in context.captured_queries)
@@ -289,7 +289,7 @@ def test_the_admins_date_hierarchy_spans_first_to_last_row_without_reading_every
     ]
     assert len(bounds) == 2 and not any("crm_stage" in sql for sql in bounds), bounds
     for year in (2024, 2025, 2026):
-        assert f"created_at__year={year}" in html.decode()
+        assert f"created_at__year={year}" in page.content.decode()
 
 
 def test_a_first_page_that_is_not_full_is_the_count(

@@ -70,18 +70,18 @@ def test_a_per_request_queryset_stays_on_its_instance(tree_a: TenantTree) -> Non
     rep = tree_a.members["rep"]
     with tenant_scope(tree_a.tenant):
         request = factory.post("/")  # a write: the related fields are narrowed then
-        request.membership = Membership.objects.select_related("org_unit").get(pk=rep.pk)
-        narrowed = MemberSerializer(context={"request": request}).fields["org_unit"]
-        plain = MemberSerializer().fields["org_unit"]
+        request.membership = Membership.objects.select_related("org_unit").get(pk=rep.pk)  # type: ignore[attr-defined]
+        narrowed: Any = MemberSerializer(context={"request": request}).fields["org_unit"]
+        plain: Any = MemberSerializer().fields["org_unit"]
         visible = set(narrowed.get_queryset().values_list("pk", flat=True))
         every = set(plain.get_queryset().values_list("pk", flat=True))
         assert visible == {rep.org_unit_id}
         assert every == set()
-        again = MemberSerializer().fields["org_unit"]
+        again: Any = MemberSerializer().fields["org_unit"]
         assert set(again.get_queryset().values_list("pk", flat=True)) == set()
         read = factory.get("/")
-        read.membership = request.membership
-        on_read = MemberSerializer(context={"request": read}).fields["org_unit"]
+        read.membership = request.membership  # type: ignore[attr-defined]
+        on_read: Any = MemberSerializer(context={"request": read}).fields["org_unit"]
         assert set(on_read.get_queryset().values_list("pk", flat=True)) == set()
         assert OrgUnit.objects.count() > 1
         # Rendered through the prototype, a member reads as DRF renders it.
@@ -120,7 +120,7 @@ def test_every_serializer_renders_rows_as_drf_does(tree_a: TenantTree) -> None:
             make(tree_a)
         records.notification(tree_a, admin)
         request = factory.get("/")
-        request.membership = Membership.objects.select_related("tenant").get(pk=admin.pk)
+        request.membership = Membership.objects.select_related("tenant").get(pk=admin.pk)  # type: ignore[attr-defined]
         for cls, zone in ((c, z) for c in _api_serializers() for z in ZONES):
             model = cls.Meta.model
             rows = list(model._default_manager.all()[:5])
@@ -183,7 +183,7 @@ def test_a_filter_sets_form_class_is_made_once_and_speaks_the_callers_language(
     assert first.form is not second.form and first.form.is_valid()
     assert not second.form.is_valid()
     client = client_for(tree_a.members["admin"])
-    messages = {}
+    messages: dict[str, set[str]] = {}
     for language in ("zh-hans", "en", "zh-hans"):
         response = client.get(
             "/api/v1/opportunities/", {"status": "bogus"}, HTTP_ACCEPT_LANGUAGE=language
