@@ -7,7 +7,7 @@ from typing import Any
 
 import django_filters
 from django import forms
-from django.db.models import QuerySet
+from django.db.models import Manager, QuerySet
 from django.http import QueryDict
 from django.utils.translation import gettext_lazy as _
 from django_filters.filterset import FilterSetMetaclass
@@ -95,18 +95,26 @@ class TenantFilterSet(django_filters.FilterSet, metaclass=ScopeSafeFilterSetMeta
     def get_form_class(self) -> Any:
         """The form class, made once per filter set class (django-filter makes a class, and
         a form field per filter, on every request). A form instance still copies its
-        fields. Not cached when a filter's choices come from the request (a callable
-        ``queryset``): those are made per request as django-filter does."""
+        fields. Not cached when a filter's choices come from the request or its tenant
+        (``_per_request``): those are made per request as django-filter does."""
         cls = type(self)
         form_class = _FORM_CLASSES.get(cls)
         if form_class is None:
             form_class = super().get_form_class()
-            if not any(callable(getattr(f, "queryset", None)) for f in self.filters.values()):
+            if not any(_per_request(f) for f in self.filters.values()):
                 _FORM_CLASSES[cls] = form_class
         return form_class
 
 
 _FORM_CLASSES: dict[type, Any] = {}
+
+
+def _per_request(filter_: django_filters.Filter) -> bool:
+    """A filter whose choices depend on the request or its tenant: a callable ``queryset``
+    (given the request), or a manager (``.all()`` filters by the tenant in scope). The
+    choices of a queryset made with the class (outside any scope) do not."""
+    queryset = getattr(filter_, "queryset", None)
+    return callable(queryset) or isinstance(queryset, Manager)
 
 
 def _copy_filter(original: django_filters.Filter) -> django_filters.Filter:

@@ -228,3 +228,27 @@ def test_a_moment_with_its_own_format_or_zone_is_shown_by_drf(tree_a: TenantTree
         assert Zoned(row).data["created_at"] == "2026-03-02T08:30:00+09:00"
     with timezone.override("UTC"):
         assert Plain(row).data["created_at"] == "2026-03-01T23:30:00Z"
+
+
+def test_a_cached_filter_form_validates_each_tenants_own_ids(
+    tree_a: TenantTree, tree_b: TenantTree, client_for: Any
+) -> None:
+    """The contacts' ``customer`` filter's form class is made by the first request (one
+    tenant's); another tenant's request filters by its own customer and never by the
+    first tenant's."""
+    from tests import records
+
+    made = {}
+    for tree in (tree_a, tree_b):
+        with tenant_scope(tree.tenant):
+            contact = records.contact(tree)
+            made[tree.tenant.slug] = (contact.pk, contact.customer_id)
+    for tree in (tree_a, tree_b, tree_a):
+        client = client_for(tree.members["admin"])
+        contact_id, customer_id = made[tree.tenant.slug]
+        own = client.get("/api/v1/contacts/", {"customer": customer_id})
+        assert own.status_code == 200, own.content
+        assert [row["id"] for row in own.json()["results"]] == [contact_id]
+        other = next(v for k, v in made.items() if k != tree.tenant.slug)
+        foreign = client.get("/api/v1/contacts/", {"customer": other[1]})
+        assert foreign.status_code == 400  # not a customer this tenant has
