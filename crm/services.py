@@ -313,29 +313,26 @@ def _apply_closing(
     the owner's unit at the loss (``credited_org_unit`` without a credited member: a loss
     counts for no metric, but SPEC 10's review credits it to that unit). The closed date
     is the tenant's today unless ``closed_date`` (already checked) says otherwise."""
-    if stage.kind == StageKind.WON:
-        if opportunity.amount is None or opportunity.amount <= 0:
-            raise ValidationError({"amount": _("A deal is won with a positive amount.")})
-        opportunity.closed_date = closed_date or _tenant_today(opportunity.tenant_id)
-        opportunity.credited_member_id = opportunity.owner_id
-        opportunity.credited_org_unit_id = Membership.objects.values_list(
-            "org_unit_id", flat=True
-        ).get(pk=opportunity.owner_id)
-        opportunity.lost_reason = ""
-    elif stage.kind == StageKind.LOST:
-        if not lost_reason.strip():
-            raise ValidationError({"lost_reason": _("Say why the deal was lost.")})
-        opportunity.lost_reason = lost_reason.strip()
-        opportunity.closed_date = closed_date or _tenant_today(opportunity.tenant_id)
-        opportunity.credited_member_id = None
-        opportunity.credited_org_unit_id = Membership.objects.values_list(
-            "org_unit_id", flat=True
-        ).get(pk=opportunity.owner_id)
-    else:
+    if stage.kind == StageKind.OPEN:
         opportunity.closed_date = None
         opportunity.credited_member_id = None
         opportunity.credited_org_unit_id = None
         opportunity.lost_reason = ""
+        return
+    if stage.kind == StageKind.WON:
+        if opportunity.amount is None or opportunity.amount <= 0:
+            raise ValidationError({"amount": _("A deal is won with a positive amount.")})
+        opportunity.credited_member_id = opportunity.owner_id
+        opportunity.lost_reason = ""
+    else:
+        if not lost_reason.strip():
+            raise ValidationError({"lost_reason": _("Say why the deal was lost.")})
+        opportunity.credited_member_id = None
+        opportunity.lost_reason = lost_reason.strip()
+    opportunity.closed_date = closed_date or _tenant_today(opportunity.tenant_id)
+    opportunity.credited_org_unit_id = Membership.objects.values_list("org_unit_id", flat=True).get(
+        pk=opportunity.owner_id
+    )
 
 
 def _record_stage_change(
