@@ -204,34 +204,20 @@ def validate_bands(bands: Sequence[BandLike]) -> tuple[Band, ...]:
         if rate < 0:
             raise ValueError(f"rate must not be negative, band {index} has {rate}")
         result.append(Band(start=start, rate=rate))
-    checked = tuple(result)
-    _remember_checked(checked)
-    return checked
+    return CheckedBands(result)
 
 
-# The tuples ``validate_bands`` returned, by id (kept alive, so an id is not reused while
-# listed): passed back to ``commission_payout`` as they are (a plan's bands checked once
-# for all its members), they are not checked again. A tuple of frozen ``Band`` of
-# ``Decimal`` cannot change, so the one returned is still valid. A few at a time: full,
-# the list starts again (one ``clear()``, safe between threads; a tuple no longer listed
-# is only checked again).
-_CHECKED: dict[int, tuple[Band, ...]] = {}
-_CHECKED_KEPT = 32
+class CheckedBands(tuple[Band, ...]):
+    """Bands as ``validate_bands`` returned them. A tuple cannot change and a ``Band`` is
+    frozen, so one passed back to ``commission_payout`` (a plan's bands checked once for
+    all its members) is not checked again."""
 
-
-def _remember_checked(checked: tuple[Band, ...]) -> None:
-    if len(_CHECKED) >= _CHECKED_KEPT:
-        _CHECKED.clear()
-    _CHECKED[id(checked)] = checked
+    __slots__ = ()
 
 
 def _checked_bands(bands: Sequence[BandLike]) -> tuple[Band, ...]:
-    """``bands`` as checked by ``validate_bands``, not checked again when they are a tuple
-    it returned."""
-    checked = _CHECKED.get(id(bands))
-    if checked is not None and checked is bands:
-        return checked
-    return validate_bands(bands)
+    """``bands`` as checked by ``validate_bands``, not checked again when it made them."""
+    return bands if isinstance(bands, CheckedBands) else validate_bands(bands)
 
 
 def band_index(bands: Sequence[BandLike], actual: Number, target: Number) -> int:
