@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import psycopg
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, connections, transaction
@@ -64,11 +65,43 @@ def switch_to_app_role(connection: BaseDatabaseWrapper) -> bool:
     return True
 
 
+#: psycopg prepares a statement after this many executions of its text; so high that
+#: only the statements asked for (``PreparedCursor``) are prepared.
+ONLY_WHEN_ASKED = 2**31 - 1
+
+
 def on_connection_created(sender: Any, connection: BaseDatabaseWrapper, **kwargs: Any) -> None:
     connection.crm_app_role_active = False  # type: ignore[attr-defined]
-    if connection.vendor != "postgresql" or connection.alias == NO_DB_ALIAS or _owner_mode:
+    if connection.vendor != "postgresql" or connection.alias == NO_DB_ALIAS:
         return
-    switch_to_app_role(connection)
+    if settings.DATABASE_PREPARED_STATEMENTS:
+        # Django turns psycopg's prepared statements off (``prepare_threshold`` None).
+        connection.connection.prepare_threshold = ONLY_WHEN_ASKED
+    if not _owner_mode:
+        switch_to_app_role(connection)
+
+
+class PreparedCursor(psycopg.Cursor[Any]):
+    """A server-side binding cursor whose statements are prepared on first use in each
+    connection (when ``DATABASE_PREPARED_STATEMENTS``): the server plans them once.
+
+    Only for statements of a fixed text whose plan does not depend on the values (a
+    lookup by primary key): a generic plan for a list filtered by tenant would be chosen
+    for the average tenant, not for this one.
+    """
+
+    def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
+        kwargs.setdefault("prepare", True)
+        return super().execute(query, params, **kwargs)
+
+
+def prepared_cursor() -> Any:
+    """``connection.cursor()`` over a ``PreparedCursor``: logged, wrapped and counted
+    like any Django cursor (query counts in tests, ``DEBUG``'s log, error mapping)."""
+    connection = connections["default"]
+    connection.ensure_connection()
+    with connection.wrap_database_errors:
+        return connection._prepare_cursor(PreparedCursor(connection.connection))
 
 
 @contextmanager

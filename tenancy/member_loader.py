@@ -9,6 +9,9 @@ with the tenant and the membership id as parameters and makes the four model ins
 from the row with ``Model.from_db`` and each field's database converters, as the ORM's
 ``select_related`` would (``tests/tenancy/test_member_loader.py`` compares both, field by
 field). The tenant is named in the ``WHERE`` as well as enforced by row-level security.
+It is a prepared statement (``tenancy.db.prepared_cursor``): planning its four joins with
+their row-level security took the server about 0.4 ms, several times its execution,
+on every request; prepared, the server plans it once per connection.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.models import Model
 
+from tenancy.db import prepared_cursor
 from tenancy.models import Membership, OrgUnit, OrgUnitManager, Tenant
 
 _Converter = Callable[[Any, Any, Any], Any]
@@ -88,7 +92,7 @@ def load_member(tenant_id: int, membership_id: int) -> Membership | None:
     """The membership ``membership_id`` of ``tenant_id`` with its user, org unit, tenant
     (cached on it as ``select_related`` caches them) and ``managed_unit_ids``, or None."""
     statement = _statement()
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(statement.sql, [tenant_id, membership_id])
         row = cursor.fetchone()
     if row is None:

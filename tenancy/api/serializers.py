@@ -24,13 +24,20 @@ Rendering a row takes DRF's path for each field: ``get_attribute`` (walking the 
 testing for callables, for a foreign key wrapping the id in a stand-in object), then
 ``to_representation``. For a field that reads one concrete column of the model, the
 walk always ends at ``getattr(row, column)``, so the serializer plans its readable
-fields once per instance (a list's rows share it) and reads such columns directly: a
-foreign key rendered as its id is the id (``PrimaryKeyRelatedField`` without a
-``pk_field``), a moment (a plain ``DateTimeField`` in ISO 8601) is shown in the request's
-time zone, read once per serializer where DRF reads it for every value, and any other
-column goes through its field's ``to_representation``. Every other field (methods,
-properties, nested serializers, dotted sources) takes DRF's path.
-A row that is not an instance of the model (a dict) is rendered by DRF entirely.
+fields and reads such columns directly: a foreign key rendered as its id is the id
+(``PrimaryKeyRelatedField`` without a ``pk_field``), a moment (a plain ``DateTimeField``
+in ISO 8601) is shown in the request's time zone, read once per serializer where DRF
+reads it for every value, and any other column goes through its field's
+``to_representation``. Every other field (methods, properties, nested serializers,
+dotted sources) takes DRF's path. A row that is not an instance of the model (a dict)
+is rendered by DRF entirely.
+
+The plan is made once per class, when a read's fields would be the class's own (its
+``get_fields`` is this one, or says it changes fields only on writes:
+``fields_change_on_writes_only``): a read then never builds its fields at all. A column
+of DRF's own field classes renders through the class's prototype (their
+``to_representation`` reads nothing of the serializer); any other field gets a copy
+bound to the instance, as before. Building and binding fields was most of ``/me/``.
 """
 
 from __future__ import annotations
@@ -116,19 +123,64 @@ def _planned(field: Any, model: type[Model]) -> tuple[int, str | None]:
     return decided
 
 
+_SHARED_PLANS: dict[type, list[tuple[str, Any, int, str | None]]] = {}
+
+
+def _renders_alone(field: Any, how: int) -> bool:
+    """A field whose ``to_representation`` needs nothing of the serializer it is bound to
+    (DRF's own scalar fields), so its unbound prototype renders a column for any
+    instance; a foreign key read as its id needs no field at all."""
+    if how == _ID:
+        return True
+    if how in (_COLUMN, _MOMENT):
+        return getattr(type(field).to_representation, "__module__", "") == "rest_framework.fields"
+    return False
+
+
 class ModelSerializer(serializers.ModelSerializer[M]):
     """``rest_framework.serializers.ModelSerializer`` with its fields built once per class
-    and its rows rendered along a plan made once per instance (see the module)."""
+    and its rows rendered along a plan made once per class (see the module)."""
+
+    #: True on a subclass whose ``get_fields`` changes fields only when the request
+    #: writes (it narrows related querysets): a read may share the class's plan.
+    fields_change_on_writes_only = False
 
     def _read_plan(self) -> list[tuple[str, Any, int, str | None]]:
         plan = self.__dict__.get("_plan")
         if plan is None:
-            model = self.Meta.model
-            plan = [
-                (field.field_name, field, *_planned(field, model))
-                for field in self._readable_fields
-            ]
-            self.__dict__["_plan"] = plan
+            plan = self.__dict__["_plan"] = self._make_read_plan()
+        return plan
+
+    def _shares_class_plan(self) -> bool:
+        """The fields are not built yet and would be the class's own: the class plan holds."""
+        if "fields" in self.__dict__:
+            return False
+        cls = type(self)
+        return cls.get_fields is ModelSerializer.get_fields or cls.fields_change_on_writes_only
+
+    def _make_read_plan(self) -> list[tuple[str, Any, int, str | None]]:
+        model = self.Meta.model
+        if not self._shares_class_plan():
+            readable = self._readable_fields
+            return [(field.field_name, field, *_planned(field, model)) for field in readable]
+        shared = _SHARED_PLANS.get(type(self))
+        if shared is None:
+            readable = list(self._readable_fields)  # bound once, to plan by their sources
+            prototype = _PROTOTYPES[type(self)]
+            shared = []
+            for field in readable:
+                how, attname = _planned(field, model)
+                alone = prototype[field.field_name] if _renders_alone(field, how) else None
+                shared.append((field.field_name, alone, how, attname))
+            _SHARED_PLANS[type(self)] = shared
+            del self.__dict__["fields"]  # this instance too binds only what it must
+        plan = []
+        for name, alone, how, attname in shared:
+            field = alone
+            if field is None:  # rendered with the serializer: a copy bound to this one
+                field = _copy_field(_PROTOTYPES[type(self)][name])
+                field.bind(name, self)
+            plan.append((name, field, how, attname))
         return plan
 
     def to_representation(self, instance: Any) -> Any:

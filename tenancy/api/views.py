@@ -257,6 +257,8 @@ class MemberSerializer(ModelSerializer[Membership]):
             return sorted(read_with_member)
         return sorted(link.org_unit_id for link in member.managed_links)  # type: ignore[attr-defined]
 
+    fields_change_on_writes_only = True  # get_fields narrows querysets on writes
+
     def get_fields(self) -> dict[str, Any]:
         fields = super().get_fields()
         membership = _writing_member(self)
@@ -406,6 +408,8 @@ class OrgUnitSerializer(ModelSerializer[OrgUnit]):
         fields = ["id", "name", "parent", "path", "depth", "managers", "created_at", "updated_at"]
         read_only_fields = ["id", "path", "depth", "created_at", "updated_at"]
 
+    fields_change_on_writes_only = True  # get_fields narrows querysets on writes
+
     def get_fields(self) -> dict[str, Any]:
         fields = super().get_fields()
         membership = _writing_member(self)
@@ -536,6 +540,8 @@ class ApiTokenSerializer(ModelSerializer[ApiToken]):
         model = ApiToken
         fields = ["id", "name", "prefix", "acts_as", "created_at", "last_used_at", "revoked_at"]
         read_only_fields = ["id", "prefix", "created_at", "last_used_at", "revoked_at"]
+
+    fields_change_on_writes_only = True  # get_fields narrows querysets on writes
 
     def get_fields(self) -> dict[str, Any]:
         fields = super().get_fields()

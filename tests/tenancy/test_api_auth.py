@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+import time_machine
 from django.utils import timezone
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken
@@ -103,6 +104,46 @@ def test_an_expired_access_token_is_401(api_client: APIClient, tree_a: TenantTre
     response = api_client.get("/api/v1/me/")
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "token_not_valid"
+
+
+def test_a_verified_token_is_decoded_once_and_still_expires(
+    api_client: APIClient, tree_a: TenantTree, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The signature of a token is verified once per process; its expiry on every use."""
+    from rest_framework_simplejwt.backends import TokenBackend
+
+    decoded: list[str] = []
+    original = TokenBackend.decode
+
+    def counting_decode(self: TokenBackend, token: Any, verify: bool = True) -> Any:
+        decoded.append(token)
+        return original(self, token, verify)
+
+    monkeypatch.setattr(TokenBackend, "decode", counting_decode)
+    access = login(api_client, "acme-rep").json()["access"]
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {access}")
+    for _ in range(3):
+        assert api_client.get("/api/v1/me/").status_code == 200
+    assert decoded.count(access) == 1
+    expiry = AccessToken(access)["exp"]
+    with time_machine.travel(expiry + 1, tick=False):
+        response = api_client.get("/api/v1/me/")
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "token_not_valid"
+    with time_machine.travel(expiry - 5, tick=False):  # its last seconds: still valid
+        assert api_client.get("/api/v1/me/").status_code == 200
+
+
+def test_a_token_changed_by_one_character_is_verified_anew(
+    api_client: APIClient, tree_a: TenantTree
+) -> None:
+    access = login(api_client, "acme-rep").json()["access"]
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {access}")
+    assert api_client.get("/api/v1/me/").status_code == 200  # now cached
+    header, payload, signature = access.split(".")
+    flipped = signature[:-2] + ("A" if signature[-2] != "A" else "B") + signature[-1]
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {header}.{payload}.{flipped}")
+    assert api_client.get("/api/v1/me/").status_code == 401
 
 
 def test_a_forged_token_is_401(api_client: APIClient, tree_a: TenantTree) -> None:

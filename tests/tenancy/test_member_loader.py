@@ -64,3 +64,41 @@ def test_a_member_without_a_unit_and_another_tenants_id(
     with tenant_scope(tree_b.tenant):
         # Named with its own tenant but read in another's scope: RLS shows nothing.
         assert load_member(tree_a.tenant.pk, rep.pk) is None
+
+
+def _prepared_statements() -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements WHERE from_sql = false")
+        return [statement for (statement,) in cursor.fetchall()]
+
+
+def test_the_statement_is_prepared_once_per_connection(tree_a: TenantTree) -> None:
+    """Planned once by the server; the row is the same on every later use, after a
+    rollback too (the driver then prepares it again)."""
+    rep = tree_a.members["rep"]
+    with tenant_scope(tree_a.tenant):
+        first = load_member(tree_a.tenant.pk, rep.pk)
+        prepared = [s for s in _prepared_statements() if "crm_orgunitmanager" in s]
+        assert len(prepared) == 1
+        assert _values(load_member(tree_a.tenant.pk, rep.pk)) == _values(first)
+        assert len([s for s in _prepared_statements() if "crm_orgunitmanager" in s]) == 1
+    with pytest.raises(RuntimeError), tenant_scope(tree_a.tenant):
+        load_member(tree_a.tenant.pk, rep.pk)
+        raise RuntimeError("rolled back")
+    with tenant_scope(tree_a.tenant):
+        assert _values(load_member(tree_a.tenant.pk, rep.pk)) == _values(first)
+
+
+def test_prepared_statements_can_be_turned_off_for_a_pooler(settings: Any) -> None:
+    """``DATABASE_PREPARED_STATEMENTS=0`` (PgBouncer before 1.21): a new connection
+    prepares nothing (psycopg's ``prepare_threshold`` stays off, as Django leaves it)."""
+    from django.db import connections
+
+    for enabled in (False, True):
+        settings.DATABASE_PREPARED_STATEMENTS = enabled
+        other = connections.create_connection("default")
+        try:
+            other.ensure_connection()
+            assert (other.connection.prepare_threshold is not None) is enabled
+        finally:
+            other.close()

@@ -252,3 +252,38 @@ def test_a_cached_filter_form_validates_each_tenants_own_ids(
         other = next(v for k, v in made.items() if k != tree.tenant.slug)
         foreign = client.get("/api/v1/contacts/", {"customer": other[1]})
         assert foreign.status_code == 400  # not a customer this tenant has
+
+
+def test_the_class_plan_keeps_per_request_fields_and_contexts() -> None:
+    """A read shares its class's plan; a field that renders with its serializer (here,
+    with the request's context) is still bound to each instance, and a class that changes
+    its fields per request on reads plans its own fields every time."""
+    from crm.models import Customer
+
+    class Shouting(serializers.CharField):
+        def to_representation(self, value: Any) -> str:
+            return f"{value}{self.context.get('mark', '')}"
+
+    class Named(ModelSerializer[Customer]):
+        name = Shouting()
+
+        class Meta:
+            model = Customer
+            fields = ["id", "name", "owner"]
+
+    class Trimmed(Named):
+        def get_fields(self) -> dict[str, Any]:
+            fields = super().get_fields()
+            if self.context.get("hide_owner"):
+                del fields["owner"]
+            return fields
+
+    row = Customer(id=3, name="Acme", owner_id=9)
+    assert Named(row, context={"mark": "!"}).data == {"id": 3, "name": "Acme!", "owner": 9}
+    assert Named(row, context={"mark": "?"}).data == {"id": 3, "name": "Acme?", "owner": 9}
+    assert Named(row).data == {"id": 3, "name": "Acme", "owner": 9}
+    assert Trimmed(row).data == {"id": 3, "name": "Acme", "owner": 9}
+    assert Trimmed(row, context={"hide_owner": True}).data == {"id": 3, "name": "Acme"}
+    built = Named(row)
+    assert set(built.fields) == {"id", "name", "owner"}  # fields built first: its own plan
+    assert built.data == {"id": 3, "name": "Acme", "owner": 9}
