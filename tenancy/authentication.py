@@ -24,7 +24,7 @@ from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import AccessToken, Token
 
-from tenancy.member_loader import load_member
+from tenancy.member_loader import MemberOpening, load_member
 from tenancy.models import ApiToken, Membership
 from tenancy.scope import current_tenant_id
 from tenancy.services import hash_api_key, tenant_id_from_api_key
@@ -105,11 +105,27 @@ def read_credential(header: str) -> tuple[int | None, AccessToken | str | None]:
     return None, None
 
 
-def check_credential(header: str, credential: AccessToken | str) -> CheckedCredential:
-    """Check a credential read by ``read_credential``, inside its tenant's scope."""
+def member_opening(credential: AccessToken | str) -> MemberOpening | None:
+    """For an access token, the read of its membership that the scope's first round trip
+    can carry (``tenant_scope(…, opening=…)``); None for an API key."""
+    if not isinstance(credential, AccessToken):
+        return None
+    membership_id = credential.get(MEMBERSHIP_CLAIM)
+    tenant_id = credential.get(TENANT_CLAIM)
+    if isinstance(membership_id, int) and isinstance(tenant_id, int):
+        return MemberOpening(tenant_id, membership_id)
+    return None
+
+
+def check_credential(
+    header: str, credential: AccessToken | str, opened: MemberOpening | None = None
+) -> CheckedCredential:
+    """Check a credential read by ``read_credential``, inside its tenant's scope (whose
+    opening may have read the membership already)."""
     try:
         if isinstance(credential, AccessToken):
-            return CheckedCredential(header, load_membership_for_token(credential), credential)
+            member = load_membership_for_token(credential, opened)
+            return CheckedCredential(header, member, credential)
         membership, token = load_membership_for_api_key(credential)
         return CheckedCredential(header, membership, token)
     except exceptions.AuthenticationFailed as error:
@@ -146,13 +162,23 @@ def _refuse_inactive_tenant(membership: Membership) -> None:
         )
 
 
-def load_membership_for_token(token: Any) -> Membership:
-    """The active membership a validated token names, or ``AuthenticationFailed``."""
+def load_membership_for_token(token: Any, opened: MemberOpening | None = None) -> Membership:
+    """The active membership a validated token names, or ``AuthenticationFailed``; read
+    by ``opened`` when the scope's opening read it for this very token."""
     tenant_id = token.get(TENANT_CLAIM)
     if tenant_id is None or tenant_id != current_tenant_id():
         raise exceptions.AuthenticationFailed(_("Token is not bound to a tenant."), "token_invalid")
     membership_id = token.get(MEMBERSHIP_CLAIM)
-    membership = load_member(tenant_id, membership_id) if isinstance(membership_id, int) else None
+    if (
+        opened is not None
+        and opened.received
+        and (opened.tenant_id, opened.membership_id) == (tenant_id, membership_id)
+    ):
+        membership = opened.member
+    elif isinstance(membership_id, int):
+        membership = load_member(tenant_id, membership_id)
+    else:
+        membership = None
     if membership is None or not membership.is_active or not membership.user.is_active:
         raise exceptions.AuthenticationFailed(
             _("This membership is inactive or no longer exists."), "membership_inactive"

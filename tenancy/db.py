@@ -12,13 +12,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 from typing import Any
 
-import psycopg
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, connections, transaction
 from django.db.backends.base.base import NO_DB_ALIAS, BaseDatabaseWrapper
+from django.db.backends.postgresql.psycopg_any import BaseTzLoader
 from psycopg import sql
 
 logger = logging.getLogger(__name__)
@@ -65,43 +66,44 @@ def switch_to_app_role(connection: BaseDatabaseWrapper) -> bool:
     return True
 
 
-#: psycopg prepares a statement after this many executions of its text; so high that
-#: only the statements asked for (``PreparedCursor``) are prepared.
-ONLY_WHEN_ASKED = 2**31 - 1
+class IsoTimestamptzLoader(BaseTzLoader):
+    """Django's ``timestamptz`` loader, parsing with ``datetime.fromisoformat``.
+
+    Django's loader (the value with the connection's time zone, UTC) is built on
+    psycopg's pure-Python loader, which parses each value with a regular expression:
+    about 3 µs a value, a third of a millisecond for a page of 50 rows with seven moments.
+    PostgreSQL writes a ``timestamptz`` as ISO 8601 (``DateStyle`` ISO, the session in UTC,
+    as Django sets it), which the standard library's C parser reads in a tenth of that.
+    Anything else (infinity, a BC or five-digit year, an offset other than UTC) goes to
+    Django's loader, so every value loads exactly as Django loads it.
+    """
+
+    def load(self, data: Any) -> Any:
+        try:
+            value = datetime.fromisoformat(bytes(data).decode())
+        except ValueError:
+            return super().load(data)
+        if value.utcoffset() != _NO_OFFSET:
+            return super().load(data)
+        return value.replace(tzinfo=self.timezone)
+
+
+_NO_OFFSET = timedelta(0)
+
+
+def _use_iso_timestamptz_loader(connection: BaseDatabaseWrapper) -> None:
+    zone = connection.timezone
+    loader = type("IsoTimestamptzLoader", (IsoTimestamptzLoader,), {"timezone": zone})
+    connection.connection.adapters.register_loader("timestamptz", loader)
 
 
 def on_connection_created(sender: Any, connection: BaseDatabaseWrapper, **kwargs: Any) -> None:
     connection.crm_app_role_active = False  # type: ignore[attr-defined]
     if connection.vendor != "postgresql" or connection.alias == NO_DB_ALIAS:
         return
-    if settings.DATABASE_PREPARED_STATEMENTS:
-        # Django turns psycopg's prepared statements off (``prepare_threshold`` None).
-        connection.connection.prepare_threshold = ONLY_WHEN_ASKED
+    _use_iso_timestamptz_loader(connection)
     if not _owner_mode:
         switch_to_app_role(connection)
-
-
-class PreparedCursor(psycopg.Cursor[Any]):
-    """A server-side binding cursor whose statements are prepared on first use in each
-    connection (when ``DATABASE_PREPARED_STATEMENTS``): the server plans them once.
-
-    Only for statements of a fixed text whose plan does not depend on the values (a
-    lookup by primary key): a generic plan for a list filtered by tenant would be chosen
-    for the average tenant, not for this one.
-    """
-
-    def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
-        kwargs.setdefault("prepare", True)
-        return super().execute(query, params, **kwargs)
-
-
-def prepared_cursor() -> Any:
-    """``connection.cursor()`` over a ``PreparedCursor``: logged, wrapped and counted
-    like any Django cursor (query counts in tests, ``DEBUG``'s log, error mapping)."""
-    connection = connections["default"]
-    connection.ensure_connection()
-    with connection.wrap_database_errors:
-        return connection._prepare_cursor(PreparedCursor(connection.connection))
 
 
 @contextmanager

@@ -9,9 +9,15 @@ with the tenant and the membership id as parameters and makes the four model ins
 from the row with ``Model.from_db`` and each field's database converters, as the ORM's
 ``select_related`` would (``tests/tenancy/test_member_loader.py`` compares both, field by
 field). The tenant is named in the ``WHERE`` as well as enforced by row-level security.
-It is a prepared statement (``tenancy.db.prepared_cursor``): planning its four joins with
-their row-level security took the server about 0.4 ms, several times its execution,
-on every request; prepared, the server plans it once per connection.
+
+A request sends it in the round trip that opens its transaction (``MemberOpening``, a
+``tenancy.scope.ScopeOpening``), after the ``BEGIN`` and the tenant settings: one round
+trip where there were two. There it runs as a prepared statement (``PREPARE crm_member``
+once per connection, then ``EXECUTE crm_member(tenant, member)``): planning its four
+joins with their row-level security cost the server about 0.4 ms, several times its
+execution. ``DATABASE_PREPARED_STATEMENTS=0`` sends the statement itself instead, for a
+pooler that does not keep a session's prepared statements (PgBouncer in transaction
+mode); a statement the server lost anyway is prepared again (``retry``).
 """
 
 from __future__ import annotations
@@ -20,14 +26,19 @@ from collections.abc import Callable
 from functools import cache
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.models import Model
+from psycopg.adapt import Transformer
+from psycopg.pq.abc import PGresult
 
-from tenancy.db import prepared_cursor
 from tenancy.models import Membership, OrgUnit, OrgUnitManager, Tenant
 
 _Converter = Callable[[Any, Any, Any], Any]
+PREPARED_NAME = "crm_member"
+#: Set on a driver connection once it holds the prepared statement.
+_PREPARED_FLAG = "crm_member_prepared"
 
 
 class _Part:
@@ -81,6 +92,9 @@ class _Statement:
             f"JOIN {quote(Tenant._meta.db_table)} t ON t.id = m.tenant_id "
             f"WHERE m.tenant_id = %s AND m.id = %s"
         )
+        self.prepare = f"PREPARE {PREPARED_NAME} (bigint, bigint) AS " + self.sql.replace(
+            "%s", "$1", 1
+        ).replace("%s", "$2", 1)
 
 
 @cache
@@ -88,15 +102,10 @@ def _statement() -> _Statement:
     return _Statement()
 
 
-def load_member(tenant_id: int, membership_id: int) -> Membership | None:
-    """The membership ``membership_id`` of ``tenant_id`` with its user, org unit, tenant
-    (cached on it as ``select_related`` caches them) and ``managed_unit_ids``, or None."""
-    statement = _statement()
-    with prepared_cursor() as cursor:
-        cursor.execute(statement.sql, [tenant_id, membership_id])
-        row = cursor.fetchone()
+def _member_from_row(row: tuple[Any, ...] | None) -> Membership | None:
     if row is None:
         return None
+    statement = _statement()
     member_part, user_part, unit_part, tenant_part = statement.parts
     member = member_part.make(row)
     assert isinstance(member, Membership)
@@ -106,3 +115,53 @@ def load_member(tenant_id: int, membership_id: int) -> Membership | None:
     member._state.fields_cache["tenant"] = tenant_part.make(row)
     member.managed_unit_ids = list(row[statement.managed_index])  # type: ignore[attr-defined]
     return member
+
+
+def load_member(tenant_id: int, membership_id: int) -> Membership | None:
+    """The membership ``membership_id`` of ``tenant_id`` with its user, org unit, tenant
+    (cached on it as ``select_related`` caches them) and ``managed_unit_ids``, or None."""
+    with connection.cursor() as cursor:
+        cursor.execute(_statement().sql, [tenant_id, membership_id])
+        return _member_from_row(cursor.fetchone())
+
+
+class MemberOpening:
+    """The credential's membership, read in the round trip that opens the request's
+    transaction (``tenant_scope(…, opening=…)``); ``member`` once received."""
+
+    def __init__(self, tenant_id: int, membership_id: int) -> None:
+        self.tenant_id, self.membership_id = int(tenant_id), int(membership_id)
+        self.received = False
+        self.member: Membership | None = None
+        self._preparing = False
+
+    def sql(self, *, first: bool) -> str:
+        statement = _statement()
+        values = (self.tenant_id, self.membership_id)
+        self._preparing = False
+        if not first or not settings.DATABASE_PREPARED_STATEMENTS:
+            return statement.sql % values  # two ints: literals are safe
+        execute = f"EXECUTE {PREPARED_NAME}({values[0]}, {values[1]})"
+        if getattr(connection.connection, _PREPARED_FLAG, False):
+            return execute
+        self._preparing = True
+        return f"{statement.prepare}; {execute}"
+
+    def retry(self, sqlstate: str | None) -> bool:
+        """The server lost the statement (26000) or had it already (42P05): send it again,
+        prepared anew or executed as it is."""
+        if sqlstate in ("26000", "42P05"):
+            setattr(connection.connection, _PREPARED_FLAG, sqlstate == "42P05")
+            return True
+        return False
+
+    def receive(self, result: PGresult) -> None:
+        if self._preparing:
+            setattr(connection.connection, _PREPARED_FLAG, True)
+        row = None
+        if result.ntuples:
+            loader = Transformer(connection.connection)
+            loader.set_pgresult(result)
+            row = loader.load_row(0, tuple)
+        self.member = _member_from_row(row)
+        self.received = True

@@ -30,7 +30,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from tenancy.api.errors import error_body
-from tenancy.authentication import check_credential, read_credential
+from tenancy.authentication import check_credential, member_opening, read_credential
 from tenancy.models import Membership
 from tenancy.scope import platform_scope, tenant_scope
 
@@ -113,8 +113,10 @@ class TenantScopeMiddleware:
             tenant_id, credential = read_credential(header)
             if tenant_id is None or credential is None:
                 return
-            stack.enter_context(tenant_scope(tenant_id))
-            checked = check_credential(header, credential)
+            # An access token's membership is read in the round trip opening the scope.
+            opening = member_opening(credential)
+            stack.enter_context(tenant_scope(tenant_id, opening=opening))
+            checked = check_credential(header, credential, opening)
             # Kept for DRF's authentication classes only: a view outside the API (the
             # admin) never takes its membership from a header.
             request.crm_credential = checked  # type: ignore[attr-defined]

@@ -25,11 +25,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Protocol
 
 from django.db import connection, transaction
 from django.db.models import Model
 from django_scopes import scope, scopes_disabled
-from psycopg.pq import ExecStatus, TransactionStatus
+from psycopg.pq import DiagnosticField, ExecStatus, TransactionStatus
+from psycopg.pq.abc import PGresult
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +58,39 @@ def current_tenant_id() -> int | None:
     return _current.get().tenant_id
 
 
-def _apply(db_scope: _DatabaseScope, *, begin: bool = False) -> None:
+class ScopeOpening(Protocol):
+    """A statement of the scope's first round trip, sent after its ``BEGIN`` and settings.
+
+    ``sql(first=True)`` is its text there (literals only: it travels in one
+    simple-protocol message); ``sql(first=False)`` its text when the scope opens inside a
+    transaction already open (a nested scope, a test's transaction), where it is sent
+    alone. ``receive`` gets its result. If the message fails, ``retry`` is asked with the
+    error's SQLSTATE whether to roll back and send it once more (a prepared statement the
+    server no longer has, say).
+    """
+
+    def sql(self, *, first: bool) -> str: ...
+
+    def receive(self, result: PGresult) -> None: ...
+
+    def retry(self, sqlstate: str | None) -> bool: ...
+
+
+def _log(statement: str, started: float) -> None:
+    if connection.queries_logged:  # shown like any statement in DEBUG and in tests
+        duration = time.monotonic() - started
+        connection.queries_log.append({"sql": statement, "time": f"{duration:.3f}"})
+
+
+def _failure(result: PGresult) -> tuple[str | None, str]:
+    sqlstate = result.error_field(DiagnosticField.SQLSTATE)
+    message = (result.error_message or b"").decode(errors="replace")
+    return (sqlstate.decode() if sqlstate else None), message
+
+
+def _apply(
+    db_scope: _DatabaseScope, *, begin: bool = False, opening: ScopeOpening | None = None
+) -> None:
     if not getattr(connection, "crm_app_role_active", False):
         connection.ensure_connection()
     if not getattr(connection, "crm_app_role_active", False):
@@ -65,7 +99,7 @@ def _apply(db_scope: _DatabaseScope, *, begin: bool = False) -> None:
             "security would not apply. Run `manage.py migrate` to create the role."
         )
     if begin and connection.connection.pgconn.transaction_status == TransactionStatus.IDLE:
-        _begin_with_settings(db_scope)
+        _begin_with_settings(db_scope, opening)
         return
     with connection.cursor() as cursor:
         cursor.execute(
@@ -77,38 +111,58 @@ def _apply(db_scope: _DatabaseScope, *, begin: bool = False) -> None:
                 "on" if db_scope.bypass else "off",
             ],
         )
+    if opening is not None:
+        statement = opening.sql(first=False)
+        started = time.monotonic()
+        result = connection.connection.pgconn.exec_(statement.encode())
+        _log(statement, started)
+        if result.status != ExecStatus.TUPLES_OK:
+            raise TenantScopeError(f"Could not open the tenant's scope: {_failure(result)[1]}")
+        opening.receive(result)
 
 
-def _begin_with_settings(db_scope: _DatabaseScope) -> None:
-    """Open the transaction and make the settings in one round trip.
+def _begin_with_settings(db_scope: _DatabaseScope, opening: ScopeOpening | None = None) -> None:
+    """Open the transaction and make the settings in one round trip, with the opening
+    statement if there is one (a request's credential: its membership).
 
     The driver would send its own ``BEGIN`` and wait for it before the settings: two
     round trips at the start of every request. Sent as one simple-protocol message, the
     values are literals: a tenant id made an ``int`` here, and a fixed ``on``/``off``.
     The driver sees the open transaction and sends no ``BEGIN`` of its own; Django's
-    commit or rollback ends it as usual.
+    commit or rollback ends it as usual. The message's last result is the opening's.
     """
     tenant = "" if db_scope.tenant_id is None else str(int(db_scope.tenant_id))
-    statement = (
+    settings_sql = (
         f"BEGIN; SELECT set_config('{TENANT_SETTING}', '{tenant}', true), "
         f"set_config('{BYPASS_SETTING}', '{'on' if db_scope.bypass else 'off'}', true)"
     )
-    started = time.monotonic()
-    result = connection.connection.pgconn.exec_(statement.encode())
-    if result.status != ExecStatus.TUPLES_OK:
-        message = (result.error_message or b"").decode(errors="replace")
-        raise TenantScopeError(f"Could not open the tenant's transaction: {message}")
-    if connection.queries_logged:  # shown like any statement in DEBUG and in tests
-        duration = time.monotonic() - started
-        connection.queries_log.append({"sql": statement, "time": f"{duration:.3f}"})
+    pgconn = connection.connection.pgconn
+    for attempt in (1, 2):
+        opening_sql = opening.sql(first=True) if opening is not None else ""
+        started = time.monotonic()
+        statement = f"{settings_sql}; {opening_sql}" if opening_sql else settings_sql
+        result = pgconn.exec_(statement.encode())
+        if result.status == ExecStatus.TUPLES_OK:
+            break
+        sqlstate, message = _failure(result)
+        if pgconn.transaction_status != TransactionStatus.IDLE:
+            pgconn.exec_(b"ROLLBACK")
+        if attempt == 2 or opening is None or not opening.retry(sqlstate):
+            raise TenantScopeError(f"Could not open the tenant's transaction: {message}")
+    _log(settings_sql, started)
+    if opening is not None:
+        _log(opening_sql, started)
+        opening.receive(result)
 
 
 @contextmanager
-def _database_scope(db_scope: _DatabaseScope) -> Iterator[None]:
+def _database_scope(
+    db_scope: _DatabaseScope, opening: ScopeOpening | None = None
+) -> Iterator[None]:
     outermost = not connection.in_atomic_block
     outer = _current.get()
     with transaction.atomic():
-        _apply(db_scope, begin=outermost)
+        _apply(db_scope, begin=outermost, opening=opening)
         token = _current.set(db_scope)
         completed = False
         try:
@@ -124,10 +178,12 @@ def _database_scope(db_scope: _DatabaseScope) -> Iterator[None]:
 
 
 @contextmanager
-def tenant_scope(tenant: Model | int) -> Iterator[int]:
-    """Run the block inside one tenant: ORM scope, RLS setting and a transaction."""
+def tenant_scope(tenant: Model | int, *, opening: ScopeOpening | None = None) -> Iterator[int]:
+    """Run the block inside one tenant: ORM scope, RLS setting and a transaction; with an
+    ``opening``, its statement shares the round trip that opens the transaction."""
     tenant_id = int(tenant.pk if isinstance(tenant, Model) else tenant)
-    with scope(tenant=tenant_id), _database_scope(_DatabaseScope(tenant_id, bypass=False)):
+    db_scope = _DatabaseScope(tenant_id, bypass=False)
+    with scope(tenant=tenant_id), _database_scope(db_scope, opening):
         yield tenant_id
 
 

@@ -162,16 +162,17 @@ class ModelSerializer(serializers.ModelSerializer[M]):
         model = self.Meta.model
         if not self._shares_class_plan():
             readable = self._readable_fields
-            return [(field.field_name, field, *_planned(field, model)) for field in readable]
+            return [(str(field.field_name), field, *_planned(field, model)) for field in readable]
         shared = _SHARED_PLANS.get(type(self))
         if shared is None:
             readable = list(self._readable_fields)  # bound once, to plan by their sources
             prototype = _PROTOTYPES[type(self)]
             shared = []
             for field in readable:
+                name = str(field.field_name)
                 how, attname = _planned(field, model)
-                alone = prototype[field.field_name] if _renders_alone(field, how) else None
-                shared.append((field.field_name, alone, how, attname))
+                alone = prototype[name] if _renders_alone(field, how) else None
+                shared.append((name, alone, how, attname))
             _SHARED_PLANS[type(self)] = shared
             del self.__dict__["fields"]  # this instance too binds only what it must
         plan = []

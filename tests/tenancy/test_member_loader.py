@@ -68,37 +68,72 @@ def test_a_member_without_a_unit_and_another_tenants_id(
 
 def _prepared_statements() -> list[str]:
     with connection.cursor() as cursor:
-        cursor.execute("SELECT statement FROM pg_prepared_statements WHERE from_sql = false")
-        return [statement for (statement,) in cursor.fetchall()]
+        cursor.execute("SELECT name FROM pg_prepared_statements")
+        return [name for (name,) in cursor.fetchall()]
 
 
-def test_the_statement_is_prepared_once_per_connection(tree_a: TenantTree) -> None:
-    """Planned once by the server; the row is the same on every later use, after a
-    rollback too (the driver then prepares it again)."""
-    rep = tree_a.members["rep"]
-    with tenant_scope(tree_a.tenant):
-        first = load_member(tree_a.tenant.pk, rep.pk)
-        prepared = [s for s in _prepared_statements() if "crm_orgunitmanager" in s]
-        assert len(prepared) == 1
-        assert _values(load_member(tree_a.tenant.pk, rep.pk)) == _values(first)
-        assert len([s for s in _prepared_statements() if "crm_orgunitmanager" in s]) == 1
-    with pytest.raises(RuntimeError), tenant_scope(tree_a.tenant):
-        load_member(tree_a.tenant.pk, rep.pk)
-        raise RuntimeError("rolled back")
-    with tenant_scope(tree_a.tenant):
-        assert _values(load_member(tree_a.tenant.pk, rep.pk)) == _values(first)
+def _statements_of(client: Any, path: str = "/api/v1/me/") -> tuple[Any, list[str]]:
+    with CaptureQueriesContext(connection) as context:
+        response = client.get(path)
+    return response, [q["sql"] for q in context.captured_queries if q["sql"] != "BEGIN"]
 
 
-def test_prepared_statements_can_be_turned_off_for_a_pooler(settings: Any) -> None:
-    """``DATABASE_PREPARED_STATEMENTS=0`` (PgBouncer before 1.21): a new connection
-    prepares nothing (psycopg's ``prepare_threshold`` stays off, as Django leaves it)."""
-    from django.db import connections
+@pytest.mark.django_db(transaction=True)
+def test_a_requests_membership_comes_with_the_message_opening_its_transaction(
+    client_for: Any,
+) -> None:
+    """Outside a test's transaction, as in production: the membership is read by the
+    message that opens the transaction, prepared on the connection's first request and
+    executed by name after; the server's copy going missing costs one retry, not a
+    failed request."""
+    from tests.factories import build_tenant_tree
 
-    for enabled in (False, True):
-        settings.DATABASE_PREPARED_STATEMENTS = enabled
-        other = connections.create_connection("default")
-        try:
-            other.ensure_connection()
-            assert (other.connection.prepare_threshold is not None) is enabled
-        finally:
-            other.close()
+    tree = build_tenant_tree("opening", "Opening 开")
+    rep = tree.members["rep"]
+    client = client_for(rep)
+    connection.close()  # a new connection: nothing prepared on it yet
+    first, statements = _statements_of(client)
+    assert first.status_code == 200 and first.json()["member"]["id"] == rep.pk
+    assert statements[0].startswith("BEGIN; SELECT set_config('app.tenant_id', ")
+    assert statements[1] == (
+        f"PREPARE crm_member (bigint, bigint) AS {_statement_sql('$1', '$2')}; "
+        f"EXECUTE crm_member({tree.tenant.pk}, {rep.pk})"
+    )
+    assert _prepared_statements() == ["crm_member"]
+    again, statements = _statements_of(client)
+    assert again.json() == first.json()
+    assert statements[1] == f"EXECUTE crm_member({tree.tenant.pk}, {rep.pk})"
+    with connection.cursor() as cursor:  # lost behind the application's back
+        cursor.execute("DEALLOCATE crm_member")
+    lost, statements = _statements_of(client)
+    assert lost.json() == first.json()
+    assert statements[1].startswith("PREPARE crm_member")
+    with tenant_scope(tree.tenant):
+        Membership.objects.filter(pk=rep.pk).update(is_active=False)
+    refused, _statements = _statements_of(client)
+    assert refused.status_code == 401
+    assert refused.json()["error"]["code"] == "membership_inactive"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_prepared_statements_can_be_turned_off_for_a_pooler(
+    client_for: Any, settings: Any
+) -> None:
+    """``DATABASE_PREPARED_STATEMENTS=0`` (PgBouncer in transaction mode): the message
+    carries the statement itself, and nothing is prepared."""
+    from tests.factories import build_tenant_tree
+
+    settings.DATABASE_PREPARED_STATEMENTS = False
+    tree = build_tenant_tree("unprepared", "Unprepared 未")
+    rep = tree.members["rep"]
+    connection.close()
+    response, statements = _statements_of(client_for(rep))
+    assert response.status_code == 200 and response.json()["member"]["id"] == rep.pk
+    assert statements[1] == _statement_sql(str(tree.tenant.pk), str(rep.pk))
+    assert _prepared_statements() == []
+
+
+def _statement_sql(tenant: str, member: str) -> str:
+    from tenancy.member_loader import _statement
+
+    return _statement().sql.replace("%s", tenant, 1).replace("%s", member, 1)

@@ -194,6 +194,43 @@ def test_a_filter_sets_form_class_is_made_once_and_speaks_the_callers_language(
     assert "bogus" in next(iter(messages["en"])) and "Select a valid choice" in str(messages["en"])
 
 
+def test_a_filter_sets_validation_form_holds_the_given_filters_only() -> None:
+    """A request's form holds the filters its query names (a range by either of its two
+    parameters) and the required ones; the absent ones filter nothing anyway. The full
+    form stays on ``form`` (the browsable API's dialog)."""
+    import django_filters
+
+    from crm.api.records import OpportunityFilter
+    from crm.models import Opportunity
+    from tenancy.api.filters import TenantFilterSet
+
+    none = Opportunity.objects.none()
+    given = OpportunityFilter(data={"status": "open", "closed_after": "2026-01-01"}, queryset=none)
+    assert given.is_valid()
+    assert set(given.form.fields) == {"status", "closed"}
+    assert given.form.cleaned_data["status"] == "open"
+    assert given.form.cleaned_data["closed"].start is not None
+    bad = OpportunityFilter(data={"status": "bogus", "page_size": "5"}, queryset=none)
+    assert not bad.is_valid() and set(bad.errors) == {"status"}
+    nothing = OpportunityFilter(data={"page": "2"}, queryset=none)
+    assert nothing.is_valid() and set(nothing.form.fields) == set()
+    assert nothing.qs.query.where.children == none.query.where.children  # no filter added
+    shown = OpportunityFilter(data={"status": "open"}, queryset=none)
+    assert set(shown.form.fields) == set(OpportunityFilter.base_filters)  # not validated
+
+    class NeedsStatus(TenantFilterSet):
+        status = django_filters.ChoiceFilter(
+            field_name="stage__kind", choices=[("open", "open")], required=True
+        )
+
+        class Meta:
+            model = Opportunity
+            fields = ["owner"]
+
+    missing = NeedsStatus(data={"page": "1"}, queryset=none)
+    assert not missing.is_valid() and set(missing.errors) == {"status"}
+
+
 def test_a_moment_with_its_own_format_or_zone_is_shown_by_drf(tree_a: TenantTree) -> None:
     """Two serializers of one model and source differ only in a DateTimeField's format or
     zone: each is shown as its own field says, not as the other was planned."""

@@ -157,3 +157,34 @@ def test_replaying_another_reps_client_id_is_a_409_showing_nothing(
     )
     with tenant_scope(tree_a.tenant):
         assert Customer.all_objects.filter(client_id=client_id).count() == 1
+
+
+@pytest.mark.django_db
+def test_the_user_rate_counts_each_users_requests_per_window(
+    tree_a: TenantTree,
+    client_for: Callable[[Membership], APIClient],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Over the rate a user gets 429 with the seconds to the window's end; another user
+    keeps their own count; the next window starts again."""
+    from datetime import timedelta
+
+    import time_machine
+    from django.core.cache import cache
+    from django.utils import timezone
+    from rest_framework.throttling import UserRateThrottle
+
+    monkeypatch.setattr(UserRateThrottle, "THROTTLE_RATES", {"user": "3/minute"})
+    cache.clear()
+    rep, manager = (client_for(tree_a.members[name]) for name in ("rep", "manager"))
+    # Within the tokens' lifetime: 10 seconds into the next minute, then the one after.
+    start = (timezone.now() + timedelta(minutes=1)).replace(second=10, microsecond=0)
+    with time_machine.travel(start, tick=False) as clock:
+        assert [rep.get("/api/v1/me/").status_code for _ in range(3)] == [200] * 3
+        refused = rep.get("/api/v1/me/")
+        assert refused.status_code == 429
+        assert refused["Retry-After"] == "50"
+        assert refused.json()["error"]["code"] == "throttled"
+        assert manager.get("/api/v1/me/").status_code == 200
+        clock.move_to(start.replace(second=0) + timedelta(minutes=1))
+        assert rep.get("/api/v1/me/").status_code == 200
