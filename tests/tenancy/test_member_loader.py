@@ -116,9 +116,7 @@ def test_a_requests_membership_comes_with_the_message_opening_its_transaction(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_prepared_statements_can_be_turned_off_for_a_pooler(
-    client_for: Any, settings: Any
-) -> None:
+def test_prepared_statements_can_be_turned_off_for_a_pooler(client_for: Any, settings: Any) -> None:
     """``DATABASE_PREPARED_STATEMENTS=0`` (PgBouncer in transaction mode): the message
     carries the statement itself, and nothing is prepared."""
     from tests.factories import build_tenant_tree
