@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import django_filters
-from django.contrib.auth import authenticate
+from django.contrib.auth import authenticate, get_user_model
 from django.db.models import Prefetch, QuerySet, prefetch_related_objects
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
@@ -215,12 +215,13 @@ def _writing_member(serializer: serializers.BaseSerializer[Any]) -> Membership |
     return getattr(request, "membership", None)
 
 
-class UserSerializer(serializers.Serializer[Any]):
-    id = serializers.IntegerField(read_only=True)
-    username = serializers.CharField(read_only=True)
-    first_name = serializers.CharField(read_only=True)
-    last_name = serializers.CharField(read_only=True)
-    email = serializers.EmailField(read_only=True)
+class UserSerializer(ModelSerializer[Any]):
+    """A member's user, read-only (a model serializer, so it renders along its class plan)."""
+
+    class Meta:
+        model = get_user_model()
+        fields = ["id", "username", "first_name", "last_name", "email"]
+        read_only_fields = fields
 
 
 class MemberSerializer(ModelSerializer[Membership]):
