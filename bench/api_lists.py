@@ -296,14 +296,22 @@ def main() -> None:
 
     # /healthz: one query, no authentication, no tenant scope; timed in turns with each
     # persona's floor, so the two are compared on the same machine load.
-    anonymous = Client()
+    class HttpsClient(Client):
+        """Requests over HTTPS, as production receives them (behind TLS): without
+        ``DEBUG`` an HTTP request is only redirected."""
+
+        def get(self, path: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+            kwargs["secure"] = True
+            return super().get(path, **kwargs)
+
+    anonymous = HttpsClient()
     health_queries = capture(partial(anonymous.get, "/healthz"))
     health: list[float] = []
 
     results: list[dict[str, Any]] = []
     baselines: dict[str, dict[str, Any]] = {}
     for role, member in personas:
-        client = Client(headers={"Authorization": f"Bearer {issue_tokens(member)['access']}"})
+        client = HttpsClient(headers={"Authorization": f"Bearer {issue_tokens(member)['access']}"})
         # The floor: the fixed cost of an authenticated request (JWT, membership, scope,
         # time zone, DRF, JSON), measured as /api/v1/me/.
         me_statements = capture(partial(client.get, "/api/v1/me/"))
