@@ -22,7 +22,6 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.routers import DefaultRouter
 
 from crm.models import Opportunity, Pipeline, ProductLine
 from funnel import selectors
@@ -37,6 +36,7 @@ from targets.selectors import get_visible_target
 from tenancy import selectors as tenancy_selectors
 from tenancy.api.base import TenantViewMixin, date_param
 from tenancy.api.filters import TenantFilterSet
+from tenancy.api.routers import ApiRouter
 from tenancy.api.serializers import ModelSerializer
 from tenancy.models import Membership, Tenant
 from tenancy.money import round_money
@@ -422,7 +422,7 @@ class WarningRuleViewSet(
         return WarningRule.objects.all()
 
 
-router = DefaultRouter()
+router = ApiRouter()
 router.include_root_view = False
 router.register("alerts", AlertViewSet, basename="alert")
 router.register("warning-rules", WarningRuleViewSet, basename="warning-rule")

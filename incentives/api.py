@@ -19,7 +19,6 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.routers import DefaultRouter
 
 from incentives import commissions, selectors
 from incentives.models import (
@@ -34,6 +33,7 @@ from incentives.models import (
 from tenancy import selectors as tenancy_selectors
 from tenancy.api.base import TenantViewMixin, date_param
 from tenancy.api.filters import TenantFilterSet
+from tenancy.api.routers import ApiRouter
 from tenancy.api.serializers import ModelSerializer
 from tenancy.dates import tenant_today
 from tenancy.models import Membership, Tenant
@@ -494,7 +494,7 @@ class MyIncentivesView(GenericAPIView[Any]):
         )
 
 
-router = DefaultRouter()
+router = ApiRouter()
 router.include_root_view = False
 router.register("point-rules", PointRuleViewSet, basename="point-rule")
 router.register("points", PointEntryViewSet, basename="point")

@@ -17,7 +17,6 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.routers import DefaultRouter
 
 from integrations.models import (
     DeliveryStatus,
@@ -29,6 +28,7 @@ from integrations.models import (
 from integrations.webhooks import services
 from tenancy.api.base import TenantViewMixin
 from tenancy.api.filters import TenantFilterSet
+from tenancy.api.routers import ApiRouter
 from tenancy.api.serializers import ModelSerializer
 from tenancy.models import Membership
 from tenancy.permissions import IsTenantAdmin
@@ -241,7 +241,7 @@ class WebhookDeliveryViewSet(
         )
 
 
-router = DefaultRouter(trailing_slash=True)
+router = ApiRouter(trailing_slash=True)
 router.include_root_view = False
 router.register("webhook-endpoints", WebhookEndpointViewSet, basename="webhook-endpoint")
 router.register("webhook-deliveries", WebhookDeliveryViewSet, basename="webhook-delivery")

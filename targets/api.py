@@ -19,7 +19,6 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.routers import DefaultRouter
 from rest_framework.views import APIView
 
 from targets import allocation, services
@@ -40,6 +39,7 @@ from tenancy import selectors as tenancy_selectors
 from tenancy.api.base import TenantViewMixin, date_param
 from tenancy.api.fields import VisiblePrimaryKeyField
 from tenancy.api.filters import SyncFilterSet, TenantFilterSet
+from tenancy.api.routers import ApiRouter
 from tenancy.api.serializers import ModelSerializer
 from tenancy.models import Membership, OrgUnit, Tenant
 
@@ -677,7 +677,7 @@ class MyTargetsView(APIView):
         return Response({"as_of": as_of, "targets": rows})
 
 
-router = DefaultRouter()
+router = ApiRouter()
 router.include_root_view = False
 router.register("target-plans", TargetPlanViewSet, basename="target-plan")
 router.register("targets", TargetViewSet, basename="target")

@@ -85,6 +85,8 @@ class IsoTimestamptzLoader(BaseTzLoader):
             return super().load(data)
         if value.utcoffset() != _NO_OFFSET:
             return super().load(data)
+        if value.tzinfo is self.timezone:  # the parser's UTC is Django's: nothing to set
+            return value
         return value.replace(tzinfo=self.timezone)
 
 

@@ -1,11 +1,11 @@
 from __future__ import annotations
 
 from django.urls import include, path
-from rest_framework.routers import DefaultRouter
 
 from crm.api import records
+from tenancy.api.routers import ApiRouter
 
-router = DefaultRouter(trailing_slash=True)
+router = ApiRouter(trailing_slash=True)
 router.include_root_view = False
 router.register("customers", records.CustomerViewSet, basename="customer")
 router.register("contacts", records.ContactViewSet, basename="contact")

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from django.urls import include, path
-from rest_framework.routers import DefaultRouter
 
 from integrations.exports import ExportView
 from integrations.imports.api import ImportJobViewSet
+from tenancy.api.routers import ApiRouter
 
-router = DefaultRouter(trailing_slash=True)
+router = ApiRouter(trailing_slash=True)
 router.include_root_view = False
 router.register("imports", ImportJobViewSet, basename="import")
 

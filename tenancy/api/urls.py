@@ -3,11 +3,11 @@ from __future__ import annotations
 from csp.decorators import csp_update
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
-from rest_framework.routers import DefaultRouter
 
 from tenancy.api import views
+from tenancy.api.routers import ApiRouter
 
-router = DefaultRouter(trailing_slash=True)
+router = ApiRouter(trailing_slash=True)
 router.include_root_view = False
 router.register("org-units", views.OrgUnitViewSet, basename="org-unit")
 router.register("members", views.MemberViewSet, basename="member")

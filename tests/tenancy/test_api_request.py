@@ -195,3 +195,22 @@ def test_outside_a_test_transaction_one_message_opens_the_scope_and_errors_roll_
     assert _written(tree) == 0
     assert admin.post("/api/v1/test-write-then-fail/?how=ok").status_code == 201
     assert _written(tree) == 1
+
+
+def test_the_api_has_no_format_suffix_routes(tree_a: TenantTree, client_for: ClientFor) -> None:
+    """JSON is asked for with Accept or ?format=; no route ends in .json (they doubled
+    the patterns each request is matched against)."""
+    from django.urls import get_resolver
+
+    def patterns(resolver: object, prefix: str = "") -> list[str]:
+        found: list[str] = []
+        for pattern in resolver.url_patterns:  # type: ignore[attr-defined]
+            text = prefix + str(pattern.pattern)
+            found += patterns(pattern, text) if hasattr(pattern, "url_patterns") else [text]
+        return found
+
+    api = [p for p in patterns(get_resolver()) if p.startswith("api/v1/")]
+    assert api and not [p for p in api if "format" in p]
+    client = client_for(tree_a.members["rep"])  # type: ignore[operator]
+    assert client.get("/api/v1/visits/", {"format": "json"}).status_code == 200
+    assert client.get("/api/v1/visits.json").status_code == 404
