@@ -43,6 +43,7 @@ bound to the instance, as before. Building and binding fields was most of ``/me/
 from __future__ import annotations
 
 import copy
+from decimal import Decimal
 from typing import Any, TypeVar
 
 from django.conf import settings
@@ -70,8 +71,9 @@ def _copy_field(field: serializers.Field[Any, Any, Any, Any]) -> Any:
 
 
 #: How a planned field is read: through DRF, as a foreign key's id, as a column, as a
-#: column holding a moment (shown in the request's time zone, ISO 8601, as DRF shows it).
-_DRF, _ID, _COLUMN, _MOMENT = 0, 1, 2, 3
+#: column holding a moment (shown in the request's time zone, ISO 8601, as DRF shows it),
+#: as a column holding a decimal (shown as a string, as DRF shows it).
+_DRF, _ID, _COLUMN, _MOMENT, _DECIMAL = 0, 1, 2, 3, 4
 
 
 def _plan_field(field: Any, model: type[Model]) -> tuple[int, str | None]:
@@ -99,7 +101,29 @@ def _plan_field(field: Any, model: type[Model]) -> tuple[int, str | None]:
         and str(getattr(field, "format", api_settings.DATETIME_FORMAT)).lower() == ISO_8601
     ):
         return _MOMENT, column.attname
+    if (
+        isinstance(field, serializers.DecimalField)
+        and type(field).to_representation is serializers.DecimalField.to_representation
+        and type(field).quantize is serializers.DecimalField.quantize
+        and not field.localize
+        and getattr(field, "coerce_to_string", api_settings.COERCE_DECIMAL_TO_STRING)
+    ):
+        return _DECIMAL, column.attname
     return _COLUMN, column.attname
+
+
+def _decimal_text(value: Decimal, field: Any) -> str:
+    """DRF's ``DecimalField.to_representation`` of a value that already has the field's
+    places (as a column of that scale reads back): quantizing changes nothing, so the
+    text is the value's; any other value is quantized by DRF (a fresh context and a
+    power of ten per value, most of the cost of a list's money and coordinates)."""
+    places, digits = field.decimal_places, field.max_digits
+    shape = value.as_tuple()
+    if (places is None or shape.exponent == -places) and (
+        digits is None or len(shape.digits) <= digits
+    ):
+        return f"{value:f}"
+    return str(field.to_representation(value))
 
 
 _PLANNED: dict[tuple[Any, ...], tuple[int, str | None]] = {}
@@ -116,6 +140,8 @@ def _planned(field: Any, model: type[Model]) -> tuple[int, str | None]:
         getattr(field, "pk_field", None) is None,
         str(getattr(field, "format", "")),
         hasattr(field, "timezone"),
+        getattr(field, "localize", None),
+        getattr(field, "coerce_to_string", None),
     )
     decided = _PLANNED.get(key)
     if decided is None:
@@ -132,7 +158,7 @@ def _renders_alone(field: Any, how: int) -> bool:
     instance; a foreign key read as its id needs no field at all."""
     if how == _ID:
         return True
-    if how in (_COLUMN, _MOMENT):
+    if how in (_COLUMN, _MOMENT, _DECIMAL):
         return getattr(type(field).to_representation, "__module__", "") == "rest_framework.fields"
     return False
 
@@ -210,6 +236,8 @@ class ModelSerializer(serializers.ModelSerializer[M]):
                 except OverflowError:  # DRF's own error
                     shown = field.to_representation(value)
                 row[name] = shown[:-6] + "Z" if shown.endswith("+00:00") else shown
+            elif how == _DECIMAL and type(value) is Decimal:
+                row[name] = _decimal_text(value, field)
             else:
                 row[name] = field.to_representation(value)
         return row

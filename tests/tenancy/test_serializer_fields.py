@@ -324,3 +324,22 @@ def test_the_class_plan_keeps_per_request_fields_and_contexts() -> None:
     built = Named(row)
     assert set(built.fields) == {"id", "name", "owner"}  # fields built first: its own plan
     assert built.data == {"id": 3, "name": "Acme", "owner": 9}
+
+
+def test_decimals_are_shown_as_drf_shows_them() -> None:
+    """A decimal of the field's scale is shown as it is; any other goes through DRF's
+    quantizing (rounded, padded, refused when too long) with the same text."""
+    from decimal import Decimal, InvalidOperation
+
+    from tenancy.api.serializers import _decimal_text
+
+    money = serializers.DecimalField(max_digits=6, decimal_places=2)
+    free = serializers.DecimalField(max_digits=None, decimal_places=None)
+    for field in (money, free):
+        for raw in ("12.30", "12.3", "12", "-0.005", "0.125", "9999.99", "NaN", "1E+2"):
+            value = Decimal(raw)
+            assert _decimal_text(value, field) == field.to_representation(value), (field, raw)
+    with pytest.raises(InvalidOperation):
+        money.to_representation(Decimal("12345.67"))
+    with pytest.raises(InvalidOperation):
+        _decimal_text(Decimal("12345.67"), money)
