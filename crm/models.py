@@ -19,10 +19,9 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
-from django_scopes import ScopedManager
 
 from tenancy.dates import tenant_now
-from tenancy.models import Membership, OrgUnit, TenantOwned
+from tenancy.models import Membership, OrgUnit, ScopedManager, TenantOwned
 from tenancy.money import format_money
 
 MONEY: dict[str, Any] = {"max_digits": 16, "decimal_places": 2}
