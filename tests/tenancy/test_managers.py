@@ -29,7 +29,8 @@ def _managers() -> list[Any]:
 
 
 def _uncached(manager: Any) -> Any:
-    return type(manager).__mro__[1].get_queryset(manager)
+    django_scopes_manager: Any = type(manager).__mro__[1]
+    return django_scopes_manager.get_queryset(manager)
 
 
 def test_each_tenant_gets_django_scopes_own_queryset(
@@ -52,10 +53,10 @@ def test_a_clone_changed_in_place_leaves_the_next_one_alone(tree_a: TenantTree) 
     from crm.models import Customer
 
     with tenant_scope(tree_a.tenant):
-        first = Customer.objects.all()
+        first: Any = Customer.objects.all()
         first.query.add_q(Q(name="changed in place"))
         first._hints["instance"] = object()
-        again = Customer.objects.all()
+        again: Any = Customer.objects.all()
         assert "changed in place" not in str(again.query)
         assert again._hints == {}
 
