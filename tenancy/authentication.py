@@ -10,6 +10,7 @@ checked here from scratch, and fails: the credential and the scope disagree.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -52,6 +53,7 @@ class CheckedCredential:
 #: Access tokens already verified, by their text: payload and expiry (epoch seconds).
 _VERIFIED: dict[str, tuple[dict[str, Any], float]] = {}
 VERIFIED_CACHE_SIZE = 10_000
+_VERIFIED_WRITES = threading.Lock()
 
 
 def verified_access_token(raw: str) -> AccessToken:
@@ -76,14 +78,16 @@ def verified_access_token(raw: str) -> AccessToken:
             token.current_time = timezone.now()
             token.payload = dict(payload)
             return token
-        _VERIFIED.pop(raw, None)
+        with _VERIFIED_WRITES:
+            _VERIFIED.pop(raw, None)
     token = AccessToken(raw)  # type: ignore[arg-type]
     exp = token.payload.get("exp")
     if isinstance(exp, (int, float)):
         leeway = token.get_token_backend().get_leeway().total_seconds()
-        while len(_VERIFIED) >= VERIFIED_CACHE_SIZE:
-            _VERIFIED.pop(next(iter(_VERIFIED)), None)
-        _VERIFIED[raw] = (dict(token.payload), exp + leeway)
+        with _VERIFIED_WRITES:  # threads of one process: no eviction mid-iteration
+            while len(_VERIFIED) >= VERIFIED_CACHE_SIZE:
+                _VERIFIED.pop(next(iter(_VERIFIED)), None)
+            _VERIFIED[raw] = (dict(token.payload), exp + leeway)
     return token
 
 
