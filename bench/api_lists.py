@@ -182,17 +182,6 @@ def interleaved(
     return samples
 
 
-def timed(repeat: int, warmup: int, run: Callable[[], object]) -> list[float]:
-    for _ in range(warmup):
-        run()
-    samples = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        run()
-        samples.append((time.perf_counter() - started) * 1000)
-    return samples
-
-
 def main() -> None:
     args = parse_args()
     os.environ.setdefault("DATABASE_URL", DEFAULT_DATABASE_URL)
