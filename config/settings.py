@@ -144,9 +144,10 @@ if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     raise ImproperlyConfigured("DATABASE_URL must point at PostgreSQL (postgres://...).")
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASE_APP_ROLE = env("DATABASE_APP_ROLE", "crm_app")
-# The few statements every request runs with the same text (the credential's membership)
-# are prepared once per connection (tenancy/db.py). Turn off behind a pooler that cannot
-# keep protocol-level prepared statements (PgBouncer before 1.21 in transaction mode).
+# The statement every request runs with the same text (the credential's membership) is
+# prepared once per connection with SQL's PREPARE (tenancy/member_loader.py). Turn off
+# behind a pooler that does not keep a session's prepared statements (PgBouncer in
+# transaction mode): each request then sends the statement itself.
 DATABASE_PREPARED_STATEMENTS = env_bool("DATABASE_PREPARED_STATEMENTS", True)
 # Only the test suite flushes tables between transactional tests; production never does.
 DATABASE_APP_ROLE_CAN_TRUNCATE = False
