@@ -13,6 +13,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
 from django.conf import settings
@@ -93,9 +94,14 @@ class IsoTimestamptzLoader(BaseTzLoader):
 _NO_OFFSET = timedelta(0)
 
 
+@cache
+def _iso_timestamptz_loader(zone: Any) -> type[IsoTimestamptzLoader]:
+    """The loader for a connection time zone, made once per zone (not per connection)."""
+    return type("IsoTimestamptzLoader", (IsoTimestamptzLoader,), {"timezone": zone})
+
+
 def _use_iso_timestamptz_loader(connection: BaseDatabaseWrapper) -> None:
-    zone = connection.timezone
-    loader = type("IsoTimestamptzLoader", (IsoTimestamptzLoader,), {"timezone": zone})
+    loader = _iso_timestamptz_loader(connection.timezone)
     connection.connection.adapters.register_loader("timestamptz", loader)
 
 
