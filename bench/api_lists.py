@@ -197,10 +197,12 @@ def main() -> None:
     from django.db import connection
     from django.db.models import Count
     from django.test import Client
+    from django.urls import get_resolver
 
     from crm.models import Opportunity
     from tenancy.api.views import issue_tokens
     from tenancy.models import Membership, Role, Tenant
+    from tenancy.runtime import tune_garbage_collector
     from tenancy.scope import tenant_scope
 
     call_command("migrate", verbosity=0)
@@ -293,6 +295,9 @@ def main() -> None:
             kwargs["secure"] = True
             return super().get(path, **kwargs)
 
+    # The collector as config/wsgi.py tunes it for a web process (tenancy.runtime).
+    get_resolver().url_patterns  # noqa: B018 - imports the views, as config/wsgi.py does
+    thresholds = tune_garbage_collector()
     anonymous = HttpsClient()
     health_queries = capture(partial(anonymous.get, "/healthz"))
     health: list[float] = []
@@ -490,6 +495,7 @@ def main() -> None:
             "repeat": args.repeat,
             "warmup": args.warmup,
             "page_size": args.page_size,
+            "gc_thresholds": list(thresholds),
         },
         "healthz": healthz,
         "baselines": baselines,
