@@ -33,7 +33,7 @@ from django.db.models import Model
 from psycopg.adapt import Transformer
 from psycopg.pq.abc import PGresult
 
-from tenancy.models import Membership, OrgUnit, OrgUnitManager, Tenant
+from tenancy.models import Membership, OrgUnit, OrgUnitManager, Tenant, row_instance
 
 _Converter = Callable[[Any, Any, Any], Any]
 PREPARED_NAME = "crm_member"
@@ -60,7 +60,8 @@ class _Part:
         for index, converters in self.converters:
             for convert in converters:
                 values[index] = convert(values[index], None, connection)
-        return self.model.from_db(connection.alias, self.attnames, values)
+        made = row_instance(self.model, connection.alias, values)
+        return self.model.from_db(connection.alias, self.attnames, values) if made is None else made
 
 
 class _Statement:

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import inspect
 import zoneinfo
+from collections.abc import Sequence
 from datetime import timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -162,6 +163,7 @@ def ScopedManager(**scopes: Any) -> Any:  # noqa: N802 - django-scopes' name for
     return CachedScopedManager()
 
 
+M = TypeVar("M", bound=models.Model)
 _PLAIN_ATTRIBUTES = (DeferredAttribute, ForeignKeyDeferredAttribute)
 _ROW_ATTNAMES: dict[type, tuple[str, ...] | None] = {}
 
@@ -178,6 +180,27 @@ def _row_attnames(cls: type[models.Model]) -> tuple[str, ...] | None:
         )
         _ROW_ATTNAMES[cls] = tuple(field.attname for field in fields) if plain else None
     return _ROW_ATTNAMES[cls]
+
+
+def row_instance(cls: type[M], db: str | None, values: Sequence[Any]) -> M | None:
+    """The instance ``Model.from_db`` would make of a full row of ``cls``, made without
+    ``Model.__init__``'s per-field ``setattr``; None when only Django may make it (a
+    deferred column, a model with its own ``__init__`` or field descriptors, a receiver
+    of ``pre_init`` or ``post_init``)."""
+    attnames = _row_attnames(cls)
+    if (
+        attnames is None
+        or len(values) != len(attnames)
+        or pre_init.has_listeners(cls)
+        or post_init.has_listeners(cls)
+    ):
+        return None
+    new = cls.__new__(cls)
+    state = new._state = ModelState()
+    state.adding = False
+    state.db = db
+    new.__dict__.update(zip(attnames, values, strict=True))
+    return new
 
 
 class TenantOwned(models.Model):
@@ -210,21 +233,8 @@ class TenantOwned(models.Model):
         Anything else (a deferred column, a model with its own ``__init__`` or field
         descriptors, a receiver of ``pre_init`` or ``post_init``) goes through Django.
         ``tests/tenancy/test_rows.py`` compares both for every model."""
-        attnames = _row_attnames(cls)
-        if (
-            attnames is None
-            or len(values) != len(attnames)
-            or pre_init.has_listeners(cls)
-            or post_init.has_listeners(cls)
-            or kwargs
-        ):
-            return super().from_db(db, field_names, values, **kwargs)
-        new = cls.__new__(cls)
-        state = new._state = ModelState()
-        state.adding = False
-        state.db = db
-        new.__dict__.update(zip(attnames, values, strict=True))
-        return new
+        new = None if kwargs else row_instance(cls, db, values)
+        return super().from_db(db, field_names, values, **kwargs) if new is None else new
 
 
 class OrgUnit(TenantOwned):
