@@ -17,7 +17,10 @@ membership, transaction and tenant setting, time zone, DRF, JSON); the goal is a
 within 2x of ``/healthz``. Run it without ``CELERY_BROKER_URL`` so that ``/healthz``
 checks the database only.
 
-Whatever a ratio compares is timed **in turns** (``interleaved``): ``/healthz`` and the
+The process's garbage collector is tuned as ``config/wsgi.py`` tunes a web process's
+(``tenancy.runtime``, ``GC_GEN0_THRESHOLD``).
+
+Whatever a ratio compares is timed **in turns** (``bench.common.interleaved``): ``/healthz`` and the
 floor alternate, and each list request alternates with a floor request and the bare
 SQL, so both sides of a ratio see the same machine (timings here drift by up to ±50 %
 over minutes; measured minutes apart, the drift alone could make or break a goal).
@@ -57,8 +60,12 @@ from typing import Any
 from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "results" / "api_lists.json"
-DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/crm_bench"
+if __name__ == "__main__":
+    sys.path[:] = [str(ROOT), *(p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench")]
+
+from bench import common  # noqa: E402
+
+RESULTS = common.RESULTS / "api_lists.json"
 SLUG = "bench"
 GOAL_FLOOR_OVER_HEALTHZ = 2.0
 GOAL_ABOVE_FLOOR = 3.0
@@ -96,98 +103,11 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def prepare_database(url: str, *, fresh: bool) -> None:
-    """Create (or, with ``fresh``, recreate) the database named in ``url``."""
-    import dj_database_url
-    import psycopg
-    from psycopg import sql
-
-    config = dj_database_url.parse(url)
-    name = config["NAME"]
-    admin = psycopg.connect(
-        dbname="postgres",
-        host=config.get("HOST") or None,
-        port=config.get("PORT") or None,
-        user=config.get("USER") or None,
-        password=config.get("PASSWORD") or None,
-        autocommit=True,
-    )
-    with admin:
-        exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
-        if exists and fresh:
-            print(f"Dropping database {name} …", file=sys.stderr)
-            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
-            exists = None
-        if not exists:
-            print(f"Creating database {name} …", file=sys.stderr)
-            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-
-
-def owner_execute(statements: list[str]) -> None:
-    """Run maintenance (``VACUUM``/``ANALYZE``) as the login role, which owns the tables."""
-    import psycopg
-    from django.conf import settings
-
-    config = settings.DATABASES["default"]
-    with psycopg.connect(
-        dbname=config["NAME"],
-        host=config.get("HOST") or None,
-        port=config.get("PORT") or None,
-        user=config.get("USER") or None,
-        password=config.get("PASSWORD") or None,
-        autocommit=True,
-    ) as owner:
-        for statement in statements:
-            owner.execute(statement)
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * share
-    low, high = int(position), min(int(position) + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
-def capture(run: Callable[[], object]) -> list[str]:
-    """The SQL statements ``run`` sends, as logged by Django (``CaptureQueriesContext``).
-
-    The log is emptied first: each request empties it when it starts (``request_started``
-    → ``reset_queries``), which would otherwise shift the context's slice of the log.
-    """
-    from django.db import connection, reset_queries
-    from django.test.utils import CaptureQueriesContext
-
-    reset_queries()
-    with CaptureQueriesContext(connection) as captured:
-        run()
-    return [query["sql"] for query in captured.captured_queries]
-
-
-def interleaved(
-    repeat: int, warmup: int, runs: dict[str, Callable[[], object]]
-) -> dict[str, list[float]]:
-    """Samples of several jobs taken in turns: each round runs every job once, so the
-    jobs compared in a ratio share the machine's state (this VM's timings drift by up to
-    ±50 % over minutes). A job that returns a float measured its own time (in ms)."""
-    for _ in range(warmup):
-        for run in runs.values():
-            run()
-    samples: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(repeat):
-        for name, run in runs.items():
-            started = time.perf_counter()
-            result = run()
-            took = (time.perf_counter() - started) * 1000
-            samples[name].append(result if isinstance(result, float) else took)
-    return samples
-
-
 def main() -> None:
     args = parse_args()
-    os.environ.setdefault("DATABASE_URL", DEFAULT_DATABASE_URL)
+    os.environ.setdefault("DATABASE_URL", common.DEFAULT_DATABASE_URL)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    sys.path.insert(0, str(ROOT))
-    prepare_database(os.environ["DATABASE_URL"], fresh=args.fresh)
+    common.prepare_database(os.environ["DATABASE_URL"], fresh=args.fresh)
 
     import django
 
@@ -239,7 +159,7 @@ def main() -> None:
     print("VACUUM (ANALYZE) of the tenant tables …", file=sys.stderr)
     # ANALYZE of every table too: stale statistics of the small ones (users, stages)
     # make the planner join every deal before sorting a page.
-    owner_execute([*(f"VACUUM (ANALYZE) {table}" for table in TABLES), "ANALYZE"])
+    common.owner_execute([*(f"VACUUM (ANALYZE) {table}" for table in TABLES), "ANALYZE"])
 
     with tenant_scope(tenant):
         region_manager = (
@@ -299,7 +219,7 @@ def main() -> None:
     get_resolver().url_patterns  # noqa: B018 - imports the views, as config/wsgi.py does
     thresholds = tune_garbage_collector()
     anonymous = HttpsClient()
-    health_queries = capture(partial(anonymous.get, "/healthz"))
+    health_queries = common.capture(partial(anonymous.get, "/healthz"))[1]
     health: list[float] = []
 
     results: list[dict[str, Any]] = []
@@ -308,8 +228,8 @@ def main() -> None:
         client = HttpsClient(headers={"Authorization": f"Bearer {issue_tokens(member)['access']}"})
         # The floor: the fixed cost of an authenticated request (JWT, membership, scope,
         # time zone, DRF, JSON), measured as /api/v1/me/.
-        me_statements = capture(partial(client.get, "/api/v1/me/"))
-        turns = interleaved(
+        me_statements = common.capture(partial(client.get, "/api/v1/me/"))[1]
+        turns = common.interleaved(
             args.repeat,
             args.warmup,
             {
@@ -323,7 +243,7 @@ def main() -> None:
         baselines[role] = {
             "endpoint": "/api/v1/me/",
             "server_p50_ms": round(floor, 2),
-            "server_p95_ms": round(percentile(me, 0.95), 2),
+            "server_p95_ms": round(common.percentile(me, 0.95), 2),
             "healthz_p50_ms": round(statistics.median(health_now), 2),
             "queries": len(me_statements),
             "floor_over_healthz": round(floor / statistics.median(health_now), 2),
@@ -344,8 +264,8 @@ def main() -> None:
                 assert response.status_code == 200, response.content[:500]
                 return response
 
-            queries = {size: len(capture(partial(get, size))) for size in (1, 200)}
-            statements = capture(partial(get, args.page_size))
+            queries = {size: len(common.capture(partial(get, size))[1]) for size in (1, 200)}
+            statements = common.capture(partial(get, args.page_size))[1]
             count_sql = next((s for s in statements if s.startswith("SELECT COUNT(*)")), None)
             rows_sql = [s for s in statements if f'FROM "{table}"' in s and " LIMIT " in s][-1]
             # The page's own SQL: every statement but the floor's (transaction control,
@@ -381,7 +301,7 @@ def main() -> None:
             }
             if count_sql:
                 jobs["count_sql"] = partial(run_sql, count_sql)
-            turns = interleaved(args.repeat, args.warmup, jobs)
+            turns = common.interleaved(args.repeat, args.warmup, jobs)
             server, page_ms, rows_ms = turns["server"], turns["page_sql"], turns["rows_sql"]
             count_ms = turns.get("count_sql", [0.0])
             floor = statistics.median(turns["floor"])
@@ -407,7 +327,7 @@ def main() -> None:
                     "total_rows": total_rows,
                     "count_is_exact": None if sync else first["count_is_exact"],
                     "server_p50_ms": round(p50, 2),
-                    "server_p95_ms": round(percentile(server, 0.95), 2),
+                    "server_p95_ms": round(common.percentile(server, 0.95), 2),
                     "floor_p50_ms": round(floor, 2),
                     "page_sql_p50_ms": round(sql_p50, 2),
                     "count_sql_p50_ms": round(statistics.median(count_ms), 2),
@@ -429,7 +349,7 @@ def main() -> None:
     healthz: dict[str, Any] = {
         "endpoint": "/healthz",
         "server_p50_ms": round(statistics.median(health), 2),
-        "server_p95_ms": round(percentile(health, 0.95), 2),
+        "server_p95_ms": round(common.percentile(health, 0.95), 2),
         "queries": len(health_queries),
         "broker_checked": bool(os.environ.get("CELERY_BROKER_URL")),
     }

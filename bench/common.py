@@ -5,8 +5,9 @@ Two scripts are named like the apps they measure (``bench/targets.py``,
 where ``import targets`` would find the script itself, so each puts the project root
 there instead before importing this module.
 
-Timing conventions (the same as ``bench/api_lists.py``): wall time with
-``time.perf_counter``, ``--warmup`` untimed runs, then ``--repeat`` timed ones; the
+Timing conventions: wall time with ``time.perf_counter``, ``--warmup`` untimed runs,
+then ``--repeat`` timed ones (``timed``; ``interleaved`` takes the samples of several
+jobs in turns, as ``bench/api_lists.py`` does for both sides of every ratio); the
 "bare SQL" of a call is the SQL it sent (captured with ``CaptureQueriesContext``)
 re-run as is on the driver's own cursor, inside the same tenant scope, fetching every
 row, so the ratio call / bare SQL is what the Python side adds.
@@ -147,6 +148,25 @@ def timed(
         if attempt >= warmup:
             samples.append(elapsed)
     reset_queries()
+    return samples
+
+
+def interleaved(
+    repeat: int, warmup: int, runs: dict[str, Callable[[], object]]
+) -> dict[str, list[float]]:
+    """Samples of several jobs taken in turns: each round runs every job once, so the
+    jobs compared in a ratio share the machine's state (this VM's timings drift by up to
+    ±50 % over minutes). A job that returns a float measured its own time (in ms)."""
+    for _ in range(warmup):
+        for run in runs.values():
+            run()
+    samples: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeat):
+        for name, run in runs.items():
+            started = time.perf_counter()
+            result = run()
+            took = (time.perf_counter() - started) * 1000
+            samples[name].append(result if isinstance(result, float) else took)
     return samples
 
 
