@@ -32,6 +32,7 @@ from django.utils.translation import gettext_lazy as _
 from tenancy.api.errors import error_body
 from tenancy.authentication import check_credential, member_opening, read_credential
 from tenancy.models import Membership
+from tenancy.request_log import PROBE_PATHS
 from tenancy.scope import platform_scope, tenant_scope
 
 logger = logging.getLogger(__name__)
@@ -86,6 +87,10 @@ class TenantScopeMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         request.membership = None  # type: ignore[attr-defined]
+        if request.path_info in PROBE_PATHS:
+            # A probe answers for the process and its database, whoever asks: a credential
+            # sent along (a proxy adding one to every request) opens no tenant's scope.
+            return self.get_response(request)
         try:
             with ExitStack() as stack:
                 self._enter_scope(request, stack)

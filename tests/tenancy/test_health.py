@@ -1,10 +1,16 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import pytest
+from django.db import connection
 from django.test import Client, override_settings
+from django.test.utils import CaptureQueriesContext
+from rest_framework.test import APIClient
 
+from tenancy.models import Membership
+from tests.factories import TenantTree
 from tests.tenancy.processes import PRODUCTION, database_url_for_tests, python
 
 pytestmark = pytest.mark.django_db
@@ -121,3 +127,19 @@ def test_api_docs_and_schema_are_served_without_a_cdn() -> None:
     assert schema.status_code == 200
     paths = schema.json()["paths"]
     assert {"/api/v1/members/", "/api/v1/org-units/", "/api/v1/auth/token/"} <= set(paths)
+
+
+def test_a_credential_sent_to_a_probe_opens_no_tenant_scope(
+    tree_a: TenantTree, client_for: Callable[[Membership], APIClient]
+) -> None:
+    """One query (``SELECT 1``), no membership read, for a good or a bad credential."""
+    for client in (
+        client_for(tree_a.members["rep"]),
+        APIClient(HTTP_AUTHORIZATION="Bearer not-a-token"),
+        APIClient(HTTP_AUTHORIZATION="Token crm1_not-a-key"),
+    ):
+        for path in ("/healthz", "/readyz"):
+            with CaptureQueriesContext(connection) as queries:
+                response = client.get(path)
+            assert response.status_code == 200, response.content
+            assert [query["sql"] for query in queries.captured_queries] == ["SELECT 1"], path
