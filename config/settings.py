@@ -143,10 +143,10 @@ DATABASES = {"default": dj_database_url.parse(DATABASE_URL or "", conn_max_age=C
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     raise ImproperlyConfigured("DATABASE_URL must point at PostgreSQL (postgres://...).")
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-# The garbage collector of a serving process (web, worker; tenancy.runtime): a full
-# collection after this many new container objects instead of Python's 700, which ran
-# several times inside every request (about 4 % of the request floor here); 0 keeps
-# Python's own thresholds.
+# The garbage collector of a serving process (web, worker; tenancy.runtime): the young
+# objects are collected after this many new container objects instead of Python's 700,
+# which ran several times inside every request (about 4 % of the request floor here); 0
+# keeps Python's own thresholds.
 GC_GEN0_THRESHOLD = int(env("GC_GEN0_THRESHOLD", "50000") or 0)
 DATABASE_APP_ROLE = env("DATABASE_APP_ROLE", "crm_app")
 # The statement every request runs with the same text (the credential's membership) is

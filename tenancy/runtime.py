@@ -5,11 +5,11 @@ Python collects its youngest generation after every 700 new container objects: a
 request makes several thousand (rows, fields, querysets), so the collector ran several
 times inside each request and walked whatever was young, about 4 % of the request floor
 here. ``GC_GEN0_THRESHOLD`` (50,000 by default; ``0`` keeps Python's thresholds) makes
-it run once in many requests. Before that, what the start-up made (apps, URL patterns,
-serializers' prototypes) is collected once and frozen (``gc.freeze``): never garbage,
-no longer walked by a full collection, and left unwritten in a pre-forked worker's
-shared pages. Garbage is still collected: reference counting frees everything that is
-not a cycle at once, whatever the thresholds.
+it run once in many requests. Before that, what the start-up made (apps, models, URL
+patterns and the views they import) is collected once and frozen (``gc.freeze``): never
+garbage, no longer walked by a full collection, and left unwritten in a pre-forked
+worker's shared pages. Garbage is still collected: reference counting frees everything
+that is not a cycle at once, whatever the thresholds.
 """
 
 from __future__ import annotations
