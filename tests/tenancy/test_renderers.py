@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from django.utils.translation import gettext_lazy
+from django.utils.functional import lazystr
 from rest_framework import renderers, serializers
 from rest_framework.settings import api_settings
 from rest_framework.test import APIClient
@@ -54,7 +54,7 @@ CASES: dict[str, Any] = {
         "duration": timedelta(days=1, seconds=5),
     },
     "decimal_uuid": {"amount": Decimal("1234.50"), "id": uuid.UUID(int=42)},
-    "lazy": {"label": gettext_lazy("Page"), "list": [gettext_lazy("Page")]},
+    "lazy": {"label": lazystr("页 page"), "list": [lazystr("页 page")]},
     "keys": {1: "one", 2.5: "float", False: "bool", None: "none"},
     "drf_containers": OrderedDict(
         [
