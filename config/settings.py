@@ -234,6 +234,8 @@ REST_FRAMEWORK = {
         "tenancy.api.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
+    # DRF's negotiation, its answer to the usual Accept headers remembered.
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "tenancy.api.negotiation.ContentNegotiation",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
