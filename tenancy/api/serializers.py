@@ -72,8 +72,9 @@ def _copy_field(field: serializers.Field[Any, Any, Any, Any]) -> Any:
 
 #: How a planned field is read: through DRF, as a foreign key's id, as a column, as a
 #: column holding a moment (shown in the request's time zone, ISO 8601, as DRF shows it),
-#: as a column holding a decimal (shown as a string, as DRF shows it).
-_DRF, _ID, _COLUMN, _MOMENT, _DECIMAL = 0, 1, 2, 3, 4
+#: as a column holding a decimal (shown as a string, as DRF shows it), as the row a
+#: foreign key leads to, rendered along the nested serializer class's own plan.
+_DRF, _ID, _COLUMN, _MOMENT, _DECIMAL, _NESTED = 0, 1, 2, 3, 4, 5
 
 
 def _plan_field(field: Any, model: type[Model]) -> tuple[int, str | None]:
@@ -163,6 +164,76 @@ def _renders_alone(field: Any, how: int) -> bool:
     return False
 
 
+def _nested_plan(field: Any, model: type[Model]) -> list[tuple[str, Any, int, str | None]] | None:
+    """The class plan a nested serializer field renders its row along, when that needs
+    no instance of it: one of our model serializers, not overriding how a row is shown,
+    reading a forward foreign key, and every field of its plan rendering alone (nested
+    ones included). None otherwise (the field takes DRF's path, as before)."""
+    cls = type(field)
+    if (
+        not isinstance(field, ModelSerializer)
+        or cls.to_representation is not ModelSerializer.to_representation
+        or len(field.source_attrs) != 1
+    ):
+        return None
+    try:
+        column: Any = model._meta.get_field(field.source_attrs[0])
+    except Exception:  # noqa: BLE001 - not a model field
+        return None
+    if not (column.concrete and (column.many_to_one or column.one_to_one)):
+        return None
+    if not (cls.get_fields is ModelSerializer.get_fields or cls.fields_change_on_writes_only):
+        return None
+    plan = _SHARED_PLANS.get(cls)
+    if plan is None:
+        cls()._read_plan()  # a read of the class plans it
+        plan = _SHARED_PLANS.get(cls)
+    if plan is None or any(alone is None for _name, alone, _how, _attname in plan):
+        return None
+    return plan
+
+
+def _current_zone() -> tuple[Any]:
+    """DRF's ``default_timezone()``: the zone moments are shown in, held in a tuple."""
+    return (timezone.get_current_timezone() if settings.USE_TZ else None,)
+
+
+def _render(
+    plan: list[tuple[str, Any, int, str | None]], instance: Any, zone: tuple[Any]
+) -> dict[str, Any]:
+    """A row along a read plan; ``zone`` holds the time zone moments are shown in."""
+    row: dict[str, Any] = {}
+    for name, field, how, attname in plan:
+        if how == _DRF:
+            try:
+                attribute = field.get_attribute(instance)
+            except SkipField:
+                continue
+            value = attribute.pk if isinstance(attribute, PKOnlyObject) else attribute
+            row[name] = None if value is None else field.to_representation(attribute)
+            continue
+        value = getattr(instance, attname)  # type: ignore[arg-type]
+        if value is None or how == _ID:
+            row[name] = value
+        elif how == _MOMENT and zone[0] is not None and timezone.is_aware(value):
+            try:
+                shown = value.astimezone(zone[0]).isoformat()
+            except OverflowError:  # DRF's own error
+                shown = field.to_representation(value)
+            row[name] = shown[:-6] + "Z" if shown.endswith("+00:00") else shown
+        elif how == _DECIMAL and type(value) is Decimal:
+            row[name] = _decimal_text(value, field)
+        elif how == _NESTED:
+            nested_plan, nested_model, prototype = field
+            if isinstance(value, nested_model):
+                row[name] = _render(nested_plan, value, zone)
+            else:  # not a row of its model (a foreign key's descriptor never gives one)
+                row[name] = _copy_field(prototype).to_representation(value)
+        else:
+            row[name] = field.to_representation(value)
+    return row
+
+
 class ModelSerializer(serializers.ModelSerializer[M]):
     """``rest_framework.serializers.ModelSerializer`` with its fields built once per class
     and its rows rendered along a plan made once per class (see the module)."""
@@ -196,11 +267,18 @@ class ModelSerializer(serializers.ModelSerializer[M]):
             shared = []
             for field in readable:
                 name = str(field.field_name)
+                nested = _nested_plan(field, model)
+                if nested is not None:
+                    row_of = (nested, field.Meta.model, prototype[name])  # type: ignore[attr-defined]
+                    shared.append((name, row_of, _NESTED, field.source_attrs[0]))
+                    continue
                 how, attname = _planned(field, model)
                 alone = prototype[name] if _renders_alone(field, how) else None
                 shared.append((name, alone, how, attname))
             _SHARED_PLANS[type(self)] = shared
             del self.__dict__["fields"]  # this instance too binds only what it must
+        if all(alone is not None for _name, alone, _how, _attname in shared):
+            return shared  # nothing to bind: the class's plan itself (never changed)
         plan = []
         for name, alone, how, attname in shared:
             field = alone
@@ -210,37 +288,27 @@ class ModelSerializer(serializers.ModelSerializer[M]):
             plan.append((name, field, how, attname))
         return plan
 
+    @classmethod
+    def represent(cls, instance: Any, context: dict[str, Any] | None = None) -> dict[str, Any]:
+        """``cls(instance, context=context).data`` (as a plain dict): a row of the model
+        whose class plan binds no field is rendered along the plan, without making a
+        serializer (about 10 µs each, a third of ``/me/``'s three)."""
+        plan = _SHARED_PLANS.get(cls)
+        if (
+            plan is not None
+            and isinstance(instance, cls.Meta.model)
+            and all(alone is not None for _name, alone, _how, _attname in plan)
+        ):
+            return _render(plan, instance, _current_zone())
+        return dict(cls(instance, context=context or {}).data)
+
     def to_representation(self, instance: Any) -> Any:
         if not isinstance(instance, self.Meta.model):
             return super().to_representation(instance)
-        row: dict[str, Any] = {}
         zone = self.__dict__.get("_zone")
         if zone is None:  # DRF's default_timezone(), read once per serializer, not per value
-            zone = (timezone.get_current_timezone() if settings.USE_TZ else None,)
-            self.__dict__["_zone"] = zone
-        for name, field, how, attname in self._read_plan():
-            if how == _DRF:
-                try:
-                    attribute = field.get_attribute(instance)
-                except SkipField:
-                    continue
-                value = attribute.pk if isinstance(attribute, PKOnlyObject) else attribute
-                row[name] = None if value is None else field.to_representation(attribute)
-                continue
-            value = getattr(instance, attname)  # type: ignore[arg-type]
-            if value is None or how == _ID:
-                row[name] = value
-            elif how == _MOMENT and zone[0] is not None and timezone.is_aware(value):
-                try:
-                    shown = value.astimezone(zone[0]).isoformat()
-                except OverflowError:  # DRF's own error
-                    shown = field.to_representation(value)
-                row[name] = shown[:-6] + "Z" if shown.endswith("+00:00") else shown
-            elif how == _DECIMAL and type(value) is Decimal:
-                row[name] = _decimal_text(value, field)
-            else:
-                row[name] = field.to_representation(value)
-        return row
+            zone = self.__dict__["_zone"] = _current_zone()
+        return _render(self._read_plan(), instance, zone)
 
     def get_fields(self) -> dict[str, Any]:
         prototype = _PROTOTYPES.get(type(self))

@@ -309,8 +309,8 @@ class MeView(APIView):
         return Response(
             {
                 "member": MemberSerializer(member, context={"request": request}).data,
-                "notifications": NotificationSettingsSerializer(member).data,
-                "tenant": TenantSerializer(member.tenant).data,
+                "notifications": NotificationSettingsSerializer.represent(member),
+                "tenant": TenantSerializer.represent(member.tenant),
             }
         )
 

@@ -12,7 +12,7 @@ from rest_framework import serializers
 from rest_framework.test import APIRequestFactory
 
 from tenancy.api.serializers import ModelSerializer
-from tenancy.api.views import MemberSerializer
+from tenancy.api.views import MemberSerializer, UserSerializer
 from tenancy.models import Membership, OrgUnit
 from tenancy.scope import tenant_scope
 from tests.factories import TenantTree
@@ -343,3 +343,89 @@ def test_decimals_are_shown_as_drf_shows_them() -> None:
         money.to_representation(Decimal("12345.67"))
     with pytest.raises(InvalidOperation):
         _decimal_text(Decimal("12345.67"), money)
+
+
+def test_a_nested_row_renders_along_its_class_plan_and_keeps_drfs_output() -> None:
+    """A nested serializer of a forward foreign key whose fields all render alone is shown
+    along its class's plan (no copy per request); one that needs its instance (a field
+    reading the context) still takes DRF's path; a missing row is None."""
+    from django.contrib.auth import get_user_model
+
+    from tenancy.api.serializers import _NESTED, _SHARED_PLANS
+
+    user_model = get_user_model()
+
+    class Shouting(serializers.CharField):
+        def to_representation(self, value: Any) -> str:
+            return f"{value}{self.context.get('mark', '')}"
+
+    class LoudUser(ModelSerializer[Any]):
+        username = Shouting()
+
+        class Meta:
+            model = user_model
+            fields = ["id", "username"]
+
+    class Unit(ModelSerializer[OrgUnit]):
+        class Meta:
+            model = OrgUnit
+            fields = ["id", "name", "updated_at"]
+
+    class Member(ModelSerializer[Membership]):
+        user = UserSerializer(read_only=True)
+        loud = LoudUser(read_only=True, source="user")
+        org_unit = Unit(read_only=True)
+
+        class Meta:
+            model = Membership
+            fields = ["id", "user", "loud", "org_unit"]
+
+    moment = timezone.now().replace(microsecond=0)
+    user = user_model(id=5, username="li", first_name="Li", last_name="Wei", email="li@x.cn")
+    unit = OrgUnit(id=7, name="华东 East", updated_at=moment)
+    member = Membership(id=3, user=user, org_unit=unit)
+    with timezone.override("Asia/Shanghai"):
+        shown = Member(member, context={"mark": "!"}).data
+        expected_unit = Unit(unit).data
+    assert shown["user"] == UserSerializer(user).data
+    assert shown["user"]["last_name"] == "Wei"
+    assert shown["loud"] == {"id": 5, "username": "li!"}  # the context reached it
+    assert shown["org_unit"] == expected_unit
+    assert shown["org_unit"]["updated_at"].endswith("+08:00")
+    kinds = {name: how for name, _field, how, _attname in _SHARED_PLANS[Member]}
+    assert kinds["user"] == _NESTED and kinds["org_unit"] == _NESTED
+    assert kinds["loud"] != _NESTED
+    assert Member(Membership(id=4, user=user, org_unit=None)).data["org_unit"] is None
+
+
+def test_represent_is_data_with_or_without_a_serializer() -> None:
+    """``represent`` gives ``.data``: along the class plan when it binds no field, through
+    an instance otherwise (a field reading the context, a row that is not the model's)."""
+    from crm.models import Customer
+    from tenancy.api.views import TenantSerializer
+    from tenancy.models import Tenant
+
+    class Shouting(serializers.CharField):
+        def to_representation(self, value: Any) -> str:
+            return f"{value}{self.context.get('mark', '')}"
+
+    class Loud(ModelSerializer[Customer]):
+        name = Shouting()
+
+        class Meta:
+            model = Customer
+            fields = ["id", "name", "updated_at"]
+
+    moment = timezone.now().replace(microsecond=0)
+    tenant = Tenant(id=2, name="Acme 顶点", slug="acme", time_zone="Asia/Shanghai")
+    customer = Customer(id=3, name="Lanhai", updated_at=moment)
+    for zone in ("UTC", "Asia/Shanghai"):
+        with timezone.override(zone):
+            for _ in range(2):  # the first call plans the class, the second renders alone
+                assert TenantSerializer.represent(tenant) == TenantSerializer(tenant).data
+                assert Loud.represent(customer, {"mark": "!"}) == dict(
+                    Loud(customer, context={"mark": "!"}).data
+                )
+            assert Loud.represent(customer, {"mark": "!"})["name"] == "Lanhai!"
+    as_dict: Any = {"id": 2, "name": "Acme", "slug": "acme"}
+    assert TenantSerializer.represent(as_dict) == dict(TenantSerializer(as_dict).data)
