@@ -24,6 +24,7 @@ from contextlib import ExitStack
 from typing import Any
 
 from django.contrib.auth import logout
+from django.contrib.messages import middleware as messages_middleware
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
@@ -72,6 +73,15 @@ def database_unavailable(error: BaseException) -> HttpResponse:
     response = JsonResponse(body, status=503)
     response["Retry-After"] = "30"
     return response
+
+
+class MessageMiddleware(messages_middleware.MessageMiddleware):
+    """Django's flash messages for the pages; an API request carries none, so it makes no
+    message storage (a cookie and a session store, about 20 µs of every API request)."""
+
+    def process_request(self, request: HttpRequest) -> None:
+        if not request.path_info.startswith("/api/"):
+            super().process_request(request)
 
 
 class _ErrorResponse(Exception):  # noqa: N818 - control flow, not an error
