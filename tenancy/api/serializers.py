@@ -43,14 +43,16 @@ bound to the instance, as before. Building and binding fields was most of ``/me/
 from __future__ import annotations
 
 import copy
+import inspect
 from decimal import Decimal
 from typing import Any, TypeVar
 
 from django.conf import settings
+from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import Model
 from django.utils import timezone
 from rest_framework import ISO_8601, serializers
-from rest_framework.fields import SkipField
+from rest_framework.fields import SkipField, empty
 from rest_framework.relations import (
     ManyRelatedField,
     PKOnlyObject,
@@ -74,7 +76,8 @@ def _copy_field(field: serializers.Field[Any, Any, Any, Any]) -> Any:
 #: column holding a moment (shown in the request's time zone, ISO 8601, as DRF shows it),
 #: as a column holding a decimal (shown as a string, as DRF shows it), as the row a
 #: foreign key leads to, rendered along the nested serializer class's own plan.
-_DRF, _ID, _COLUMN, _MOMENT, _DECIMAL, _NESTED = 0, 1, 2, 3, 4, 5
+#: And as a property of the model read by one of DRF's own read-only scalar fields.
+_DRF, _ID, _COLUMN, _MOMENT, _DECIMAL, _NESTED, _PROPERTY = 0, 1, 2, 3, 4, 5, 6
 
 
 def _plan_field(field: Any, model: type[Model]) -> tuple[int, str | None]:
@@ -83,7 +86,7 @@ def _plan_field(field: Any, model: type[Model]) -> tuple[int, str | None]:
     try:
         column: Any = model._meta.get_field(field.source_attrs[0])
     except Exception:  # noqa: BLE001 - not a model field: a property, a method …
-        return _DRF, None
+        return _plan_property(field, model)
     if not getattr(column, "concrete", False) or column.many_to_many:
         return _DRF, None
     if column.many_to_one or column.one_to_one:
@@ -111,6 +114,26 @@ def _plan_field(field: Any, model: type[Model]) -> tuple[int, str | None]:
     ):
         return _DECIMAL, column.attname
     return _COLUMN, column.attname
+
+
+def _plan_property(field: Any, model: type[Model]) -> tuple[int, str | None]:
+    """A property of the model shown by one of DRF's scalar fields, read-only, without a
+    default or null: read with ``getattr`` as DRF reads it (a missing related row is
+    None; ``AttributeError`` or ``KeyError`` leaves the field out, as DRF leaves out a
+    field that is not required); any other field takes DRF's path."""
+    name = field.source_attrs[0]
+    if (
+        isinstance(inspect.getattr_static(model, name, None), property)
+        and type(field).to_representation.__module__ == "rest_framework.fields"
+        and not isinstance(field, (RelatedField, ManyRelatedField))
+        and not isinstance(field, serializers.SerializerMethodField)
+        and field.read_only
+        and not field.required
+        and not field.allow_null
+        and field.default is empty
+    ):
+        return _PROPERTY, name
+    return _DRF, None
 
 
 def _decimal_text(value: Decimal, field: Any) -> str:
@@ -143,6 +166,10 @@ def _planned(field: Any, model: type[Model]) -> tuple[int, str | None]:
         hasattr(field, "timezone"),
         getattr(field, "localize", None),
         getattr(field, "coerce_to_string", None),
+        field.read_only,
+        field.required,
+        field.allow_null,
+        field.default is empty,
     )
     decided = _PLANNED.get(key)
     if decided is None:
@@ -159,7 +186,7 @@ def _renders_alone(field: Any, how: int) -> bool:
     instance; a foreign key read as its id needs no field at all."""
     if how == _ID:
         return True
-    if how in (_COLUMN, _MOMENT, _DECIMAL):
+    if how in (_COLUMN, _MOMENT, _DECIMAL, _PROPERTY):
         return getattr(type(field).to_representation, "__module__", "") == "rest_framework.fields"
     return False
 
@@ -211,6 +238,15 @@ def _render(
                 continue
             value = attribute.pk if isinstance(attribute, PKOnlyObject) else attribute
             row[name] = None if value is None else field.to_representation(attribute)
+            continue
+        if how == _PROPERTY:
+            try:
+                value = getattr(instance, attname)  # type: ignore[arg-type]
+            except ObjectDoesNotExist:  # DRF's get_attribute: a missing related row is None
+                value = None
+            except (AttributeError, KeyError):
+                continue  # DRF skips a field that is not required
+            row[name] = None if value is None else field.to_representation(value)
             continue
         value = getattr(instance, attname)  # type: ignore[arg-type]
         if value is None or how == _ID:

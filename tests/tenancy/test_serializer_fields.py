@@ -429,3 +429,44 @@ def test_represent_is_data_with_or_without_a_serializer() -> None:
             assert Loud.represent(customer, {"mark": "!"})["name"] == "Lanhai!"
     as_dict: Any = {"id": 2, "name": "Acme", "slug": "acme"}
     assert TenantSerializer.represent(as_dict) == dict(TenantSerializer(as_dict).data)
+
+
+def test_a_property_is_read_as_drf_reads_it() -> None:
+    """A read-only scalar field of a model's property renders alone, with DRF's output:
+    a value, an override, a missing related row (None); a property raising
+    AttributeError leaves the field out, as DRF does."""
+    from crm.models import Opportunity, Stage
+    from tenancy.api.serializers import _PROPERTY, _SHARED_PLANS, _render
+
+    class Deal(ModelSerializer[Opportunity]):
+        probability = serializers.IntegerField(read_only=True)
+        forecast_category = serializers.CharField(read_only=True)
+        nullable = serializers.IntegerField(read_only=True, allow_null=True, source="probability")
+
+        class Meta:
+            model = Opportunity
+            fields = ["id", "probability", "forecast_category", "nullable"]
+
+    stage = Stage(id=1, probability=40, forecast_category="pipeline")
+    rows = [
+        Opportunity(id=1, stage=stage),
+        Opportunity(id=2, stage=stage, probability_override=90, forecast_category_override="x"),
+        Opportunity(id=3),  # no stage: the properties find no related row
+    ]
+    for row in rows:
+        assert Deal(row).data == serializers.Serializer.to_representation(Deal(), row)
+    assert Deal(rows[1]).data["probability"] == 90
+    assert Deal(rows[2]).data["probability"] is None
+    kinds = {name: how for name, _field, how, _attname in _SHARED_PLANS[Deal]}
+    assert kinds["probability"] == kinds["forecast_category"] == _PROPERTY
+    assert kinds["nullable"] != _PROPERTY
+
+    class Broken:
+        @property
+        def score(self) -> int:
+            raise AttributeError("score")
+
+    plan: list[tuple[str, Any, int, str | None]] = [
+        ("score", serializers.IntegerField(read_only=True), _PROPERTY, "score")
+    ]
+    assert _render(plan, Broken(), (None,)) == {}
