@@ -18,6 +18,13 @@ from tenancy.scope import tenant_scope
 from tests.factories import TenantTree
 
 
+class Shouting(serializers.CharField):
+    """A field that renders with its serializer: it reads the context's ``mark``."""
+
+    def to_representation(self, value: Any) -> str:
+        return f"{value}{self.context.get('mark', '')}"
+
+
 def _all_subclasses(cls: type) -> set[type]:
     found = set()
     for sub in cls.__subclasses__():
@@ -297,10 +304,6 @@ def test_the_class_plan_keeps_per_request_fields_and_contexts() -> None:
     its fields per request on reads plans its own fields every time."""
     from crm.models import Customer
 
-    class Shouting(serializers.CharField):
-        def to_representation(self, value: Any) -> str:
-            return f"{value}{self.context.get('mark', '')}"
-
     class Named(ModelSerializer[Customer]):
         name = Shouting()
 
@@ -355,10 +358,6 @@ def test_a_nested_row_renders_along_its_class_plan_and_keeps_drfs_output() -> No
 
     user_model = get_user_model()
 
-    class Shouting(serializers.CharField):
-        def to_representation(self, value: Any) -> str:
-            return f"{value}{self.context.get('mark', '')}"
-
     class LoudUser(ModelSerializer[Any]):
         username = Shouting()
 
@@ -404,10 +403,6 @@ def test_represent_is_data_with_or_without_a_serializer() -> None:
     from crm.models import Customer
     from tenancy.api.views import TenantSerializer
     from tenancy.models import Tenant
-
-    class Shouting(serializers.CharField):
-        def to_representation(self, value: Any) -> str:
-            return f"{value}{self.context.get('mark', '')}"
 
     class Loud(ModelSerializer[Customer]):
         name = Shouting()
