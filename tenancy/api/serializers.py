@@ -28,9 +28,12 @@ fields and reads such columns directly: a foreign key rendered as its id is the 
 (``PrimaryKeyRelatedField`` without a ``pk_field``), a moment (a plain ``DateTimeField``
 in ISO 8601) is shown in the request's time zone, read once per serializer where DRF
 reads it for every value, and any other column goes through its field's
-``to_representation``. Every other field (methods, properties, nested serializers,
-dotted sources) takes DRF's path. A row that is not an instance of the model (a dict)
-is rendered by DRF entirely.
+``to_representation``. A model property shown by one of DRF's read-only scalar fields
+is read as DRF reads it (a missing related row is None, ``AttributeError`` leaves the
+field out), and a nested serializer of a forward foreign key renders along its own
+class's plan when that plan binds nothing. Every other field (methods, other nested
+serializers, dotted sources) takes DRF's path. A row that is not an instance of the
+model (a dict) is rendered by DRF entirely.
 
 The plan is made once per class, when a read's fields would be the class's own (its
 ``get_fields`` is this one, or says it changes fields only on writes:
@@ -38,6 +41,8 @@ The plan is made once per class, when a read's fields would be the class's own (
 of DRF's own field classes renders through the class's prototype (their
 ``to_representation`` reads nothing of the serializer); any other field gets a copy
 bound to the instance, as before. Building and binding fields was most of ``/me/``.
+``ModelSerializer.represent`` renders a row whose class plan binds nothing without
+making a serializer at all.
 """
 
 from __future__ import annotations
@@ -125,6 +130,7 @@ def _plan_property(field: Any, model: type[Model]) -> tuple[int, str | None]:
     if (
         isinstance(inspect.getattr_static(model, name, None), property)
         and type(field).to_representation.__module__ == "rest_framework.fields"
+        and type(field).get_attribute is serializers.Field.get_attribute
         and not isinstance(field, (RelatedField, ManyRelatedField))
         and not isinstance(field, serializers.SerializerMethodField)
         and field.read_only
