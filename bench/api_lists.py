@@ -20,10 +20,11 @@ checks the database only.
 The process's garbage collector is tuned as ``config/wsgi.py`` tunes a web process's
 (``tenancy.runtime``, ``GC_GEN0_THRESHOLD``).
 
-Whatever a ratio compares is timed **in turns** (``bench.common.interleaved``): ``/healthz`` and the
-floor alternate, and each list request alternates with a floor request and the bare
-SQL, so both sides of a ratio see the same machine (timings here drift by up to ±50 %
-over minutes; measured minutes apart, the drift alone could make or break a goal).
+Whatever a ratio compares is timed **in turns** (``bench.common.interleaved``):
+``/healthz`` and the floor alternate, and each list request alternates with a floor
+request and the bare SQL, so both sides of a ratio see the same machine (timings here
+drift by up to ±50 % over minutes; measured minutes apart, the drift alone could make
+or break a goal).
 
 For every endpoint and role it reports:
 
@@ -281,7 +282,8 @@ def main() -> None:
 
             def run_sql(*sql_statements: str) -> float:
                 """The statements on the driver's own cursor (no Django wrapper between
-                the clock and the SQL), in the tenant's scope opened before the clock."""
+                the clock and the SQL), in the tenant's scope and with the cursor opened
+                before the clock (``bench.common.run_sql`` opens its cursor inside it)."""
                 with tenant_scope(tenant):
                     raw = connection.connection.cursor()
                     started = time.perf_counter()
@@ -306,13 +308,11 @@ def main() -> None:
             count_ms = turns.get("count_sql", [0.0])
             floor = statistics.median(turns["floor"])
             with tenant_scope(tenant):
-                raw = connection.connection.cursor()
-                plans = {}
-                for name, statement in (("count", count_sql), ("rows", rows_sql)):
-                    if statement:
-                        raw.execute("EXPLAIN (ANALYZE, BUFFERS) " + statement)
-                        plans[name] = "\n".join(line for (line,) in raw.fetchall())
-                raw.close()
+                plans = {
+                    name: common.explain(statement)
+                    for name, statement in (("count", count_sql), ("rows", rows_sql))
+                    if statement
+                }
 
             p50 = statistics.median(server)
             sql_p50 = statistics.median(page_ms)
