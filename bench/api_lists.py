@@ -118,12 +118,11 @@ def main() -> None:
     from django.db import connection
     from django.db.models import Count
     from django.test import Client
-    from django.urls import get_resolver
 
     from crm.models import Opportunity
     from tenancy.api.views import issue_tokens
     from tenancy.models import Membership, Role, Tenant
-    from tenancy.runtime import tune_garbage_collector
+    from tenancy.runtime import prepare_web_process
     from tenancy.scope import tenant_scope
 
     call_command("migrate", verbosity=0)
@@ -217,8 +216,7 @@ def main() -> None:
             return super().get(path, **kwargs)
 
     # The collector as config/wsgi.py tunes it for a web process (tenancy.runtime).
-    get_resolver().url_patterns  # noqa: B018 - imports the views, as config/wsgi.py does
-    thresholds = tune_garbage_collector()
+    thresholds = prepare_web_process()
     anonymous = HttpsClient()
     health_queries = common.capture(partial(anonymous.get, "/healthz"))[1]
     health: list[float] = []

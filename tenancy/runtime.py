@@ -17,6 +17,7 @@ from __future__ import annotations
 import gc
 
 from django.conf import settings
+from django.urls import get_resolver
 
 #: The older generations' thresholds with a raised first one (Python's are 10 and 10).
 OLDER_THRESHOLDS = (20, 20)
@@ -31,3 +32,10 @@ def tune_garbage_collector() -> tuple[int, ...]:
         gc.freeze()
         gc.set_threshold(threshold, *OLDER_THRESHOLDS)
     return gc.get_threshold()
+
+
+def prepare_web_process() -> tuple[int, ...]:
+    """A web process's start (``config/wsgi.py``, ``config/asgi.py``): every view imported
+    now (the URLconf), so that it is frozen with the rest, then the collector tuned."""
+    get_resolver().url_patterns  # noqa: B018 - imports the views
+    return tune_garbage_collector()
