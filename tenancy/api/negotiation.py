@@ -11,7 +11,6 @@ format suffix goes through DRF each time: no header a client writes is kept.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.renderers import BaseRenderer
@@ -39,10 +38,6 @@ class ContentNegotiation(DefaultContentNegotiation):
         answer = _ANSWERS.get(key)
         if answer is None:
             renderer, media_type = super().select_renderer(request, renderers, format_suffix)
-            answer = _ANSWERS[key] = (_position(renderers, renderer), media_type)
+            answer = _ANSWERS[key] = (renderers.index(renderer), media_type)
         position, media_type = answer
         return renderers[position], media_type
-
-
-def _position(renderers: list[Any], chosen: Any) -> int:
-    return next(index for index, renderer in enumerate(renderers) if renderer is chosen)

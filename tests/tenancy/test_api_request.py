@@ -3,6 +3,7 @@ request, a failed request writes nothing, the tenant's time zone is active."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -216,14 +217,10 @@ def test_the_api_has_no_format_suffix_routes(tree_a: TenantTree, client_for: Cli
     assert client.get("/api/v1/visits.json").status_code == 404
 
 
-def test_api_requests_make_no_message_storage_and_pages_keep_theirs(tree_a: TenantTree) -> None:
-    client = APIClient()
-    token = client.post(
-        "/api/v1/auth/token/", {"username": "acme-rep", "password": PASSWORD}, format="json"
-    )
-    assert token.status_code == 200, token.content
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token.json()['access']}")
-    api = client.get("/api/v1/me/")
+def test_api_requests_make_no_message_storage_and_pages_keep_theirs(
+    tree_a: TenantTree, client_for: Callable[[Membership], APIClient]
+) -> None:
+    api = client_for(tree_a.members["rep"]).get("/api/v1/me/")
     assert api.status_code == 200
     assert not hasattr(api.wsgi_request, "_messages")
     page = Client().get("/admin/login/")
