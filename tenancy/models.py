@@ -191,8 +191,9 @@ def row_instance(cls: type[M], db: str | None, values: Sequence[Any]) -> M | Non
     if (
         attnames is None
         or len(values) != len(attnames)
-        or pre_init.has_listeners(cls)
-        or post_init.has_listeners(cls)
+        # Usually no receiver is connected at all: an empty list needs no lookup per model.
+        or (pre_init.receivers and pre_init.has_listeners(cls))
+        or (post_init.receivers and post_init.has_listeners(cls))
     ):
         return None
     new = cls.__new__(cls)
