@@ -1,0 +1,211 @@
+"""A class plan that binds nothing renders through a function written out from the plan
+(``tenancy.api.serializers._renderer``): the same dict as the plan's loop (``_render``),
+key for key and in the same order, for every API serializer and every kind of field."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.core.exceptions import ObjectDoesNotExist
+from django.utils import timezone
+from rest_framework import serializers
+
+from tenancy.api.serializers import (
+    _COLUMN,
+    _DECIMAL,
+    _ID,
+    _MOMENT,
+    _NESTED,
+    _PROPERTY,
+    _UNBOUND_PLANS,
+    _render,
+    _renderer,
+)
+from tenancy.models import Membership
+from tenancy.scope import tenant_scope
+from tests.factories import TenantTree
+from tests.tenancy.test_serializer_fields import ZONES, _api_serializers
+
+Plan = list[tuple[str, Any, int, str | None]]
+
+
+def _both(plan: Plan, row: Any, zone: Any) -> tuple[Any, Any]:
+    """What the compiled function and the loop give (or raise) for ``row``."""
+    results: list[Any] = []
+    for render in (_renderer(plan), lambda row, zone: _render(plan, row, zone)):
+        try:
+            results.append(list(render(row, (zone,)).items()))
+        except Exception as error:  # noqa: BLE001 - both must fail alike
+            results.append(type(error))
+    return results[0], results[1]
+
+
+def test_every_unbound_class_plan_renders_its_rows_as_the_loop_does(tree_a: TenantTree) -> None:
+    from tests import records
+
+    admin = tree_a.members["admin"]
+    compiled = 0
+    with tenant_scope(tree_a.tenant):
+        for make in (
+            records.contact,
+            records.won_opportunity,
+            records.received_payment,
+            records.visit,
+            records.activity,
+            records.alert,
+        ):
+            make(tree_a)
+        records.notification(tree_a, admin)
+        for cls in _api_serializers():
+            if getattr(cls.Meta, "model", None) is Membership:
+                continue  # a member needs its managed links prefetched
+            for row in cls.Meta.model._default_manager.all()[:5]:
+                cls(row).data  # noqa: B018 - plans the class
+                plan = _UNBOUND_PLANS.get(cls)
+                if plan is None:
+                    break
+                assert _renderer(plan) is _renderer(plan)  # written once
+                for zone in ZONES:
+                    with timezone.override(zone):
+                        ours, loop = _both(plan, row, timezone.get_current_timezone())
+                        assert ours == loop, (cls.__qualname__, zone)
+                        assert dict(cls(row).data) == dict(loop)
+                compiled += 1
+    assert compiled >= 15
+
+
+class _Row:
+    """A row with a value of every kind, and properties that raise."""
+
+    def __init__(self, **values: Any) -> None:
+        self.__dict__.update(values)
+
+    @property
+    def missing(self) -> Any:
+        raise ObjectDoesNotExist
+
+    @property
+    def broken(self) -> Any:
+        raise AttributeError("broken")
+
+    @property
+    def unkeyed(self) -> Any:
+        raise KeyError("unkeyed")
+
+
+class _Nested:
+    def __init__(self, pk: int) -> None:
+        self.pk = pk
+
+
+def _plan() -> Plan:
+    nested_plan: Plan = [("id", serializers.IntegerField(), _COLUMN, "pk")]
+    prototype = serializers.CharField()
+    return [
+        ("id", serializers.IntegerField(), _COLUMN, "id"),
+        ("名字", serializers.CharField(), _COLUMN, "name"),
+        ("flag", serializers.BooleanField(), _COLUMN, "flag"),
+        ("owner", serializers.IntegerField(), _ID, "owner_id"),
+        ("at", serializers.DateTimeField(), _MOMENT, "at"),
+        ("amount", serializers.DecimalField(max_digits=8, decimal_places=2), _DECIMAL, "amount"),
+        ("day", serializers.DateField(), _COLUMN, "day"),
+        ("prop", serializers.IntegerField(read_only=True), _PROPERTY, "prop"),
+        ("missing", serializers.IntegerField(read_only=True), _PROPERTY, "missing"),
+        ("broken", serializers.IntegerField(read_only=True), _PROPERTY, "broken"),
+        ("unkeyed", serializers.IntegerField(read_only=True), _PROPERTY, "unkeyed"),
+        ("nested", (nested_plan, _Nested, prototype), _NESTED, "nested"),
+    ]
+
+
+ROWS = [
+    _Row(
+        id=1,
+        name="华东",
+        flag=True,
+        owner_id=7,
+        at=datetime(2026, 12, 6, 1, 2, 3, 456, tzinfo=UTC),
+        amount=Decimal("12.30"),
+        day=datetime(2026, 12, 6).date(),
+        prop=4,
+        nested=_Nested(9),
+    ),
+    # Every value None: shown as None, none of the fields' methods called.
+    _Row(
+        id=None,
+        name=None,
+        flag=None,
+        owner_id=None,
+        at=None,
+        amount=None,
+        day=None,
+        prop=None,
+        nested=None,
+    ),
+    # Values not of the column's type: the field's own method decides.
+    _Row(
+        id="12",
+        name=12,
+        flag="yes",
+        owner_id="7",
+        at=datetime(2026, 12, 6, 1, 2, 3),  # naive: DRF makes it aware
+        amount=12.5,  # a float: quantized by DRF
+        day=datetime(2026, 12, 6, 5, 0, tzinfo=UTC),
+        prop=Decimal("3"),
+        nested="not a row",
+    ),
+    # A decimal with more places than the field: DRF quantizes it.
+    _Row(
+        id=True,
+        name="",
+        flag=0,
+        owner_id=0,
+        at=datetime(2026, 6, 1, tzinfo=UTC),
+        amount=Decimal("1.005"),
+        day=None,
+        prop=0,
+        nested=_Nested(0),
+    ),
+    # A moment the tenant's zone cannot show: both raise alike.
+    _Row(
+        id=1,
+        name="x",
+        flag=False,
+        owner_id=1,
+        at=datetime.max.replace(tzinfo=UTC),
+        amount=Decimal("1.00"),
+        day=None,
+        prop=1,
+        nested=None,
+    ),
+]
+
+
+@pytest.mark.parametrize("zone", [None, UTC, *ZONES])
+@pytest.mark.parametrize("index", range(len(ROWS)))
+def test_every_kind_of_field_renders_as_the_loop_does(zone: Any, index: int) -> None:
+    plan = _plan()
+    if isinstance(zone, str):
+        from zoneinfo import ZoneInfo
+
+        zone = ZoneInfo(zone)
+    ours, loop = _both(plan, ROWS[index], zone)
+    assert ours == loop
+    if isinstance(loop, list):
+        shown = dict(loop)
+        assert "broken" not in shown and "unkeyed" not in shown  # left out, as DRF does
+        assert shown["missing"] is None
+
+
+def test_the_written_out_function_is_used_and_a_plan_it_cannot_write_uses_the_loop() -> None:
+    plan = _plan()
+    assert _renderer(plan).__name__ == "render"
+    odd: Plan = [("x", serializers.IntegerField(), _COLUMN, "not an identifier")]
+    assert _renderer(odd).func is _render  # type: ignore[attr-defined]
+    keyword: Plan = [("x", serializers.IntegerField(), _COLUMN, "class")]
+    assert _renderer(keyword).func is _render  # type: ignore[attr-defined]
+    row = _Row(**{"not an identifier": 3, "class": 4})
+    assert _renderer(odd)(row, (None,)) == {"x": 3}
+    assert _renderer(keyword)(row, (None,)) == {"x": 4}
