@@ -193,8 +193,9 @@ WHITENOISE_USE_FINDERS = DEBUG
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 if not DEBUG:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
-    # Load balancers probe over plain HTTP inside the network.
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+    # Load balancers probe over plain HTTP inside the network. Django matches the whole
+    # path, script prefix included (``crm/healthz`` when the site is mounted at /crm).
+    SECURE_REDIRECT_EXEMPT = [r"^(?:.+/)?healthz$", r"^(?:.+/)?readyz$"]
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = int(env("SECURE_HSTS_SECONDS", "31536000") or 0)

@@ -17,6 +17,7 @@ from targets import api as targets_api
 from tenancy.api import urls as tenancy_api_urls
 from tenancy.api.errors import api_bad_request, api_not_found, api_server_error
 from tenancy.health import healthz, readyz
+from tenancy.paths import is_api
 from tenancy.views import invitation_respond, switch_tenant
 from web import views as web_views
 
@@ -47,18 +48,18 @@ urlpatterns = [
 
 
 def handler400(request: HttpRequest, exception: Exception) -> HttpResponse:
-    if request.path.startswith("/api/"):  # e.g. a body over DATA_UPLOAD_MAX_MEMORY_SIZE
+    if is_api(request):  # e.g. a body over DATA_UPLOAD_MAX_MEMORY_SIZE
         return api_bad_request(request, exception)
     return defaults.bad_request(request, exception)
 
 
 def handler404(request: HttpRequest, exception: Exception) -> HttpResponse:
-    if request.path.startswith("/api/"):
+    if is_api(request):
         return api_not_found(request, exception)
     return defaults.page_not_found(request, exception)
 
 
 def handler500(request: HttpRequest) -> HttpResponse:
-    if request.path.startswith("/api/"):
+    if is_api(request):
         return api_server_error(request)
     return defaults.server_error(request)

@@ -33,7 +33,7 @@ from django.utils.translation import gettext_lazy as _
 from tenancy.api.errors import error_body
 from tenancy.authentication import check_credential, member_opening, read_credential
 from tenancy.models import Membership
-from tenancy.request_log import PROBE_PATHS
+from tenancy.paths import is_api, is_probe
 from tenancy.scope import platform_scope, tenant_scope
 
 logger = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ class MessageMiddleware(messages_middleware.MessageMiddleware):
     message storage (a cookie and a session store, about 20 µs of every API request)."""
 
     def process_request(self, request: HttpRequest) -> None:
-        if not request.path_info.startswith("/api/"):
+        if not is_api(request):
             super().process_request(request)
 
 
@@ -97,7 +97,7 @@ class TenantScopeMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         request.membership = None  # type: ignore[attr-defined]
-        if request.path_info in PROBE_PATHS:
+        if is_probe(request):
             # A probe answers for the process and its database, whoever asks: a credential
             # sent along (a proxy adding one to every request) opens no tenant's scope.
             return self.get_response(request)
@@ -141,7 +141,7 @@ class TenantScopeMiddleware:
         user = getattr(request, "user", None)
         # Sessions serve the admin only: the API authenticates every request by header,
         # so a browser session can never act on the API without CSRF protection.
-        if request.path.startswith("/api/") or user is None or not user.is_authenticated:
+        if is_api(request) or user is None or not user.is_authenticated:
             return
         tenant_id = request.session.get(SESSION_TENANT_KEY)
         if tenant_id is None:

@@ -20,9 +20,9 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 
-logger = logging.getLogger("tenancy.request")
+from tenancy.paths import is_probe
 
-PROBE_PATHS = frozenset({"/healthz", "/readyz"})
+logger = logging.getLogger("tenancy.request")
 
 
 def _tenant_and_membership(request: HttpRequest) -> tuple[int | str, int | str]:
@@ -42,7 +42,7 @@ class RequestLogMiddleware:
         response = self.get_response(request)
         duration_ms = round((time.perf_counter() - started) * 1000, 1)
         tenant_id, membership_id = _tenant_and_membership(request)
-        if request.path in PROBE_PATHS:
+        if is_probe(request):
             level = logging.DEBUG
         elif response.status_code >= 500:
             level = logging.WARNING

@@ -9,6 +9,7 @@ from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
 from tenancy.models import Role
+from tenancy.paths import is_app
 
 EVERYONE = (Role.REP, Role.MANAGER, Role.ADMIN)
 LEADERS = (Role.MANAGER, Role.ADMIN)
@@ -25,7 +26,7 @@ NAV: list[tuple[str, Any, tuple[str, ...]]] = [
 def nav(request: Any) -> dict[str, Any]:
     """Context processor: the entries the member may open, the current one marked."""
     member = getattr(request, "membership", None)
-    if member is None or not request.path.startswith("/app/"):
+    if member is None or not is_app(request):
         return {}
     entries = []
     for name, label, roles in NAV:

@@ -18,15 +18,18 @@ pytestmark = pytest.mark.django_db
 REQUEST = (
     "import json\n"
     "from django.test import Client\n"
-    "response = Client(HTTP_HOST='crm.example.com').get({path!r})\n"
+    "response = Client(HTTP_HOST='crm.example.com').get({path!r}, **{environ!r})\n"
     "print(json.dumps({{'status': response.status_code, 'location': response.get('Location'),"
     " 'body': response.content.decode()}}))\n"
 )
 
 
-def request_in_child(path: str, **env: str) -> dict[str, object]:
-    """A request served by a fresh process whose settings come from ``env``."""
-    result = python(REQUEST.format(path=path), **env)
+def request_in_child(
+    path: str, environ: dict[str, str] | None = None, /, **env: str
+) -> dict[str, object]:
+    """A request (with ``environ`` added to its WSGI environment) served by a fresh
+    process whose settings come from ``env``."""
+    result = python(REQUEST.format(path=path, environ=environ or {}), **env)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -109,6 +112,13 @@ def test_probes_are_exempt_from_the_https_redirect_and_need_no_login() -> None:
     assert json.loads(str(ready["body"]))["checks"]["broker"] == {"ok": True, "mode": "eager"}
     admin = request_in_child("/admin/", **production)
     assert admin["status"] == 301 and admin["location"] == "https://crm.example.com/admin/"
+    # Mounted under a prefix by the proxy: the probes are still exempt, the pages not.
+    prefix = {"SCRIPT_NAME": "/crm"}
+    for path in ("/healthz", "/readyz"):
+        probe = request_in_child(path, prefix, **production)
+        assert probe["status"] == 200, probe
+    admin = request_in_child("/admin/", prefix, **production)
+    assert admin["status"] == 301 and admin["location"] == "https://crm.example.com/crm/admin/"
 
 
 def test_unknown_api_urls_answer_json_404(settings: object) -> None:
