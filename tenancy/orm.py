@@ -4,10 +4,11 @@ A column of the query's own table compiles through ``Field.get_col``, which retu
 the field's one cached ``Col`` for every field but a foreign key: ``ForeignKey.get_col``
 makes a new ``Col`` (its output field is the target's) on every query. The compiler
 hashes each selected column to match the ``ORDER BY`` against the select list, and a
-new ``Col`` computes its hash from its constructor's signature (``inspect``): about
-10 µs a foreign key, a tenth of a millisecond for a deal's nine. Keeping one ``Col`` per
-foreign key for its own table, as Django keeps one per other field, compiles the same
-SQL (``tests/tenancy/test_orm.py`` compares both).
+new ``Col`` computes its hash from its constructor's signature (``inspect``). Keeping one
+``Col`` per foreign key for its own table, as Django keeps one per other field, compiles
+the same SQL (``tests/tenancy/test_orm.py`` compares both) and took 0.09–0.1 ms off a
+rep's page of visits and 0.13–0.18 ms off the page of deals, measured in alternating
+requests.
 """
 
 from __future__ import annotations

@@ -42,7 +42,8 @@ of DRF's own field classes renders through the class's prototype (their
 ``to_representation`` reads nothing of the serializer); any other field gets a copy
 bound to the instance, as before. Building and binding fields was most of ``/me/``.
 ``ModelSerializer.represent`` renders a row whose class plan binds nothing without
-making a serializer at all.
+making a serializer at all, and such a plan is written out once as a function, a
+statement per field (``_renderer``), instead of being walked for every row.
 """
 
 from __future__ import annotations
@@ -299,9 +300,10 @@ def _renderer(plan: list[tuple[str, Any, int, str | None]]) -> Renderer:
     ``_render`` decides every field's kind for every row; this writes the plan out as one
     function, a statement per field, which renders the same dict (the same keys in the
     same order, the same values, the same fields left out) without the loop and its
-    tests: about a third of a list's serializing. A plan it cannot write out (a column
-    whose name is not an identifier, a field only DRF may render) renders with
-    ``_render``. ``tests/tenancy/test_serializer_fields.py`` compares the two."""
+    tests: 75–110 µs of a rep's page of visits or deals, measured in alternating
+    requests. A plan it cannot write out (a column whose name is not an identifier, a
+    field only DRF may render) renders with ``_render``. ``tests/tenancy/
+    test_row_renderer.py`` compares the two for every API serializer and every kind."""
     known = _RENDERERS.get(id(plan))
     if known is not None and known[0] is plan:
         return known[1]
@@ -386,7 +388,8 @@ def _compile(plan: list[tuple[str, Any, int, str | None]]) -> Renderer:
                 value = f"{to_text}(v)"
             lines += [f"    v = {read}", f"    row[{key}] = None if v is None else {value}"]
     lines.append("    return row")
-    exec(compile("\n".join(lines), f"<row renderer of {len(plan)} fields>", "exec"), namespace)  # noqa: S102 - our own source, from the plan
+    source = compile("\n".join(lines), f"<row renderer of {len(plan)} fields>", "exec")
+    exec(source, namespace)  # noqa: S102 - our own source, written from the plan above
     return namespace["render"]
 
 
