@@ -212,3 +212,22 @@ def review(tree: TenantTree) -> Any:
     from funnel.services import review_create
 
     return review_create(member=tree.members["admin"], target=rep_target(tree))
+
+
+def one_of_each(tree: TenantTree) -> None:
+    """A row of every kind this module makes (inside the tenant's scope), and a
+    notification for the admin: what the serializer comparisons render."""
+    for make in (
+        contact,
+        lead,
+        won_opportunity,
+        received_payment,
+        visit,
+        activity,
+        adjustment,
+        commitment,
+        alert,
+        review,
+    ):
+        make(tree)
+    notification(tree, tree.members["admin"])

@@ -112,20 +112,7 @@ def test_every_serializer_renders_rows_as_drf_does(tree_a: TenantTree) -> None:
     admin = tree_a.members["admin"]
     compared: set[str] = set()
     with tenant_scope(tree_a.tenant):
-        for make in (
-            records.contact,
-            records.lead,
-            records.won_opportunity,
-            records.received_payment,
-            records.visit,
-            records.activity,
-            records.adjustment,
-            records.commitment,
-            records.alert,
-            records.review,
-        ):
-            make(tree_a)
-        records.notification(tree_a, admin)
+        records.one_of_each(tree_a)
         request = factory.get("/")
         request.membership = Membership.objects.select_related("tenant").get(pk=admin.pk)  # type: ignore[attr-defined]
         for cls, zone in ((c, z) for c in _api_serializers() for z in ZONES):
