@@ -284,7 +284,12 @@ def _confirm(
         job.processed_rows = len(rows)
         job.confirmed_by = member
         job.finished_at = timezone.now()
+        # Written now: neither the file nor the rows' checked values are needed again, and
+        # a copy of the records' data should not outlive them in the import's history.
         job.content = b""
+        if job.staged:
+            ImportRow.objects.filter(job=job, values__isnull=False).update(values=None)
+            job.staged = False
         job.save()
         return job
 

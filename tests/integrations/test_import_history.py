@@ -321,6 +321,11 @@ def test_a_file_of_new_deals_is_confirmed_from_its_checked_values_and_rechecked(
         opened = Opportunity.objects.get(external_id="N-2")
         assert opened.closed_date is None and opened.amount is None
         assert StageChange.objects.filter(opportunity=opened).count() == 1
+        # Imported: neither the file nor a copy of its rows' values stays behind.
+        imported = ImportJob.objects.get(pk=job["id"])
+        assert imported.content == b"" and not imported.staged
+        assert ImportRow.objects.filter(job=imported).count() == 2
+        assert not ImportRow.objects.filter(job=imported, values__isnull=False).exists()
 
 
 def test_the_set_based_insert_runs_under_row_level_security(
