@@ -36,13 +36,14 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, viewsets
 from rest_framework.negotiation import BaseContentNegotiation
-from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from crm.api import records
 from integrations.imports import kinds
+from tenancy.api.renderers import JSONRenderer
 from tenancy.api.views import MemberViewSet
 from tenancy.dates import tenant_zone
 from tenancy.scope import tenant_scope
