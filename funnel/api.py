@@ -26,7 +26,7 @@ from rest_framework.response import Response
 from crm.models import Opportunity, Pipeline, ProductLine
 from funnel import selectors
 from funnel.models import Alert, AlertStatus, RuleKey, WarningRule, clean_thresholds
-from funnel.plan import plan_to_close
+from funnel.plan import HistoryMemo, plan_to_close
 from funnel.review_api import ReviewViewSet, TargetReviewView
 from funnel.warnings import alert_message, ensure_rules, visible_alerts
 from targets.api import as_of_for_plan, as_of_today
@@ -324,7 +324,10 @@ class MyPlanToCloseView(GenericAPIView):
         }
         if not targets:
             raise NotFound(_("You have no published won-amount target for that period."))
-        periods = [plan_to_close(targets[kind], as_of) for kind in kinds if kind in targets]
+        memo: HistoryMemo = {}  # the periods share one member's histories
+        periods = [
+            plan_to_close(targets[kind], as_of, memo=memo) for kind in kinds if kind in targets
+        ]
         return Response({"as_of": as_of, "periods": periods})
 
 

@@ -19,8 +19,16 @@ from targets.achievement_math import shown_amount
 from targets.models import Target
 from tenancy.models import Membership, OrgUnit, Tenant
 
+#: Histories already read in one request, by pipeline, window, member and unit.
+HistoryMemo = dict[tuple[int, Window, int | None, int | None], list[rates.History]]
 
-def plan_to_close(target: Target, as_of: date) -> dict[str, Any]:
+
+def plan_to_close(
+    target: Target, as_of: date, *, memo: HistoryMemo | None = None
+) -> dict[str, Any]:
+    """The plan to close of ``target`` on ``as_of``. Plans of one member on one day (a
+    month's, a quarter's and a year's) share their histories through ``memo``: the same
+    twelve months of the same people, read once."""
     if target.plan.metric != "won_amount":
         raise ValidationError(
             {
@@ -41,7 +49,12 @@ def plan_to_close(target: Target, as_of: date) -> dict[str, Any]:
     unit = (
         member.org_unit if member is not None else OrgUnit.objects.get(pk=target.org_unit_id or 0)
     )
-    levels = histories_for(pipeline, window, member=member, unit=unit)
+    key = (pipeline.pk, window, member.pk if member else None, unit.pk if unit else None)
+    levels = None if memo is None else memo.get(key)
+    if levels is None:
+        levels = histories_for(pipeline, window, member=member, unit=unit)
+        if memo is not None:
+            memo[key] = levels
     stages = open_stages(pipeline)
     result = rates.plan_to_close(gap, levels, stage_order=[str(stage.pk) for stage in stages])
     remaining_weeks = math.ceil(achievement.remaining_days / 7)

@@ -12,7 +12,7 @@ Rounding, done once and here:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal, localcontext
 from typing import Literal
@@ -25,6 +25,36 @@ WON = "won"
 
 Level = Literal["member", "unit", "tenant"]
 LEVEL_ORDER: tuple[Level, ...] = ("member", "unit", "tenant")
+
+
+class DeferredCounts(Mapping[str, int]):
+    """Counts computed when first read, for a level whose counts cost much to read and
+    may not be needed: the tenant's reached counts walk every closed deal's stage changes
+    (0.3 s on a 200,000-deal tenant), and a plan to close reads them only when a stage
+    rate falls back that far. Until read they are not checked against the stage order
+    (``_check_levels``); whoever makes them makes them per open stage."""
+
+    def __init__(self, compute: Callable[[], Mapping[str, int]]) -> None:
+        self._compute: Callable[[], Mapping[str, int]] | None = compute
+        self._counts: Mapping[str, int] = {}
+
+    @property
+    def read(self) -> bool:
+        return self._compute is None
+
+    def _value(self) -> Mapping[str, int]:
+        if self._compute is not None:
+            self._counts, self._compute = dict(self._compute()), None
+        return self._counts
+
+    def __getitem__(self, stage: str) -> int:
+        return self._value()[stage]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._value())
+
+    def __len__(self) -> int:
+        return len(self._value())
 
 
 # -- small helpers --------------------------------------------------------------------------
@@ -367,7 +397,9 @@ def _check_levels(levels: Sequence[History], stage_order: Sequence[str]) -> None
     if positions != sorted(set(positions)):
         raise ValueError("history levels must be distinct and ordered member, unit, tenant")
     for history in levels:
-        _reached_by_stage(stage_order, history.reached_counts)
+        counts = history.reached_counts
+        if not isinstance(counts, DeferredCounts) or counts.read:
+            _reached_by_stage(stage_order, counts)
 
 
 def plan_to_close(

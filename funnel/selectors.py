@@ -416,8 +416,11 @@ def level_history(
     visits: QuerySet[Visit],
     stages: list[Stage],
     window: Window,
+    *,
+    defer_reached: bool = False,
 ) -> rates.History:
-    """One fallback level's trailing figures for the reverse funnel (SPEC section 5)."""
+    """One fallback level's trailing figures for the reverse funnel (SPEC section 5); with
+    ``defer_reached`` the reached counts are read only if a rate needs them."""
     start, end = window.bounds()
     in_window = Q(closed_date__gte=window.start, closed_date__lte=window.end)
     totals = opportunities.aggregate(
@@ -435,7 +438,9 @@ def level_history(
         closed_deals=totals["closed"],
         won_deals=totals["won"],
         won_amount=totals["won_amount"] or Decimal(0),
-        reached_counts=reached_counts(closed, stages),
+        reached_counts=rates.DeferredCounts(lambda: reached_counts(closed, stages))
+        if defer_reached
+        else reached_counts(closed, stages),
         new_opportunities=totals["created"],
         leads_created=lead_totals["created"],
         leads_converted=lead_totals["converted"],
@@ -483,7 +488,17 @@ def histories_for(
                 window,
             )
         )
+    # The tenant's reached counts (every closed deal's stage changes) only when a stage
+    # rate falls back to the tenant: a member or unit with enough deals never needs them.
     levels.append(
-        level_history("tenant", all_deals, Lead.objects.all(), Visit.objects.all(), stages, window)
+        level_history(
+            "tenant",
+            all_deals,
+            Lead.objects.all(),
+            Visit.objects.all(),
+            stages,
+            window,
+            defer_reached=True,
+        )
     )
     return levels

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from funnel.rates import (
     WON,
     CohortConversion,
+    DeferredCounts,
     History,
     Level,
     StageConversion,
@@ -563,3 +564,50 @@ def test_per_week_is_none_without_data_or_weeks_left() -> None:
 )
 def test_per_week_is_the_exact_ceiling(figure: Decimal, weeks: Decimal) -> None:
     assert per_week(figure, weeks) == math.ceil(Fraction(figure) / Fraction(weeks))
+
+
+def test_deferred_counts_are_read_only_when_a_rate_falls_back_to_them() -> None:
+    """A level's ``DeferredCounts`` are computed on their first read, once, and checked
+    against the stage order then; a plan whose stage rates all come from the member's own
+    history never reads the tenant's."""
+    reads: list[int] = []
+
+    def tenant_reached() -> dict[str, int]:
+        reads.append(1)
+        return {"qualification": 10, "solution": 6, "quote": 4, "negotiation": 2}
+
+    member = history(
+        "member",
+        closed=5,
+        won=2,
+        won_amount="20000",
+        reached={"qualification": 5, "solution": 4, "quote": 3, "negotiation": 2},
+    )
+    deferred = DeferredCounts(tenant_reached)
+    tenant = history("tenant", closed=10, won=2, won_amount="20000", reached=deferred)
+    plan = plan_to_close(D("30000"), [member, tenant], stage_order=STAGES)
+    assert reads == [] and not deferred.read
+    assert {need.needed.source for need in plan.stages} == {"member"}
+    # The member has no deal past Quote: that stage's rate comes from the tenant's counts.
+    thin = history(
+        "member",
+        closed=5,
+        won=0,
+        won_amount="0",
+        reached={"qualification": 5, "solution": 2, "quote": 0},
+    )
+    plan = plan_to_close(D("30000"), [thin, tenant], stage_order=STAGES)
+    assert reads == [1] and deferred.read
+    assert plan.stages[2].needed.source == "tenant"
+    eager = history("tenant", closed=10, won=2, won_amount="20000", reached=tenant_reached())
+    assert plan == plan_to_close(D("30000"), [thin, eager], stage_order=STAGES)
+    assert dict(deferred) == eager.reached_counts and len(reads) == 2  # read once each
+    # Once read, the counts are checked like any others.
+    wrong = DeferredCounts(lambda: {"elsewhere": 1})
+    assert dict(wrong) == {"elsewhere": 1}
+    with pytest.raises(ValueError, match="outside stage_order"):
+        plan_to_close(
+            D("1"),
+            [history("tenant", closed=1, won=1, won_amount="1", reached=wrong)],
+            stage_order=STAGES,
+        )

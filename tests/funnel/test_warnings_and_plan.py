@@ -7,10 +7,13 @@ from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django.utils.translation import override
 
 from crm.models import Activity, Customer, Opportunity, StageChange, Visit
+from funnel import rates
 from funnel.models import Alert, AlertStatus, WarningRule
 from funnel.plan import plan_to_close
 from funnel.warnings import alert_message, evaluate_warnings
@@ -22,6 +25,18 @@ from tests.funnel.test_funnel import at, deal
 
 pytestmark = pytest.mark.django_db
 D = Decimal
+
+
+def histories_for_target(target: Target) -> list[rates.History]:
+    """The histories a plan to close of ``target`` on 1 November 2026 reads."""
+    from crm.models import Pipeline
+    from funnel.selectors import Window, histories_for
+
+    window = Window(date(2025, 11, 2), date(2026, 11, 1), target.tenant.time_zone)
+    member = target.member
+    return histories_for(
+        Pipeline.objects.get(is_default=True), window, member=member, unit=member.org_unit
+    )
 
 
 def _rep_year_target(tree: TenantTree, metric: str = "won_amount") -> Target:
@@ -77,6 +92,67 @@ def test_plan_to_close_says_no_data_when_a_stage_never_converts(tree_a: TenantTr
     assert result["wins"]["value"] is None
     assert result["new_opportunities"]["value"] is None
     assert result["new_opportunities"]["reason"]
+
+
+def _reach_reads(queries: CaptureQueriesContext) -> int:
+    """How many reached-count walks (one per history level read) the block ran."""
+    return sum("AS reach" in query["sql"] for query in queries.captured_queries)
+
+
+def test_the_tenants_reached_counts_are_read_only_when_a_stage_rate_falls_back(
+    tree_a: TenantTree,
+) -> None:
+    """A rep with five wins through every stage has their own rate at every stage: the
+    tenant's walk over every closed deal's stage changes is not run, and the plan is the
+    same as with the walk run first."""
+    rep = tree_a.members["rep"]
+    with tenant_scope(tree_a.tenant):
+        target = _rep_year_target(tree_a)
+        for n in range(5):
+            deal(tree_a, rep, [(1, at(1 + n)), (2, at(7)), (3, at(8)), (4, at(9)), (5, at(10))])
+        with CaptureQueriesContext(connection) as queries:
+            lazy = plan_to_close(target, date(2026, 11, 1))
+        assert _reach_reads(queries) == 2  # the rep's and the unit's, not the tenant's
+        assert {stage["needed"]["source"] for stage in lazy["stages"]} == {"member"}
+        eager_levels = histories_for_target(target)
+        tenant_counts = eager_levels[-1].reached_counts
+        assert isinstance(tenant_counts, rates.DeferredCounts) and not tenant_counts.read
+        assert sum(tenant_counts.values()) > 0  # read now: the walk runs
+        assert tenant_counts.read
+        eager = rates.plan_to_close(
+            D(lazy["gap"]),
+            eager_levels,
+            stage_order=[str(stage["stage"]) for stage in lazy["stages"]],
+        )
+    assert [stage["needed"]["value"] for stage in lazy["stages"]] == [
+        need.needed.value for need in eager.stages
+    ]
+    assert lazy["wins"]["value"] == eager.wins.value
+
+
+def test_my_three_plans_read_the_histories_once(tree_a: TenantTree) -> None:
+    """The month's, the quarter's and the year's plans of one rep on one day share one
+    reading of the same twelve months."""
+    from funnel.plan import HistoryMemo
+
+    rep = tree_a.members["rep"]
+    with tenant_scope(tree_a.tenant):
+        records.published_plan(tree_a)
+        deal(tree_a, rep, [(1, at(20)), (5, at(1, 11))], amount="30000.00")
+        targets = list(
+            Target.objects.filter(member=rep, plan__metric="won_amount", product_line=None)
+            .filter(period_start__lte=date(2026, 11, 1), period_end__gte=date(2026, 11, 1))
+            .select_related("plan")
+        )
+        assert {t.period_kind for t in targets} == {"month", "quarter", "year"}
+        with CaptureQueriesContext(connection) as one:
+            alone = plan_to_close(targets[0], date(2026, 11, 1))
+        memo: HistoryMemo = {}
+        with CaptureQueriesContext(connection) as three:
+            shared = [plan_to_close(t, date(2026, 11, 1), memo=memo) for t in targets]
+    assert _reach_reads(three) == _reach_reads(one) > 0
+    assert len(memo) == 1
+    assert shared[0] == alone
 
 
 def test_plan_to_close_needs_an_amount_target(tree_a: TenantTree) -> None:
