@@ -38,14 +38,6 @@ HEADER = [
 ]
 
 
-@pytest.fixture
-def customer_a(tree_a: TenantTree) -> Customer:
-    with tenant_scope(tree_a.tenant):
-        customer = records.customer(tree_a, tree_a.members["rep"])
-        Customer.objects.filter(pk=customer.pk).update(external_id="C-1")
-        return customer
-
-
 def _deal(
     ext: str, name: str, stage: str, amount: str, reason: str, created: str, closed: str
 ) -> list[str]:

@@ -7,7 +7,6 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-import pytest
 from rest_framework.test import APIClient
 
 from crm.models import Customer, Opportunity, Payment, StageChange, StageKind
@@ -32,15 +31,6 @@ DEAL_HEADER = [
     "created_at",
     "closed_date",
 ]
-
-
-@pytest.fixture
-def customer_a(tree_a: TenantTree) -> Customer:
-    with tenant_scope(tree_a.tenant):
-        customer = records.customer(tree_a, tree_a.members["rep"])
-        Customer.objects.filter(pk=customer.pk).update(external_id="C-1")
-        customer.refresh_from_db()
-        return customer
 
 
 def _today(tree: TenantTree) -> date:
