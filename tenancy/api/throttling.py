@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import Any
 
@@ -140,7 +141,9 @@ class LoginUserThrottle(FailedLoginThrottle):
         username = request.data.get("username") if isinstance(request.data, dict) else None
         if not username:
             return None
-        return self.cache_format % {"scope": self.scope, "ident": normalise_username(username)}
+        # Hashed: what a client typed is never a cache key (spaces, any length, any script).
+        ident = hashlib.sha256(normalise_username(username).encode()).hexdigest()
+        return self.cache_format % {"scope": self.scope, "ident": ident}
 
 
 class LoginIPThrottle(FailedLoginThrottle):

@@ -235,3 +235,28 @@ def test_only_tenant_admins_manage_api_tokens(
     manager = client_for(tree_a.members["manager"])
     assert manager.post("/api/v1/api-tokens/", {"name": "x"}).status_code == 403
     assert manager.get("/api/v1/api-tokens/").status_code == 403
+
+
+def test_the_per_username_counter_key_holds_no_client_text() -> None:
+    """The failed-login counter is keyed by the username as login normalises it, hashed:
+    the same key for ``" ACME-Rep "`` and ``acme-rep``, and none of what was typed (spaces,
+    brackets, any script) in a cache key."""
+    import warnings
+    from types import SimpleNamespace
+
+    from django.core.cache.backends.base import memcache_key_warnings
+
+    from tenancy.api.throttling import LoginUserThrottle
+
+    def key(username: object) -> str | None:
+        request: Any = SimpleNamespace(data={"username": username})
+        return LoginUserThrottle().get_cache_key(request, None)
+
+    assert key(" ACME-Rep ") == key("acme-rep") != key("acme-rep2")
+    assert key("") is None
+    for typed in ("acme rep", "[None, None]", ["a", "b"], "销售 一部", "x" * 5000):
+        made = key(typed)
+        assert made is not None and "acme" not in made and len(made) < 100
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert not list(memcache_key_warnings(made))
