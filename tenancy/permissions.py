@@ -11,10 +11,17 @@ from tenancy.models import Role
 
 
 class IsTenantMember(BasePermission):
-    """Authenticated with an active membership of the scoped tenant."""
+    """Authenticated with an active membership of the scoped tenant, by one of the API's
+    own authenticators (a token or an API key in the header): a membership the tenant
+    middleware took from a browser's session never acts on the API, whose views do not
+    check CSRF. The middleware opens no session scope for the API either; this holds
+    even if it judged a request's path wrongly (as it once did under a script prefix)."""
 
     def has_permission(self, request: Request, view: Any) -> bool:
-        return getattr(request, "membership", None) is not None
+        return (
+            getattr(request, "membership", None) is not None
+            and request.successful_authenticator is not None
+        )
 
 
 class IsTenantAdminOrReadOnly(IsTenantMember):

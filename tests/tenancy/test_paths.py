@@ -78,3 +78,19 @@ def test_a_probe_under_the_prefix_opens_no_scope_and_logs_quietly(
     logged = [r for r in caplog.records if r.name == "tenancy.request"]
     assert logged and all(r.levelno == logging.DEBUG for r in logged)
     assert logged[0].path == "/crm/healthz"  # type: ignore[attr-defined]
+
+
+def test_a_sessions_membership_never_passes_the_apis_permission(tree_a: TenantTree) -> None:
+    """Even with the membership set as the middleware sets it for a page, an API view
+    refuses a request no API authenticator accepted."""
+    from rest_framework.request import Request
+    from rest_framework.test import APIRequestFactory
+
+    from tenancy.permissions import IsTenantAdmin, IsTenantAdminOrReadOnly, IsTenantMember
+
+    django_request = APIRequestFactory().get("/api/v1/me/")
+    django_request.membership = tree_a.members["admin"]  # type: ignore[attr-defined]
+    request = Request(django_request, authenticators=[])
+    assert request.membership is not None and request.successful_authenticator is None  # type: ignore[attr-defined]
+    for permission in (IsTenantMember, IsTenantAdminOrReadOnly, IsTenantAdmin):
+        assert not permission().has_permission(request, None)
