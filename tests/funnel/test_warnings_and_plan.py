@@ -94,7 +94,7 @@ def test_plan_to_close_says_no_data_when_a_stage_never_converts(tree_a: TenantTr
     assert result["new_opportunities"]["reason"]
 
 
-def _reach_reads(queries: CaptureQueriesContext) -> int:
+def reach_walks(queries: CaptureQueriesContext) -> int:
     """How many reached-count walks (one per history level read) the block ran."""
     return sum("AS reach" in query["sql"] for query in queries.captured_queries)
 
@@ -112,7 +112,7 @@ def test_the_tenants_reached_counts_are_read_only_when_a_stage_rate_falls_back(
             deal(tree_a, rep, [(1, at(1 + n)), (2, at(7)), (3, at(8)), (4, at(9)), (5, at(10))])
         with CaptureQueriesContext(connection) as queries:
             lazy = plan_to_close(target, date(2026, 11, 1))
-        assert _reach_reads(queries) == 2  # the rep's and the unit's, not the tenant's
+        assert reach_walks(queries) == 2  # the rep's and the unit's, not the tenant's
         assert {stage["needed"]["source"] for stage in lazy["stages"]} == {"member"}
         eager_levels = histories_for_target(target)
         tenant_counts = eager_levels[-1].reached_counts
@@ -150,7 +150,7 @@ def test_my_three_plans_read_the_histories_once(tree_a: TenantTree) -> None:
         memo: HistoryMemo = {}
         with CaptureQueriesContext(connection) as three:
             shared = [plan_to_close(t, date(2026, 11, 1), memo=memo) for t in targets]
-    assert _reach_reads(three) == _reach_reads(one) > 0
+    assert reach_walks(three) == reach_walks(one) > 0
     assert len(memo) == 1
     assert shared[0] == alone
 

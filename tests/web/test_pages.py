@@ -25,6 +25,7 @@ from targets.services import (
 from tenancy.models import Membership
 from tenancy.scope import tenant_scope
 from tests.factories import TenantTree
+from tests.funnel.test_warnings_and_plan import reach_walks
 from tests.web.builders import Team, target_of, team_with_figures
 
 pytestmark = pytest.mark.django_db
@@ -297,7 +298,7 @@ def _count(client: Client, url: str) -> int:
         assert client.get(url).status_code == 200
     if url != "/app/":
         return len(captured.captured_queries)
-    walks = sum("AS reach" in query["sql"] for query in captured.captured_queries)
+    walks = reach_walks(captured)
     # My day's plan is a rep's: the rep's and the unit's walks always run, a third is the
     # tenant's.
     return len(captured.captured_queries) - max(0, walks - 2)
