@@ -1,16 +1,19 @@
-"""``tenancy.orm``: a foreign key's column of its own table is made once, and every query
-compiles to the SQL Django's own ``ForeignKey.get_col`` gives."""
+"""``tenancy.orm``: a foreign key's column of its own table is made once, a model's own
+select list is compiled once, and every query compiles to the SQL (and leaves the table
+references) Django's own ``ForeignKey.get_col`` and ``SQLCompiler.get_select`` give."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
-from django.db.models import Count, Exists, ForeignKey, OuterRef, Q, QuerySet
+import pytest
+from django.db.models import Count, Exists, F, ForeignKey, OuterRef, Q, QuerySet, Value
+from django.db.models.sql.compiler import SQLCompiler
 
 from crm.models import Opportunity, Visit
 from tenancy import orm
-from tenancy.models import Membership, OrgUnit
+from tenancy.models import Membership, OrgUnit, Tenant
 from tenancy.scope import tenant_scope
 from tests import records
 from tests.factories import TenantTree
@@ -18,6 +21,7 @@ from tests.factories import TenantTree
 
 def test_installed_when_the_app_starts() -> None:
     assert ForeignKey.get_col is orm._get_col
+    assert SQLCompiler.get_select is orm._get_select
 
 
 def test_the_own_tables_column_is_made_once_and_any_other_each_time() -> None:
@@ -61,6 +65,31 @@ QUERIES: dict[str, Callable[[], QuerySet[Any]]] = {
         .order_by("customer", "-check_in_at")
         .values("pk")[:1001]
     ),
+    # Whole rows of one model (the select list compiled once) …
+    "whole rows, filtered and ordered": lambda: Visit.objects.filter(
+        rep__isnull=False, check_in_at__isnull=False
+    ).order_by("-check_in_at")[:51],
+    "whole rows, every row": lambda: Visit.all_objects.all(),
+    "whole rows of an unscoped model, unfiltered": lambda: Tenant.objects.all(),
+    "whole rows of a table joined in the filter": lambda: Opportunity.objects.filter(
+        stage__kind="open", owner__org_unit__path__startswith="0"
+    ).order_by("-updated_at", "id"),
+    "whole rows, distinct": lambda: Opportunity.objects.filter(activities__isnull=False).distinct(),
+    # … and the queries that select anything else (Django's way).
+    "only some columns": lambda: Visit.objects.only("id", "check_in_at").order_by("id"),
+    "deferred columns": lambda: Visit.objects.defer("outcome", "next_step"),
+    "an annotation": lambda: Visit.objects.annotate(late=F("check_in_at")).order_by("late"),
+    "an alias only": lambda: Visit.objects.alias(late=F("check_in_at")).order_by("late"),
+    "extra select": lambda: Visit.objects.extra(select={"one": "1"}).order_by("id"),
+    "whole rows of the same model in a subquery": lambda: Visit.objects.filter(
+        pk__in=Visit.objects.filter(rep__isnull=False).values("pk")
+    ).exclude(pk__in=Visit.objects.filter(customer__isnull=True)),
+    "a union of whole rows": lambda: Visit.objects.filter(rep__isnull=False).union(
+        Visit.objects.filter(customer__isnull=False)
+    ),
+    "a union with a constant": lambda: Visit.objects.annotate(k=Value(1)).union(
+        Visit.objects.annotate(k=Value(2))
+    ),
 }
 
 
@@ -69,16 +98,50 @@ def test_every_query_compiles_and_runs_as_with_djangos_get_col(tree_a: TenantTre
         records.won_opportunity(tree_a)
         records.visit(tree_a)
         for name, make in QUERIES.items():
-            ours = make()
-            ours_sql, ours_rows = str(ours.query), list(ours)
-            orm.uninstall()
-            try:
-                theirs = make()
-                theirs_sql, theirs_rows = str(theirs.query), list(theirs)
-            finally:
-                orm.install()
-            assert ours_sql == theirs_sql, name
-            assert ours_rows == theirs_rows, name
+            for _compiled_before in range(2):  # the second time from what was kept
+                ours = make()
+                ours_sql, ours_rows = str(ours.query), list(ours)
+                ours_refs = dict(ours.query.alias_refcount)
+                orm.uninstall()
+                try:
+                    theirs = make()
+                    theirs_sql, theirs_rows = str(theirs.query), list(theirs)
+                    theirs_refs = dict(theirs.query.alias_refcount)
+                finally:
+                    orm.install()
+                assert ours_sql == theirs_sql, name
+                assert ours_refs == theirs_refs, name
+                assert ours_rows == theirs_rows, name
         # Rows are there to compare.
         assert list(QUERIES["filter and order by keys"]())
         assert list(QUERIES["select related"]()) and list(QUERIES["a count in order"]())
+
+
+def test_a_models_own_columns_are_compiled_once_per_kind_of_compiler(
+    tree_a: TenantTree, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made: list[Any] = []
+
+    def django_get_select(compiler: SQLCompiler, with_col_aliases: bool = False) -> Any:
+        made.append((type(compiler).__name__, compiler.query.model, with_col_aliases))
+        return orm_django_get_select(compiler, with_col_aliases)
+
+    orm_django_get_select = orm._django_get_select
+    monkeypatch.setattr(orm, "_django_get_select", django_get_select)
+    monkeypatch.setattr(orm, "_OWN_COLUMNS", {})
+    with tenant_scope(tree_a.tenant):
+        records.visit(tree_a)  # (its points rules are read: another model)
+        made.clear()
+        pages = [
+            Visit.objects.filter(rep=member).order_by("-check_in_at")[:51]
+            for member in (tree_a.members["rep"], tree_a.members["manager"])
+        ]
+        assert [str(page.query) for page in pages] and len(made) == 1  # kept for the second
+        assert list(pages[0]) == list(Visit.objects.filter(rep=tree_a.members["rep"]))
+        assert len(made) == 1  # and for running it
+        str(Visit.objects.only("id").query)  # another select list: Django's every time
+        str(Visit.objects.only("id").query)
+        assert len(made) == 3
+        str(OrgUnit.objects.all().query)  # another model: its own list
+        str(OrgUnit.objects.all().query)
+        assert len(made) == 4
