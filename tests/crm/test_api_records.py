@@ -440,3 +440,52 @@ def test_record_lists_use_a_fixed_number_of_queries(
     # count, when it holds the whole list).
     small, two = _queries(client, url, 1), _queries(client, url, 2)
     assert small == two and _queries(client, url, 200) <= small <= 8
+
+
+def test_search_narrows_lists_with_search_fields_and_is_ignored_by_the_others(
+    tree_a: TenantTree, client_for: ClientFor
+) -> None:
+    rep = tree_a.members["rep"]
+    with tenant_scope(tree_a.tenant):
+        records.visit(tree_a, rep)  # and its customer, 上海申达 Shenda
+        records.customer(tree_a, rep, name="北京华信 Huaxin")
+    client = client_for(rep)
+
+    def names(query: dict[str, str]) -> list[str]:
+        return sorted(row["name"] for row in ok(client.get("/api/v1/customers/", query))["results"])
+
+    assert names({}) == ["上海申达 Shenda", "北京华信 Huaxin"]
+    assert names({"search": "华信"}) == ["北京华信 Huaxin"]
+    assert names({"search": "  "}) == names({"search": ""}) == names({})  # nothing to search
+    assert names({"search": "nowhere"}) == []
+    # Visits have no search fields: the parameter changes nothing (a NUL included).
+    everyone = ok(client.get("/api/v1/visits/"))["results"]
+    assert len(everyone) == 1
+    assert ok(client.get("/api/v1/visits/", {"search": "nowhere\x00"}))["results"] == everyone
+
+
+@pytest.mark.parametrize("url", LIST_URLS)
+def test_every_list_answers_the_same_rendered_with_or_without_a_serializer(
+    url: str, tree_a: TenantTree, client_for: ClientFor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tenancy.api.serializers import ModelSerializer
+
+    with tenant_scope(tree_a.tenant):
+        records.one_of_each(tree_a)  # and a notification for the admin
+        records.product_line(tree_a, "ERP")
+    client = client_for(tree_a.members["admin"])
+    ok(client.get(url, {"page_size": 3}))  # the first read plans the serializer class
+    rendered: list[Any] = []
+    represent_rows = ModelSerializer.represent_rows.__func__  # type: ignore[attr-defined]
+
+    def spy(cls: Any, rows: list[Any]) -> Any:
+        rendered.append(represent_rows(cls, rows))
+        return rendered[-1]
+
+    monkeypatch.setattr(ModelSerializer, "represent_rows", classmethod(spy))
+    ours = ok(client.get(url, {"page_size": 3}))
+    assert ours["results"], url  # rows to render
+    # Rendered without a serializer, but a pipeline's stages (a nested list: DRF's).
+    assert rendered and (rendered[0] is not None) == (url != "/api/v1/pipelines/"), url
+    monkeypatch.setattr(ModelSerializer, "represent_rows", classmethod(lambda cls, rows: None))
+    assert ok(client.get(url, {"page_size": 3})) == ours
