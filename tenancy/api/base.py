@@ -10,6 +10,7 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework.exceptions import ParseError, ValidationError
 from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
+from rest_framework.response import Response
 
 from tenancy.models import Membership
 
@@ -33,6 +34,21 @@ class TenantViewMixin(Generic[M]):
         if getattr(self, "swagger_fake_view", False):  # schema generation: no caller
             return self.model._default_manager.none()
         return self.visible_queryset(self.membership)
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """DRF's ``ListModelMixin.list``, with a page rendered by the serializer class
+        without a serializer where it can (``ModelSerializer.represent_rows``)."""
+        view: Any = self  # a GenericAPIView, which this mixin precedes
+        queryset = view.filter_queryset(self.get_queryset())
+        page = view.paginate_queryset(queryset)
+        if page is None:
+            return Response(view.get_serializer(queryset, many=True).data)
+        represent = getattr(view.get_serializer_class(), "represent_rows", None)
+        data = represent(page) if represent is not None else None
+        if data is None:
+            data = view.get_serializer(page, many=True).data
+        response: Response = view.get_paginated_response(data)
+        return response
 
 
 def date_param(request: Request, name: str) -> date | None:

@@ -462,6 +462,26 @@ class ModelSerializer(serializers.ModelSerializer[M]):
             return _renderer(plan)(instance, _current_zone())
         return dict(cls(instance, context=context or {}).data)
 
+    @classmethod
+    def represent_rows(cls, rows: list[Any]) -> list[dict[str, Any]] | None:
+        """``cls(rows, many=True).data`` (as a plain list), rendered along the class plan
+        without making a serializer, when a read of ``cls`` has made a plan that binds
+        nothing, ``cls`` shows rows and lists as this class does and every row is of the
+        model; else None (the caller makes the serializer). A list view's page (a
+        serializer and its list serializer: about 55 µs a rep's page of visits)."""
+        plan = _UNBOUND_PLANS.get(cls)
+        model = cls.Meta.model
+        if (
+            plan is None
+            or cls.to_representation is not ModelSerializer.to_representation
+            or cls.many_init.__func__ is not serializers.BaseSerializer.many_init.__func__  # type: ignore[attr-defined]
+            or hasattr(cls.Meta, "list_serializer_class")
+            or not all(isinstance(row, model) for row in rows)
+        ):
+            return None
+        render, zone = _renderer(plan), _current_zone()
+        return [render(row, zone) for row in rows]
+
     def to_representation(self, instance: Any) -> Any:
         if not isinstance(instance, self.Meta.model):
             return super().to_representation(instance)

@@ -199,3 +199,59 @@ def test_the_written_out_function_is_used_and_a_plan_it_cannot_write_uses_the_lo
     row = _Row(**{"not an identifier": 3, "class": 4})
     assert _renderer(odd)(row, (None,)) == {"x": 3}
     assert _renderer(keyword)(row, (None,)) == {"x": 4}
+
+
+def test_a_page_of_rows_is_rendered_without_a_serializer_as_drf_renders_it(
+    tree_a: TenantTree,
+) -> None:
+    from tests import records
+
+    compared: set[str] = set()
+    with tenant_scope(tree_a.tenant):
+        records.one_of_each(tree_a)
+        for cls in _api_serializers():
+            model = getattr(cls.Meta, "model", None)
+            if model is None or model is Membership:
+                continue
+            rows = list(model._default_manager.all()[:5])
+            cls()._read_plan()  # plans the class
+            if cls not in _UNBOUND_PLANS:  # a field binds: DRF renders the page
+                assert cls.represent_rows(rows) is None, cls.__qualname__
+                continue
+            drf = [dict(row) for row in cls(rows, many=True).data]
+            ours = cls.represent_rows(rows)
+            assert ours == drf, cls.__qualname__
+            assert [list(row) for row in ours] == [list(row) for row in drf]  # key order
+            if rows:
+                assert cls.represent_rows([*rows, {"id": 1}]) is None  # a row not of the model
+                compared.add(cls.__qualname__)
+    assert len(compared) >= 15, sorted(compared)
+
+
+def test_a_class_that_shows_rows_or_lists_its_own_way_is_rendered_by_drf(
+    tree_a: TenantTree,
+) -> None:
+    from crm.api.records import VisitSerializer
+    from crm.models import Visit
+    from tests import records
+
+    class Shouting(VisitSerializer):
+        def to_representation(self, instance: Any) -> Any:
+            return {"purpose": instance.purpose.upper()}
+
+    class OwnList(serializers.ListSerializer[Any]):
+        pass
+
+    class Listed(VisitSerializer):
+        class Meta(VisitSerializer.Meta):
+            list_serializer_class = OwnList
+
+    with tenant_scope(tree_a.tenant):
+        records.visit(tree_a)
+        rows = list(Visit.objects.all())
+        VisitSerializer(rows, many=True).data  # noqa: B018 - plans the class
+        assert VisitSerializer.represent_rows(rows) == VisitSerializer(rows, many=True).data
+        for cls in (Shouting, Listed):
+            cls(rows, many=True).data  # noqa: B018
+            assert cls.represent_rows(rows) is None, cls.__qualname__
+        assert Shouting(rows, many=True).data == [{"purpose": "DEMO"}]
