@@ -11,7 +11,7 @@ import pytest
 from django.db.models import Count, Exists, F, ForeignKey, OuterRef, Q, QuerySet, Value
 from django.db.models.sql.compiler import SQLCompiler
 
-from crm.models import Opportunity, Visit
+from crm.models import Customer, Opportunity, Visit
 from tenancy import orm
 from tenancy.models import Membership, OrgUnit, Tenant
 from tenancy.scope import tenant_scope
@@ -75,6 +75,31 @@ QUERIES: dict[str, Callable[[], QuerySet[Any]]] = {
         stage__kind="open", owner__org_unit__path__startswith="0"
     ).order_by("-updated_at", "id"),
     "whole rows, distinct": lambda: Opportunity.objects.filter(activities__isnull=False).distinct(),
+    # Orders by the model's own columns (the ORDER BY compiled once) …
+    "ordered by own columns, both ways": lambda: Visit.objects.order_by(
+        "-check_in_at", "planned_start", "pk"
+    )[:51],
+    "a term twice": lambda: Visit.objects.order_by("check_in_at", "-check_in_at", "-id"),
+    "forwards": lambda: Visit.objects.order_by("-check_in_at", "id")[:3],
+    "reversed": lambda: Visit.objects.order_by("-check_in_at", "id").reverse()[:3],
+    "ordered with a related row selected": lambda: Opportunity.objects.select_related(
+        "stage"
+    ).order_by("-updated_at", "id")[:51],
+    "ordered, only the keys": lambda: Opportunity.objects.filter(stage__kind="open")
+    .order_by("-updated_at")
+    .values("pk")[:1001],
+    "ordered by the key that is selected as pk": lambda: Visit.objects.values("pk").order_by(
+        "-pk"
+    ),
+    "ordered and distinct": lambda: Opportunity.objects.filter(activities__isnull=False)
+    .distinct()
+    .order_by("name"),
+    # … and orders by anything else.
+    "ordered by a key's column": lambda: Visit.objects.order_by("customer_id", "-rep_id"),
+    "ordered by a related column": lambda: Visit.objects.order_by("customer__name", "id"),
+    "ordered by an annotation": lambda: Visit.objects.annotate(n=Count("id")).order_by("-n"),
+    "ordered by an expression": lambda: Visit.objects.order_by(F("check_in_at").desc()),
+    "ordered by a reverse relation": lambda: Customer.objects.order_by("visits", "id"),
     # … and the queries that select anything else (Django's way).
     "only some columns": lambda: Visit.objects.only("id", "check_in_at").order_by("id"),
     "deferred columns": lambda: Visit.objects.defer("outcome", "next_step"),
@@ -145,3 +170,26 @@ def test_a_models_own_columns_are_compiled_once_per_kind_of_compiler(
         str(OrgUnit.objects.all().query)  # another model: its own list
         str(OrgUnit.objects.all().query)
         assert len(made) == 4
+
+
+def test_an_order_by_own_columns_is_compiled_once_per_terms_and_direction(
+    tree_a: TenantTree, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made: list[Any] = []
+
+    def django_get_order_by(compiler: SQLCompiler) -> Any:
+        made.append(tuple(compiler.query.order_by))
+        return orm_django_get_order_by(compiler)
+
+    orm_django_get_order_by = orm._django_get_order_by
+    monkeypatch.setattr(orm, "_django_get_order_by", django_get_order_by)
+    monkeypatch.setattr(orm, "_OWN_ORDERS", {})
+    with tenant_scope(tree_a.tenant):
+        for member in ("rep", "rep2"):
+            str(Visit.objects.filter(rep=tree_a.members[member]).order_by("-check_in_at").query)
+        assert made == [("-check_in_at",)]  # the second from what was kept
+        str(Visit.objects.order_by("-check_in_at").reverse().query)  # the other direction
+        str(Visit.objects.order_by("check_in_at").query)  # other terms
+        str(Visit.objects.order_by("customer").query)  # a relation: Django's every time
+        str(Visit.objects.order_by("customer").query)
+        assert made == [("-check_in_at",)] * 2 + [("check_in_at",)] + [("customer",)] * 2
