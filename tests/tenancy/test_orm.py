@@ -85,15 +85,13 @@ QUERIES: dict[str, Callable[[], QuerySet[Any]]] = {
     "ordered with a related row selected": lambda: Opportunity.objects.select_related(
         "stage"
     ).order_by("-updated_at", "id")[:51],
-    "ordered, only the keys": lambda: Opportunity.objects.filter(stage__kind="open")
-    .order_by("-updated_at")
-    .values("pk")[:1001],
-    "ordered by the key that is selected as pk": lambda: Visit.objects.values("pk").order_by(
-        "-pk"
+    "ordered, only the keys": lambda: (
+        Opportunity.objects.filter(stage__kind="open").order_by("-updated_at").values("pk")[:1001]
     ),
-    "ordered and distinct": lambda: Opportunity.objects.filter(activities__isnull=False)
-    .distinct()
-    .order_by("name"),
+    "ordered by the key that is selected as pk": lambda: Visit.objects.values("pk").order_by("-pk"),
+    "ordered and distinct": lambda: (
+        Opportunity.objects.filter(activities__isnull=False).distinct().order_by("name")
+    ),
     # … and orders by anything else.
     "ordered by a key's column": lambda: Visit.objects.order_by("customer_id", "-rep_id"),
     "ordered by a related column": lambda: Visit.objects.order_by("customer__name", "id"),
