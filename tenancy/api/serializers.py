@@ -152,6 +152,19 @@ def _decimal_text(value: Decimal, field: Any) -> str:
     text is the value's; any other value is quantized by DRF (a fresh context and a
     power of ten per value, most of the cost of a list's money and coordinates)."""
     places, digits = field.decimal_places, field.max_digits
+    if places is not None:
+        # The plain text (no exponent, so not NaN or infinite either) with exactly the
+        # field's places is the value at the field's scale; its digits, leading zeros
+        # counted, are no more than the value's digits. Most columns read back this way,
+        # for a third of the cost of taking the value apart.
+        text = str(value)
+        if "E" not in text and "N" not in text and "n" not in text:
+            dot = text.find(".")
+            shown = len(text) - dot - 1 if dot >= 0 else 0
+            if shown == places and (
+                digits is None or len(text) - (text[0] == "-") - (dot >= 0) <= digits
+            ):
+                return text
     shape = value.as_tuple()
     if (places is None or shape.exponent == -places) and (
         digits is None or len(shape.digits) <= digits

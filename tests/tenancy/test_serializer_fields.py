@@ -3,11 +3,14 @@ every instance still gets fields of its own, bound to itself, equal to DRF's."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import pytest
 from django.urls import get_resolver
 from django.utils import timezone
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from rest_framework import serializers
 from rest_framework.test import APIRequestFactory
 
@@ -452,3 +455,35 @@ def test_a_property_is_read_as_drf_reads_it() -> None:
         ("score", serializers.IntegerField(read_only=True), _PROPERTY, "score")
     ]
     assert _render(plan, Broken(), (None,)) == {}
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    value=st.decimals(allow_nan=True, allow_infinity=True, places=None)
+    | st.decimals(min_value=-(10**7), max_value=10**7, places=6)
+    | st.decimals(min_value=-(10**7), max_value=10**7, places=2)
+    | st.integers(min_value=-(10**12), max_value=10**12).map(Decimal),
+    places=st.sampled_from([None, 0, 1, 2, 6]),
+    digits=st.sampled_from([None, 1, 6, 9, 14]),
+)
+def test_any_decimal_is_shown_as_drf_shows_it(
+    value: Decimal, places: int | None, digits: int | None
+) -> None:
+    from decimal import InvalidOperation
+
+    from tenancy.api.serializers import _decimal_text
+
+    if places is None and digits is not None:
+        places = 0  # DRF wants places with digits
+    if places is not None and digits is not None and places > digits:
+        digits = places
+    field = serializers.DecimalField(max_digits=digits, decimal_places=places)
+    try:
+        expected: Any = field.to_representation(value)
+    except (InvalidOperation, ValueError) as error:
+        expected = type(error)
+    try:
+        ours: Any = _decimal_text(value, field)
+    except (InvalidOperation, ValueError) as error:
+        ours = type(error)
+    assert ours == expected
