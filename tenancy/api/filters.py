@@ -124,10 +124,24 @@ _GIVEN_FIELDS_FORMS: dict[tuple[Any, tuple[str, ...]], Any] = {}
 _GIVEN_FIELDS_FORMS_LIMIT = 4096
 
 
+class _SharedFields(dict[str, Any]):
+    """A narrowed form's fields, which its instances share instead of deep-copying them.
+
+    A form copies its class's fields so that an instance may change its own (a rendered
+    form sets attributes, a view narrows a choice). The narrowed form only validates the
+    request's parameters, which reads its fields and changes none of them, and is never
+    rendered (the browsable API renders the full form); each instance still gets a dict
+    of its own. Copying a date range's field (two fields, three widgets) was 45 µs of a
+    rep's page of visits, in alternating requests."""
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> dict[str, Any]:
+        return dict(self)
+
+
 def _given_fields_form(form_class: Any, data: Any, prefix: str | None) -> Any:
     """``form_class`` with only its required fields and those ``data`` gives a value for
     (as the field's widget reads it: a range's two parameters, a list's one), made once
-    per class and set of fields."""
+    per class and set of fields; its instances share its fields (``_SharedFields``)."""
     given = tuple(
         name
         for name, field in form_class.base_fields.items()
@@ -142,7 +156,7 @@ def _given_fields_form(form_class: Any, data: Any, prefix: str | None) -> Any:
     narrowed = _GIVEN_FIELDS_FORMS.get(key)
     if narrowed is None:
         narrowed = type(form_class)(form_class.__name__, (form_class,), {})
-        narrowed.base_fields = {name: form_class.base_fields[name] for name in given}
+        narrowed.base_fields = _SharedFields({name: form_class.base_fields[name] for name in given})
         narrowed.declared_fields = dict(narrowed.base_fields)
         if len(_GIVEN_FIELDS_FORMS) >= _GIVEN_FIELDS_FORMS_LIMIT:
             _GIVEN_FIELDS_FORMS.clear()

@@ -228,6 +228,45 @@ def test_a_filter_sets_validation_form_holds_the_given_filters_only() -> None:
     assert not missing.is_valid() and set(missing.errors) == {"status"}
 
 
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"status": "open", "closed_after": "2026-01-01", "closed_before": "2026-02-01"},
+        {"closed_after": "2026-13-01"},
+        {"created_after": "2026-01-01T08:00:00+08:00", "updated_since": "yesterday"},
+        {"org_unit": "x", "status": "lost"},
+        {"expected_close_before": "2026-06-30", "page": "2"},
+    ],
+)
+def test_the_validation_form_shares_its_fields_and_validates_as_the_full_form(
+    data: dict[str, str],
+) -> None:
+    """The narrowed form's instances use its class's fields (validating changes none of
+    them) with a dict of their own, and clean what the full form cleans."""
+    from django.http import QueryDict
+
+    from crm.api.records import OpportunityFilter
+    from crm.models import Opportunity
+
+    query = QueryDict(mutable=True)
+    query.update(data)
+    none = Opportunity.objects.none()
+    narrowed = [OpportunityFilter(data=query, queryset=none) for _ in range(2)]
+    valid = {filterset.is_valid() for filterset in narrowed}
+    forms = [filterset.form for filterset in narrowed]
+    assert forms[0].fields is not forms[1].fields
+    for name, field in forms[0].fields.items():
+        assert field is type(forms[0]).base_fields[name] is forms[1].fields[name]
+    full = OpportunityFilter(data=query, queryset=none).form  # deep-copies, as Django does
+    assert full.fields["status"] is not type(full).base_fields["status"]
+    assert valid == {full.is_valid()}
+    assert forms[0].errors == full.errors
+    if full.is_valid():
+        given = set(forms[0].fields)
+        assert forms[0].cleaned_data == {k: v for k, v in full.cleaned_data.items() if k in given}
+        assert all(full.cleaned_data[k] in (None, "", []) or k in given for k in full.cleaned_data)
+
+
 def test_a_moment_with_its_own_format_or_zone_is_shown_by_drf(tree_a: TenantTree) -> None:
     """Two serializers of one model and source differ only in a DateTimeField's format or
     zone: each is shown as its own field says, not as the other was planned."""
