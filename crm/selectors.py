@@ -6,19 +6,17 @@ members of their org subtree, an admin the whole tenant (``tenancy.selectors``).
 
 from __future__ import annotations
 
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 
 from crm.models import Activity, Contact, Customer, Lead, Notification, Opportunity, Payment, Visit
-from tenancy.models import Membership, Role
-from tenancy.selectors import owned_by_visible
+from tenancy.models import Membership
+from tenancy.selectors import visible_rows
 
 
 def visible_customers(member: Membership, *, include_deleted: bool = False) -> QuerySet[Customer]:
     """Own (or subtree's) customers plus the public pool (no owner), visible to everyone."""
-    customers = (Customer.all_objects if include_deleted else Customer.objects).all()
-    if member.role == Role.ADMIN:
-        return customers
-    return customers.filter(owned_by_visible(member) | Q(owner__isnull=True))
+    rows = Customer.all_objects if include_deleted else Customer.objects
+    return visible_rows(rows, member, pool=True)
 
 
 def visible_contacts(member: Membership, *, include_deleted: bool = False) -> QuerySet[Contact]:
@@ -27,29 +25,29 @@ def visible_contacts(member: Membership, *, include_deleted: bool = False) -> Qu
 
 
 def visible_leads(member: Membership, *, include_deleted: bool = False) -> QuerySet[Lead]:
-    return (Lead.all_objects if include_deleted else Lead.objects).filter(owned_by_visible(member))
+    return visible_rows(Lead.all_objects if include_deleted else Lead.objects, member)
 
 
 def visible_opportunities(
     member: Membership, *, include_deleted: bool = False
 ) -> QuerySet[Opportunity]:
     rows = Opportunity.all_objects if include_deleted else Opportunity.objects
-    return rows.filter(owned_by_visible(member))
+    return visible_rows(rows, member)
 
 
 def visible_payments(member: Membership, *, include_deleted: bool = False) -> QuerySet[Payment]:
     rows = Payment.all_objects if include_deleted else Payment.objects
-    return rows.filter(owned_by_visible(member, "opportunity__owner"))
+    return visible_rows(rows, member, "opportunity__owner")
 
 
 def visible_visits(member: Membership, *, include_deleted: bool = False) -> QuerySet[Visit]:
     rows = Visit.all_objects if include_deleted else Visit.objects
-    return rows.filter(owned_by_visible(member, "rep"))
+    return visible_rows(rows, member, "rep")
 
 
 def visible_activities(member: Membership, *, include_deleted: bool = False) -> QuerySet[Activity]:
     rows = Activity.all_objects if include_deleted else Activity.objects
-    return rows.filter(owned_by_visible(member))
+    return visible_rows(rows, member)
 
 
 def visible_notifications(member: Membership) -> QuerySet[Notification]:

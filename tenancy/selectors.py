@@ -3,16 +3,17 @@
 A rep sees themselves, a manager the members of their org subtree (the units they
 manage and everything below), an admin the whole tenant. Access functions return the
 object or raise ``NotFound``, so an out-of-scope id is answered 404 exactly like a
-missing one. ``crm.selectors`` builds each record's visibility on ``owned_by_visible``.
+missing one. ``crm.selectors`` builds each record's visibility on ``visible_rows``.
 """
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from django.core.exceptions import ObjectDoesNotExist
-from django.db.models import Exists, F, Model, OuterRef, Q, QuerySet
+from django.db.models import Exists, F, Manager, Model, OuterRef, Q, QuerySet
 from django.db.models.functions import Left, Length
+from django_scopes.state import get_scope
 
 from tenancy.errors import NotFound
 from tenancy.models import Membership, OrgUnit, OrgUnitManager, Role
@@ -102,3 +103,47 @@ def owned_by_visible(member: Membership, owner_field: str = "owner") -> Q:
     if member.role == Role.MANAGER:
         return Q(**{f"{owner_field}__in": visible_member_ids(member)})
     return Q(**{owner_field: member.pk})
+
+
+_VISIBLE_ROWS: dict[tuple[Any, ...], QuerySet[Any]] = {}
+_VISIBLE_ROWS_LIMIT = 8192
+
+
+def visible_rows(
+    rows: Manager[M], member: Membership, owner_field: str = "owner", *, pool: bool = False
+) -> QuerySet[M]:
+    """``rows`` (a tenant model's manager) as ``member`` sees them by ``owner_field``
+    (``owned_by_visible``): an admin every row, a manager the rows of their subtree's
+    members, a rep their own; with ``pool``, also the rows that have no owner.
+
+    An admin's and a rep's filter is a function of the member alone (every row, or their
+    own), so their filtered queryset is built once per manager, tenant scope, member,
+    role and field, and cloned for each use, as ``ScopedManager`` keeps the tenant's:
+    building the filter (resolving the field, the lookup, the clones) was 75 µs of a
+    rep's page of visits, in alternating requests. The queryset kept is never evaluated.
+    A manager's filter lists their subtree's members as this request found them, so it
+    is built each time."""
+
+    def build() -> QuerySet[M]:
+        if member.role == Role.ADMIN:
+            return rows.all()
+        visible = owned_by_visible(member, owner_field)
+        return rows.filter(visible | Q(**{f"{owner_field}__isnull": True}) if pool else visible)
+
+    scope = get_scope()
+    tenant = scope.get("tenant")
+    if (
+        member.role not in (Role.ADMIN, Role.REP)
+        or not scope.get("_enabled", True)
+        or type(tenant) is not int
+    ):
+        return build()
+    key = (rows, tenant, member.pk, member.role, owner_field, pool)
+    base: Any = _VISIBLE_ROWS.get(key)
+    if base is None:
+        base = build()
+        if len(_VISIBLE_ROWS) >= _VISIBLE_ROWS_LIMIT:
+            _VISIBLE_ROWS.clear()
+        _VISIBLE_ROWS[key] = base
+    queryset: QuerySet[M] = base._chain()  # with hints of its own (the kept one has none)
+    return queryset
