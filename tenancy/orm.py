@@ -11,15 +11,18 @@ table, as Django keeps one per other field, compiles the same SQL
 visits and 0.13–0.18 ms off the page of deals, measured in alternating requests.
 
 **A model's own columns.** A query of whole rows of one model (no ``only``/``defer``, no
-``values``, annotations, ``extra`` or ``select_related``) selects the model's concrete
-columns of its own table, which the compiler makes and compiles one by one on every
-query (each column's SQL, its select format, the list of positions the rows are read
-by): a third of compiling a rep's page of visits. That list depends only on the model,
-the compiler, the connection and whether columns get aliases, as long as the table's
-alias is the table's name (it always is for a query's first table unless the query was
-relabelled as a subquery, which takes Django's way): it is built by Django once per
-such key and reused. The tests compile a range of queries both ways (65–80 µs a page of
-visits, measured in alternating requests).
+``values``, annotations or ``extra``; with ``select_related``, of foreign keys one level
+away only) selects the models' concrete columns of their own tables, which the compiler
+makes and compiles one by one on every query (each column's SQL, its select format, the
+list of positions the rows are read by): a third of compiling a rep's page of visits.
+That list depends only on the model, the compiler, the connection, whether columns get
+aliases and the keys followed, as long as each table's alias is the table's name (the
+query's first table's always is unless the query was relabelled as a subquery, which
+takes Django's way; a related table's, unless the query joins it twice): it is built by
+Django once per such key and reused. A related row's join is still set up (or reused)
+as Django sets it up, and the kept list is used only when that join has the alias it
+had. The tests compile a range of queries both ways (65–80 µs a page of visits, 0.15 ms
+one of deals with their stages, measured in alternating requests).
 
 **An order by the model's own columns.** ``order_by("-check_in_at", "id")`` resolves
 each name through the join machinery, matches it against every selected column and
@@ -53,45 +56,88 @@ def _get_col(self: ForeignKey[Any, Any], alias: str, output_field: Any = None) -
     return _django_get_col(self, alias, output_field)
 
 
-#: Django's select list of a model's own columns, by compiler class, model, connection
-#: and whether columns are aliased: the list and the positions of the model's fields.
-_OWN_COLUMNS: dict[tuple[Any, ...], tuple[list[Any], list[int]]] = {}
+#: Django's select list of whole rows, by compiler class, model, connection, whether
+#: columns are aliased and the related rows selected with them: the list, the positions
+#: of the model's fields, and for each related row its klass info and table alias.
+_OWN_COLUMNS: dict[tuple[Any, ...], tuple[list[Any], list[int], list[tuple[Any, str]]]] = {}
 
 
-def _selects_own_columns_only(query: Any) -> bool:
-    """The query selects whole rows of its model and nothing else, from the model's own
-    table (no parent model's table to join, not a proxy)."""
+def _own_table(opts: Any) -> bool:
+    """A model read from its own table alone (no parent model's table, not a proxy)."""
+    return not opts.parents and not opts.proxy
+
+
+def _whole_rows(query: Any) -> tuple[Any, ...] | None:
+    """When the query selects whole rows of its model from the model's own table and
+    nothing else but, through ``select_related``, whole rows of models its own foreign
+    keys lead to (one level, each from its own table): those keys, in the model's order
+    (the order Django selects them in); else None."""
     opts = query.get_meta()
-    return (
+    if not (
         opts is not None
         and query.default_cols
         and query.selected is None
-        and not query.select_related
         and not query.deferred_loading[0]
         and not query.extra_select
         and not query.annotation_select
-        and not opts.parents
-        and not opts.proxy
+        and not query._filtered_relations
+        and _own_table(opts)
         and (query.base_table if query.alias_map else opts.db_table) == opts.db_table
-    )
+    ):
+        return None
+    requested = query.select_related
+    if not requested:
+        return ()
+    if not isinstance(requested, dict) or any(requested.values()):
+        return None  # every relation (select_related()), or deeper than one level
+    keys = tuple(f for f in opts.fields if f.name in requested)
+    if len(keys) != len(requested) or not all(
+        (f.many_to_one or f.one_to_one) and _own_table(f.remote_field.model._meta) for f in keys
+    ):
+        return None
+    return keys
 
 
 def _get_select(self: SQLCompiler, with_col_aliases: bool = False) -> Any:
-    """``SQLCompiler.get_select``, for a query of whole rows of one model the list Django
-    made for the first such query (see the module); any other query is Django's."""
+    """``SQLCompiler.get_select``, for a query of whole rows (with related rows one key
+    away) the list Django made for the first such query (see the module); any other
+    query is Django's."""
     query = self.query
-    if not _selects_own_columns_only(query):
+    keys = _whole_rows(query)
+    if keys is None:
         return _django_get_select(self, with_col_aliases)
-    key = (type(self), query.model, self.connection.alias, with_col_aliases)
+    key = (type(self), query.model, self.connection.alias, with_col_aliases, keys)
     known = _OWN_COLUMNS.get(key)
     if known is None:
         select, klass_info, annotations = _django_get_select(self, with_col_aliases)
         assert klass_info is not None  # a model's columns are read into its rows
-        _OWN_COLUMNS[key] = (list(select), list(klass_info["select_fields"]))
+        related = [
+            (info, select[info["select_fields"][0]][0].alias)
+            for info in klass_info.get("related_klass_infos", [])
+        ]
+        _OWN_COLUMNS[key] = (list(select), list(klass_info["select_fields"]), related)
         return select, klass_info, annotations
-    query.get_initial_alias()  # as Django's default columns do (the alias's reference)
-    select, fields = known
-    return list(select), {"model": query.model, "select_fields": list(fields)}, {}
+    select, fields, related = known
+    root = query.get_initial_alias()  # as Django's default columns do (its reference)
+    rows_info: dict[str, Any] = {"model": query.model, "select_fields": list(fields)}
+    if keys:
+        query.get_initial_alias()  # as Django's related selections do
+        opts = query.get_meta()
+        infos = []
+        for field, (info, alias) in zip(keys, related, strict=True):
+            # The join Django's related selection sets up (or reuses), set up the same way.
+            joined = query.setup_joins([field.name], opts, root)[3][-1]
+            if joined != alias:  # another alias than the kept list's: Django's way
+                return _django_get_select(self, with_col_aliases)
+            infos.append(
+                {
+                    **info,
+                    "select_fields": list(info["select_fields"]),
+                    "related_klass_infos": list(info.get("related_klass_infos", ())),
+                }
+            )
+        rows_info["related_klass_infos"] = infos
+    return list(select), rows_info, {}
 
 
 #: Django's ORDER BY of a model's own columns, by compiler class, model, connection,

@@ -98,7 +98,24 @@ QUERIES: dict[str, Callable[[], QuerySet[Any]]] = {
     "ordered by an annotation": lambda: Visit.objects.annotate(n=Count("id")).order_by("-n"),
     "ordered by an expression": lambda: Visit.objects.order_by(F("check_in_at").desc()),
     "ordered by a reverse relation": lambda: Customer.objects.order_by("visits", "id"),
+    # … with the rows their keys lead to (one level) …
+    "related rows": lambda: Visit.objects.select_related("customer", "rep").order_by("id"),
+    "a related row that may be missing": lambda: Opportunity.objects.select_related(
+        "product_line", "stage"
+    ).order_by("-updated_at")[:5],
+    "a related row already joined by the filter": lambda: Opportunity.objects.filter(
+        stage__kind="open"
+    ).select_related("stage"),
+    "a related row of the same table": lambda: OrgUnit.objects.select_related("parent"),
+    "a related row of the same table, joined twice": lambda: OrgUnit.objects.filter(
+        parent__parent__isnull=False
+    ).select_related("parent"),
+    "a related row of the same table, joined under another alias": lambda: OrgUnit.objects.filter(
+        children__name__isnull=False
+    ).select_related("parent"),
     # … and the queries that select anything else (Django's way).
+    "related rows two keys away": lambda: Opportunity.objects.select_related("stage__pipeline"),
+    "every related row": lambda: Visit.objects.select_related(),
     "only some columns": lambda: Visit.objects.only("id", "check_in_at").order_by("id"),
     "deferred columns": lambda: Visit.objects.defer("outcome", "next_step"),
     "an annotation": lambda: Visit.objects.annotate(late=F("check_in_at")).order_by("late"),
@@ -191,3 +208,19 @@ def test_an_order_by_own_columns_is_compiled_once_per_terms_and_direction(
         str(Visit.objects.order_by("customer").query)  # a relation: Django's every time
         str(Visit.objects.order_by("customer").query)
         assert made == [("-check_in_at",)] * 2 + [("check_in_at",)] + [("customer",)] * 2
+
+
+def test_related_rows_join_as_with_django_and_a_wrong_name_is_still_an_error(
+    tree_a: TenantTree,
+) -> None:
+    from django.core.exceptions import FieldError
+
+    with tenant_scope(tree_a.tenant):
+        records.won_opportunity(tree_a)
+        for _compiled_before in range(2):
+            deals = list(Opportunity.objects.select_related("stage", "product_line"))
+            assert deals and all(deal._state.fields_cache["stage"].pk for deal in deals)
+            with pytest.raises(FieldError):
+                str(Opportunity.objects.select_related("stage", "nope").query)
+            with pytest.raises(FieldError):
+                str(Opportunity.objects.select_related("name").query)
