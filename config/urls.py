@@ -5,6 +5,7 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
 from django.urls import include, path
+from django.urls.resolvers import RoutePattern
 from django.views import defaults
 
 from crm.api import urls as crm_api_urls
@@ -16,6 +17,7 @@ from integrations.imports import urls as imports_urls
 from targets import api as targets_api
 from tenancy.api import urls as tenancy_api_urls
 from tenancy.api.errors import api_bad_request, api_not_found, api_server_error
+from tenancy.api.routers import IndexedResolver
 from tenancy.health import healthz, readyz
 from tenancy.paths import is_api
 from tenancy.views import invitation_respond, switch_tenant
@@ -40,7 +42,8 @@ urlpatterns = [
     path("admin/invitation/", invitation_respond, name="invitation-respond"),
     path("admin/funnel/report/", funnel_report, name="funnel-report"),
     path("admin/", admin.site.urls),
-    path("api/v1/", include((api_urlpatterns, "api"), namespace="api")),
+    # The API's routes, tried by their first segment (IndexedResolver).
+    IndexedResolver(RoutePattern("api/v1/"), api_urlpatterns, app_name="api", namespace="api"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("app/", include("web.urls")),
     path("", web_views.home, name="home"),

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
-from django.urls import include, path
+from django.urls import path
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
@@ -444,5 +444,5 @@ urlpatterns = [
     ),
     path("me/plan-to-close/", MyPlanToCloseView.as_view(), name="me-plan-to-close"),
     path("targets/<int:pk>/review/", TargetReviewView.as_view(), name="target-review"),
-    path("", include(router.urls)),
+    *router.urls,
 ]

@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db.models import Prefetch, QuerySet, Sum
-from django.urls import include, path
+from django.urls import path
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -506,5 +506,5 @@ router.register(
 urlpatterns = [
     path("leaderboards/", LeaderboardView.as_view(), name="leaderboards"),
     path("me/incentives/", MyIncentivesView.as_view(), name="me-incentives"),
-    path("", include(router.urls)),
+    *router.urls,
 ]

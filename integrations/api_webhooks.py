@@ -10,7 +10,6 @@ from typing import Any
 
 import django_filters
 from django.db.models import Prefetch, QuerySet
-from django.urls import include, path
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
@@ -246,4 +245,4 @@ router.include_root_view = False
 router.register("webhook-endpoints", WebhookEndpointViewSet, basename="webhook-endpoint")
 router.register("webhook-deliveries", WebhookDeliveryViewSet, basename="webhook-delivery")
 
-urlpatterns = [path("", include(router.urls))]
+urlpatterns = [*router.urls]

@@ -10,7 +10,7 @@ from typing import Any
 
 import django_filters
 from django.db.models import QuerySet
-from django.urls import include, path
+from django.urls import path
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
@@ -686,5 +686,5 @@ router.register("commitments", CommitmentViewSet, basename="commitment")
 
 urlpatterns = [
     path("me/targets/", MyTargetsView.as_view(), name="me-targets"),
-    path("", include(router.urls)),
+    *router.urls,
 ]

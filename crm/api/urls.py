@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from django.urls import include, path
-
 from crm.api import records
 from tenancy.api.routers import ApiRouter
 
@@ -18,6 +16,4 @@ router.register("visits", records.VisitViewSet, basename="visit")
 router.register("activities", records.ActivityViewSet, basename="activity")
 router.register("notifications", records.NotificationViewSet, basename="notification")
 
-urlpatterns = [
-    path("", include(router.urls)),
-]
+urlpatterns = [*router.urls]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.urls import include, path
+from django.urls import path
 
 from integrations.exports import ExportView
 from integrations.imports.api import ImportJobViewSet
@@ -13,6 +13,6 @@ router.include_root_view = False
 router.register("imports", ImportJobViewSet, basename="import")
 
 urlpatterns = [
-    path("", include(router.urls)),
+    *router.urls,
     path("exports/<str:name>/", ExportView.as_view(), name="export"),
 ]

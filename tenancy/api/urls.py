@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from csp.decorators import csp_update
-from django.urls import include, path
+from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from tenancy.api import views
@@ -35,5 +35,5 @@ urlpatterns = [
         ),
         name="docs",
     ),
-    path("", include(router.urls)),
+    *router.urls,
 ]
