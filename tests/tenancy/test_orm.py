@@ -221,6 +221,6 @@ def test_related_rows_join_as_with_django_and_a_wrong_name_is_still_an_error(
             deals = list(Opportunity.objects.select_related("stage", "product_line"))
             assert deals and all(deal._state.fields_cache["stage"].pk for deal in deals)
             with pytest.raises(FieldError):
-                str(Opportunity.objects.select_related("stage", "nope").query)
+                str(Opportunity.objects.select_related("stage", "nope").query)  # type: ignore[misc]
             with pytest.raises(FieldError):
-                str(Opportunity.objects.select_related("name").query)
+                str(Opportunity.objects.select_related("name").query)  # type: ignore[misc]

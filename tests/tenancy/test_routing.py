@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 import pytest
+from django.http import HttpResponse
 from django.urls import Resolver404, URLPattern, URLResolver, get_resolver, path, re_path
 from django.urls.resolvers import RegexPattern, RoutePattern
 
@@ -82,8 +83,8 @@ def test_a_route_without_a_literal_first_segment_is_tried_for_every_path() -> No
     """The first match in the routes' order wins, whatever their segments: a route that
     starts with a converter or a group is a candidate for every path, in its place."""
 
-    def view(*args: Any, **kwargs: Any) -> None:
-        return None
+    def view(*args: Any, **kwargs: Any) -> HttpResponse:
+        return HttpResponse()
 
     patterns = [
         path("visits/", view, name="visits"),
