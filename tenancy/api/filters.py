@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator, MutableMapping
 from typing import Any
 
 import django_filters
@@ -64,11 +65,12 @@ class TenantFilterSet(django_filters.FilterSet, metaclass=ScopeSafeFilterSetMeta
 
     Each request's filter set copies the class's filters shallowly, with their own
     ``extra`` arguments, where django-filter deep-copies them (choices, querysets, help
-    texts: a fifth of a small list's time). A filter's per-request state is what the
-    filter set assigns (``model``, ``parent``) and what it builds lazily on itself (its
-    form field, from ``extra``, which a related filter updates with the request's
-    queryset; a ``method`` filter's callable, which finds the method on its filter set):
-    all of it on the copy.
+    texts: a fifth of a small list's time), and copies each when it is first read
+    (``_FilterCopies``: a request reads the one or two it names). A filter's per-request
+    state is what the filter set assigns (``model``, ``parent``) and what it builds
+    lazily on itself (its form field, from ``extra``, which a related filter updates
+    with the request's queryset; a ``method`` filter's callable, which finds the method
+    on its filter set): all of it on the copy.
     """
 
     def __init__(
@@ -87,10 +89,7 @@ class TenantFilterSet(django_filters.FilterSet, metaclass=ScopeSafeFilterSetMeta
         self.queryset = queryset
         self.request = request
         self.form_prefix = prefix
-        self.filters = {name: _copy_filter(f) for name, f in self.base_filters.items()}
-        for filter_ in self.filters.values():
-            filter_.model = queryset.model
-            filter_.parent = self
+        self.filters = _FilterCopies(self)
 
     def get_form_class(self) -> Any:
         """The form class, made once per filter set class (django-filter makes a class, and
@@ -117,6 +116,45 @@ class TenantFilterSet(django_filters.FilterSet, metaclass=ScopeSafeFilterSetMeta
                 form_class = _given_fields_form(form_class, self.data, self.form_prefix)
             self._form = form_class(self.data, prefix=self.form_prefix)
         return bool(super().is_valid())
+
+
+class _FilterCopies(MutableMapping[str, Any]):
+    """A filter set's filters: its class's, each copied for the filter set (bound to it
+    and its queryset's model) when first read. Iterating reads, so copies, them all."""
+
+    def __init__(self, filterset: TenantFilterSet) -> None:
+        self._filterset = filterset
+        self._copies: dict[str, Any] = {}
+        self._names = list(filterset.base_filters)
+
+    def __getitem__(self, name: str) -> Any:
+        copied = self._copies.get(name)
+        if copied is None:
+            original = self._filterset.base_filters[name]  # KeyError for an unknown one
+            copied = self._copies[name] = _copy_filter(original)
+            copied.model = self._filterset.queryset.model
+            copied.parent = self._filterset
+        return copied
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        if name not in self._names:
+            self._names.append(name)
+        self._copies[name] = value
+
+    def __delitem__(self, name: str) -> None:
+        if name not in self._names:
+            raise KeyError(name)
+        self._names.remove(name)
+        self._copies.pop(name, None)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._names))
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names
 
 
 _FORM_CLASSES: dict[type, Any] = {}

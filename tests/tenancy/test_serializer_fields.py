@@ -168,6 +168,35 @@ def test_filter_sets_copy_their_filters_per_request() -> None:
     assert "_field" not in ContactFilter.base_filters["customer"].__dict__
 
 
+def test_a_filter_set_copies_a_filter_when_it_is_first_read() -> None:
+    import django_filters
+
+    from crm.api.records import OpportunityFilter
+    from crm.models import Opportunity
+
+    none = Opportunity.objects.none()
+    OpportunityFilter(data={"status": "open"}, queryset=none).qs  # noqa: B018 - the form class
+    given = OpportunityFilter(data={"status": "open"}, queryset=none)
+    assert given.is_valid() and given.qs is not None
+    copies: Any = given.filters
+    assert set(copies._copies) == {"status"}  # the one the request names
+    assert len(copies) == len(OpportunityFilter.base_filters) and "closed" in copies
+    assert list(copies) == list(OpportunityFilter.base_filters)
+    assert copies["closed"] is copies["closed"] is not OpportunityFilter.base_filters["closed"]
+    with pytest.raises(KeyError):
+        copies["nope"]  # noqa: B018
+    with pytest.raises(KeyError):
+        del copies["nope"]
+    extra = django_filters.CharFilter(field_name="name")
+    copies["named"] = extra
+    assert copies["named"] is extra and list(copies)[-1] == "named"
+    del copies["closed"]
+    assert "closed" not in copies and len(copies) == len(OpportunityFilter.base_filters)
+    assert {name: f.parent for name, f in copies.items() if name != "named"} == {
+        name: given for name in copies if name != "named"
+    }
+
+
 def test_a_filter_sets_form_class_is_made_once_and_speaks_the_callers_language(
     tree_a: TenantTree, client_for: Any
 ) -> None:
