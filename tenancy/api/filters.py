@@ -104,6 +104,18 @@ class TenantFilterSet(django_filters.FilterSet, metaclass=ScopeSafeFilterSetMeta
                 _FORM_CLASSES[cls] = form_class
         return form_class
 
+    @property
+    def qs(self) -> Any:
+        """django-filter's ``qs``, without its copy of the queryset before filtering: a
+        filter returns a new queryset anyway; with none given, the copy is made after."""
+        if not hasattr(self, "_qs"):
+            rows = self.queryset
+            if self.is_bound:
+                self.errors  # noqa: B018 - validates first, as django-filter does
+                rows = self.filter_queryset(rows)
+            self._qs = rows.all() if rows is self.queryset else rows
+        return self._qs
+
     def is_valid(self) -> bool:
         """Validate the parameters the request gave: the form holds only the filters whose
         parameter is in the query (and the required ones). An absent filter does not
@@ -231,7 +243,8 @@ class SyncFilterSet(TenantFilterSet):
 
 class StrictOrderingFilter(OrderingFilter):
     """DRF's ordering, with an unknown field a 400 naming ``ordering`` (SPEC section 8)
-    where DRF silently drops it."""
+    where DRF silently drops it (``--name`` too: one ``-`` reverses a field). Terms it
+    accepts are the ordering as given, which DRF would check against the fields again."""
 
     def get_ordering(self, request: Request, queryset: QuerySet[Any], view: Any) -> Any:
         raw = request.query_params.get(self.ordering_param)
@@ -240,7 +253,7 @@ class StrictOrderingFilter(OrderingFilter):
                 name for name, _label in self.get_valid_fields(queryset, view, {"request": request})
             }
             asked = [term.strip() for term in raw.split(",") if term.strip()]
-            unknown = [term for term in asked if term.lstrip("-") not in valid]
+            unknown = [term for term in asked if term.removeprefix("-") not in valid]
             if unknown or not asked:
                 raise ValidationError(
                     {
@@ -253,7 +266,8 @@ class StrictOrderingFilter(OrderingFilter):
                         ]
                     }
                 )
-        return super().get_ordering(request, queryset, view)
+            return asked
+        return self.get_default_ordering(view)
 
 
 class NamedSearchFilter(SearchFilter):

@@ -162,6 +162,9 @@ def test_an_unknown_ordering_field_is_a_400_naming_the_parameter(admin: APIClien
     assert list(body["fields"]) == ["ordering"]
     assert "password" in body["fields"]["ordering"][0]
     assert admin.get("/api/v1/customers/", {"ordering": "-name"}).status_code == 200
+    for refused in ("--name", ",", "-", "name,-password"):
+        body = _error(admin.get("/api/v1/customers/", {"ordering": refused}), 400)
+        assert list(body["fields"]) == ["ordering"], refused
 
 
 def test_an_invalid_boolean_filter_is_a_400_naming_the_parameter(admin: APIClient) -> None:

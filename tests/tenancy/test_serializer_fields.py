@@ -241,6 +241,8 @@ def test_a_filter_sets_validation_form_holds_the_given_filters_only() -> None:
     nothing = OpportunityFilter(data={"page": "2"}, queryset=none)
     assert nothing.is_valid() and set(nothing.form.fields) == set()
     assert nothing.qs.query.where.children == none.query.where.children  # no filter added
+    assert nothing.qs is not none and given.qs is not none  # a queryset of its own
+    assert nothing.qs is nothing.qs
     shown = OpportunityFilter(data={"status": "open"}, queryset=none)
     assert set(shown.form.fields) == set(OpportunityFilter.base_filters)  # not validated
 
