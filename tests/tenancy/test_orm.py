@@ -224,3 +224,36 @@ def test_related_rows_join_as_with_django_and_a_wrong_name_is_still_an_error(
                 str(Opportunity.objects.select_related("stage", "nope").query)  # type: ignore[misc]
             with pytest.raises(FieldError):
                 str(Opportunity.objects.select_related("name").query)  # type: ignore[misc]
+
+
+def test_a_condition_shared_by_clones_is_compiled_once_per_column_and_value(
+    tree_a: TenantTree, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    compiled: list[Any] = []
+
+    def django_compile(compiler: SQLCompiler, node: Any) -> Any:
+        if type(node) in orm._KEPT_LOOKUPS:
+            compiled.append(node)
+        return orm_django_compile(compiler, node)
+
+    orm_django_compile = orm._django_compile
+    monkeypatch.setattr(orm, "_django_compile", django_compile)
+    with tenant_scope(tree_a.tenant):
+        base = Visit.objects.filter(rep=tree_a.members["rep"], verified=False)
+        str(base.filter(purpose="a").query)
+        assert compiled[-1].rhs == "a"
+        before = len(compiled)
+        sql = str(base.filter(purpose="b").query)
+        assert [node.rhs for node in compiled[before:]] == ["b"]  # the shared ones kept
+        assert '"crm_visit"."rep_id" = ' in sql and '"crm_visit"."verified"' in sql
+        # In a subquery the conditions are relabelled copies: compiled for their alias.
+        before = len(compiled)
+        inner = str(Visit.objects.filter(pk__in=base.values("pk")).query)
+        assert len(compiled) - before >= 3 and 'U0."rep_id" = ' in inner
+        # A condition comparing with another column is compiled every time.
+        compared = base.filter(planned_start__gte=F("check_in_at"))
+        before = len(compiled)
+        str(compared.query)
+        str(compared.query)
+        kinds = [type(node.rhs).__name__ for node in compiled[before:]]
+        assert kinds == ["Col", "Col"]
