@@ -60,6 +60,7 @@ _django_get_col = ForeignKey.get_col
 _django_get_select = SQLCompiler.get_select
 _django_get_order_by = SQLCompiler.get_order_by
 _django_compile = SQLCompiler.compile
+_django_get_converters = SQLCompiler.get_converters
 
 
 def _get_col(self: ForeignKey[Any, Any], alias: str, output_field: Any = None) -> Any:
@@ -72,10 +73,20 @@ def _get_col(self: ForeignKey[Any, Any], alias: str, output_field: Any = None) -
     return _django_get_col(self, alias, output_field)
 
 
-#: Django's select list of whole rows, by compiler class, model, connection, whether
-#: columns are aliased and the related rows selected with them: the list, the positions
-#: of the model's fields, and for each related row its klass info and table alias.
-_OWN_COLUMNS: dict[tuple[Any, ...], tuple[list[Any], list[int], list[tuple[Any, str]]]] = {}
+class _KeptSelect:
+    """Django's select list of whole rows: the list, the positions of the model's fields,
+    for each related row its klass info and table alias, and the converters Django made
+    for the list's columns (by their number: the rows are read by the first ones)."""
+
+    def __init__(self, select: list[Any], fields: list[int], related: list[Any]) -> None:
+        self.select, self.fields, self.related = select, fields, related
+        self.columns = [expression for expression, _sql, _alias in select]
+        self.converters: dict[int, Any] = {}
+
+
+#: Django's select lists of whole rows, by compiler class, model, connection, whether
+#: columns are aliased and the related rows selected with them.
+_OWN_COLUMNS: dict[tuple[Any, ...], _KeptSelect] = {}
 
 
 def _own_table(opts: Any) -> bool:
@@ -131,9 +142,12 @@ def _get_select(self: SQLCompiler, with_col_aliases: bool = False) -> Any:
             (info, select[info["select_fields"][0]][0].alias)
             for info in klass_info.get("related_klass_infos", [])
         ]
-        _OWN_COLUMNS[key] = (list(select), list(klass_info["select_fields"]), related)
+        known = _OWN_COLUMNS[key] = _KeptSelect(
+            list(select), list(klass_info["select_fields"]), related
+        )
+        self._kept_select = known  # type: ignore[attr-defined]
         return select, klass_info, annotations
-    select, fields, related = known
+    select, fields, related = known.select, known.fields, known.related
     root = query.get_initial_alias()  # as Django's default columns do (its reference)
     rows_info: dict[str, Any] = {"model": query.model, "select_fields": list(fields)}
     if keys:
@@ -153,7 +167,27 @@ def _get_select(self: SQLCompiler, with_col_aliases: bool = False) -> Any:
                 }
             )
         rows_info["related_klass_infos"] = infos
+    self._kept_select = known  # type: ignore[attr-defined]
     return list(select), rows_info, {}
+
+
+def _get_converters(self: SQLCompiler, expressions: list[Any]) -> Any:
+    """``SQLCompiler.get_converters``; for the columns of a kept select list (the same
+    objects), the converters Django made for them the first time: a converter depends
+    on the column's field and the connection's features, both the same each time."""
+    kept: _KeptSelect | None = self.__dict__.get("_kept_select")
+    if (
+        kept is not None
+        and len(expressions) <= len(kept.columns)
+        and all(ours is theirs for ours, theirs in zip(expressions, kept.columns, strict=False))
+    ):
+        converters = kept.converters.get(len(expressions))
+        if converters is None:
+            converters = kept.converters[len(expressions)] = _django_get_converters(
+                self, expressions
+            )
+        return converters
+    return _django_get_converters(self, expressions)
 
 
 #: Django's ORDER BY of a model's own columns, by compiler class, model, connection,
@@ -285,12 +319,14 @@ def install() -> None:
     SQLCompiler.get_select = _get_select  # type: ignore[method-assign]
     SQLCompiler.get_order_by = _get_order_by  # type: ignore[method-assign]
     SQLCompiler.compile = _compile  # type: ignore[method-assign]
+    SQLCompiler.get_converters = _get_converters  # type: ignore[method-assign]
 
 
 def uninstall() -> None:
-    """Django's own ``get_col``, ``get_select``, ``get_order_by`` and ``compile`` back
-    (for the tests that compare)."""
+    """Django's own ``get_col``, ``get_select``, ``get_order_by``, ``compile`` and
+    ``get_converters`` back (for the tests that compare)."""
     ForeignKey.get_col = _django_get_col  # type: ignore[method-assign]
     SQLCompiler.get_select = _django_get_select  # type: ignore[method-assign]
     SQLCompiler.get_order_by = _django_get_order_by  # type: ignore[method-assign]
     SQLCompiler.compile = _django_compile  # type: ignore[method-assign]
+    SQLCompiler.get_converters = _django_get_converters  # type: ignore[method-assign]

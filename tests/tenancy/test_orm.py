@@ -257,3 +257,51 @@ def test_a_condition_shared_by_clones_is_compiled_once_per_column_and_value(
         str(compared.query)
         kinds = [type(node.rhs).__name__ for node in compiled[before:]]
         assert kinds == ["Col", "Col"]
+
+
+def test_a_kept_select_lists_converters_are_made_once_and_convert_as_djangos(
+    tree_a: TenantTree, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from crm.models import Notification
+
+    made: list[int] = []
+
+    def django_get_converters(compiler: SQLCompiler, expressions: list[Any]) -> Any:
+        made.append(len(expressions))
+        return orm_django_get_converters(compiler, expressions)
+
+    orm_django_get_converters = orm._django_get_converters
+    monkeypatch.setattr(orm, "_django_get_converters", django_get_converters)
+    monkeypatch.setattr(orm, "_OWN_COLUMNS", {})
+    with tenant_scope(tree_a.tenant):
+        for member in tree_a.members.values():
+            Notification.objects.create(
+                tenant=tree_a.tenant, recipient=member, kind="digest", payload={"n": member.pk}
+            )
+        made.clear()  # (the inserts' returned ids)
+        pages = [
+            list(Notification.objects.filter(recipient=member).order_by("id"))
+            for member in tree_a.members.values()
+        ]
+        assert made == [len(Notification._meta.concrete_fields)]  # the first page's only
+        assert [page[0].payload for page in pages] == [
+            {"n": member.pk} for member in tree_a.members.values()
+        ]  # a JSON column's converter applied
+        orm.uninstall()
+        try:
+            theirs = [
+                list(Notification.objects.filter(recipient=member).order_by("id"))
+                for member in tree_a.members.values()
+            ]
+        finally:
+            orm.install()
+        columns = [field.attname for field in Notification._meta.concrete_fields]
+
+        def values(rows: list[Any]) -> list[list[Any]]:
+            return [[getattr(row, name) for name in columns] for row in rows]
+
+        assert [values(page) for page in pages] == [values(page) for page in theirs]
+        before = len(made)
+        list(Notification.objects.values("payload"))  # another select list: Django's
+        list(Notification.objects.values("payload"))
+        assert len(made) == before + 2
