@@ -137,7 +137,7 @@ class PageNumberPagination(pagination.PageNumberPagination):
             raise ValidationError({self.page_query_param: [message]}) from error
         if paginator.num_pages > 1 and self.template is not None:
             self.display_page_controls = True
-        return list(self.page)
+        return list(self.page.object_list)
 
     def get_paginated_response(self, data: Any) -> Response:
         if self.cursor_mode:
