@@ -389,6 +389,21 @@ class Membership(TenantOwned):
     def display_name(self) -> str:
         return self.user.get_full_name() or self.user.get_username()
 
+    @property
+    def managed_unit_list(self) -> list[int]:
+        """The ids of the org units this member manages, sorted: as authentication read
+        them with the member (``managed_unit_ids``), from the prefetched links
+        (``managed_links``), or else read now."""
+        loaded = getattr(self, "managed_unit_ids", None)
+        if loaded is not None:
+            return sorted(loaded)
+        links = getattr(self, "managed_links", None)
+        if links is not None:
+            return sorted(link.org_unit_id for link in links)
+        return sorted(
+            OrgUnitManager.objects.filter(membership=self).values_list("org_unit_id", flat=True)
+        )
+
 
 class OrgUnitManager(TenantOwned):
     """A manager of an org unit: they see and steer the unit's whole subtree."""

@@ -230,7 +230,9 @@ class MemberSerializer(ModelSerializer[Membership]):
         queryset=OrgUnit.objects.none(), allow_null=True, required=False
     )
     display_name = serializers.CharField(read_only=True)
-    managed_units = serializers.SerializerMethodField()
+    managed_units = serializers.ListField(
+        child=serializers.IntegerField(), read_only=True, source="managed_unit_list"
+    )
 
     class Meta:
         model = Membership
@@ -251,12 +253,6 @@ class MemberSerializer(ModelSerializer[Membership]):
         read_only_fields = ["id", "user", "created_at", "updated_at"]
         # Omitted on creation: the service gives the tenant's today (SPEC preamble).
         extra_kwargs = {"start_date": {"required": False}}
-
-    def get_managed_units(self, member: Membership) -> list[int]:
-        read_with_member = getattr(member, "managed_unit_ids", None)  # by authentication
-        if read_with_member is not None:
-            return sorted(read_with_member)
-        return sorted(link.org_unit_id for link in member.managed_links)  # type: ignore[attr-defined]
 
     fields_change_on_writes_only = True  # get_fields narrows querysets on writes
 
@@ -308,7 +304,7 @@ class MeView(APIView):
             prefetch_related_objects([member], _managed_links())
         return Response(
             {
-                "member": MemberSerializer(member, context={"request": request}).data,
+                "member": MemberSerializer.represent(member, context={"request": request}),
                 "notifications": NotificationSettingsSerializer.represent(member),
                 "tenant": TenantSerializer.represent(member.tenant),
             }

@@ -135,3 +135,33 @@ def _statement_sql(tenant: str, member: str) -> str:
     from tenancy.member_loader import _statement
 
     return _statement().sql.replace("%s", tenant, 1).replace("%s", member, 1)
+
+
+def test_a_members_managed_units_read_alike_however_the_member_was_loaded(
+    tree_a: TenantTree,
+) -> None:
+    from django.db.models import Prefetch
+
+    from tenancy.models import OrgUnit
+    from tenancy.services import org_unit_set_managers
+
+    manager = tree_a.members["manager"]
+    with tenant_scope(tree_a.tenant):
+        extra = OrgUnit.objects.get(pk=tree_a.units["south"].pk)
+        org_unit_set_managers(unit=extra, managers=[manager])
+        expected = sorted([tree_a.units["north"].pk, extra.pk])
+        loaded = load_member(tree_a.tenant.pk, manager.pk)
+        prefetched = Membership.objects.prefetch_related(
+            Prefetch(
+                "orgunitmanager_set",
+                queryset=OrgUnitManager.objects.all(),
+                to_attr="managed_links",
+            )
+        ).get(pk=manager.pk)
+        plain = Membership.objects.get(pk=manager.pk)
+        with CaptureQueriesContext(connection) as context:
+            assert loaded is not None and loaded.managed_unit_list == expected
+            assert prefetched.managed_unit_list == expected
+        assert not context.captured_queries  # both read with the member
+        assert plain.managed_unit_list == expected  # read now
+        assert tree_a.members["rep"].managed_unit_list == []
