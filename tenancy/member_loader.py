@@ -126,6 +126,9 @@ def load_member(tenant_id: int, membership_id: int) -> Membership | None:
         return _member_from_row(cursor.fetchone())
 
 
+_TRANSFORMER = "_crm_member_transformer"
+
+
 class MemberOpening:
     """The credential's membership, read in the round trip that opens the request's
     transaction (``tenant_scope(…, opening=…)``); ``member`` once received."""
@@ -161,7 +164,13 @@ class MemberOpening:
             setattr(connection.connection, _PREPARED_FLAG, True)
         row = None
         if result.ntuples:
-            loader = Transformer(connection.connection)
+            # One transformer per connection, as a cursor keeps one for all its results:
+            # it makes each column type's loader once (about 20 µs of every request).
+            driver = connection.connection
+            loader = getattr(driver, _TRANSFORMER, None)
+            if loader is None:
+                loader = Transformer(driver)
+                setattr(driver, _TRANSFORMER, loader)
             loader.set_pgresult(result)
             row = loader.load_row(0, tuple)
         self.member = _member_from_row(row)

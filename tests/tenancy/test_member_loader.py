@@ -165,3 +165,23 @@ def test_a_members_managed_units_read_alike_however_the_member_was_loaded(
         assert not context.captured_queries  # both read with the member
         assert plain.managed_unit_list == expected  # read now
         assert tree_a.members["rep"].managed_unit_list == []
+
+
+def test_a_connection_reads_every_member_with_its_one_transformer(tree_a: TenantTree) -> None:
+    from tenancy import member_loader
+
+    with tenant_scope(tree_a.tenant):
+        loaded = [load_member(tree_a.tenant.pk, m.pk) for m in tree_a.members.values()]
+        kept = getattr(connection.connection, member_loader._TRANSFORMER)
+        again = [load_member(tree_a.tenant.pk, m.pk) for m in tree_a.members.values()]
+        assert getattr(connection.connection, member_loader._TRANSFORMER) is kept
+        orm = list(
+            Membership.objects.select_related("user", "org_unit", "tenant").filter(
+                pk__in=[m.pk for m in tree_a.members.values()]
+            )
+        )
+    by_pk = {member.pk: member for member in orm}
+    for first, second in zip(loaded, again, strict=True):
+        assert first is not None and second is not None
+        assert _values(first) == _values(second) == _values(by_pk[first.pk])
+        assert _values(second.user) == _values(by_pk[first.pk].user)
