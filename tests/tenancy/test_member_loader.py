@@ -168,20 +168,28 @@ def test_a_members_managed_units_read_alike_however_the_member_was_loaded(
 
 
 def test_a_connection_reads_every_member_with_its_one_transformer(tree_a: TenantTree) -> None:
+    """The request's opening reads its member with the connection's one transformer: every
+    member read so equals the ORM's, the second time as the first."""
     from tenancy import member_loader
 
+    def opened(member: Membership) -> Membership | None:
+        opening = member_loader.MemberOpening(tree_a.tenant.pk, member.pk)
+        with tenant_scope(tree_a.tenant, opening=opening):
+            pass
+        assert opening.received
+        return opening.member
+
+    members = list(tree_a.members.values())
+    loaded = [opened(member) for member in members]
+    kept = getattr(connection.connection, member_loader._TRANSFORMER)
+    again = [opened(member) for member in members]
+    assert getattr(connection.connection, member_loader._TRANSFORMER) is kept
     with tenant_scope(tree_a.tenant):
-        loaded = [load_member(tree_a.tenant.pk, m.pk) for m in tree_a.members.values()]
-        kept = getattr(connection.connection, member_loader._TRANSFORMER)
-        again = [load_member(tree_a.tenant.pk, m.pk) for m in tree_a.members.values()]
-        assert getattr(connection.connection, member_loader._TRANSFORMER) is kept
-        orm = list(
-            Membership.objects.select_related("user", "org_unit", "tenant").filter(
-                pk__in=[m.pk for m in tree_a.members.values()]
-            )
+        orm = Membership.objects.select_related("user", "org_unit", "tenant").in_bulk(
+            [member.pk for member in members]
         )
-    by_pk = {member.pk: member for member in orm}
     for first, second in zip(loaded, again, strict=True):
         assert first is not None and second is not None
-        assert _values(first) == _values(second) == _values(by_pk[first.pk])
-        assert _values(second.user) == _values(by_pk[first.pk].user)
+        assert _values(first) == _values(second) == _values(orm[first.pk])
+        assert _values(second.user) == _values(orm[first.pk].user)
+        assert _values(second.tenant) == _values(orm[first.pk].tenant)
