@@ -1,4 +1,4 @@
-"""Four costs of Django's ORM a list pays on every query, removed when the app starts.
+"""Five costs of Django's ORM a list pays on every query, removed when the app starts.
 
 **A foreign key's column.** A column of the query's own table compiles through
 ``Field.get_col``, which returns the field's one cached ``Col`` for every field but a
@@ -40,6 +40,14 @@ comparison or null test of a column of a model's own table (its alias is the tab
 name, always quoted) with a plain value (a number, text, moment, …) compiles to the same
 SQL and parameters on a connection whenever it is compiled, so the condition keeps what
 it compiled to (37 µs a rep's page of visits, 89 µs a page of activities that counts).
+
+**A filter on a column.** ``filter(check_in_at__gte=…)`` resolves the name through the
+join machinery and promotes joins, for a condition on the model's own table.
+``filter_column`` adds the condition Django's ``filter`` adds (the lookup of the column
+of the query's first table, with the value) when the name is a concrete column of the
+model that is not a relation, the lookup one of the field's own, the value a plain one
+other than None, and the query neither sliced nor combined; anything else is Django's
+``filter`` (a list filter's parameter: 50 µs a rep's page of visits).
 """
 
 from __future__ import annotations
@@ -50,11 +58,13 @@ import uuid
 from typing import Any
 
 from django.core.exceptions import FieldDoesNotExist
-from django.db.models import ForeignKey
+from django.db.models import ForeignKey, QuerySet
 from django.db.models import lookups as django_lookups
+from django.db.models.constants import LOOKUP_SEP
 from django.db.models.expressions import Col
 from django.db.models.fields import related_lookups
 from django.db.models.sql.compiler import SQLCompiler
+from django.db.models.sql.where import AND, WhereNode
 
 _django_get_col = ForeignKey.get_col
 _django_get_select = SQLCompiler.get_select
@@ -311,6 +321,40 @@ def _compile(self: SQLCompiler, node: Any) -> Any:
             node.__dict__["_kept_sql"] = (lhs, rhs, self.connection.alias, sql, params)
             return sql, params
     return _django_compile(self, node)
+
+
+def filter_column(queryset: QuerySet[Any], **condition: Any) -> QuerySet[Any]:
+    """``queryset.filter(**condition)`` for one ``<column>__<lookup>`` condition (see the
+    module)."""
+    ((key, value),) = condition.items()
+    name, _sep, lookup_name = key.partition(LOOKUP_SEP)
+    query = queryset.query
+    opts = queryset.model._meta
+    try:
+        field: Any = opts.get_field(name)
+    except FieldDoesNotExist:
+        return queryset.filter(**condition)
+    lookup = field.get_lookup(lookup_name or "exact") if field.concrete else None
+    if (
+        lookup is None
+        or field.is_relation
+        or field.model is not opts.model
+        or field.name != name
+        or value is None
+        or not isinstance(value, _PLAIN_VALUES)
+        or query.is_sliced
+        or query.combinator
+        or queryset._defer_next_filter  # type: ignore[attr-defined]
+        or not query.alias_map
+        or query.base_table != opts.db_table
+        or opts.parents
+        or opts.proxy
+    ):
+        return queryset.filter(**condition)
+    rows = queryset._chain()  # type: ignore[attr-defined]
+    alias = rows.query.get_initial_alias()  # as Django's filter does (its reference)
+    rows.query.where.add(WhereNode([lookup(field.get_col(alias), value)], connector=AND), AND)
+    return rows
 
 
 def install() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterator, MutableMapping
+from functools import partial
 from typing import Any
 
 import django_filters
@@ -16,6 +17,8 @@ from django_scopes import scopes_disabled
 from rest_framework.exceptions import ValidationError
 from rest_framework.filters import OrderingFilter, SearchFilter
 from rest_framework.request import Request
+
+from tenancy.orm import filter_column
 
 
 class StrictBooleanField(forms.Field):
@@ -228,7 +231,17 @@ def _copy_filter(original: django_filters.Filter) -> django_filters.Filter:
     copied.__dict__.pop("_field", None)  # built per filter set, from its own extra
     if original.method is not None:  # a FilterMethod calls back the filter it belongs to
         copied.method = original.method
+    copied.get_method = partial(_get_method, copied)
     return copied
+
+
+def _get_method(filter_: django_filters.Filter, queryset: QuerySet[Any]) -> Any:
+    """``Filter.get_method``, filtering a column of the model's own table with the
+    condition Django's ``filter`` adds, without resolving its name through the join
+    machinery (``tenancy.orm.filter_column``)."""
+    if filter_.exclude:
+        return queryset.exclude
+    return partial(filter_column, queryset)
 
 
 class SyncFilterSet(TenantFilterSet):

@@ -5,6 +5,8 @@ references) Django's own ``ForeignKey.get_col`` and ``SQLCompiler.get_select`` g
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -305,3 +307,87 @@ def test_a_kept_select_lists_converters_are_made_once_and_convert_as_djangos(
         list(Notification.objects.values("payload"))  # another select list: Django's
         list(Notification.objects.values("payload"))
         assert len(made) == before + 2
+
+
+FILTERED: dict[str, Callable[[], tuple[QuerySet[Any], dict[str, Any]]]] = {
+    "a moment from": lambda: (
+        Visit.objects.order_by("-check_in_at"),
+        {"check_in_at__gte": datetime(2026, 1, 1, tzinfo=UTC)},
+    ),
+    "a moment before": lambda: (Visit.objects.all(), {"planned_start__lt": datetime.now(UTC)}),
+    "text": lambda: (Visit.objects.all(), {"purpose": "Demo"}),
+    "text, exact": lambda: (Visit.objects.all(), {"purpose__exact": "Demo"}),
+    "text contains": lambda: (Visit.objects.all(), {"purpose__icontains": "em"}),
+    "a boolean": lambda: (Visit.objects.all(), {"verified": False}),
+    "a decimal": lambda: (Opportunity.objects.all(), {"amount__gte": Decimal("10.00")}),
+    "a day": lambda: (Opportunity.objects.all(), {"closed_date__lte": date(2027, 1, 1)}),
+    "a key": lambda: (Opportunity.objects.all(), {"id__gt": 0}),
+    "the key by its alias": lambda: (Opportunity.objects.all(), {"pk__gt": 0}),
+    "with a related row selected": lambda: (
+        Opportunity.objects.select_related("stage").filter(stage__kind="won"),
+        {"name__startswith": "Deal"},
+    ),
+    # Django's way:
+    "a relation": lambda: (Visit.objects.all(), {"rep": 1}),
+    "a relation's column": lambda: (Visit.objects.all(), {"rep_id": 1}),
+    "a related column": lambda: (Visit.objects.all(), {"customer__name": "x"}),
+    "none": lambda: (Visit.objects.all(), {"check_in_at": None}),
+    "a list": lambda: (Visit.objects.all(), {"pk__in": [1, 2]}),
+    "a transform": lambda: (Visit.objects.all(), {"check_in_at__date": date(2026, 1, 1)}),
+    "an expression": lambda: (Visit.objects.all(), {"check_in_at__gte": F("planned_start")}),
+    "a union": lambda: (Visit.objects.union(Visit.objects.all()), {"purpose": "x"}),
+}
+
+
+#: The conditions added without Django's filter (the others take it).
+ADDED_DIRECTLY = {
+    "a moment from",
+    "a moment before",
+    "text",
+    "text, exact",
+    "text contains",
+    "a boolean",
+    "a decimal",
+    "a day",
+    "a key",
+    "with a related row selected",
+}
+
+
+@pytest.mark.parametrize("name", FILTERED)
+def test_a_filter_on_a_column_adds_what_djangos_filter_adds(
+    name: str, tree_a: TenantTree, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from django.db.models.sql.query import Query
+
+    filtered: list[Any] = []
+    django_add_q = Query.add_q
+
+    def add_q(query: Query, q_object: Q) -> None:
+        filtered.append(q_object)
+        django_add_q(query, q_object)
+
+    with tenant_scope(tree_a.tenant):
+        records.won_opportunity(tree_a)
+        records.visit(tree_a)
+        rows, condition = FILTERED[name]()
+        try:
+            theirs: Any = rows.filter(**condition)
+        except Exception as error:  # noqa: BLE001 - both must refuse alike
+            with pytest.raises(type(error)):
+                orm.filter_column(rows, **condition)
+            return
+        monkeypatch.setattr(Query, "add_q", add_q)
+        ours = orm.filter_column(rows, **condition)
+        monkeypatch.setattr(Query, "add_q", django_add_q)
+        assert (not filtered) == (name in ADDED_DIRECTLY), filtered
+        assert ours is not rows and ours.query is not rows.query
+        assert dict(ours.query.alias_refcount) == dict(theirs.query.alias_refcount)
+        assert str(ours.query) == str(theirs.query)
+        assert list(ours) == list(theirs)
+        assert str(rows.query) == str(FILTERED[name]()[0].query)  # the queryset unchanged
+
+
+def test_a_sliced_queryset_refuses_a_filter_as_djangos_does(tree_a: TenantTree) -> None:
+    with tenant_scope(tree_a.tenant), pytest.raises(TypeError):
+        orm.filter_column(Visit.objects.all()[:5], purpose="x")
