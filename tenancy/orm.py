@@ -104,24 +104,46 @@ def _own_table(opts: Any) -> bool:
     return not opts.parents and not opts.proxy
 
 
+def _first_table_is_own(query: Any) -> bool:
+    """The query reads its model from the model's own table alone, as its first table and
+    under the table's name (the name it gets when the query has no table yet)."""
+    opts = query.get_meta()
+    return (
+        opts is not None
+        and _own_table(opts)
+        and (query.base_table if query.alias_map else opts.db_table) == opts.db_table
+    )
+
+
+def _own_column(opts: Any, name: str) -> Any:
+    """The field called ``name`` (``pk`` for the primary key) when it is a concrete column
+    of the model's own table that is not a relation; else None."""
+    if name == "pk":
+        name = opts.pk.name
+    try:
+        field: Any = opts.get_field(name)
+    except FieldDoesNotExist:
+        return None
+    own = field.name == name and getattr(field, "concrete", False) and field.model is opts.model
+    return field if own and not field.is_relation else None
+
+
 def _whole_rows(query: Any) -> tuple[Any, ...] | None:
     """When the query selects whole rows of its model from the model's own table and
     nothing else but, through ``select_related``, whole rows of models its own foreign
     keys lead to (one level, each from its own table): those keys, in the model's order
     (the order Django selects them in); else None."""
-    opts = query.get_meta()
     if not (
-        opts is not None
+        _first_table_is_own(query)
         and query.default_cols
         and query.selected is None
         and not query.deferred_loading[0]
         and not query.extra_select
         and not query.annotation_select
         and not query._filtered_relations
-        and _own_table(opts)
-        and (query.base_table if query.alias_map else opts.db_table) == opts.db_table
     ):
         return None
+    opts = query.get_meta()
     requested = query.select_related
     if not requested:
         return ()
@@ -209,43 +231,24 @@ def _own_column_terms(compiler: SQLCompiler) -> tuple[str, ...] | None:
     """The query's ``order_by`` when it names only columns of the model's own table (see
     the module); None otherwise."""
     query = compiler.query
-    opts = query.get_meta()
     terms = query.order_by
     if (
-        opts is None
-        or not terms
+        not terms
+        or not query.alias_map
+        or not _first_table_is_own(query)
         or query.extra_order_by
         or query.extra
         or query.combinator
         or query.annotations
-        or not query.alias_map
-        or query.base_table != opts.db_table
-        or opts.parents
-        or opts.proxy
     ):
         return None
+    opts = query.get_meta()
     aliases = {alias for _expression, _sql, alias in compiler.select if alias}
     for term in terms:
         if not isinstance(term, str) or not term:
             return None
         name = term[1:] if term[0] == "-" else term
-        if name in aliases:
-            return None
-        if name == "pk":
-            field: Any = opts.pk
-        else:
-            try:
-                field = opts.get_field(name)
-            except FieldDoesNotExist:
-                return None
-            if field.name != name:  # a relation's attname, or a related query name
-                return None
-        if (
-            field is None
-            or field.is_relation
-            or not field.concrete
-            or field.model is not opts.model
-        ):
+        if name in aliases or _own_column(opts, name) is None:
             return None
     return tuple(str(term) for term in terms)
 
@@ -329,26 +332,18 @@ def filter_column(queryset: QuerySet[Any], **condition: Any) -> QuerySet[Any]:
     ((key, value),) = condition.items()
     name, _sep, lookup_name = key.partition(LOOKUP_SEP)
     query = queryset.query
-    opts = queryset.model._meta
-    try:
-        field: Any = opts.get_field(name)
-    except FieldDoesNotExist:
-        return queryset.filter(**condition)
-    lookup = field.get_lookup(lookup_name or "exact") if field.concrete else None
+    # ``pk`` takes Django's way: the name a filter gives is the column's own.
+    field: Any = _own_column(queryset.model._meta, name) if name != "pk" else None
+    lookup = field.get_lookup(lookup_name or "exact") if field is not None else None
     if (
         lookup is None
-        or field.is_relation
-        or field.model is not opts.model
-        or field.name != name
         or value is None
         or not isinstance(value, _PLAIN_VALUES)
         or query.is_sliced
         or query.combinator
         or queryset._defer_next_filter  # type: ignore[attr-defined]
         or not query.alias_map
-        or query.base_table != opts.db_table
-        or opts.parents
-        or opts.proxy
+        or not _first_table_is_own(query)
     ):
         return queryset.filter(**condition)
     rows = queryset._chain()  # type: ignore[attr-defined]
