@@ -34,6 +34,8 @@ from django.utils.translation import gettext_lazy as _
 from django_scopes import ScopedManager as ScopesManager
 from django_scopes.state import get_scope
 
+from tenancy.memo import remember
+
 
 def validate_time_zone(value: str) -> None:
     if value not in zoneinfo.available_timezones():
@@ -125,6 +127,15 @@ _BASE_QUERYSETS: dict[tuple[Any, ...], models.QuerySet[Any]] = {}
 _BASE_QUERYSETS_LIMIT = 4096
 
 
+def scoped_tenant_id() -> int | None:
+    """The tenant of the django-scopes scope in force, when scoping is on and the tenant
+    is given as an id (as ``tenant_scope`` gives it); else None: what may key a queryset
+    kept for the tenant."""
+    scope = get_scope()
+    tenant = scope.get("tenant")
+    return tenant if scope.get("_enabled", True) and type(tenant) is int else None
+
+
 def ScopedManager(**scopes: Any) -> Any:  # noqa: N802 - django-scopes' name for it
     """django-scopes' manager (a query outside a tenant scope raises), whose queryset in a
     tenant's scope is built once per manager, model and tenant and cloned for each use.
@@ -139,23 +150,18 @@ def ScopedManager(**scopes: Any) -> Any:  # noqa: N802 - django-scopes' name for
 
     class CachedScopedManager(scoped):
         def get_queryset(self) -> Any:
-            scope = get_scope()
-            tenant = scope.get("tenant")
+            tenant = scoped_tenant_id()
             if (
                 type(self) is not CachedScopedManager
                 or self._hints
                 or hasattr(self, "_override_scope")
-                or not scope.get("_enabled", True)
-                or type(tenant) is not int
+                or tenant is None
             ):
                 return super().get_queryset()
             key = (CachedScopedManager, self.model, self._db, tenant)
             base: Any = _BASE_QUERYSETS.get(key)
             if base is None:
-                base = super().get_queryset()
-                if len(_BASE_QUERYSETS) >= _BASE_QUERYSETS_LIMIT:
-                    _BASE_QUERYSETS.clear()
-                _BASE_QUERYSETS[key] = base
+                base = remember(_BASE_QUERYSETS, key, super().get_queryset(), _BASE_QUERYSETS_LIMIT)
             queryset = base._chain()
             queryset._hints = {}  # its own: a related manager adds hints in place
             return queryset

@@ -66,6 +66,8 @@ from django.db.models.fields import related_lookups
 from django.db.models.sql.compiler import SQLCompiler
 from django.db.models.sql.where import AND, WhereNode
 
+from tenancy.memo import remember
+
 _django_get_col = ForeignKey.get_col
 _django_get_select = SQLCompiler.get_select
 _django_get_order_by = SQLCompiler.get_order_by
@@ -223,8 +225,10 @@ def _get_converters(self: SQLCompiler, expressions: list[Any]) -> Any:
 
 
 #: Django's ORDER BY of a model's own columns, by compiler class, model, connection,
-#: the terms and their default direction.
+#: the terms and their default direction; the terms are a request's (``ordering``), so
+#: the store is bounded.
 _OWN_ORDERS: dict[tuple[Any, ...], list[Any]] = {}
+_OWN_ORDERS_LIMIT = 4096
 
 
 def _own_column_terms(compiler: SQLCompiler) -> tuple[str, ...] | None:
@@ -263,7 +267,7 @@ def _get_order_by(self: SQLCompiler) -> Any:
     key = (type(self), query.model, self.connection.alias, terms, query.standard_ordering)
     known = _OWN_ORDERS.get(key)
     if known is None:
-        known = _OWN_ORDERS[key] = list(_django_get_order_by(self))
+        known = remember(_OWN_ORDERS, key, list(_django_get_order_by(self)), _OWN_ORDERS_LIMIT)
         return list(known)
     for _term in terms:
         query.get_initial_alias()  # as Django's resolution of each name does

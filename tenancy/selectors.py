@@ -13,10 +13,10 @@ from typing import Any, TypeVar
 from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import Exists, F, Manager, Model, OuterRef, Q, QuerySet
 from django.db.models.functions import Left, Length
-from django_scopes.state import get_scope
 
 from tenancy.errors import NotFound
-from tenancy.models import Membership, OrgUnit, OrgUnitManager, Role
+from tenancy.memo import remember
+from tenancy.models import Membership, OrgUnit, OrgUnitManager, Role, scoped_tenant_id
 
 M = TypeVar("M", bound=Model)
 
@@ -130,20 +130,12 @@ def visible_rows(
         visible = owned_by_visible(member, owner_field)
         return rows.filter(visible | Q(**{f"{owner_field}__isnull": True}) if pool else visible)
 
-    scope = get_scope()
-    tenant = scope.get("tenant")
-    if (
-        member.role not in (Role.ADMIN, Role.REP)
-        or not scope.get("_enabled", True)
-        or type(tenant) is not int
-    ):
+    tenant = scoped_tenant_id()
+    if member.role not in (Role.ADMIN, Role.REP) or tenant is None:
         return build()
     key = (rows, tenant, member.pk, member.role, owner_field, pool)
     base: Any = _VISIBLE_ROWS.get(key)
     if base is None:
-        base = build()
-        if len(_VISIBLE_ROWS) >= _VISIBLE_ROWS_LIMIT:
-            _VISIBLE_ROWS.clear()
-        _VISIBLE_ROWS[key] = base
+        base = remember(_VISIBLE_ROWS, key, build(), _VISIBLE_ROWS_LIMIT)
     queryset: QuerySet[M] = base._chain()  # with hints of its own (the kept one has none)
     return queryset

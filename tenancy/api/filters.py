@@ -18,6 +18,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.filters import OrderingFilter, SearchFilter
 from rest_framework.request import Request
 
+from tenancy.memo import remember
 from tenancy.orm import filter_column
 
 
@@ -211,9 +212,7 @@ def _given_fields_form(form_class: Any, data: Any, prefix: str | None) -> Any:
         narrowed = type(form_class)(form_class.__name__, (form_class,), {})
         narrowed.base_fields = _SharedFields({name: form_class.base_fields[name] for name in given})
         narrowed.declared_fields = dict(narrowed.base_fields)
-        if len(_GIVEN_FIELDS_FORMS) >= _GIVEN_FIELDS_FORMS_LIMIT:
-            _GIVEN_FIELDS_FORMS.clear()
-        _GIVEN_FIELDS_FORMS[key] = narrowed
+        remember(_GIVEN_FIELDS_FORMS, key, narrowed, _GIVEN_FIELDS_FORMS_LIMIT)
     return narrowed
 
 

@@ -395,3 +395,22 @@ def test_a_filter_on_a_column_adds_what_djangos_filter_adds(
 def test_a_sliced_queryset_refuses_a_filter_as_djangos_does(tree_a: TenantTree) -> None:
     with tenant_scope(tree_a.tenant), pytest.raises(TypeError):
         orm.filter_column(Visit.objects.all()[:5], purpose="x")
+
+
+def test_the_kept_orders_are_bounded_as_a_request_chooses_them(
+    tree_a: TenantTree, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``ordering=name,name,…`` makes a new key for every length: the store forgets all
+    it kept when full, and what it compiles again is the same."""
+    from tenancy.memo import remember
+
+    kept: dict[Any, Any] = {}
+    monkeypatch.setattr(orm, "_OWN_ORDERS", kept)
+    monkeypatch.setattr(orm, "_OWN_ORDERS_LIMIT", 3)
+    with tenant_scope(tree_a.tenant):
+        sqls = [str(Visit.objects.order_by(*["purpose"] * n).query) for n in range(1, 8)]
+        assert 1 <= len(kept) <= 3
+        assert [str(Visit.objects.order_by(*["purpose"] * n).query) for n in range(1, 8)] == sqls
+    store: dict[str, int] = {"a": 1, "b": 2}
+    assert remember(store, "c", 3, 2) == 3 and store == {"c": 3}
+    assert remember(store, "d", 4, 2) == 4 and store == {"c": 3, "d": 4}
