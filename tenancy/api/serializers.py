@@ -470,10 +470,20 @@ class ModelSerializer(serializers.ModelSerializer[M]):
         """``cls(instance, context=context).data`` (as a plain dict): a row of the model
         whose class plan binds no field is rendered along the plan, without making a
         serializer (about 10 µs each, a third of ``/me/``'s three)."""
-        plan = _UNBOUND_PLANS.get(cls)
-        if plan is not None and isinstance(instance, cls.Meta.model):
-            return _renderer(plan)(instance, _current_zone())
+        render = cls._class_renderer()
+        if render is not None and isinstance(instance, cls.Meta.model):
+            return render(instance, _current_zone())
         return dict(cls(instance, context=context or {}).data)
+
+    @classmethod
+    def _class_renderer(cls) -> Renderer | None:
+        """The function rendering a row of ``cls`` without a serializer: when a read of
+        ``cls`` has made a plan that binds nothing and ``cls`` shows a row as this class
+        does; else None."""
+        plan = _UNBOUND_PLANS.get(cls)
+        if plan is None or cls.to_representation is not ModelSerializer.to_representation:
+            return None
+        return _renderer(plan)
 
     @classmethod
     def represent_rows(cls, rows: list[Any]) -> list[dict[str, Any]] | None:
@@ -482,17 +492,16 @@ class ModelSerializer(serializers.ModelSerializer[M]):
         nothing, ``cls`` shows rows and lists as this class does and every row is of the
         model; else None (the caller makes the serializer). A list view's page (a
         serializer and its list serializer: about 55 µs a rep's page of visits)."""
-        plan = _UNBOUND_PLANS.get(cls)
+        render = cls._class_renderer()
         model = cls.Meta.model
         if (
-            plan is None
-            or cls.to_representation is not ModelSerializer.to_representation
+            render is None
             or cls.many_init.__func__ is not serializers.BaseSerializer.many_init.__func__  # type: ignore[attr-defined]
             or hasattr(cls.Meta, "list_serializer_class")
             or not all(isinstance(row, model) for row in rows)
         ):
             return None
-        render, zone = _renderer(plan), _current_zone()
+        zone = _current_zone()
         return [render(row, zone) for row in rows]
 
     def to_representation(self, instance: Any) -> Any:

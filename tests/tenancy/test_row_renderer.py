@@ -239,6 +239,10 @@ def test_a_class_that_shows_rows_or_lists_its_own_way_is_rendered_by_drf(
         def to_representation(self, instance: Any) -> Any:
             return {"purpose": instance.purpose.upper()}
 
+    class Marked(VisitSerializer):
+        def to_representation(self, instance: Any) -> Any:
+            return {**super().to_representation(instance), "marked": True}
+
     class OwnList(serializers.ListSerializer[Any]):
         pass
 
@@ -255,3 +259,8 @@ def test_a_class_that_shows_rows_or_lists_its_own_way_is_rendered_by_drf(
             cls(rows, many=True).data  # noqa: B018
             assert cls.represent_rows(rows) is None, cls.__qualname__
         assert Shouting(rows, many=True).data == [{"purpose": "DEMO"}]
+        # Its plan made (through super()), a row is still shown its own way, alone too.
+        assert Marked(rows, many=True).data[0]["marked"] is True
+        assert Marked.represent_rows(rows) is None
+        assert Marked.represent(rows[0])["marked"] is True
+        assert Shouting.represent(rows[0]) == {"purpose": "DEMO"}
