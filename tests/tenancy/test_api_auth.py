@@ -12,7 +12,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken
 
-from tenancy.models import ApiToken, Membership
+from tenancy.models import ApiToken, Membership, OrgUnitManager
 from tenancy.scope import tenant_scope
 from tenancy.services import membership_update
 from tests.factories import PASSWORD, TenantTree
@@ -201,6 +201,10 @@ def test_login_attempts_are_throttled_per_address(
 def test_api_tokens_are_shown_once_stored_hashed_and_revocable(
     tree_a: TenantTree, client_for: Callable[[Membership], APIClient]
 ) -> None:
+    from tenancy.services import org_unit_set_managers
+
+    with tenant_scope(tree_a.tenant):  # a key's member with managed units to show
+        org_unit_set_managers(unit=tree_a.units["south"], managers=[tree_a.members["admin"]])
     admin = client_for(tree_a.members["admin"])
     created = admin.post("/api/v1/api-tokens/", {"name": "ERP sync"})
     assert created.status_code == 201, created.content
@@ -218,6 +222,15 @@ def test_api_tokens_are_shown_once_stored_hashed_and_revocable(
     assert members.json()["count"] == len(tree_a.members)
     with tenant_scope(tree_a.tenant):
         assert ApiToken.objects.get(pk=token_id).last_used_at is not None
+        managed = sorted(
+            OrgUnitManager.objects.filter(membership=tree_a.members["admin"]).values_list(
+                "org_unit_id", flat=True
+            )
+        )
+    # The key's member reads its managed units itself (authentication did not).
+    me = integration.get("/api/v1/me/")
+    assert me.status_code == 200 and me.json()["member"]["managed_units"] == managed
+    assert managed == [tree_a.units["south"].pk]
 
     assert admin.delete(f"/api/v1/api-tokens/{token_id}/").status_code == 204
     assert integration.get("/api/v1/members/").status_code == 401
