@@ -13,6 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from tenancy.models import Membership
+from tenancy.orm import column_rows
 
 M = TypeVar("M", bound=Model)
 
@@ -37,13 +38,18 @@ class TenantViewMixin(Generic[M]):
 
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         """DRF's ``ListModelMixin.list``, with a page rendered by the serializer class
-        without a serializer where it can (``ModelSerializer.represent_rows``)."""
+        without a serializer where it can (``ModelSerializer.represent_rows``), and read
+        as ``ColumnRow`` rows when the serializer shows nothing but columns of the rows
+        (``tenancy.orm.column_rows``: no model instance is made for it)."""
         view: Any = self  # a GenericAPIView, which this mixin precedes
         queryset = view.filter_queryset(self.get_queryset())
-        page = view.paginate_queryset(queryset)
+        serializer_class = view.get_serializer_class()
+        column_renderer = getattr(serializer_class, "column_renderer", None)
+        columns = column_rows(queryset) if column_renderer and column_renderer() else None
+        page = view.paginate_queryset(queryset if columns is None else columns)
         if page is None:
             return Response(view.get_serializer(queryset, many=True).data)
-        represent = getattr(view.get_serializer_class(), "represent_rows", None)
+        represent = getattr(serializer_class, "represent_rows", None)
         data = represent(page) if represent is not None else None
         if data is None:
             data = view.get_serializer(page, many=True).data

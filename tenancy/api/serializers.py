@@ -70,6 +70,8 @@ from rest_framework.relations import (
 )
 from rest_framework.settings import api_settings
 
+from tenancy.orm import ColumnRow, column_row_class
+
 M = TypeVar("M", bound=Model)
 
 _PROTOTYPES: dict[type, dict[str, serializers.Field[Any, Any, Any, Any]]] = {}
@@ -325,7 +327,37 @@ def _renderer(plan: list[tuple[str, Any, int, str | None]]) -> Renderer:
     return render
 
 
-def _compile(plan: list[tuple[str, Any, int, str | None]]) -> Renderer:
+#: How a column-only plan is read from a ``ColumnRow``: the kinds of fields that show a
+#: column of the row and nothing else of it.
+_COLUMN_KINDS = frozenset({_ID, _COLUMN, _MOMENT, _DECIMAL})
+#: Compiled renderers of ``ColumnRow`` rows, by the plan's id (the plan is kept with it).
+_COLUMN_RENDERERS: dict[int, tuple[list[tuple[str, Any, int, str | None]], Renderer | None]] = {}
+
+
+def _column_renderer(plan: list[tuple[str, Any, int, str | None]], model: Any) -> Renderer | None:
+    """The function rendering a ``ColumnRow`` of ``model`` along an unbound class ``plan``
+    as ``_renderer``'s renders the model's instance (the same statements, each column
+    read by its position in the row), made once; None when a field of the plan shows
+    anything but a column, or the plan cannot be written out."""
+    known = _COLUMN_RENDERERS.get(id(plan))
+    if known is not None and known[0] is plan:
+        return known[1]
+    render = None
+    if all(how in _COLUMN_KINDS for _name, _field, how, _attname in plan):
+        positions = column_row_class(model).positions
+        if all(attname in positions for _name, _field, _how, attname in plan):
+            render = _compile(plan, positions)
+            if isinstance(render, partial):  # only the loop renders it: not a row's
+                render = None
+    _COLUMN_RENDERERS[id(plan)] = (plan, render)
+    return render
+
+
+def _compile(
+    plan: list[tuple[str, Any, int, str | None]], positions: dict[str, int] | None = None
+) -> Renderer:
+    """The function rendering a row along ``plan`` (see ``_renderer``); with
+    ``positions``, a ``ColumnRow`` whose columns are at those positions."""
     namespace: dict[str, Any] = {
         "Decimal": Decimal,
         "ObjectDoesNotExist": ObjectDoesNotExist,
@@ -342,7 +374,8 @@ def _compile(plan: list[tuple[str, Any, int, str | None]]) -> Renderer:
             or keyword.iskeyword(attname)
         ):
             return partial(_render, plan)
-        key, read, to_text = repr(name), f"instance.{attname}", f"f{index}.to_representation"
+        read = f"instance[{positions[attname]}]" if positions is not None else f"instance.{attname}"
+        key, to_text = repr(name), f"f{index}.to_representation"
         namespace[f"f{index}"] = field
         if how == _ID:
             lines.append(f"    row[{key}] = {read}")
@@ -486,20 +519,46 @@ class ModelSerializer(serializers.ModelSerializer[M]):
         return _renderer(plan)
 
     @classmethod
+    def _row_renderer(cls) -> Renderer | None:
+        """``_class_renderer``, when ``cls`` also shows a list as this class does (no list
+        serializer or ``many_init`` of its own); else None."""
+        render = cls._class_renderer()
+        if (
+            render is None
+            or cls.many_init.__func__ is not serializers.BaseSerializer.many_init.__func__  # type: ignore[attr-defined]
+            or hasattr(cls.Meta, "list_serializer_class")
+        ):
+            return None
+        return render
+
+    @classmethod
+    def column_renderer(cls) -> Renderer | None:
+        """The function rendering a ``ColumnRow`` of the model (``tenancy.orm``) as
+        ``represent_rows`` renders the model's instance: when ``represent_rows`` renders
+        the class's rows without a serializer and every field shows a column of the row
+        (a list may then read its page with ``tenancy.orm.column_rows``); else None."""
+        if cls._row_renderer() is None:
+            return None
+        return _column_renderer(_UNBOUND_PLANS[cls], cls.Meta.model)
+
+    @classmethod
     def represent_rows(cls, rows: list[Any]) -> list[dict[str, Any]] | None:
         """``cls(rows, many=True).data`` (as a plain list), rendered along the class plan
         without making a serializer, when a read of ``cls`` has made a plan that binds
         nothing, ``cls`` shows rows and lists as this class does and every row is of the
         model; else None (the caller makes the serializer). A list view's page (a
-        serializer and its list serializer: about 55 µs a rep's page of visits)."""
-        render = cls._class_renderer()
+        serializer and its list serializer: about 55 µs a rep's page of visits). Rows
+        read as ``ColumnRow`` rows of the model are rendered by ``column_renderer``."""
+        render = cls._row_renderer()
+        if render is None:
+            return None
         model = cls.Meta.model
-        if (
-            render is None
-            or cls.many_init.__func__ is not serializers.BaseSerializer.many_init.__func__  # type: ignore[attr-defined]
-            or hasattr(cls.Meta, "list_serializer_class")
-            or not all(isinstance(row, model) for row in rows)
-        ):
+        if rows and isinstance(rows[0], ColumnRow):
+            render = cls.column_renderer()
+            row_class = column_row_class(model)
+            if render is None or not all(type(row) is row_class for row in rows):
+                raise TypeError(f"{cls.__qualname__} cannot show these rows: {type(rows[0])}.")
+        elif not all(isinstance(row, model) for row in rows):
             return None
         zone = _current_zone()
         return [render(row, zone) for row in rows]

@@ -1,0 +1,229 @@
+"""A page that is only shown is read as columns (``tenancy.orm.column_rows``): the same
+SQL and values as the model's instances, rendered (``column_renderer``) as the
+instances are, and every list of the API answers the same with it as without it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from django.db.models import Prefetch, QuerySet
+from django.db.models.signals import post_init
+from django.urls import get_resolver, reverse
+from django.utils import timezone
+
+from crm.models import Customer, Visit
+from tenancy import orm
+from tenancy.api import base
+from tenancy.api.serializers import _UNBOUND_PLANS, _renderer
+from tenancy.scope import tenant_scope
+from tests import records
+from tests.factories import TenantTree
+from tests.tenancy.test_orm import QUERIES
+from tests.tenancy.test_serializer_fields import ZONES, _api_serializers
+
+#: The queries of ``test_orm`` that read more or less than whole rows of their model.
+NOT_WHOLE_ROWS = {
+    "select related",
+    "values of keys",
+    "a self join selected",
+    "a count in order",
+    "related rows",
+    "a related row that may be missing",
+    "a related row already joined by the filter",
+    "a related row of the same table",
+    "a related row of the same table, joined twice",
+    "a related row of the same table, joined under another alias",
+    "ordered with a related row selected",
+    "ordered, only the keys",
+    "ordered by the key that is selected as pk",
+    "ordered by an annotation",
+    "related rows two keys away",
+    "every related row",
+    "only some columns",
+    "deferred columns",
+    "an annotation",
+    "extra select",
+    "a union of whole rows",
+    "a union with a constant",
+}
+
+
+def _columns(instance: Any) -> tuple[Any, ...]:
+    return tuple(getattr(instance, field.attname) for field in type(instance)._meta.concrete_fields)
+
+
+def test_whole_rows_read_as_columns_are_the_instances_columns(tree_a: TenantTree) -> None:
+    compared = 0
+    with tenant_scope(tree_a.tenant):
+        records.won_opportunity(tree_a)
+        records.visit(tree_a)
+        records.visit(tree_a)
+        for name, make in QUERIES.items():
+            columns = orm.column_rows(make())
+            if name in NOT_WHOLE_ROWS:
+                assert columns is None, name
+                continue
+            assert columns is not None, name
+            instances = make()
+            assert str(columns.query) == str(instances.query), name
+            rows, models = list(columns), list(instances)
+            assert [tuple(row) for row in rows] == [_columns(m) for m in models], name
+            row_class = orm.column_row_class(instances.model)
+            for row, model in zip(rows, models, strict=True):
+                assert type(row) is row_class and row.model is instances.model
+                assert row.pk == model.pk
+                for field in instances.model._meta.concrete_fields:
+                    assert getattr(row, field.attname) == getattr(model, field.attname)
+            compared += len(rows)
+        assert compared > 20
+
+
+def _refused() -> Iterator[tuple[str, QuerySet[Any]]]:
+    customer = Customer.objects.first()
+    assert customer is not None
+    yield "prefetched", Visit.objects.prefetch_related("customer")
+    yield (
+        "prefetched into an attribute",
+        Customer.objects.prefetch_related(Prefetch("visits", to_attr="seen")),
+    )
+    yield "a related manager's rows", customer.visits.all()
+    yield "values", Visit.objects.values("id")
+    yield "values_list", Visit.objects.values_list("id", flat=True)
+    yield "read as columns already", orm.column_rows(Visit.objects.all())  # type: ignore[misc]
+
+
+def test_anything_but_whole_rows_of_the_model_alone_is_read_as_instances(
+    tree_a: TenantTree,
+) -> None:
+    with tenant_scope(tree_a.tenant):
+        records.visit(tree_a)
+        for name, queryset in _refused():
+            assert orm.column_rows(queryset) is None, name
+
+
+def test_a_model_whose_instances_are_awaited_is_read_as_instances(tree_a: TenantTree) -> None:
+    made: list[Any] = []
+
+    def receiver(sender: Any, instance: Any, **kwargs: Any) -> None:
+        made.append(instance)
+
+    with tenant_scope(tree_a.tenant):
+        records.visit(tree_a)
+        assert orm.column_rows(Visit.objects.all()) is not None
+        post_init.connect(receiver, sender=Visit)
+        try:
+            assert orm.column_rows(Visit.objects.all()) is None
+            assert orm.column_rows(Customer.objects.all()) is not None  # another model's
+        finally:
+            post_init.disconnect(receiver, sender=Visit)
+
+
+def test_every_column_only_plan_renders_a_row_of_columns_as_its_instance(
+    tree_a: TenantTree,
+) -> None:
+    rendered: set[str] = set()
+    with tenant_scope(tree_a.tenant):
+        records.one_of_each(tree_a)
+        for cls in _api_serializers():
+            model = getattr(cls.Meta, "model", None)
+            if model is None or getattr(model._meta, "proxy", False):
+                continue
+            cls()._read_plan()  # plans the class
+            render = cls.column_renderer()
+            if render is None:
+                continue
+            assert cls.column_renderer() is render  # written once
+            plan = _UNBOUND_PLANS[cls]
+            instances = list(model._default_manager.all()[:5])
+            columns = orm.column_rows(model._default_manager.all()[:5])
+            assert columns is not None, cls.__qualname__
+            for zone in ZONES:
+                with timezone.override(zone):
+                    shown = cls.represent_rows(list(columns))
+                    assert shown == cls.represent_rows(instances), (cls.__qualname__, zone)
+                    assert shown == [dict(row) for row in cls(instances, many=True).data]
+                    assert shown == [
+                        _renderer(plan)(m, (timezone.get_current_timezone(),)) for m in instances
+                    ]
+            if instances:
+                rendered.add(cls.__qualname__)
+    # The record lists that show only columns, at least.
+    assert {"VisitSerializer", "CustomerSerializer"} <= rendered, sorted(rendered)
+
+
+def test_rows_of_columns_a_class_cannot_show_are_refused(tree_a: TenantTree) -> None:
+    from crm.api.records import CustomerSerializer, VisitSerializer
+
+    with tenant_scope(tree_a.tenant):
+        records.visit(tree_a)
+        VisitSerializer()._read_plan()
+        CustomerSerializer()._read_plan()
+        assert CustomerSerializer.column_renderer() is not None
+        visits = orm.column_rows(Visit.objects.all())
+        assert visits is not None
+        with pytest.raises(TypeError):
+            CustomerSerializer.represent_rows(list(visits))  # another model's rows
+        with pytest.raises(TypeError):
+            VisitSerializer.represent_rows([*visits, *Visit.objects.all()])  # a mix
+
+
+def _list_paths() -> list[str]:
+    """Every list of the API (a route named ``…-list`` without arguments)."""
+    names: set[str] = set()
+
+    def walk(patterns: list[Any]) -> None:
+        for pattern in patterns:
+            if hasattr(pattern, "url_patterns"):
+                walk(pattern.url_patterns)
+            elif pattern.name and pattern.name.endswith("-list"):
+                names.add(pattern.name)
+
+    walk(get_resolver().url_patterns)
+    paths = []
+    for name in sorted(names):
+        try:
+            paths.append(reverse(f"api:{name}"))
+        except Exception:  # noqa: BLE001, S112 - a list under another object's id
+            continue
+    return paths
+
+
+@pytest.mark.parametrize("role", ["admin", "rep"])
+def test_every_list_answers_the_same_read_as_columns_or_as_instances(
+    tree_a: TenantTree, client_for: Any, monkeypatch: pytest.MonkeyPatch, role: str
+) -> None:
+    with tenant_scope(tree_a.tenant):
+        records.one_of_each(tree_a)
+        for number in range(3):
+            records.visit(tree_a, rep=tree_a.members["rep"])
+            records.customer(tree_a, tree_a.members["rep"], name=f"客户 {number}")
+    client = client_for(tree_a.members[role])
+    since = datetime(2000, 1, 1, tzinfo=UTC).isoformat()
+    read: list[Any] = []
+    counted = orm.column_rows
+
+    def counting(queryset: QuerySet[Any]) -> Any:
+        rows = counted(queryset)
+        read.append(rows is not None)
+        return rows
+
+    paths = _list_paths()
+    assert "/api/v1/visits/" in paths and len(paths) > 20, paths
+    for path in paths:
+        for query in ({"page_size": 2}, {"page_size": 2, "updated_since": since}):
+            monkeypatch.setattr(base, "column_rows", counting)
+            first = client.get(path, query)
+            monkeypatch.setattr(base, "column_rows", lambda queryset: None)
+            second = client.get(path, query)
+            assert first.status_code == second.status_code, (path, query)
+            assert first.content == second.content, (path, query)
+            if first.status_code == 200 and first.json().get("cursor"):
+                cursor = {"cursor": first.json()["cursor"], "page_size": 2}
+                monkeypatch.setattr(base, "column_rows", counting)
+                following = client.get(path, cursor).content
+                monkeypatch.setattr(base, "column_rows", lambda queryset: None)
+                assert following == client.get(path, cursor).content, path
+    assert any(read), "no list was read as columns"
