@@ -405,11 +405,28 @@ def _compile(
                 f"        row[{key}] = {to_text}(v)",
             ]
         elif how == _DECIMAL:
-            lines += [
-                f"    v = {read}",
-                f"    row[{key}] = None if v is None else "
-                f"_decimal_text(v, f{index}) if type(v) is Decimal else {to_text}(v)",
-            ]
+            lines += [f"    v = {read}", "    if v is None:", f"        row[{key}] = None"]
+            places, digits = field.decimal_places, field.max_digits
+            if isinstance(places, int):  # _decimal_text's first test, written out
+                fits = (
+                    "" if digits is None else f" and len(s) - (s[0] == '-') - (d >= 0) <= {digits}"
+                )
+                lines += [
+                    "    elif type(v) is Decimal:",
+                    "        s = str(v)",
+                    "        d = s.find('.')",
+                    f"        if (len(s) - d - 1 if d >= 0 else 0) == {places}{fits} and "
+                    "'E' not in s and 'N' not in s and 'n' not in s:",
+                    f"            row[{key}] = s",
+                    "        else:",
+                    f"            row[{key}] = _decimal_text(v, f{index})",
+                ]
+            else:
+                lines += [
+                    "    elif type(v) is Decimal:",
+                    f"        row[{key}] = _decimal_text(v, f{index})",
+                ]
+            lines += ["    else:", f"        row[{key}] = {to_text}(v)"]
         elif how == _NESTED:
             nested_plan, nested_model, prototype = field
             namespace[f"f{index}"] = prototype

@@ -562,3 +562,16 @@ def test_any_decimal_is_shown_as_drf_shows_it(
     except (InvalidOperation, ValueError) as error:
         ours = type(error)
     assert ours == expected
+    # The written-out renderers (``_compile``) test the text first themselves: the same.
+    from tenancy.api.serializers import _DECIMAL, _compile
+
+    plan = [("amount", field, _DECIMAL, "amount")]
+    for render, row in (
+        (_compile(plan), type("Row", (), {"amount": value})()),
+        (_compile(plan, {"amount": 0}), (value,)),
+    ):
+        try:
+            shown: Any = render(row, (None,))["amount"]
+        except (InvalidOperation, ValueError) as error:
+            shown = type(error)
+        assert shown == expected
