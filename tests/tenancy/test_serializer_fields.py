@@ -238,13 +238,13 @@ def test_a_filter_sets_validation_form_holds_the_given_filters_only() -> None:
     none = Opportunity.objects.none()
     given = OpportunityFilter(data={"status": "open", "closed_after": "2026-01-01"}, queryset=none)
     assert given.is_valid()
-    assert set(given.form.fields) == {"status", "closed"}
+    assert set(given.form.cleaned_data) == {"status", "closed"}
     assert given.form.cleaned_data["status"] == "open"
     assert given.form.cleaned_data["closed"].start is not None
     bad = OpportunityFilter(data={"status": "bogus", "page_size": "5"}, queryset=none)
     assert not bad.is_valid() and set(bad.errors) == {"status"}
     nothing = OpportunityFilter(data={"page": "2"}, queryset=none)
-    assert nothing.is_valid() and set(nothing.form.fields) == set()
+    assert nothing.is_valid() and set(nothing.form.cleaned_data) == set()
     assert nothing.qs.query.where.children == none.query.where.children  # no filter added
     assert nothing.qs is not none and given.qs is not none  # a queryset of its own
     assert nothing.qs is nothing.qs
@@ -283,13 +283,16 @@ def test_the_validation_form_shares_its_fields_and_validates_as_the_full_form(
 
     from crm.api.records import OpportunityFilter
     from crm.models import Opportunity
+    from tenancy.api.filters import _CheckedParameters, _given_fields_form
 
     query = QueryDict(mutable=True)
     query.update(data)
     none = Opportunity.objects.none()
-    narrowed = [OpportunityFilter(data=query, queryset=none) for _ in range(2)]
-    valid = {filterset.is_valid() for filterset in narrowed}
-    forms = [filterset.form for filterset in narrowed]
+    OpportunityFilter(data=query, queryset=none).is_valid()  # makes the form class
+    form_class = _given_fields_form(OpportunityFilter(queryset=none).get_form_class(), query, None)
+    assert form_class.checked_without_form  # it only cleans its fields
+    forms = [form_class(query) for _ in range(2)]
+    valid = {form.is_valid() for form in forms}
     assert forms[0].fields is not forms[1].fields
     for name, field in forms[0].fields.items():
         assert field is type(forms[0]).base_fields[name] is forms[1].fields[name]
@@ -301,6 +304,15 @@ def test_the_validation_form_shares_its_fields_and_validates_as_the_full_form(
         given = set(forms[0].fields)
         assert forms[0].cleaned_data == {k: v for k, v in full.cleaned_data.items() if k in given}
         assert all(full.cleaned_data[k] in (None, "", []) or k in given for k in full.cleaned_data)
+    # What a request's filter set validates with, without the form: the same.
+    checked = _CheckedParameters(form_class, query, None)
+    assert checked.is_valid() == forms[0].is_valid()
+    assert checked.errors == forms[0].errors
+    assert checked.errors.as_data() == forms[0].errors.as_data() or not checked.errors
+    assert checked.cleaned_data == forms[0].cleaned_data
+    filterset = OpportunityFilter(data=query, queryset=none)
+    assert filterset.is_valid() == forms[0].is_valid()
+    assert isinstance(filterset.form, _CheckedParameters)
 
 
 def test_a_moment_with_its_own_format_or_zone_is_shown_by_drf(tree_a: TenantTree) -> None:
@@ -565,7 +577,7 @@ def test_any_decimal_is_shown_as_drf_shows_it(
     # The written-out renderers (``_compile``) test the text first themselves: the same.
     from tenancy.api.serializers import _DECIMAL, _compile
 
-    plan = [("amount", field, _DECIMAL, "amount")]
+    plan: list[tuple[str, Any, int, str | None]] = [("amount", field, _DECIMAL, "amount")]
     for render, row in (
         (_compile(plan), type("Row", (), {"amount": value})()),
         (_compile(plan, {"amount": 0}), (value,)),
@@ -575,3 +587,53 @@ def test_any_decimal_is_shown_as_drf_shows_it(
         except (InvalidOperation, ValueError) as error:
             shown = type(error)
         assert shown == expected
+
+
+def _filter_sets() -> list[Any]:
+    """Every filter set of the API's apps (imported with the URLs)."""
+    from tenancy.api.filters import TenantFilterSet
+
+    found: list[Any] = []
+    stack = list(TenantFilterSet.__subclasses__())
+    while stack:
+        cls = stack.pop()
+        stack.extend(cls.__subclasses__())
+        if cls.__module__.split(".")[0] in APPS and cls._meta.model is not None:
+            found.append(cls)  # not an abstract base (SyncFilterSet)
+    return sorted(set(found), key=lambda cls: cls.__qualname__)
+
+
+@pytest.mark.parametrize(
+    "value", ["", "x", "1", "-3", "2026-01-01", "2026-01-01T08:00:00Z", "true"]
+)
+def test_every_filter_set_validates_a_parameter_without_its_form_as_with_it(
+    tree_a: TenantTree, value: str
+) -> None:
+    """For each filter of every API filter set, given one value in each of its parameters:
+    the validation without the form (``_CheckedParameters``) cleans and refuses what the
+    narrowed form does (a filter whose choices depend on the request keeps the form)."""
+    from django.http import QueryDict
+
+    from tenancy.api.filters import _FORM_CLASSES, _CheckedParameters, _given_fields_form
+
+    compared = 0
+    with tenant_scope(tree_a.tenant):
+        for filter_set in _filter_sets():
+            model = filter_set._meta.model
+            full_class: Any = filter_set(queryset=model._default_manager.none()).get_form_class()
+            cached: Any = _FORM_CLASSES.get(filter_set)
+            if cached is not full_class:
+                continue  # made per request: validated by its form
+            for name, field in full_class.base_fields.items():
+                suffixes = getattr(field.widget, "suffixes", [""])
+                query = QueryDict(mutable=True)
+                for suffix in suffixes:
+                    query[f"{name}_{suffix}" if suffix else name] = value
+                form_class = _given_fields_form(full_class, query, None)
+                form = form_class(query)
+                checked = _CheckedParameters(form_class, query, None)
+                assert checked.is_valid() == form.is_valid(), (filter_set, name, value)
+                assert checked.errors == form.errors, (filter_set, name, value)
+                assert checked.cleaned_data == form.cleaned_data, (filter_set, name, value)
+                compared += 1
+    assert compared > 50
