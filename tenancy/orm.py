@@ -56,9 +56,10 @@ columns is read into model instances only to be read back column by column.
 returns them, the same SQL and the same converted values, each as a tuple of the
 model's concrete columns in the model's order (``ColumnRow``: each column also readable
 by its attribute name, and ``pk``), without making an instance (66 µs a rep's page of
-19 visits, 0.18 ms a page of 50 customers, in alternating requests). Nothing is written through such a row, and no
-signal is sent for it (``Model.__init__``'s ``pre_init``/``post_init``): a model with a
-receiver of either is read into instances as before.
+19 visits, 0.18 ms a page of 50 customers, in alternating requests). Nothing is
+written through such a row, and no signal is sent for it (``Model.__init__``'s
+``pre_init``/``post_init``): a model with a receiver of either is read into instances
+as before.
 """
 
 from __future__ import annotations
