@@ -56,6 +56,7 @@ from decimal import Decimal
 from functools import partial
 from typing import Any, TypeVar
 
+import orjson
 from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import Model
@@ -294,6 +295,16 @@ def _render(
     return row
 
 
+#: A written-out renderer writes an aware moment's text (DRF's: ``isoformat``, with ``Z``
+#: for a zero offset) with orjson, which writes RFC 3339 the same way in a fraction of
+#: ``isoformat``'s time (the moments were half of rendering a rep's page of visits),
+#: except an offset with seconds (``+08:05:43``, a zone's local mean time before 1901),
+#: which orjson rounds to minutes: that one, and a zone orjson cannot read, take
+#: ``isoformat``. The loop (``_render``) takes ``isoformat`` for every moment, and the
+#: tests compare the two.
+_UTC_Z = orjson.OPT_UTC_Z
+
+
 #: DRF fields whose ``to_representation`` gives a value of one exact type back unchanged
 #: (``int(value)``, ``str(value)``, a boolean's own value): a compiled plan returns such a
 #: value without the call.
@@ -363,6 +374,9 @@ def _compile(
         "ObjectDoesNotExist": ObjectDoesNotExist,
         "_decimal_text": _decimal_text,
         "_copy_field": _copy_field,
+        "_dumps": orjson.dumps,
+        "_UTC_Z": _UTC_Z,
+        "_EncodeError": orjson.JSONEncodeError,
     }
     lines = ["def render(instance, zone):", "    row = {}", "    z = zone[0]"]
     for index, (name, field, how, attname) in enumerate(plan):
@@ -397,10 +411,18 @@ def _compile(
                 f"        row[{key}] = None",
                 "    elif z is not None and v.utcoffset() is not None:",  # timezone.is_aware
                 "        try:",
-                "            s = v.astimezone(z).isoformat()",
+                "            w = v.astimezone(z)",
                 "        except OverflowError:",
-                f"            s = {to_text}(v)",
-                f"        row[{key}] = s[:-6] + 'Z' if s.endswith('+00:00') else s",
+                f"            row[{key}] = {to_text}(v)",
+                "        else:",  # orjson's text where it is isoformat's (see _UTC_Z)
+                "            o = w.utcoffset()",
+                "            try:",
+                "                if o.seconds % 60 or o.microseconds:",
+                "                    raise _EncodeError",
+                f"                row[{key}] = _dumps(w, None, _UTC_Z)[1:-1].decode()",
+                "            except _EncodeError:",
+                "                s = w.isoformat()",
+                f"                row[{key}] = s[:-6] + 'Z' if s.endswith('+00:00') else s",
                 "    else:",
                 f"        row[{key}] = {to_text}(v)",
             ]

@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 from django.core.exceptions import ObjectDoesNotExist
 from django.utils import timezone
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from rest_framework import serializers
 
 from tenancy.api.serializers import (
@@ -21,6 +23,7 @@ from tenancy.api.serializers import (
     _NESTED,
     _PROPERTY,
     _UNBOUND_PLANS,
+    _compile,
     _render,
     _renderer,
 )
@@ -264,3 +267,69 @@ def test_a_class_that_shows_rows_or_lists_its_own_way_is_rendered_by_drf(
         assert Marked.represent_rows(rows) is None
         assert Marked.represent(rows[0])["marked"] is True
         assert Shouting.represent(rows[0]) == {"purpose": "DEMO"}
+
+
+MOMENT_ZONES = [
+    "UTC",
+    "Asia/Shanghai",
+    "America/New_York",
+    "Europe/London",  # a zero offset that is not UTC: Z, as DRF writes it
+    "America/St_Johns",  # a half-hour offset, negative
+    "Africa/Monrovia",  # an offset with seconds until 1972 (-00:44:30)
+    "Asia/Kolkata",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    moment=st.datetimes(
+        min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=st.just(UTC)
+    )
+    | st.datetimes(
+        min_value=datetime(1850, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
+    ),
+    zone=st.sampled_from(MOMENT_ZONES),
+)
+def test_a_moment_is_written_as_drf_writes_it(moment: datetime, zone: str) -> None:
+    """The written-out renderers write a moment with orjson where its text is DRF's, and
+    with ``isoformat`` where it is not (an offset with seconds): DRF's text either way,
+    for an instance and for a row of columns."""
+    from zoneinfo import ZoneInfo
+
+    field = serializers.DateTimeField()
+    plan: Plan = [("at", field, _MOMENT, "at")]
+    shown_in = ZoneInfo(zone)
+    with timezone.override(shown_in):
+        try:
+            expected: Any = field.to_representation(moment)
+        except OverflowError:
+            expected = OverflowError
+        for render, row in (
+            (_renderer(plan), _Row(at=moment)),
+            (_compile(plan, {"at": 0}), (moment,)),
+            (lambda row, zone: _render(plan, row, zone), _Row(at=moment)),
+        ):
+            try:
+                shown: Any = render(row, (shown_in,))["at"]
+            except OverflowError:
+                shown = OverflowError
+            assert shown == expected, (moment, zone)
+
+
+def test_moments_orjson_would_write_otherwise_are_written_by_isoformat() -> None:
+    from zoneinfo import ZoneInfo
+
+    field = serializers.DateTimeField()
+    plan: Plan = [("at", field, _MOMENT, "at")]
+    cases = {
+        ("Asia/Shanghai", datetime(1890, 6, 1, tzinfo=UTC)): "1890-06-01T08:05:43+08:05:43",
+        ("Africa/Monrovia", datetime(1971, 6, 1, tzinfo=UTC)): "1971-05-31T23:15:30-00:44:30",
+        ("Europe/London", datetime(2026, 1, 5, 9, 0, tzinfo=UTC)): "2026-01-05T09:00:00Z",
+        ("America/St_Johns", datetime(2026, 1, 5, 9, 0, 0, 5, tzinfo=UTC)): (
+            "2026-01-05T05:30:00.000005-03:30"
+        ),
+    }
+    for (zone, moment), text in cases.items():
+        with timezone.override(ZoneInfo(zone)):
+            assert field.to_representation(moment) == text  # DRF's
+            assert _compile(plan, {"at": 0})((moment,), (ZoneInfo(zone),))["at"] == text
