@@ -1,5 +1,5 @@
-"""Six costs of Django's ORM a list pays on every query, removed when the app starts
-(the sixth where a list asks for it).
+"""Seven costs of Django's ORM a list pays on every query, removed when the app starts
+(the seventh where a list asks for it).
 
 **A foreign key's column.** A column of the query's own table compiles through
 ``Field.get_col``, which returns the field's one cached ``Col`` for every field but a
@@ -50,6 +50,13 @@ model that is not a relation, the lookup one of the field's own, the value a pla
 other than None, and the query neither sliced nor combined; anything else is Django's
 ``filter`` (a list filter's parameter: 50 µs a rep's page of visits).
 
+**A join's column types.** PostgreSQL's ``prepare_join_on_clause`` compares the
+database types of a join's two columns, to cast one when they differ, on every join of
+every query; a foreign key's type is its target's ``rel_db_type``, which Django's
+``BigAutoField`` answers by making a new ``BigIntegerField``. The answer depends only on
+the two fields and the connection: it is decided once per pair of fields and connection
+(``_join_needs_cast``), and the clause is Django's.
+
 **A page that is only shown.** A page of a list whose serializer shows nothing but
 columns is read into model instances only to be read back column by column.
 ``column_rows`` reads such a page's rows (whole rows of the model alone) as the compiler
@@ -72,11 +79,13 @@ from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import FieldDoesNotExist
+from django.db.backends.postgresql.operations import DatabaseOperations as PostgresOperations
 from django.db.models import ForeignKey, Model, QuerySet
 from django.db.models import lookups as django_lookups
 from django.db.models.constants import LOOKUP_SEP
 from django.db.models.expressions import Col
 from django.db.models.fields import related_lookups
+from django.db.models.functions import Cast
 from django.db.models.query import BaseIterable, ModelIterable
 from django.db.models.signals import post_init, pre_init
 from django.db.models.sql.compiler import SQLCompiler
@@ -446,8 +455,35 @@ def column_rows(queryset: QuerySet[Any]) -> QuerySet[Any] | None:
     return rows
 
 
+_django_prepare_join_on_clause = PostgresOperations.prepare_join_on_clause
+#: Whether a join's right column is cast to the left's type, by the two fields and the
+#: connection's alias (fields live as long as the process).
+_JOIN_CASTS: dict[tuple[Any, Any, str], bool] = {}
+
+
+def _join_needs_cast(ops: PostgresOperations, lhs_field: Any, rhs_field: Any) -> bool:
+    key = (lhs_field, rhs_field, ops.connection.alias)
+    cast = _JOIN_CASTS.get(key)
+    if cast is None:
+        connection = ops.connection
+        cast = _JOIN_CASTS[key] = lhs_field.db_type(connection) != rhs_field.db_type(connection)
+    return cast
+
+
+def _prepare_join_on_clause(
+    self: PostgresOperations, lhs_table: str, lhs_field: Any, rhs_table: str, rhs_field: Any
+) -> tuple[Any, Any]:
+    """PostgreSQL's ``prepare_join_on_clause``, comparing the columns' types once per pair
+    of fields and connection (see the module)."""
+    lhs_expr, rhs_expr = Col(lhs_table, lhs_field), Col(rhs_table, rhs_field)
+    if _join_needs_cast(self, lhs_field, rhs_field):
+        rhs_expr = Cast(rhs_expr, lhs_field)
+    return lhs_expr, rhs_expr
+
+
 def install() -> None:
     """Called once from ``TenancyConfig.ready``."""
+    PostgresOperations.prepare_join_on_clause = _prepare_join_on_clause  # type: ignore[method-assign]
     ForeignKey.get_col = _get_col  # type: ignore[method-assign,assignment]
     SQLCompiler.get_select = _get_select  # type: ignore[method-assign]
     SQLCompiler.get_order_by = _get_order_by  # type: ignore[method-assign]
@@ -456,10 +492,11 @@ def install() -> None:
 
 
 def uninstall() -> None:
-    """Django's own ``get_col``, ``get_select``, ``get_order_by``, ``compile`` and
-    ``get_converters`` back (for the tests that compare)."""
+    """Django's own ``get_col``, ``get_select``, ``get_order_by``, ``compile``,
+    ``get_converters`` and ``prepare_join_on_clause`` back (for the tests that compare)."""
     ForeignKey.get_col = _django_get_col  # type: ignore[method-assign]
     SQLCompiler.get_select = _django_get_select  # type: ignore[method-assign]
     SQLCompiler.get_order_by = _django_get_order_by  # type: ignore[method-assign]
     SQLCompiler.compile = _django_compile  # type: ignore[method-assign]
     SQLCompiler.get_converters = _django_get_converters  # type: ignore[method-assign]
+    PostgresOperations.prepare_join_on_clause = _django_prepare_join_on_clause  # type: ignore[method-assign]

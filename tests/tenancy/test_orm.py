@@ -414,3 +414,43 @@ def test_the_kept_orders_are_bounded_as_a_request_chooses_them(
     store: dict[str, int] = {"a": 1, "b": 2}
     assert remember(store, "c", 3, 2) == 3 and store == {"c": 3}
     assert remember(store, "d", 4, 2) == 4 and store == {"c": 3, "d": 4}
+
+
+def test_a_joins_column_types_are_compared_once_per_pair_of_fields(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from django.db import connection
+    from django.db.models.functions import Cast
+
+    kept: dict[Any, bool] = {}
+    monkeypatch.setattr(orm, "_JOIN_CASTS", kept)
+    stage: Any = Opportunity._meta.get_field("stage")
+    target = stage.target_field
+    asked: list[Any] = []
+    original = type(target).db_type
+
+    def counting(field: Any, connection: Any) -> Any:
+        asked.append(field)
+        return original(field, connection)
+
+    monkeypatch.setattr(type(target), "db_type", counting)
+    for _ in range(3):
+        lhs, rhs = connection.ops.prepare_join_on_clause("crm_opportunity", stage, "T3", target)
+        assert (lhs.alias, lhs.target, rhs.alias, rhs.target) == (
+            "crm_opportunity",
+            stage,
+            "T3",
+            target,
+        )
+        assert not isinstance(rhs, Cast)
+    assert len(asked) == 1 and kept == {(stage, target, connection.alias): False}
+    # Columns of different types: the right one is cast to the left's, as Django does.
+    name: Any = Customer._meta.get_field("name")
+    lhs, rhs = connection.ops.prepare_join_on_clause("a", name, "b", target)
+    assert isinstance(rhs, Cast) and rhs.output_field is name
+    orm.uninstall()
+    try:
+        theirs = connection.ops.prepare_join_on_clause("a", name, "b", target)[1]
+    finally:
+        orm.install()
+    assert isinstance(theirs, Cast) and theirs.output_field is name
