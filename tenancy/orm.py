@@ -475,7 +475,8 @@ def _prepare_join_on_clause(
 ) -> tuple[Any, Any]:
     """PostgreSQL's ``prepare_join_on_clause``, comparing the columns' types once per pair
     of fields and connection (see the module)."""
-    lhs_expr, rhs_expr = Col(lhs_table, lhs_field), Col(rhs_table, rhs_field)
+    lhs_expr: Any = Col(lhs_table, lhs_field)
+    rhs_expr: Any = Col(rhs_table, rhs_field)
     if _join_needs_cast(self, lhs_field, rhs_field):
         rhs_expr = Cast(rhs_expr, lhs_field)
     return lhs_expr, rhs_expr
@@ -483,7 +484,7 @@ def _prepare_join_on_clause(
 
 def install() -> None:
     """Called once from ``TenancyConfig.ready``."""
-    PostgresOperations.prepare_join_on_clause = _prepare_join_on_clause  # type: ignore[method-assign]
+    PostgresOperations.prepare_join_on_clause = _prepare_join_on_clause  # type: ignore[method-assign,assignment]
     ForeignKey.get_col = _get_col  # type: ignore[method-assign,assignment]
     SQLCompiler.get_select = _get_select  # type: ignore[method-assign]
     SQLCompiler.get_order_by = _get_order_by  # type: ignore[method-assign]
