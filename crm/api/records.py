@@ -43,6 +43,7 @@ from tenancy.api.fields import VisiblePrimaryKeyField
 from tenancy.api.filters import SyncFilterSet, TenantFilterSet
 from tenancy.api.serializers import ModelSerializer
 from tenancy.models import ApiToken, Membership, OrgUnit
+from tenancy.orm import filter_column
 from tenancy.permissions import IsTenantAdminOrReadOnly
 
 MONEY: dict[str, Any] = {"max_digits": 16, "decimal_places": 2}
@@ -863,8 +864,12 @@ class ActivityFilter(SubtreeFilterMixin, SyncFilterSet):
         fields = ["owner", "type", "customer", "lead", "opportunity"]
 
     def filter_overdue(self, queryset: QuerySet[Any], name: str, value: bool) -> QuerySet[Any]:
-        overdue = {"done_at__isnull": True, "due_at__lt": timezone.now()}
-        return queryset.filter(**overdue) if value else queryset.exclude(**overdue)
+        now = timezone.now()
+        if not value:
+            return queryset.exclude(done_at__isnull=True, due_at__lt=now)
+        # The two conditions filter(done_at__isnull=True, due_at__lt=now) adds, each on a
+        # column of the model's own table (tenancy.orm.filter_column).
+        return filter_column(filter_column(queryset, done_at__isnull=True), due_at__lt=now)
 
 
 class CompleteSerializer(serializers.Serializer[Any]):

@@ -492,3 +492,35 @@ def test_every_list_answers_the_same_rendered_with_or_without_a_serializer(
     monkeypatch.setattr(ModelSerializer, "represent_rows", classmethod(lambda cls, rows: None))
     monkeypatch.setattr(base, "column_rows", lambda queryset: None)
     assert ok(client.get(url, {"page_size": 3})) == ours
+
+
+def test_overdue_follow_ups_are_those_due_before_now_and_not_done(
+    tree_a: TenantTree, client_for: ClientFor
+) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from crm.models import Activity
+
+    rep = tree_a.members["rep"]
+    now = timezone.now()
+    with tenant_scope(tree_a.tenant):
+        overdue = records.activity(tree_a, rep)  # due yesterday, not done
+        later = records.activity(tree_a, rep)
+        done = records.activity(tree_a, rep)
+        undated = records.activity(tree_a, rep)
+        Activity.objects.filter(pk=later.pk).update(due_at=now + timedelta(days=1))
+        Activity.objects.filter(pk=done.pk).update(done_at=now - timedelta(hours=1))
+        Activity.objects.filter(pk=undated.pk).update(due_at=None)
+        records.activity(tree_a)  # another rep's, overdue: not the rep's to see
+    client = client_for(rep)
+
+    def ids(value: str) -> list[int]:
+        answer = ok(client.get("/api/v1/activities/", {"overdue": value}))
+        return sorted(row["id"] for row in answer["results"])
+
+    assert ids("true") == [overdue.pk]
+    assert ids("false") == sorted([later.pk, done.pk, undated.pk])
+    refused = ok(client.get("/api/v1/activities/", {"overdue": "maybe"}), 400)
+    assert refused["error"]["fields"]["overdue"]
