@@ -52,6 +52,7 @@ import copy
 import inspect
 import keyword
 from collections.abc import Callable
+from datetime import date
 from decimal import Decimal
 from functools import partial
 from typing import Any, TypeVar
@@ -314,6 +315,28 @@ _UNCHANGED: tuple[tuple[Any, type], ...] = (
     (serializers.BooleanField.to_representation, bool),
 )
 
+
+def _shown(field: Any, index: int, namespace: dict[str, Any]) -> str:
+    """The expression a written-out renderer shows a value ``v`` (not None) of field
+    ``f<index>`` with: the value itself when the field's ``to_representation`` gives a
+    value of its exact type back unchanged (``_UNCHANGED``), a date's ``isoformat`` when
+    the field is DRF's ``DateField`` showing ISO 8601 (what its ``to_representation``
+    returns for a date), else the field's ``to_representation``."""
+    method = type(field).to_representation
+    to_text = f"f{index}.to_representation(v)"
+    exact = next((kind for known, kind in _UNCHANGED if method is known), None)
+    if exact is not None:
+        namespace[f"t{index}"] = exact
+        return f"v if type(v) is t{index} else {to_text}"
+    if (
+        method is serializers.DateField.to_representation
+        and str(getattr(field, "format", api_settings.DATE_FORMAT)).lower() == ISO_8601
+    ):
+        namespace[f"t{index}"] = date
+        return f"v.isoformat() if type(v) is t{index} else {to_text}"
+    return to_text
+
+
 Renderer = Callable[[Any, tuple[Any]], dict[str, Any]]
 #: Compiled renderers of the class plans that bind nothing, by the plan's id (the plan
 #: is kept with it, so the id stays its own).
@@ -402,7 +425,7 @@ def _compile(
                 "    except (AttributeError, KeyError):",
                 "        pass",
                 "    else:",
-                f"        row[{key}] = None if v is None else {to_text}(v)",
+                f"        row[{key}] = None if v is None else {_shown(field, index, namespace)}",
             ]
         elif how == _MOMENT:
             lines += [
@@ -464,14 +487,10 @@ def _compile(
                 f"        row[{key}] = _copy_field(f{index}).to_representation(v)",
             ]
         else:  # a column
-            method = type(field).to_representation
-            exact = next((kind for known, kind in _UNCHANGED if method is known), None)
-            if exact is not None:
-                namespace[f"t{index}"] = exact
-                value = f"v if type(v) is t{index} else {to_text}(v)"
-            else:
-                value = f"{to_text}(v)"
-            lines += [f"    v = {read}", f"    row[{key}] = None if v is None else {value}"]
+            lines += [
+                f"    v = {read}",
+                f"    row[{key}] = None if v is None else {_shown(field, index, namespace)}",
+            ]
     lines.append("    return row")
     source = compile("\n".join(lines), f"<row renderer of {len(plan)} fields>", "exec")
     exec(source, namespace)  # noqa: S102 - our own source, written from the plan above

@@ -333,3 +333,33 @@ def test_moments_orjson_would_write_otherwise_are_written_by_isoformat() -> None
         with timezone.override(ZoneInfo(zone)):
             assert field.to_representation(moment) == text  # DRF's
             assert _compile(plan, {"at": 0})((moment,), (ZoneInfo(zone),))["at"] == text
+
+
+def test_a_date_is_shown_as_its_field_shows_it() -> None:
+    """A date of DRF's ``DateField`` in ISO 8601 is written as its ``isoformat`` in place;
+    a field with a format of its own, a subclass, or a value that is not a date, is
+    shown by the field."""
+    from datetime import date
+
+    class Shouting(serializers.DateField):
+        def to_representation(self, value: Any) -> Any:
+            return str(super().to_representation(value)).upper() + "!"
+
+    plan: Plan = [
+        ("iso", serializers.DateField(), _COLUMN, "day"),
+        ("own", serializers.DateField(format="%d/%m/%Y"), _COLUMN, "day"),
+        ("none", serializers.DateField(format=None), _COLUMN, "day"),
+        ("sub", Shouting(), _COLUMN, "day"),
+    ]
+    for day in (date(2026, 12, 6), date(1, 1, 1), "2026-12-06"):
+        row = _Row(day=day)
+        ours, loop = _both(plan, row, None)
+        assert ours == loop
+    assert dict(ours)["iso"] == "2026-12-06" and dict(
+        _both(plan, _Row(day=date(2026, 12, 6)), None)[0]
+    ) == {
+        "iso": "2026-12-06",
+        "own": "06/12/2026",
+        "none": date(2026, 12, 6),
+        "sub": "2026-12-06!",
+    }
