@@ -188,19 +188,22 @@ def _row_attnames(cls: type[models.Model]) -> tuple[str, ...] | None:
     return _ROW_ATTNAMES[cls]
 
 
+def init_is_received(model: type[models.Model]) -> bool:
+    """A receiver of ``pre_init`` or ``post_init`` waits for the model's instances to be
+    made (usually no receiver is connected at all: an empty list needs no lookup)."""
+    return bool(
+        (pre_init.receivers and pre_init.has_listeners(model))
+        or (post_init.receivers and post_init.has_listeners(model))
+    )
+
+
 def row_instance(cls: type[M], db: str | None, values: Sequence[Any]) -> M | None:
     """The instance ``Model.from_db`` would make of a full row of ``cls``, made without
     ``Model.__init__``'s per-field ``setattr``; None when only Django may make it (a
     deferred column, a model with its own ``__init__`` or field descriptors, a receiver
     of ``pre_init`` or ``post_init``)."""
     attnames = _row_attnames(cls)
-    if (
-        attnames is None
-        or len(values) != len(attnames)
-        # Usually no receiver is connected at all: an empty list needs no lookup per model.
-        or (pre_init.receivers and pre_init.has_listeners(cls))
-        or (post_init.receivers and post_init.has_listeners(cls))
-    ):
+    if attnames is None or len(values) != len(attnames) or init_is_received(cls):
         return None
     new = cls.__new__(cls)
     state = new._state = ModelState()

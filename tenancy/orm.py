@@ -87,11 +87,11 @@ from django.db.models.expressions import Col
 from django.db.models.fields import related_lookups
 from django.db.models.functions import Cast
 from django.db.models.query import BaseIterable, ModelIterable
-from django.db.models.signals import post_init, pre_init
 from django.db.models.sql.compiler import SQLCompiler
 from django.db.models.sql.where import AND, WhereNode
 
 from tenancy.memo import remember
+from tenancy.models import init_is_received
 
 _django_get_col = ForeignKey.get_col
 _django_get_select = SQLCompiler.get_select
@@ -445,9 +445,7 @@ def column_rows(queryset: QuerySet[Any]) -> QuerySet[Any] | None:
         or queryset._known_related_objects  # type: ignore[attr-defined]
         or query.combinator
         or _whole_rows(query) != ()
-        # Usually no receiver is connected at all: an empty list needs no lookup.
-        or (pre_init.receivers and pre_init.has_listeners(model))
-        or (post_init.receivers and post_init.has_listeners(model))
+        or init_is_received(model)
     ):
         return None
     rows = queryset._chain()  # type: ignore[attr-defined]
