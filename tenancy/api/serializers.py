@@ -439,13 +439,17 @@ def _compile(
                 f"            row[{key}] = {to_text}(v)",
                 "        else:",  # orjson's text where it is isoformat's (see _UTC_Z)
                 "            o = w.utcoffset()",
-                "            try:",
-                "                if o.seconds % 60 or o.microseconds:",
-                "                    raise _EncodeError",
-                f"                row[{key}] = _dumps(w, None, _UTC_Z)[1:-1].decode()",
-                "            except _EncodeError:",
+                "            s = None",
+                "            if not (o.seconds % 60 or o.microseconds):",
+                "                try:",
+                "                    s = _dumps(w, None, _UTC_Z)[1:-1].decode()",
+                "                except _EncodeError:",
+                "                    pass",
+                "            if s is None:",
                 "                s = w.isoformat()",
-                f"                row[{key}] = s[:-6] + 'Z' if s.endswith('+00:00') else s",
+                "                if s.endswith('+00:00'):",
+                "                    s = s[:-6] + 'Z'",
+                f"            row[{key}] = s",
                 "    else:",
                 f"        row[{key}] = {to_text}(v)",
             ]
@@ -612,7 +616,7 @@ class ModelSerializer(serializers.ModelSerializer[M]):
             return None
         model = cls.Meta.model
         if rows and isinstance(rows[0], ColumnRow):
-            render = cls.column_renderer()
+            render = _column_renderer(_UNBOUND_PLANS[cls], model)  # cls renders rows alone
             row_class = column_row_class(model)
             if render is None or not all(type(row) is row_class for row in rows):
                 raise TypeError(f"{cls.__qualname__} cannot show these rows: {type(rows[0])}.")
