@@ -353,12 +353,20 @@ def _renderer(plan: list[tuple[str, Any, int, str | None]]) -> Renderer:
     requests. A plan it cannot write out (a column whose name is not an identifier, a
     field only DRF may render) renders with ``_render``. ``tests/tenancy/
     test_row_renderer.py`` compares the two for every API serializer and every kind."""
-    known = _RENDERERS.get(id(plan))
+    return _made_once(_RENDERERS, plan, lambda: _compile(plan))
+
+
+def _made_once(
+    store: dict[int, tuple[Any, Any]], plan: list[tuple[str, Any, int, str | None]], make: Any
+) -> Any:
+    """What ``make()`` makes for ``plan``, made once and kept in ``store`` by the plan's
+    id (with the plan, so the id stays its own)."""
+    known = store.get(id(plan))
     if known is not None and known[0] is plan:
         return known[1]
-    render = _compile(plan)
-    _RENDERERS[id(plan)] = (plan, render)
-    return render
+    made = make()
+    store[id(plan)] = (plan, made)
+    return made
 
 
 #: How a column-only plan is read from a ``ColumnRow``: the kinds of fields that show a
@@ -373,17 +381,17 @@ def _column_renderer(plan: list[tuple[str, Any, int, str | None]], model: Any) -
     as ``_renderer``'s renders the model's instance (the same statements, each column
     read by its position in the row), made once; None when a field of the plan shows
     anything but a column, or the plan cannot be written out."""
-    known = _COLUMN_RENDERERS.get(id(plan))
-    if known is not None and known[0] is plan:
-        return known[1]
-    render = None
-    if all(how in _COLUMN_KINDS for _name, _field, how, _attname in plan):
+
+    def make() -> Renderer | None:
+        if not all(how in _COLUMN_KINDS for _name, _field, how, _attname in plan):
+            return None
         positions = column_row_class(model).positions
-        if all(attname in positions for _name, _field, _how, attname in plan):
-            render = _compile(plan, positions)
-            if isinstance(render, partial):  # only the loop renders it: not a row's
-                render = None
-    _COLUMN_RENDERERS[id(plan)] = (plan, render)
+        if not all(attname in positions for _name, _field, _how, attname in plan):
+            return None
+        render = _compile(plan, positions)
+        return None if isinstance(render, partial) else render  # partial: only the loop
+
+    render: Renderer | None = _made_once(_COLUMN_RENDERERS, plan, make)
     return render
 
 
