@@ -54,6 +54,13 @@ def _djangos() -> type:
     return type("DjangoTzLoader", (BaseTzLoader,), {"timezone": connection.timezone})
 
 
+def _ours(kind: str) -> Any:
+    """Our loader of the connection's zone: psycopg's C one (``c``) or the ISO one."""
+    if kind == "iso":
+        return type("Iso", (db.IsoTimestamptzLoader,), {"timezone": connection.timezone})
+    return db.timestamptz_loader(connection.timezone)
+
+
 SELECT = "SELECT " + ", ".join(f"'{value}'::timestamptz" for value in LITERALS)
 
 
@@ -75,9 +82,7 @@ def test_a_connection_loads_moments_with_psycopgs_c_loader() -> None:
 
 @pytest.mark.parametrize("ours", ["c", "iso"])
 def test_moments_load_as_djangos_loader_loads_them(ours: str) -> None:
-    loader = db.timestamptz_loader(connection.timezone)
-    if ours == "iso":
-        loader = type("Iso", (db.IsoTimestamptzLoader,), {"timezone": connection.timezone})
+    loader = _ours(ours)
     with _loader(loader):
         values = _load(SELECT)
     with _loader(_djangos()):
@@ -99,9 +104,7 @@ def test_in_another_session_zone_the_c_loader_keeps_the_moment() -> None:
 
 @pytest.mark.parametrize("ours", ["c", "iso"])
 def test_a_moment_python_cannot_hold_fails_as_in_django(ours: str) -> None:
-    loader = db.timestamptz_loader(connection.timezone)
-    if ours == "iso":
-        loader = type("Iso", (db.IsoTimestamptzLoader,), {"timezone": connection.timezone})
+    loader = _ours(ours)
     for literal in ("infinity", "-infinity", "0044-03-15 12:00:00+00 BC"):
         with _loader(loader), pytest.raises(DataError):
             _load(f"SELECT '{literal}'::timestamptz")
