@@ -52,7 +52,7 @@ import copy
 import inspect
 import keyword
 from collections.abc import Callable
-from datetime import date
+from datetime import UTC, date
 from decimal import Decimal
 from functools import partial
 from typing import Any, TypeVar
@@ -60,7 +60,9 @@ from typing import Any, TypeVar
 import orjson
 from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
+from django.core.signals import setting_changed
 from django.db.models import Model
+from django.dispatch import receiver
 from django.utils import timezone
 from rest_framework import ISO_8601, serializers
 from rest_framework.fields import SkipField, empty
@@ -316,18 +318,33 @@ _UNCHANGED: tuple[tuple[Any, type], ...] = (
 )
 
 
+def _unchanged_type(field: Any) -> type | None:
+    """The exact type whose values the field's ``to_representation`` gives back unchanged
+    (``_UNCHANGED``; a ``BigIntegerField`` not shown as text, the ids, is an integer's)."""
+    method = type(field).to_representation
+    if method is serializers.BigIntegerField.to_representation:
+        as_text = getattr(field, "coerce_to_string", api_settings.COERCE_BIGINT_TO_STRING)
+        return None if as_text else int
+    return next((kind for known, kind in _UNCHANGED if method is known), None)
+
+
 def _shown(field: Any, index: int, namespace: dict[str, Any]) -> str:
     """The expression a written-out renderer shows a value ``v`` (not None) of field
     ``f<index>`` with: the value itself when the field's ``to_representation`` gives a
-    value of its exact type back unchanged (``_UNCHANGED``), a date's ``isoformat`` when
-    the field is DRF's ``DateField`` showing ISO 8601 (what its ``to_representation``
-    returns for a date), else the field's ``to_representation``."""
+    value of its exact type back unchanged (``_unchanged_type``), a date's ``isoformat``
+    when the field is DRF's ``DateField`` showing ISO 8601 (what its
+    ``to_representation`` returns for a date), a text's choice when the field is DRF's
+    ``ChoiceField`` (its ``to_representation`` of a text that is no ``Enum``: the text
+    itself when empty, else ``choice_strings_to_values.get(text, text)``, and an empty
+    text maps to itself), else the field's ``to_representation``."""
     method = type(field).to_representation
     to_text = f"f{index}.to_representation(v)"
-    exact = next((kind for known, kind in _UNCHANGED if method is known), None)
+    exact = _unchanged_type(field)
     if exact is not None:
         namespace[f"t{index}"] = exact
         return f"v if type(v) is t{index} else {to_text}"
+    if method is serializers.ChoiceField.to_representation:
+        return f"f{index}.choice_strings_to_values.get(v, v) if type(v) is str else {to_text}"
     if (
         method is serializers.DateField.to_representation
         and str(getattr(field, "format", api_settings.DATE_FORMAT)).lower() == ISO_8601
@@ -407,6 +424,7 @@ def _compile(
         "_copy_field": _copy_field,
         "_dumps": orjson.dumps,
         "_UTC_Z": _UTC_Z,
+        "_UTC": UTC,
         "_EncodeError": orjson.JSONEncodeError,
     }
     lines = ["def render(instance, zone):", "    row = {}", "    z = zone[0]"]
@@ -440,7 +458,8 @@ def _compile(
                 f"    v = {read}",
                 "    if v is None:",
                 f"        row[{key}] = None",
-                "    elif z is not None and v.utcoffset() is not None:",  # timezone.is_aware
+                # timezone.is_aware; a moment read from the database is in UTC
+                "    elif z is not None and (v.tzinfo is _UTC or v.utcoffset() is not None):",
                 "        try:",
                 "            w = v.astimezone(z)",
                 "        except OverflowError:",
@@ -650,3 +669,20 @@ class ModelSerializer(serializers.ModelSerializer[M]):
             prototype = super().get_fields()
             _PROTOTYPES[type(self)] = prototype
         return {name: _copy_field(field) for name, field in prototype.items()}
+
+
+@receiver(setting_changed)
+def _forget_plans(*, setting: str, **kwargs: Any) -> None:
+    """DRF's settings changed (a test's ``override_settings``): a field renders along
+    them (a big integer as text, a date's format), so the prototypes, the plans and the
+    written-out renderers are made again from the new ones."""
+    if setting == "REST_FRAMEWORK":
+        for kept in (
+            _PROTOTYPES,
+            _PLANNED,
+            _SHARED_PLANS,
+            _UNBOUND_PLANS,
+            _RENDERERS,
+            _COLUMN_RENDERERS,
+        ):
+            kept.clear()

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from django.core.exceptions import ObjectDoesNotExist
+from django.db import models
 from django.utils import timezone
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -110,7 +111,19 @@ def _plan() -> Plan:
         ("broken", serializers.IntegerField(read_only=True), _PROPERTY, "broken"),
         ("unkeyed", serializers.IntegerField(read_only=True), _PROPERTY, "unkeyed"),
         ("nested", (nested_plan, _Nested, prototype), _NESTED, "nested"),
+        ("big", serializers.BigIntegerField(), _COLUMN, "big"),
+        ("big text", serializers.BigIntegerField(coerce_to_string=True), _COLUMN, "big"),
+        ("choice", serializers.ChoiceField(choices=CHOICES), _COLUMN, "choice"),
     ]
+
+
+class _Kind(models.TextChoices):
+    OPEN = "open", "Open"
+    ONE = "1", "One"
+
+
+#: A choice of a text, an empty text, a number and an enum's member.
+CHOICES = [("open", "Open"), ("", "None"), (1, "One"), (_Kind.ONE, "One, an enum")]
 
 
 ROWS = [
@@ -124,6 +137,8 @@ ROWS = [
         day=datetime(2026, 12, 6).date(),
         prop=4,
         nested=_Nested(9),
+        big=2**40,
+        choice="open",
     ),
     # Every value None: shown as None, none of the fields' methods called.
     _Row(
@@ -136,6 +151,8 @@ ROWS = [
         day=None,
         prop=None,
         nested=None,
+        big=None,
+        choice=None,
     ),
     # Values not of the column's type: the field's own method decides.
     _Row(
@@ -148,6 +165,8 @@ ROWS = [
         day=datetime(2026, 12, 6, 5, 0, tzinfo=UTC),
         prop=Decimal("3"),
         nested="not a row",
+        big="12",  # text: DRF makes it a number (or keeps it text)
+        choice="1",  # the text of a number's choice: DRF shows the number
     ),
     # A decimal with more places than the field: DRF quantizes it.
     _Row(
@@ -160,6 +179,8 @@ ROWS = [
         day=None,
         prop=0,
         nested=_Nested(0),
+        big=True,  # a boolean is an int, not of its exact type
+        choice="",  # an empty text stays empty
     ),
     # A moment the tenant's zone cannot show: both raise alike.
     _Row(
@@ -172,6 +193,36 @@ ROWS = [
         day=None,
         prop=1,
         nested=None,
+        big=0,
+        choice="no such choice",  # shown as given
+    ),
+    # A moment in another zone than UTC (not as read from the database), a choice that is
+    # an enum's member, a number where a choice's text is kept.
+    _Row(
+        id=2,
+        name="y",
+        flag=True,
+        owner_id=2,
+        at=datetime(2026, 12, 6, 1, 2, 3, tzinfo=timezone.get_fixed_timezone(-150)),
+        amount=Decimal("2.00"),
+        day=None,
+        prop=2,
+        nested=None,
+        big=-(2**62),
+        choice=_Kind.OPEN,
+    ),
+    _Row(
+        id=3,
+        name="z",
+        flag=False,
+        owner_id=3,
+        at=datetime(2026, 12, 6, 1, 2, 3, tzinfo=timezone.get_fixed_timezone(0)),
+        amount=Decimal("3.00"),
+        day=None,
+        prop=3,
+        nested=None,
+        big=3,
+        choice=1,
     ),
 ]
 
@@ -363,3 +414,32 @@ def test_a_date_is_shown_as_its_field_shows_it() -> None:
         "none": date(2026, 12, 6),
         "sub": "2026-12-06!",
     }
+
+
+def test_a_change_of_drfs_settings_makes_the_plans_again(tree_a: TenantTree) -> None:
+    """An id is shown as a number; with DRF's ``COERCE_BIGINT_TO_STRING`` as text, also
+    when a plan was written out before the setting changed (and as a number after)."""
+    from django.conf import settings as django_settings
+    from django.test import override_settings
+
+    from crm.api.records import VisitSerializer
+    from crm.models import Visit
+    from tests import records
+
+    def shown(rows: list[Visit]) -> tuple[Any, Any]:
+        return VisitSerializer.represent_rows(rows), VisitSerializer(rows, many=True).data
+
+    with tenant_scope(tree_a.tenant):
+        visit = records.visit(tree_a)
+        rows = list(Visit.objects.filter(pk=visit.pk))
+        VisitSerializer(rows, many=True).data  # plans the class  # noqa: B018
+        ours, drf = shown(rows)
+        assert ours is not None and ours[0]["id"] == visit.pk and ours == drf
+        text = {**django_settings.REST_FRAMEWORK, "COERCE_BIGINT_TO_STRING": True}
+        with override_settings(REST_FRAMEWORK=text):
+            VisitSerializer(rows, many=True).data  # noqa: B018
+            ours, drf = shown(rows)
+            assert ours is not None and ours[0]["id"] == str(visit.pk) and ours == drf
+        VisitSerializer(rows, many=True).data  # noqa: B018
+        ours, drf = shown(rows)
+        assert ours is not None and ours[0]["id"] == visit.pk and ours == drf
