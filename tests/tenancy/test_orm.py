@@ -329,10 +329,48 @@ FILTERED: dict[str, Callable[[], tuple[QuerySet[Any], dict[str, Any]]]] = {
         Opportunity.objects.select_related("stage").filter(stage__kind="won"),
         {"name__startswith": "Deal"},
     ),
+    "a related column": lambda: (Visit.objects.all(), {"customer__name": "x"}),
+    "a related column's lookup": lambda: (Opportunity.objects.all(), {"stage__kind": "won"}),
+    "a related text contains": lambda: (
+        Opportunity.objects.all(),
+        {"stage__name__icontains": "w"},
+    ),
+    "a related column, its row selected": lambda: (
+        Opportunity.objects.select_related("stage").order_by("-updated_at"),
+        {"stage__kind": "won"},
+    ),
+    "a related column after other joins": lambda: (
+        Opportunity.objects.filter(owner__org_unit__path__startswith="/"),
+        {"stage__kind__lte": "won"},
+    ),
     # Django's way:
     "a relation": lambda: (Visit.objects.all(), {"rep": 1}),
     "a relation's column": lambda: (Visit.objects.all(), {"rep_id": 1}),
-    "a related column": lambda: (Visit.objects.all(), {"customer__name": "x"}),
+    "a related column of a key that may be null": lambda: (
+        Opportunity.objects.all(),
+        {"product_line__name": "x"},
+    ),
+    "the related key's target": lambda: (Opportunity.objects.all(), {"stage__id": 1}),
+    "the related key's target by its alias": lambda: (
+        Opportunity.objects.all(),
+        {"stage__pk__gt": 0},
+    ),
+    "a related null test": lambda: (Opportunity.objects.all(), {"stage__name__isnull": False}),
+    "a related column joined already": lambda: (
+        Opportunity.objects.filter(stage__order__gte=0),
+        {"stage__kind": "won"},
+    ),
+    "a related column joined already, in an alternative": lambda: (
+        Opportunity.objects.filter(Q(stage__kind="won") | Q(name="x")),
+        {"stage__kind": "won"},
+    ),
+    "a related relation": lambda: (Opportunity.objects.all(), {"stage__pipeline": 1}),
+    "two relations away": lambda: (Opportunity.objects.all(), {"stage__pipeline__name": "x"}),
+    "a related column's transform": lambda: (
+        Visit.objects.all(),
+        {"customer__created_at__date": date(2026, 1, 1)},
+    ),
+    "a reverse relation's column": lambda: (Customer.objects.all(), {"visits__purpose": "x"}),
     "none": lambda: (Visit.objects.all(), {"check_in_at": None}),
     "a list": lambda: (Visit.objects.all(), {"pk__in": [1, 2]}),
     "a transform": lambda: (Visit.objects.all(), {"check_in_at__date": date(2026, 1, 1)}),
@@ -355,6 +393,11 @@ ADDED_DIRECTLY = {
     "a day",
     "a key",
     "with a related row selected",
+    "a related column",
+    "a related column's lookup",
+    "a related text contains",
+    "a related column, its row selected",
+    "a related column after other joins",
 }
 
 
