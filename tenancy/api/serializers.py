@@ -335,8 +335,8 @@ def _shown(field: Any, index: int, namespace: dict[str, Any]) -> str:
     when the field is DRF's ``DateField`` showing ISO 8601 (what its
     ``to_representation`` returns for a date), a text's choice when the field is DRF's
     ``ChoiceField`` (its ``to_representation`` of a text that is no ``Enum``: the text
-    itself when empty, else ``choice_strings_to_values.get(text, text)``, and an empty
-    text maps to itself), else the field's ``to_representation``."""
+    itself when empty, else ``choice_strings_to_values.get(text, text)``), else the
+    field's ``to_representation``."""
     method = type(field).to_representation
     to_text = f"f{index}.to_representation(v)"
     exact = _unchanged_type(field)
@@ -344,7 +344,8 @@ def _shown(field: Any, index: int, namespace: dict[str, Any]) -> str:
         namespace[f"t{index}"] = exact
         return f"v if type(v) is t{index} else {to_text}"
     if method is serializers.ChoiceField.to_representation:
-        return f"f{index}.choice_strings_to_values.get(v, v) if type(v) is str else {to_text}"
+        choice = f"(f{index}.choice_strings_to_values.get(v, v) if v else v)"
+        return f"{choice} if type(v) is str else {to_text}"
     if (
         method is serializers.DateField.to_representation
         and str(getattr(field, "format", api_settings.DATE_FORMAT)).lower() == ISO_8601
