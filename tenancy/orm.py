@@ -149,9 +149,9 @@ def _first_table_is_own(query: Any) -> bool:
     )
 
 
-def _own_column(opts: Any, name: str) -> Any:
+def _own_field(opts: Any, name: str) -> Any:
     """The field called ``name`` (``pk`` for the primary key) when it is a concrete column
-    of the model's own table that is not a relation; else None."""
+    of the model's own table (a relation's too); else None."""
     if name == "pk":
         name = opts.pk.name
     try:
@@ -159,7 +159,14 @@ def _own_column(opts: Any, name: str) -> Any:
     except FieldDoesNotExist:
         return None
     own = field.name == name and getattr(field, "concrete", False) and field.model is opts.model
-    return field if own and not field.is_relation else None
+    return field if own else None
+
+
+def _own_column(opts: Any, name: str) -> Any:
+    """The field called ``name`` (``pk`` for the primary key) when it is a concrete column
+    of the model's own table that is not a relation; else None."""
+    field = _own_field(opts, name)
+    return field if field is not None and not field.is_relation else None
 
 
 def _whole_rows(query: Any) -> tuple[Any, ...] | None:
@@ -367,16 +374,11 @@ def _related_column(opts: Any, name: str, column: str) -> tuple[Any, Any] | None
     that is never null and leads to a model read from its own table, and that model's
     concrete column ``column``, not a relation and not the key's target (Django reads
     that one from the foreign key's own column); else None."""
-    try:
-        relation: Any = opts.get_field(name)
-    except FieldDoesNotExist:
-        return None
+    relation = _own_field(opts, name)
     if not (
-        relation.name == name
+        relation is not None
         and relation.many_to_one
-        and relation.concrete
         and not relation.null
-        and relation.model is opts.model
         and len(relation.path_infos) == 1
         and _own_table(relation.related_model._meta)
     ):
