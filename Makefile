@@ -39,9 +39,14 @@ typecheck: install
 # The database is DATABASE_URL, else the server on 127.0.0.1:5432, else embedded;
 # the broker is CELERY_BROKER_URL, else the local Redis, else (for the real-worker
 # tests) kombu's filesystem transport.
+# `make test` runs the suite in two processes (pytest-xdist, each with its own test
+# database); `make pytest` in one, unless PYTEST_WORKERS is given. xdist's default "load"
+# distribution: the scope-based ones (loadfile, loadgroup) key tests by node id and run
+# one of schemathesis's operations, which share theirs, and still exit 0.
+PYTEST_WORKERS ?=
 pytest: install
 	@eval "$$($(BIN)/python scripts/devenv.py --prefer-local --broker)" && \
-	DEBUG=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
+	DEBUG=1 $(BIN)/python -m pytest $(if $(PYTEST_WORKERS),-n $(PYTEST_WORKERS)) $(PYTEST_ARGS)
 
 # Models and migrations agree (a model change without its migration fails the build).
 migrations-check: install
@@ -49,6 +54,7 @@ migrations-check: install
 	DEBUG=1 $(BIN)/python manage.py makemigrations --check --dry-run
 
 test: lint typecheck migrations-check pytest
+test: PYTEST_WORKERS = 2
 
 # Against the quick start's database, like ./manage; they need CELERY_BROKER_URL.
 worker beat: install

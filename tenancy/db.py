@@ -210,9 +210,21 @@ def ensure_app_role(connection: BaseDatabaseWrapper) -> None:
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [app_role()])
         if cursor.fetchone() is None:
-            cursor.execute(
-                sql.SQL("CREATE ROLE {} NOLOGIN NOSUPERUSER NOBYPASSRLS NOINHERIT").format(role)
-            )
+            try:
+                with transaction.atomic(using=connection.alias):
+                    cursor.execute(
+                        sql.SQL("CREATE ROLE {} NOLOGIN NOSUPERUSER NOBYPASSRLS NOINHERIT").format(
+                            role
+                        )
+                    )
+            except DatabaseError as error:
+                # Roles belong to the server: another database's migrate (a parallel test
+                # worker's, say) may have created it between the check and here.
+                if not isinstance(
+                    error.__cause__,
+                    psycopg.errors.DuplicateObject | psycopg.errors.UniqueViolation,
+                ):
+                    raise
         cursor.execute("SELECT current_user, pg_has_role(current_user, %s, 'MEMBER')", [app_role()])
         user, member = cursor.fetchone()
         if member:

@@ -7,14 +7,19 @@ Each test makes its own database and owner (``tests/tenancy/scratch_db.py``) and
 
 from __future__ import annotations
 
+import secrets
+import threading
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
+from django.db import connection
+from psycopg import sql
 
-from tenancy.db import app_role
-from tests.tenancy.scratch_db import ScratchDatabase, scratch_database
+from tenancy.db import app_role, ensure_app_role, owner_role
+from tests.tenancy.scratch_db import ScratchDatabase, _connect, scratch_database
 
 
 @pytest.fixture
@@ -338,3 +343,29 @@ def test_migrate_gives_its_connection_back_as_the_app_role_without_the_bypass() 
     with connection.cursor() as cursor:
         cursor.execute("SELECT current_user, current_setting('app.rls_bypass', true)")
         assert cursor.fetchone() == (app_role(), "off")
+
+
+def test_creating_the_app_role_tolerates_another_database_creating_it_at_the_same_time(
+    db: None, settings: Any
+) -> None:
+    """Roles belong to the server: two databases migrated at once (the suite's parallel
+    workers, two deployments on one server) may both find the role missing. The second
+    CREATE ROLE waits for the first and then fails; the role exists, which is all the
+    migration needs."""
+    settings.DATABASE_APP_ROLE = role = f"crm_app_race_{secrets.token_hex(4)}"
+    other = _connect("postgres")
+    other.autocommit = False
+    try:
+        other.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(role)))
+        # Committed while this test's CREATE ROLE waits on the other's uncommitted row.
+        threading.Timer(0.5, other.commit).start()
+        with owner_role():  # as a migration runs it
+            ensure_app_role(connection)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_roles WHERE rolname = %s", [role])
+            assert cursor.fetchone() == (1,)
+    finally:
+        other.rollback()
+        other.autocommit = True
+        other.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+        other.close()
