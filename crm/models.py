@@ -461,6 +461,13 @@ class Opportunity(SyncModel):
             models.Index(fields=["tenant", "created_at"], name="opportunity_created"),
         ]
 
+    #: Properties a page read as columns (``tenancy.orm.ColumnRow``) shows, with the
+    #: relations whose rows each reads (the page selects them with its rows).
+    row_properties: ClassVar[dict[str, tuple[str, ...]]] = {
+        "probability": ("stage",),
+        "forecast_category": ("stage",),
+    }
+
     def __str__(self) -> str:
         return self.name
 

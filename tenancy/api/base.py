@@ -45,7 +45,9 @@ class TenantViewMixin(Generic[M]):
         queryset = view.filter_queryset(self.get_queryset())
         serializer_class = view.get_serializer_class()
         column_renderer = getattr(serializer_class, "column_renderer", None)
-        columns = column_rows(queryset) if column_renderer and column_renderer() else None
+        columns = None
+        if column_renderer and column_renderer():
+            columns = column_rows(queryset, serializer_class.column_reads())
         page = view.paginate_queryset(queryset if columns is None else columns)
         if page is None:
             return Response(view.get_serializer(queryset, many=True).data)

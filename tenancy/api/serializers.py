@@ -74,7 +74,7 @@ from rest_framework.relations import (
 )
 from rest_framework.settings import api_settings
 
-from tenancy.orm import ColumnRow, column_row_class
+from tenancy.orm import ColumnRow, column_row_class, row_properties
 
 M = TypeVar("M", bound=Model)
 
@@ -391,26 +391,47 @@ def _made_once(
 #: column of the row and nothing else of it.
 _COLUMN_KINDS = frozenset({_ID, _COLUMN, _MOMENT, _DECIMAL})
 #: Compiled renderers of ``ColumnRow`` rows, by the plan's id (the plan is kept with it).
-_COLUMN_RENDERERS: dict[int, tuple[list[tuple[str, Any, int, str | None]], Renderer | None]] = {}
+_COLUMN_RENDERERS: dict[
+    int, tuple[list[tuple[str, Any, int, str | None]], tuple[Renderer, frozenset[str]] | None]
+] = {}
 
 
 def _column_renderer(plan: list[tuple[str, Any, int, str | None]], model: Any) -> Renderer | None:
     """The function rendering a ``ColumnRow`` of ``model`` along an unbound class ``plan``
     as ``_renderer``'s renders the model's instance (the same statements, each column
-    read by its position in the row), made once; None when a field of the plan shows
-    anything but a column, or the plan cannot be written out."""
+    read by its position in the row, a row property as an attribute), made once; None
+    when a field of the plan shows anything but a column or one of the model's
+    ``row_properties``, or the plan cannot be written out."""
+    made: tuple[Renderer, frozenset[str]] | None = _made_once(
+        _COLUMN_RENDERERS, plan, lambda: _make_column_renderer(plan, model)
+    )
+    return made[0] if made is not None else None
 
-    def make() -> Renderer | None:
-        if not all(how in _COLUMN_KINDS for _name, _field, how, _attname in plan):
-            return None
-        positions = column_row_class(model).positions
-        if not all(attname in positions for _name, _field, _how, attname in plan):
-            return None
-        render = _compile(plan, positions)
-        return None if isinstance(render, partial) else render  # partial: only the loop
 
-    render: Renderer | None = _made_once(_COLUMN_RENDERERS, plan, make)
-    return render
+def column_reads(plan: list[tuple[str, Any, int, str | None]], model: Any) -> frozenset[str]:
+    """The relations (foreign keys' names) whose rows ``_column_renderer``'s function reads
+    through the row properties it shows: a page must read them with its rows."""
+    made: tuple[Renderer, frozenset[str]] | None = _made_once(
+        _COLUMN_RENDERERS, plan, lambda: _make_column_renderer(plan, model)
+    )
+    return made[1] if made is not None else frozenset()
+
+
+def _make_column_renderer(
+    plan: list[tuple[str, Any, int, str | None]], model: Any
+) -> tuple[Renderer, frozenset[str]] | None:
+    properties = row_properties(model)
+    positions = column_row_class(model).positions
+    reads: set[str] = set()
+    for _name, _field, how, attname in plan:
+        if how == _PROPERTY and attname in properties:
+            reads.update(properties[attname])
+        elif how not in _COLUMN_KINDS or attname not in positions:
+            return None
+    render = _compile(plan, positions)
+    if isinstance(render, partial):  # partial: only the loop
+        return None
+    return render, frozenset(reads)
 
 
 def _compile(
@@ -438,7 +459,10 @@ def _compile(
             or keyword.iskeyword(attname)
         ):
             return partial(_render, plan)
-        read = f"instance[{positions[attname]}]" if positions is not None else f"instance.{attname}"
+        if positions is not None and how != _PROPERTY:
+            read = f"instance[{positions[attname]}]"
+        else:
+            read = f"instance.{attname}"
         key, to_text = repr(name), f"f{index}.to_representation"
         namespace[f"f{index}"] = field
         if how == _ID:
@@ -632,6 +656,14 @@ class ModelSerializer(serializers.ModelSerializer[M]):
         return _column_renderer(_UNBOUND_PLANS[cls], cls.Meta.model)
 
     @classmethod
+    def column_reads(cls) -> frozenset[str]:
+        """The relations whose rows ``column_renderer``'s function reads (through the
+        model's ``row_properties``): a page read as columns must select them with it."""
+        if cls.column_renderer() is None:
+            return frozenset()
+        return column_reads(_UNBOUND_PLANS[cls], cls.Meta.model)
+
+    @classmethod
     def represent_rows(cls, rows: list[Any]) -> list[dict[str, Any]] | None:
         """``cls(rows, many=True).data`` (as a plain list), rendered along the class plan
         without making a serializer, when a read of ``cls`` has made a plan that binds
@@ -645,8 +677,8 @@ class ModelSerializer(serializers.ModelSerializer[M]):
         model = cls.Meta.model
         if rows and isinstance(rows[0], ColumnRow):
             render = _column_renderer(_UNBOUND_PLANS[cls], model)  # cls renders rows alone
-            row_class = column_row_class(model)
-            if render is None or not all(type(row) is row_class for row in rows):
+            row_class = column_row_class(model)  # with related rows: a subclass
+            if render is None or not all(isinstance(row, row_class) for row in rows):
                 raise TypeError(f"{cls.__qualname__} cannot show these rows: {type(rows[0])}.")
         elif not all(isinstance(row, model) for row in rows):
             return None

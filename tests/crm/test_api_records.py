@@ -490,7 +490,7 @@ def test_every_list_answers_the_same_rendered_with_or_without_a_serializer(
     assert rendered and (rendered[0] is not None) == (url != "/api/v1/pipelines/"), url
     # DRF's serializer, of model instances (a page shown by DRF is not read as columns).
     monkeypatch.setattr(ModelSerializer, "represent_rows", classmethod(lambda cls, rows: None))
-    monkeypatch.setattr(base, "column_rows", lambda queryset: None)
+    monkeypatch.setattr(base, "column_rows", lambda queryset, reads=(): None)
     assert ok(client.get(url, {"page_size": 3})) == ours
 
 
