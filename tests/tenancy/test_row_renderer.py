@@ -389,6 +389,33 @@ def test_moments_orjson_would_write_otherwise_are_written_by_isoformat() -> None
             assert _compile(plan, {"at": 0})((moment,), (ZoneInfo(zone),))["at"] == text
 
 
+@pytest.mark.parametrize("zone", ["UTC", "datetime.UTC", "Etc/UTC"])
+def test_a_moment_read_in_utc_and_shown_in_utc_is_written_as_drf_writes_it(zone: str) -> None:
+    """Shown in UTC (``ZoneInfo("UTC")`` or ``datetime.UTC``), a moment read from the
+    database (in ``datetime.UTC``) is written without its conversion to the zone; the
+    text is DRF's, with or without microseconds, at either end of the calendar, and for a
+    moment in another UTC object (the usual way)."""
+    from zoneinfo import ZoneInfo
+
+    shown_in: Any = UTC if zone == "datetime.UTC" else ZoneInfo(zone)
+    field = serializers.DateTimeField()
+    plan: Plan = [("at", field, _MOMENT, "at")]
+    moments = [
+        datetime(2026, 12, 7, 0, 58, 7, 878624, tzinfo=UTC),
+        datetime(2026, 12, 7, 0, 58, 7, tzinfo=UTC),
+        datetime(1, 1, 2, tzinfo=UTC),
+        datetime(9999, 12, 30, 23, 59, 59, 999999, tzinfo=UTC),
+        datetime(2026, 12, 7, 0, 58, 7, 5, tzinfo=ZoneInfo("UTC")),
+        datetime(2026, 12, 7, 8, 58, 7, tzinfo=ZoneInfo("Asia/Shanghai")),
+    ]
+    with timezone.override(shown_in):
+        for moment in moments:
+            expected = field.to_representation(moment)
+            assert expected.endswith("Z"), expected
+            assert _compile(plan, {"at": 0})((moment,), (shown_in,))["at"] == expected
+            assert _renderer(plan)(_Row(at=moment), (shown_in,))["at"] == expected
+
+
 def test_a_date_is_shown_as_its_field_shows_it() -> None:
     """A date of DRF's ``DateField`` in ISO 8601 is written as its ``isoformat`` in place;
     a field with a format of its own, a subclass, or a value that is not a date, is
