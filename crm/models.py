@@ -803,6 +803,9 @@ class Activity(SyncModel):
     def __str__(self) -> str:
         return self.subject
 
+    #: Read from the row's columns alone: a page read as columns shows it too.
+    row_properties: ClassVar[dict[str, tuple[str, ...]]] = {"is_follow_up": ()}
+
     @property
     def is_follow_up(self) -> bool:
         return self.due_at is not None and self.done_at is None
