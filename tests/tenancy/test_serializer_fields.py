@@ -637,3 +637,63 @@ def test_every_filter_set_validates_a_parameter_without_its_form_as_with_it(
                 assert checked.cleaned_data == form.cleaned_data, (filter_set, name, value)
                 compared += 1
     assert compared > 50
+
+
+def test_a_narrowed_form_kept_per_set_of_names_is_the_one_the_widgets_tell(
+    tree_a: TenantTree,
+) -> None:
+    """The narrowed form is kept per set of parameter names when every widget tells an
+    omitted value by the names alone; for every filter set and parameters naming none, one
+    or two of its filters (a range by either end, other parameters beside), it has the
+    fields the widgets tell, asked again each time. A widget that reads the values is
+    asked on every request."""
+    from django import forms
+    from django.http import QueryDict
+
+    from tenancy.api import filters
+
+    def told(form_class: Any, query: QueryDict) -> set[str]:
+        return {
+            name
+            for name, field in form_class.base_fields.items()
+            if field.required or not field.widget.value_omitted_from_data(query, {}, name)
+        }
+
+    compared = 0
+    with tenant_scope(tree_a.tenant):
+        for filter_set in _filter_sets():
+            model = filter_set._meta.model
+            full_class: Any = filter_set(queryset=model._default_manager.none()).get_form_class()
+            names = list(full_class.base_fields)
+            queries: list[dict[str, str]] = [{}, {"page_size": "5", "ordering": "id"}]
+            for name in names:
+                suffixes = getattr(full_class.base_fields[name].widget, "suffixes", [""])
+                for suffix in suffixes:
+                    queries.append({f"{name}_{suffix}" if suffix else name: "1", "page": "2"})
+            queries += [{a: "1", b: ""} for a, b in zip(names, names[1:], strict=False)]
+            for raw in queries:
+                query = QueryDict(mutable=True)
+                query.update(raw)
+                for _twice in range(2):  # made, then kept
+                    form_class = filters._given_fields_form(full_class, query, None)
+                    assert set(form_class.base_fields) == told(full_class, query), (
+                        filter_set,
+                        raw,
+                    )
+                compared += 1
+            assert filters._BY_NAMES[full_class] is True, filter_set  # ours: all by names
+    assert compared > 100
+
+    class ByValue(forms.TextInput):
+        def value_omitted_from_data(self, data: Any, files: Any, name: str) -> bool:
+            return not data.get(name)  # an empty value counts as omitted
+
+    class Form(forms.Form):
+        kind = forms.CharField(required=False, widget=ByValue)
+
+    assert not filters._omitted_by_names(ByValue())
+    for value, fields in (("", set()), ("x", {"kind"}), ("", set())):
+        query = QueryDict(mutable=True)
+        query["kind"] = value
+        assert set(filters._given_fields_form(Form, query, None).base_fields) == fields
+    assert filters._BY_NAMES[Form] is False
