@@ -512,14 +512,20 @@ def _compile(
                 "        except OverflowError:",
                 f"            row[{key}] = {to_text}(v)",
                 "        else:",  # orjson's text where it is isoformat's (see _UTC_Z)
-                "            o = w.utcoffset()",
-                "            if o.seconds % 60 or o.microseconds:",
-                f"                row[{key}] = _isoformat(w)",
+                # Whether the zone's offset is whole minutes (see _UTC_Z): a moment in UTC
+                # moved by it keeps its seconds exactly then (no call of utcoffset).
+                "            if v.tzinfo is _UTC:",
+                "                m = w.second == v.second and w.microsecond == v.microsecond",
                 "            else:",
+                "                o = w.utcoffset()",
+                "                m = not (o.seconds % 60 or o.microseconds)",
+                "            if m:",
                 "                try:",
                 f"                    row[{key}] = _dumps(w, None, _UTC_Z)[1:-1].decode()",
                 "                except _EncodeError:",
                 f"                    row[{key}] = _isoformat(w)",
+                "            else:",
+                f"                row[{key}] = _isoformat(w)",
                 "    else:",
                 f"        row[{key}] = {to_text}(v)",
             ]

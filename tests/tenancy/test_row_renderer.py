@@ -382,6 +382,14 @@ def test_moments_orjson_would_write_otherwise_are_written_by_isoformat() -> None
         ("America/St_Johns", datetime(2026, 1, 5, 9, 0, 0, 5, tzinfo=UTC)): (
             "2026-01-05T05:30:00.000005-03:30"
         ),
+        # Not in UTC, and in the zone's own offset with seconds: its seconds stay, yet
+        # the offset has seconds (told by the offset itself).
+        ("Asia/Shanghai", datetime(1890, 6, 1, tzinfo=ZoneInfo("Asia/Shanghai"))): (
+            "1890-06-01T00:00:00+08:05:43"
+        ),
+        ("Africa/Monrovia", datetime(1971, 6, 1, 12, tzinfo=ZoneInfo("Asia/Shanghai"))): (
+            "1971-06-01T03:15:30-00:44:30"
+        ),
     }
     for (zone, moment), text in cases.items():
         with timezone.override(ZoneInfo(zone)):
