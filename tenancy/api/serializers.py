@@ -52,8 +52,9 @@ import copy
 import inspect
 import keyword
 import zoneinfo
+import zoneinfo._zoneinfo as _zoneinfo_rules
 from collections.abc import Callable
-from datetime import UTC, date
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from functools import partial
 from typing import Any, TypeVar
@@ -75,6 +76,7 @@ from rest_framework.relations import (
 )
 from rest_framework.settings import api_settings
 
+from tenancy.memo import remember
 from tenancy.orm import ColumnRow, column_row_class, row_properties
 
 M = TypeVar("M", bound=Model)
@@ -312,6 +314,53 @@ def _render(
 _UTC_Z = orjson.OPT_UTC_Z
 #: The zone Django activates for a tenant in UTC (``zoneinfo`` keeps one per key).
 _ZONE_UTC = zoneinfo.ZoneInfo("UTC")
+_UNKNOWN = object()
+#: Per zone: when its offset is one whole-minute offset from its last change on (China
+#: since 1991, India since 1945, …), that moment, the offset and its text; else None.
+_STEADY: dict[Any, tuple[datetime, timedelta, str] | None] = {}
+
+
+def _steady(zone: Any) -> tuple[datetime, timedelta, str] | None:
+    """The zone's steady offset (``_STEADY``), found once: from the zone's rules as
+    ``zoneinfo``'s own Python implementation reads them (its last change, and the one
+    offset after it, not a rule of daylight saving time), checked against the zone
+    itself; None for anything else. A moment in UTC from then on is shown by moving it
+    by the offset and writing the offset, without converting it to the zone (which was
+    half of a moment's cost on a rep's page of visits in Asia/Shanghai)."""
+    known = _STEADY.get(zone, _UNKNOWN)
+    if known is not _UNKNOWN:
+        return known  # type: ignore[return-value]
+    steady = None
+    key = getattr(zone, "key", None)
+    if isinstance(zone, zoneinfo.ZoneInfo) and isinstance(key, str):
+        try:
+            rules: Any = _zoneinfo_rules.ZoneInfo.no_cache(key)
+            after = rules._tz_after
+            changes = rules._trans_utc
+            if isinstance(after, _zoneinfo_rules._ttinfo):
+                start = datetime.fromtimestamp(changes[-1], UTC) if changes else _EARLIEST
+                offset = after.utcoff
+                probes = [max(start, _EARLIEST), datetime(9000, 1, 1, tzinfo=UTC)]
+                probes += [start + timedelta(days=1)] if start > _EARLIEST else []
+                if not offset % timedelta(minutes=1) and all(
+                    probe.astimezone(zone).utcoffset() == offset for probe in probes
+                ):
+                    steady = (start, offset, _offset_text(offset))
+        except Exception:  # noqa: BLE001 - no steady offset known: the usual way
+            steady = None
+    return remember(_STEADY, zone, steady, 1024)  # zone objects: one per key, usually
+
+
+_EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
+
+
+def _offset_text(offset: timedelta) -> str:
+    """An offset of whole minutes as ``isoformat`` ends a moment, ``Z`` for zero (DRF)."""
+    minutes = offset // timedelta(minutes=1)
+    if not minutes:
+        return "Z"
+    sign = "+" if minutes > 0 else "-"
+    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
 
 
 def _isoformat(moment: Any) -> str:
@@ -462,6 +511,9 @@ def _compile(
         "_ZONE_UTC": _ZONE_UTC,
         "_EncodeError": orjson.JSONEncodeError,
         "_isoformat": _isoformat,
+        "_STEADY": _STEADY,
+        "_UNKNOWN": _UNKNOWN,
+        "_steady": _steady,
     }
     lines = [
         "def render(instance, zone):",
@@ -469,6 +521,14 @@ def _compile(
         "    z = zone[0]",
         "    u = z is _ZONE_UTC or z is _UTC",  # shown in UTC: a moment read is, already
     ]
+    if any(how == _MOMENT for _name, _field, how, _attname in plan):
+        lines += [  # the zone's steady offset (_steady), if it has one
+            "    sz = _STEADY.get(z, _UNKNOWN)",
+            "    if sz is _UNKNOWN:",
+            "        sz = _steady(z)",
+            "    if sz is not None:",
+            "        s_from, s_offset, s_text = sz",
+        ]
     for index, (name, field, how, attname) in enumerate(plan):
         if (
             how == _DRF
@@ -505,6 +565,13 @@ def _compile(
                 # A moment read from the database is in UTC: shown in UTC, it is its text.
                 "    elif u and v.tzinfo is _UTC:",
                 f"        row[{key}] = _dumps(v, None, _UTC_Z)[1:-1].decode()",
+                # In the zone's steady offset: moved by it, the offset written after.
+                "    elif sz is not None and v.tzinfo is _UTC and v >= s_from:",
+                "        try:",
+                f"            row[{key}] = "
+                "_dumps(v + s_offset, None, _UTC_Z)[1:-2].decode() + s_text",
+                "        except OverflowError:",  # DRF's own error
+                f"            row[{key}] = {to_text}(v)",
                 # timezone.is_aware
                 "    elif z is not None and (v.tzinfo is _UTC or v.utcoffset() is not None):",
                 "        try:",

@@ -4,7 +4,7 @@ key for key and in the same order, for every API serializer and every kind of fi
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -422,6 +422,53 @@ def test_a_moment_read_in_utc_and_shown_in_utc_is_written_as_drf_writes_it(zone:
             assert expected.endswith("Z"), expected
             assert _compile(plan, {"at": 0})((moment,), (shown_in,))["at"] == expected
             assert _renderer(plan)(_Row(at=moment), (shown_in,))["at"] == expected
+
+
+def test_a_zone_in_one_offset_since_its_last_change_shows_later_moments_by_that_offset() -> None:
+    """China has kept +08:00 since 1991, India +05:30 since 1945, Liberia zero since 1972:
+    a moment in UTC from then on is moved by the offset and the offset written after it;
+    earlier ones, and zones with daylight saving time, take the zone's conversion. Either
+    way the text is DRF's, and past the calendar's end DRF's error."""
+    from zoneinfo import ZoneInfo
+
+    from tenancy.api.serializers import _steady
+
+    shanghai = _steady(ZoneInfo("Asia/Shanghai"))
+    assert shanghai is not None
+    assert (shanghai[0].year, shanghai[1:]) == (1991, (timedelta(hours=8), "+08:00"))
+    assert _steady(ZoneInfo("Asia/Kolkata"))[1:] == (timedelta(hours=5, minutes=30), "+05:30")  # type: ignore[index]
+    assert _steady(ZoneInfo("Africa/Monrovia"))[2] == "Z"  # type: ignore[index]
+    assert _steady(ZoneInfo("Etc/GMT+5"))[1:] == (timedelta(hours=-5), "-05:00")  # type: ignore[index]
+    assert _steady(ZoneInfo("America/New_York")) is None  # daylight saving time
+    assert _steady(UTC) is None  # not a zone of the database
+
+    field = serializers.DateTimeField()
+    plan: Plan = [("at", field, _MOMENT, "at")]
+    cases = {
+        ("Asia/Shanghai", datetime(2026, 12, 7, 0, 58, 7, 878624, tzinfo=UTC)),
+        ("Asia/Shanghai", datetime(2026, 12, 7, 16, 0, tzinfo=UTC)),  # the next day there
+        ("Asia/Shanghai", datetime(1991, 9, 14, 12, tzinfo=UTC)),  # summer time, +09:00
+        ("Asia/Kolkata", datetime(2000, 2, 29, 23, 45, tzinfo=UTC)),
+        ("Africa/Monrovia", datetime(1999, 1, 1, tzinfo=UTC)),
+        ("Africa/Monrovia", datetime(1971, 6, 1, tzinfo=UTC)),  # -00:44:30 then
+        ("Etc/GMT+5", datetime(1, 1, 2, 3, tzinfo=UTC)),
+    }
+    for zone, moment in cases:
+        with timezone.override(ZoneInfo(zone)):
+            expected = field.to_representation(moment)
+            shown = _compile(plan, {"at": 0})((moment,), (ZoneInfo(zone),))["at"]
+            assert shown == expected, (zone, moment)
+    late = datetime(9999, 12, 31, 20, tzinfo=UTC)
+    errors = []
+    with timezone.override(ZoneInfo("Asia/Shanghai")):
+        for show in (
+            lambda: field.to_representation(late),
+            lambda: _compile(plan, {"at": 0})((late,), (ZoneInfo("Asia/Shanghai"),)),
+        ):
+            with pytest.raises(Exception) as raised:  # noqa: PT011 - compared below
+                show()
+            errors.append((type(raised.value), str(raised.value)))
+    assert errors[0] == errors[1] and "out of range" in errors[0][1], errors
 
 
 def test_a_date_is_shown_as_its_field_shows_it() -> None:
