@@ -76,11 +76,10 @@ columns and such related rows is offered when the model names it in
 ``row_properties``, with the relations it reads, which the page must select (a deal's
 probability and forecast category, from its stage: 0.40 ms a rep's page of 39 deals,
 0.54 ms a sync page of 50; an activity's ``is_follow_up``: 0.26 ms a page of 50, in
-alternating requests). A relation not read with the row
-raises ``RelationNotRead`` instead of being fetched. Nothing is written through such a
-row, and no signal is sent for it (``Model.__init__``'s ``pre_init``/``post_init``): a
-model with a receiver of either, or of a related row's model, is read into instances as
-before.
+alternating requests). A relation not read with the row raises ``RelationNotRead``
+instead of being fetched. Nothing is written through such a row, and no signal is sent
+for it (``Model.__init__``'s ``pre_init``/``post_init``): a model with a receiver of
+either, or of a related row's model, is read into instances as before.
 """
 
 from __future__ import annotations
