@@ -39,15 +39,15 @@ class TenantViewMixin(Generic[M]):
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         """DRF's ``ListModelMixin.list``, with a page rendered by the serializer class
         without a serializer where it can (``ModelSerializer.represent_rows``), and read
-        as ``ColumnRow`` rows when the serializer shows nothing but columns of the rows
-        (``tenancy.orm.column_rows``: no model instance is made for it)."""
+        as ``ColumnRow`` rows when the serializer shows nothing but columns of the rows and
+        row properties whose related rows the page selects (``column_reads``,
+        ``tenancy.orm.column_rows``: no model instance is made for it)."""
         view: Any = self  # a GenericAPIView, which this mixin precedes
         queryset = view.filter_queryset(self.get_queryset())
         serializer_class = view.get_serializer_class()
-        column_renderer = getattr(serializer_class, "column_renderer", None)
-        columns = None
-        if column_renderer and column_renderer():
-            columns = column_rows(queryset, serializer_class.column_reads())
+        column_reads = getattr(serializer_class, "column_reads", None)
+        reads = column_reads() if column_reads else None  # None: no column renderer
+        columns = column_rows(queryset, reads) if reads is not None else None
         page = view.paginate_queryset(queryset if columns is None else columns)
         if page is None:
             return Response(view.get_serializer(queryset, many=True).data)

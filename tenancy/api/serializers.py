@@ -463,19 +463,20 @@ def _column_renderer(plan: list[tuple[str, Any, int, str | None]], model: Any) -
     read by its position in the row, a row property as an attribute), made once; None
     when a field of the plan shows anything but a column or one of the model's
     ``row_properties``, or the plan cannot be written out."""
-    made: tuple[Renderer, frozenset[str]] | None = _made_once(
-        _COLUMN_RENDERERS, plan, lambda: _make_column_renderer(plan, model)
-    )
+    made = _column_rendering(plan, model)
     return made[0] if made is not None else None
 
 
-def column_reads(plan: list[tuple[str, Any, int, str | None]], model: Any) -> frozenset[str]:
-    """The relations (foreign keys' names) whose rows ``_column_renderer``'s function reads
-    through the row properties it shows: a page must read them with its rows."""
+def _column_rendering(
+    plan: list[tuple[str, Any, int, str | None]], model: Any
+) -> tuple[Renderer, frozenset[str]] | None:
+    """``_column_renderer``'s function and the relations (foreign keys' names) whose rows
+    it reads through the row properties it shows (a page must read them with its rows),
+    made once; None as for ``_column_renderer``."""
     made: tuple[Renderer, frozenset[str]] | None = _made_once(
         _COLUMN_RENDERERS, plan, lambda: _make_column_renderer(plan, model)
     )
-    return made[1] if made is not None else frozenset()
+    return made
 
 
 def _make_column_renderer(
@@ -747,12 +748,14 @@ class ModelSerializer(serializers.ModelSerializer[M]):
         return _column_renderer(_UNBOUND_PLANS[cls], cls.Meta.model)
 
     @classmethod
-    def column_reads(cls) -> frozenset[str]:
+    def column_reads(cls) -> frozenset[str] | None:
         """The relations whose rows ``column_renderer``'s function reads (through the
-        model's ``row_properties``): a page read as columns must select them with it."""
-        if cls.column_renderer() is None:
-            return frozenset()
-        return column_reads(_UNBOUND_PLANS[cls], cls.Meta.model)
+        model's ``row_properties``): a page read as columns must select them with it.
+        None when there is no such function (the page is read as instances)."""
+        if cls._row_renderer() is None:
+            return None
+        made = _column_rendering(_UNBOUND_PLANS[cls], cls.Meta.model)
+        return made[1] if made is not None else None
 
     @classmethod
     def represent_rows(cls, rows: list[Any]) -> list[dict[str, Any]] | None:

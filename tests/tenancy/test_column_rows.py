@@ -150,6 +150,7 @@ def test_every_column_only_plan_renders_a_row_of_columns_as_its_instance(
             assert cls.column_renderer() is render  # written once
             plan = _UNBOUND_PLANS[cls]
             reads = cls.column_reads()  # the related rows its row properties read
+            assert reads is not None, cls.__qualname__  # rendered as columns: it has them
             instances = list(model._default_manager.order_by("pk")[:5])
             manager = model._default_manager
             rows = manager.select_related(*reads) if reads else manager.all()
