@@ -306,17 +306,15 @@ def _render(
 #: ``isoformat``'s time (the moments were half of rendering a rep's page of visits),
 #: except an offset with seconds (``+08:05:43``, a zone's local mean time before 1901),
 #: which orjson rounds to minutes: that one, and a zone orjson cannot read, take
-#: ``isoformat``. Shown in UTC (a tenant in UTC), a moment read from the database (in
-#: ``datetime.UTC``) is written as it is, without its conversion to the zone and the test
-#: of its offset, which were most of a moment's cost (a rep's page of visits: 7.4 µs a
-#: row against 13.0, in a loop). The loop (``_render``) takes ``isoformat`` for every
-#: moment, and the tests compare the two.
+#: ``isoformat``. A moment read from the database (in ``datetime.UTC``) shown in a zone
+#: with a steady offset (``_steady``: UTC, China since 1991, …) is not converted to the
+#: zone. The loop (``_render``) takes ``isoformat`` for every moment, and the tests
+#: compare the two.
 _UTC_Z = orjson.OPT_UTC_Z
-#: The zone Django activates for a tenant in UTC (``zoneinfo`` keeps one per key).
-_ZONE_UTC = zoneinfo.ZoneInfo("UTC")
 _UNKNOWN = object()
-#: Per zone: when its offset is one whole-minute offset from its last change on (China
-#: since 1991, India since 1945, …), that moment, the offset and its text; else None.
+#: Per zone: when its offset is one whole-minute offset from its last change on (UTC
+#: always, China since 1991, India since 1945, …), that moment, the offset and its text;
+#: else None.
 _STEADY: dict[Any, tuple[datetime, timedelta, str] | None] = {}
 
 
@@ -324,9 +322,10 @@ def _steady(zone: Any) -> tuple[datetime, timedelta, str] | None:
     """The zone's steady offset (``_STEADY``), found once: from the zone's rules as
     ``zoneinfo``'s own Python implementation reads them (its last change, and the one
     offset after it, not a rule of daylight saving time), checked against the zone
-    itself; None for anything else. A moment in UTC from then on is shown by moving it
-    by the offset and writing the offset, without converting it to the zone (which was
-    half of a moment's cost on a rep's page of visits in Asia/Shanghai)."""
+    itself (``ZoneInfo("UTC")``: from the start); None for anything else. A moment in UTC
+    from then on is shown by moving it by the offset and writing the offset, without
+    converting it to the zone (which was half of a moment's cost on a rep's page of
+    visits in Asia/Shanghai, and most of it in UTC)."""
     known = _STEADY.get(zone, _UNKNOWN)
     if known is not _UNKNOWN:
         return known  # type: ignore[return-value]
@@ -509,7 +508,6 @@ def _compile(
         "_dumps": orjson.dumps,
         "_UTC_Z": _UTC_Z,
         "_UTC": UTC,
-        "_ZONE_UTC": _ZONE_UTC,
         "_EncodeError": orjson.JSONEncodeError,
         "_isoformat": _isoformat,
         "_STEADY": _STEADY,
@@ -520,7 +518,6 @@ def _compile(
         "def render(instance, zone):",
         "    row = {}",
         "    z = zone[0]",
-        "    u = z is _ZONE_UTC or z is _UTC",  # shown in UTC: a moment read is, already
     ]
     if any(how == _MOMENT for _name, _field, how, _attname in plan):
         lines += [  # the zone's steady offset (_steady), if it has one
@@ -563,9 +560,6 @@ def _compile(
                 f"    v = {read}",
                 "    if v is None:",
                 f"        row[{key}] = None",
-                # A moment read from the database is in UTC: shown in UTC, it is its text.
-                "    elif u and v.tzinfo is _UTC:",
-                f"        row[{key}] = _dumps(v, None, _UTC_Z)[1:-1].decode()",
                 # In the zone's steady offset: moved by it, the offset written after.
                 "    elif sz is not None and v.tzinfo is _UTC and v >= s_from:",
                 "        try:",

@@ -399,10 +399,10 @@ def test_moments_orjson_would_write_otherwise_are_written_by_isoformat() -> None
 
 @pytest.mark.parametrize("zone", ["UTC", "datetime.UTC", "Etc/UTC"])
 def test_a_moment_read_in_utc_and_shown_in_utc_is_written_as_drf_writes_it(zone: str) -> None:
-    """Shown in UTC (``ZoneInfo("UTC")`` or ``datetime.UTC``), a moment read from the
-    database (in ``datetime.UTC``) is written without its conversion to the zone; the
-    text is DRF's, with or without microseconds, at either end of the calendar, and for a
-    moment in another UTC object (the usual way)."""
+    """Shown in UTC (``ZoneInfo("UTC")``: a steady offset, or ``datetime.UTC``), a
+    moment read from the database (in ``datetime.UTC``) is written as DRF writes it:
+    with or without microseconds, at either end of the calendar, and for a moment in
+    another UTC object (the usual way)."""
     from zoneinfo import ZoneInfo
 
     shown_in: Any = UTC if zone == "datetime.UTC" else ZoneInfo(zone)
