@@ -284,10 +284,9 @@ def _render(
             row[name] = value
         elif how == _MOMENT and zone[0] is not None and timezone.is_aware(value):
             try:
-                shown = value.astimezone(zone[0]).isoformat()
+                row[name] = _isoformat(value.astimezone(zone[0]))
             except OverflowError:  # DRF's own error
-                shown = field.to_representation(value)
-            row[name] = shown[:-6] + "Z" if shown.endswith("+00:00") else shown
+                row[name] = field.to_representation(value)
         elif how == _DECIMAL and type(value) is Decimal:
             row[name] = _decimal_text(value, field)
         elif how == _NESTED:
