@@ -119,7 +119,6 @@ def main() -> None:
     from django.core.management import call_command
     from django.db import connection
     from django.db.models import Count
-    from django.test import Client
 
     from crm.models import Opportunity
     from tenancy.api.views import issue_tokens
@@ -209,14 +208,6 @@ def main() -> None:
 
     # /healthz: one query, no authentication, no tenant scope; timed in turns with each
     # persona's floor, so the two are compared on the same machine load.
-    class HttpsClient(Client):
-        """Requests over HTTPS, as production receives them (behind TLS): without
-        ``DEBUG`` an HTTP request is only redirected."""
-
-        def get(self, path: Any, **kwargs: Any) -> Any:  # type: ignore[override]
-            kwargs["secure"] = True
-            return super().get(path, **kwargs)
-
     # The collector as config/wsgi.py tunes it for a web process (tenancy.runtime).
     thresholds = prepare_web_process()
     # Timed as a production process runs, without DEBUG (started with DEBUG=1 only to
@@ -226,14 +217,16 @@ def main() -> None:
     # reads them (CaptureQueriesContext forces that cursor for its block).
     debug = settings.DEBUG
     settings.DEBUG = False
-    anonymous = HttpsClient()
+    anonymous = common.https_client()
     health_queries = common.capture(partial(anonymous.get, "/healthz"))[1]
     health: list[float] = []
 
     results: list[dict[str, Any]] = []
     baselines: dict[str, dict[str, Any]] = {}
     for role, member in personas:
-        client = HttpsClient(headers={"Authorization": f"Bearer {issue_tokens(member)['access']}"})
+        client = common.https_client(
+            headers={"Authorization": f"Bearer {issue_tokens(member)['access']}"}
+        )
         # The floor: the fixed cost of an authenticated request (JWT, membership, scope,
         # time zone, DRF, JSON), measured as /api/v1/me/.
         me_statements = common.capture(partial(client.get, "/api/v1/me/"))[1]
@@ -263,7 +256,7 @@ def main() -> None:
 
             def get(
                 page_size: int,
-                client: Client = client,
+                client: Any = client,
                 path: str = path,
                 filters: dict[str, str] = filters,
             ) -> Any:

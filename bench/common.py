@@ -56,6 +56,19 @@ def setup_django(*, fresh: bool = False) -> None:
     call_command("migrate", verbosity=0)
 
 
+def https_client(**kwargs: Any) -> Any:
+    """A Django test client whose requests come over HTTPS, as production receives them
+    (behind TLS): without ``DEBUG`` an HTTP request is only redirected."""
+    from django.test import Client
+
+    class HttpsClient(Client):
+        def get(self, path: Any, **options: Any) -> Any:  # type: ignore[override]
+            options["secure"] = True
+            return super().get(path, **options)
+
+    return HttpsClient(**kwargs)
+
+
 def _admin_connection(config: dict[str, Any], dbname: str) -> Any:
     import psycopg
 
