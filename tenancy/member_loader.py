@@ -28,7 +28,8 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Model
 from psycopg.adapt import Transformer
 from psycopg.pq.abc import PGresult
@@ -55,13 +56,13 @@ class _Part:
             if (converters := field.get_db_converters(connection))
         ]
 
-    def make(self, row: tuple[Any, ...]) -> Model:
+    def make(self, row: tuple[Any, ...], db: BaseDatabaseWrapper) -> Model:
         values = list(row[self.start : self.end])
         for index, converters in self.converters:
             for convert in converters:
-                values[index] = convert(values[index], None, connection)
-        made = row_instance(self.model, connection.alias, values)
-        return self.model.from_db(connection.alias, self.attnames, values) if made is None else made
+                values[index] = convert(values[index], None, db)
+        made = row_instance(self.model, db.alias, values)
+        return self.model.from_db(db.alias, self.attnames, values) if made is None else made
 
 
 class _Statement:
@@ -108,12 +109,13 @@ def _member_from_row(row: tuple[Any, ...] | None) -> Membership | None:
         return None
     statement = _statement()
     member_part, user_part, unit_part, tenant_part = statement.parts
-    member = member_part.make(row)
+    db = connections[DEFAULT_DB_ALIAS]  # once: each read through the proxy looks it up
+    member = member_part.make(row, db)
     assert isinstance(member, Membership)
-    member._state.fields_cache["user"] = user_part.make(row)
+    member._state.fields_cache["user"] = user_part.make(row, db)
     has_unit = row[unit_part.start] is not None
-    member._state.fields_cache["org_unit"] = unit_part.make(row) if has_unit else None
-    member._state.fields_cache["tenant"] = tenant_part.make(row)
+    member._state.fields_cache["org_unit"] = unit_part.make(row, db) if has_unit else None
+    member._state.fields_cache["tenant"] = tenant_part.make(row, db)
     member.managed_unit_ids = list(row[statement.managed_index])  # type: ignore[attr-defined]
     return member
 

@@ -27,7 +27,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Protocol
 
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Model
 from django_scopes import scope, scopes_disabled
 from psycopg.pq import DiagnosticField, ExecStatus, TransactionStatus
@@ -76,10 +77,10 @@ class ScopeOpening(Protocol):
     def retry(self, sqlstate: str | None) -> bool: ...
 
 
-def _log(statement: str, started: float) -> None:
-    if connection.queries_logged:  # shown like any statement in DEBUG and in tests
+def _log(db: BaseDatabaseWrapper, statement: str, started: float) -> None:
+    if db.queries_logged:  # shown like any statement in DEBUG and in tests
         duration = time.monotonic() - started
-        connection.queries_log.append({"sql": statement, "time": f"{duration:.3f}"})
+        db.queries_log.append({"sql": statement, "time": f"{duration:.3f}"})
 
 
 def _failure(result: PGresult) -> tuple[str | None, str]:
@@ -91,17 +92,20 @@ def _failure(result: PGresult) -> tuple[str | None, str]:
 def _apply(
     db_scope: _DatabaseScope, *, begin: bool = False, opening: ScopeOpening | None = None
 ) -> None:
-    if not getattr(connection, "crm_app_role_active", False):
-        connection.ensure_connection()
-    if not getattr(connection, "crm_app_role_active", False):
+    # The connection itself, looked up once: each read through django.db.connection
+    # (a proxy) looks it up again in the thread's and task's locals.
+    db = connections[DEFAULT_DB_ALIAS]
+    if not getattr(db, "crm_app_role_active", False):
+        db.ensure_connection()
+    if not getattr(db, "crm_app_role_active", False):
         raise TenantScopeError(
             "The database connection is not running as the application role, so row-level "
             "security would not apply. Run `manage.py migrate` to create the role."
         )
-    if begin and connection.connection.pgconn.transaction_status == TransactionStatus.IDLE:
-        _begin_with_settings(db_scope, opening)
+    if begin and db.connection.pgconn.transaction_status == TransactionStatus.IDLE:
+        _begin_with_settings(db, db_scope, opening)
         return
-    with connection.cursor() as cursor:
+    with db.cursor() as cursor:
         cursor.execute(
             "SELECT set_config(%s, %s, true), set_config(%s, %s, true)",
             [
@@ -114,14 +118,16 @@ def _apply(
     if opening is not None:
         statement = opening.sql(first=False)
         started = time.monotonic()
-        result = connection.connection.pgconn.exec_(statement.encode())
-        _log(statement, started)
+        result = db.connection.pgconn.exec_(statement.encode())
+        _log(db, statement, started)
         if result.status != ExecStatus.TUPLES_OK:
             raise TenantScopeError(f"Could not open the tenant's scope: {_failure(result)[1]}")
         opening.receive(result)
 
 
-def _begin_with_settings(db_scope: _DatabaseScope, opening: ScopeOpening | None = None) -> None:
+def _begin_with_settings(
+    db: BaseDatabaseWrapper, db_scope: _DatabaseScope, opening: ScopeOpening | None = None
+) -> None:
     """Open the transaction and make the settings in one round trip, with the opening
     statement if there is one (a request's credential: its membership).
 
@@ -136,7 +142,7 @@ def _begin_with_settings(db_scope: _DatabaseScope, opening: ScopeOpening | None 
         f"BEGIN; SELECT set_config('{TENANT_SETTING}', '{tenant}', true), "
         f"set_config('{BYPASS_SETTING}', '{'on' if db_scope.bypass else 'off'}', true)"
     )
-    pgconn = connection.connection.pgconn
+    pgconn = db.connection.pgconn
     for attempt in (1, 2):
         opening_sql = opening.sql(first=True) if opening is not None else ""
         started = time.monotonic()
@@ -149,9 +155,9 @@ def _begin_with_settings(db_scope: _DatabaseScope, opening: ScopeOpening | None 
             pgconn.exec_(b"ROLLBACK")
         if attempt == 2 or opening is None or not opening.retry(sqlstate):
             raise TenantScopeError(f"Could not open the tenant's transaction: {message}")
-    _log(settings_sql, started)
+    _log(db, settings_sql, started)
     if opening is not None:
-        _log(opening_sql, started)
+        _log(db, opening_sql, started)
         opening.receive(result)
 
 
@@ -159,7 +165,7 @@ def _begin_with_settings(db_scope: _DatabaseScope, opening: ScopeOpening | None 
 def _database_scope(
     db_scope: _DatabaseScope, opening: ScopeOpening | None = None
 ) -> Iterator[None]:
-    outermost = not connection.in_atomic_block
+    outermost = not connections[DEFAULT_DB_ALIAS].in_atomic_block
     outer = _current.get()
     with transaction.atomic():
         _apply(db_scope, begin=outermost, opening=opening)
