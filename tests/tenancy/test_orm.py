@@ -4,6 +4,7 @@ references) Django's own ``ForeignKey.get_col`` and ``SQLCompiler.get_select`` g
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytest
 from django.db.models import Count, Exists, F, ForeignKey, OuterRef, Q, QuerySet, Value
+from django.db.models.lookups import Exact
 from django.db.models.sql.compiler import SQLCompiler
 
 from crm.models import Customer, Opportunity, Visit
@@ -246,7 +248,8 @@ def test_a_condition_shared_by_clones_is_compiled_once_per_column_and_value(
         assert compiled[-1].rhs == "a"
         before = len(compiled)
         sql = str(base.filter(purpose="b").query)
-        assert [node.rhs for node in compiled[before:]] == ["b"]  # the shared ones kept
+        # The shared ones kept, the new one from the text kept for the first.
+        assert compiled[before:] == []
         assert '"crm_visit"."rep_id" = ' in sql and '"crm_visit"."verified"' in sql
         # In a subquery the conditions are relabelled copies: compiled for their alias.
         before = len(compiled)
@@ -259,6 +262,107 @@ def test_a_condition_shared_by_clones_is_compiled_once_per_column_and_value(
         str(compared.query)
         kinds = [type(node.rhs).__name__ for node in compiled[before:]]
         assert kinds == ["Col", "Col"]
+
+
+#: New conditions of a model's own column (named) and a plain value, each made with two
+#: values: the second compiles to the text kept from the first.
+NEW_CONDITIONS: dict[str, tuple[str, Callable[[Any], QuerySet[Any]], list[Any]]] = {
+    "a moment, at or after": (
+        "check_in_at",
+        lambda v: Visit.objects.filter(check_in_at__gte=v),
+        [datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC)],
+    ),
+    "a moment, before": (
+        "planned_start",
+        lambda v: Visit.objects.filter(planned_start__lt=v),
+        [datetime(2026, 1, 2, tzinfo=UTC), datetime(2026, 5, 6, 7, 8, 9, 10, tzinfo=UTC)],
+    ),
+    "a date": (
+        "expected_close_date",
+        lambda v: Opportunity.objects.filter(expected_close_date__lte=v),
+        [date(2026, 1, 31), date(2026, 12, 31)],
+    ),
+    "a decimal": (
+        "amount",
+        lambda v: Opportunity.objects.filter(amount__gt=v),
+        [Decimal("10.50"), Decimal("1000")],
+    ),
+    "a text": ("purpose", lambda v: Visit.objects.filter(purpose=v), ["a", "一个 O'Brien %s"]),
+    "a key's id": ("rep", lambda v: Visit.objects.filter(rep=v), [1, 2]),
+    "a key's id, at least": (
+        "customer",
+        lambda v: Visit.objects.filter(customer_id__gte=v),
+        [3, 4],
+    ),
+    "a uuid": (
+        "client_id",
+        lambda v: Visit.objects.filter(client_id=v),
+        [uuid.UUID(int=1), uuid.UUID(int=2**100)],
+    ),
+    "a boolean": ("verified", lambda v: Visit.objects.filter(verified=v), [True, False]),
+    "a null test": (
+        "check_out_at",
+        lambda v: Visit.objects.filter(check_out_at__isnull=v),
+        [True, False],
+    ),
+    "a null test of a key": (
+        "customer",
+        lambda v: Visit.objects.filter(customer__isnull=v),
+        [False, True],
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NEW_CONDITIONS))
+def test_a_new_condition_compiles_to_the_text_kept_for_its_lookup_and_column(
+    name: str, tree_a: TenantTree, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    column, make, values = NEW_CONDITIONS[name]
+    compiled: list[Any] = []
+    orm_django_compile = orm._django_compile
+
+    def django_compile(compiler: SQLCompiler, node: Any) -> Any:
+        if type(node) in orm._KEPT_LOOKUPS and node.lhs.target.name == column:
+            compiled.append(node.rhs)
+        return orm_django_compile(compiler, node)
+
+    with tenant_scope(tree_a.tenant):
+        records.won_opportunity(tree_a)
+        records.visit(tree_a)
+        orm._CONDITION_SQL.clear()
+        for value in values:
+            monkeypatch.setattr(orm, "_django_compile", django_compile)
+            ours = make(value)
+            ours_sql, ours_params = ours.query.sql_with_params()
+            monkeypatch.setattr(orm, "_django_compile", orm_django_compile)
+            ours_rows = list(ours)
+            orm.uninstall()
+            try:
+                theirs = make(value)
+                theirs_sql, theirs_params = theirs.query.sql_with_params()
+                theirs_rows = list(theirs)
+            finally:
+                orm.install()
+            assert (ours_sql, tuple(ours_params)) == (theirs_sql, tuple(theirs_params))
+            assert [type(p) for p in ours_params] == [type(p) for p in theirs_params]
+            assert ours_rows == theirs_rows
+        # Django compiles the first value; a value written in the text, every one.
+        by_value = all(type(value) is bool for value in values)
+        assert compiled == (values if by_value else values[:1])
+
+
+def test_the_kept_condition_texts_are_bounded(tree_a: TenantTree) -> None:
+    with tenant_scope(tree_a.tenant):
+        orm._CONDITION_SQL.clear()
+        str(Visit.objects.filter(purpose="a").query)
+        purpose = Visit._meta.get_field("purpose").get_col("crm_visit")
+        assert orm._CONDITION_SQL[(Exact, purpose, "default")] == '"crm_visit"."purpose" = %s'
+        orm._CONDITION_SQL.update(
+            {(object(), index, "default"): "x" for index in range(orm._CONDITION_SQL_LIMIT - 1)}
+        )
+        str(Visit.objects.filter(outcome="b").query)  # the store was full: emptied first
+        outcome = Visit._meta.get_field("outcome").get_col("crm_visit")
+        assert list(orm._CONDITION_SQL) == [(Exact, outcome, "default")]
 
 
 def test_a_kept_select_lists_converters_are_made_once_and_convert_as_djangos(
