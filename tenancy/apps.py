@@ -12,9 +12,10 @@ class TenancyConfig(AppConfig):
 
     def ready(self) -> None:
         import tenancy.api.schema  # noqa: F401  (registers the OpenAPI auth extensions)
-        from tenancy import orm
+        from tenancy import orm, querydict
         from tenancy.db import on_connection_created
 
         orm.install()
+        querydict.install()
 
         connection_created.connect(on_connection_created, dispatch_uid="crm_app_role")
