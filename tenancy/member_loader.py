@@ -141,34 +141,33 @@ class MemberOpening:
         self.member: Membership | None = None
         self._preparing = False
 
-    def sql(self, *, first: bool) -> str:
+    def sql(self, driver: Any, *, first: bool) -> str:
         statement = _statement()
         values = (self.tenant_id, self.membership_id)
         self._preparing = False
         if not first or not settings.DATABASE_PREPARED_STATEMENTS:
             return statement.sql % values  # two ints: literals are safe
         execute = f"EXECUTE {PREPARED_NAME}({values[0]}, {values[1]})"
-        if getattr(connection.connection, _PREPARED_FLAG, False):
+        if getattr(driver, _PREPARED_FLAG, False):
             return execute
         self._preparing = True
         return f"{statement.prepare}; {execute}"
 
-    def retry(self, sqlstate: str | None) -> bool:
+    def retry(self, driver: Any, sqlstate: str | None) -> bool:
         """The server lost the statement (26000) or had it already (42P05): send it again,
         prepared anew or executed as it is."""
         if sqlstate in ("26000", "42P05"):
-            setattr(connection.connection, _PREPARED_FLAG, sqlstate == "42P05")
+            setattr(driver, _PREPARED_FLAG, sqlstate == "42P05")
             return True
         return False
 
-    def receive(self, result: PGresult) -> None:
+    def receive(self, driver: Any, result: PGresult) -> None:
         if self._preparing:
-            setattr(connection.connection, _PREPARED_FLAG, True)
+            setattr(driver, _PREPARED_FLAG, True)
         row = None
         if result.ntuples:
             # One transformer per connection, as a cursor keeps one for all its results:
             # it makes each column type's loader once (about 20 µs of every request).
-            driver = connection.connection
             loader = getattr(driver, _TRANSFORMER, None)
             if loader is None:
                 loader = Transformer(driver)

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -62,19 +62,19 @@ def current_tenant_id() -> int | None:
 class ScopeOpening(Protocol):
     """A statement of the scope's first round trip, sent after its ``BEGIN`` and settings.
 
-    ``sql(first=True)`` is its text there (literals only: it travels in one
-    simple-protocol message); ``sql(first=False)`` its text when the scope opens inside a
-    transaction already open (a nested scope, a test's transaction), where it is sent
-    alone. ``receive`` gets its result. If the message fails, ``retry`` is asked with the
-    error's SQLSTATE whether to roll back and send it once more (a prepared statement the
-    server no longer has, say).
+    ``sql(driver, first=True)`` is its text there (literals only: it travels in one
+    simple-protocol message); ``sql(driver, first=False)`` its text when the scope opens
+    inside a transaction already open (a nested scope, a test's transaction), where it is
+    sent alone. ``receive`` gets its result. If the message fails, ``retry`` is asked with
+    the error's SQLSTATE whether to roll back and send it once more (a prepared statement
+    the server no longer has, say). Each is given the driver's connection it runs on.
     """
 
-    def sql(self, *, first: bool) -> str: ...
+    def sql(self, driver: Any, *, first: bool) -> str: ...
 
-    def receive(self, result: PGresult) -> None: ...
+    def receive(self, driver: Any, result: PGresult) -> None: ...
 
-    def retry(self, sqlstate: str | None) -> bool: ...
+    def retry(self, driver: Any, sqlstate: str | None) -> bool: ...
 
 
 def _log(db: BaseDatabaseWrapper, statement: str, started: float) -> None:
@@ -116,13 +116,13 @@ def _apply(
             ],
         )
     if opening is not None:
-        statement = opening.sql(first=False)
+        statement = opening.sql(db.connection, first=False)
         started = time.monotonic()
         result = db.connection.pgconn.exec_(statement.encode())
         _log(db, statement, started)
         if result.status != ExecStatus.TUPLES_OK:
             raise TenantScopeError(f"Could not open the tenant's scope: {_failure(result)[1]}")
-        opening.receive(result)
+        opening.receive(db.connection, result)
 
 
 def _begin_with_settings(
@@ -142,9 +142,10 @@ def _begin_with_settings(
         f"BEGIN; SELECT set_config('{TENANT_SETTING}', '{tenant}', true), "
         f"set_config('{BYPASS_SETTING}', '{'on' if db_scope.bypass else 'off'}', true)"
     )
-    pgconn = db.connection.pgconn
+    driver = db.connection
+    pgconn = driver.pgconn
     for attempt in (1, 2):
-        opening_sql = opening.sql(first=True) if opening is not None else ""
+        opening_sql = opening.sql(driver, first=True) if opening is not None else ""
         started = time.monotonic()
         statement = f"{settings_sql}; {opening_sql}" if opening_sql else settings_sql
         result = pgconn.exec_(statement.encode())
@@ -153,12 +154,12 @@ def _begin_with_settings(
         sqlstate, message = _failure(result)
         if pgconn.transaction_status != TransactionStatus.IDLE:
             pgconn.exec_(b"ROLLBACK")
-        if attempt == 2 or opening is None or not opening.retry(sqlstate):
+        if attempt == 2 or opening is None or not opening.retry(driver, sqlstate):
             raise TenantScopeError(f"Could not open the tenant's transaction: {message}")
     _log(db, settings_sql, started)
     if opening is not None:
         _log(db, opening_sql, started)
-        opening.receive(result)
+        opening.receive(driver, result)
 
 
 @contextmanager
