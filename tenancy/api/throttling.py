@@ -17,6 +17,8 @@ import logging
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.core.cache import DEFAULT_CACHE_ALIAS, caches
+from django.core.cache import cache as default_cache
 from rest_framework import throttling
 from rest_framework.request import Request
 
@@ -71,10 +73,13 @@ class CountingMixin:
         now = self.timer()
         window = int(now // self.duration)
         key = f"{client}:{window}"
+        cache = self.cache
+        if cache is default_cache:  # a proxy: each read looks the cache up again
+            cache = caches[DEFAULT_CACHE_ALIAS]
         try:
-            count = self.cache.incr(key)
+            count = cache.incr(key)
         except ValueError:  # the window's first request
-            count = 1 if self.cache.add(key, 1, self.duration + 1) else self.cache.incr(key)
+            count = 1 if cache.add(key, 1, self.duration + 1) else cache.incr(key)
         self.retry_after = (window + 1) * self.duration - now
         return bool(count <= self.num_requests)
 
