@@ -22,7 +22,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from tenancy import selectors, services
 from tenancy.api.base import TenantViewMixin
 from tenancy.api.filters import SyncFilterSet, TenantFilterSet
-from tenancy.api.serializers import ModelSerializer
+from tenancy.api.serializers import ModelSerializer, current_zone
 from tenancy.api.throttling import FailedLoginThrottle, LoginIPThrottle, LoginUserThrottle
 from tenancy.authentication import (
     MEMBERSHIP_CLAIM,
@@ -300,11 +300,14 @@ class MeView(APIView):
         # The membership authentication loaded, with its user, unit, tenant and managed
         # units (an API key's member reads its managed units itself: one query).
         member = request.membership  # type: ignore[attr-defined]
+        zone = current_zone()  # once for the three
         return Response(
             {
-                "member": MemberSerializer.represent(member, context={"request": request}),
-                "notifications": NotificationSettingsSerializer.represent(member),
-                "tenant": TenantSerializer.represent(member.tenant),
+                "member": MemberSerializer.represent(
+                    member, context={"request": request}, zone=zone
+                ),
+                "notifications": NotificationSettingsSerializer.represent(member, zone=zone),
+                "tenant": TenantSerializer.represent(member.tenant, zone=zone),
             }
         )
 
