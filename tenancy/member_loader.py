@@ -104,12 +104,11 @@ def _statement() -> _Statement:
     return _Statement()
 
 
-def _member_from_row(row: tuple[Any, ...] | None) -> Membership | None:
+def _member_from_row(row: tuple[Any, ...] | None, db: BaseDatabaseWrapper) -> Membership | None:
     if row is None:
         return None
     statement = _statement()
     member_part, user_part, unit_part, tenant_part = statement.parts
-    db = connections[DEFAULT_DB_ALIAS]  # once: each read through the proxy looks it up
     member = member_part.make(row, db)
     assert isinstance(member, Membership)
     member._state.fields_cache["user"] = user_part.make(row, db)
@@ -125,7 +124,7 @@ def load_member(tenant_id: int, membership_id: int) -> Membership | None:
     (cached on it as ``select_related`` caches them) and ``managed_unit_ids``, or None."""
     with connection.cursor() as cursor:
         cursor.execute(_statement().sql, [tenant_id, membership_id])
-        return _member_from_row(cursor.fetchone())
+        return _member_from_row(cursor.fetchone(), connections[DEFAULT_DB_ALIAS])
 
 
 _TRANSFORMER = "_crm_member_transformer"
@@ -141,27 +140,28 @@ class MemberOpening:
         self.member: Membership | None = None
         self._preparing = False
 
-    def sql(self, driver: Any, *, first: bool) -> str:
+    def sql(self, db: BaseDatabaseWrapper, *, first: bool) -> str:
         statement = _statement()
         values = (self.tenant_id, self.membership_id)
         self._preparing = False
         if not first or not settings.DATABASE_PREPARED_STATEMENTS:
             return statement.sql % values  # two ints: literals are safe
         execute = f"EXECUTE {PREPARED_NAME}({values[0]}, {values[1]})"
-        if getattr(driver, _PREPARED_FLAG, False):
+        if getattr(db.connection, _PREPARED_FLAG, False):
             return execute
         self._preparing = True
         return f"{statement.prepare}; {execute}"
 
-    def retry(self, driver: Any, sqlstate: str | None) -> bool:
+    def retry(self, db: BaseDatabaseWrapper, sqlstate: str | None) -> bool:
         """The server lost the statement (26000) or had it already (42P05): send it again,
         prepared anew or executed as it is."""
         if sqlstate in ("26000", "42P05"):
-            setattr(driver, _PREPARED_FLAG, sqlstate == "42P05")
+            setattr(db.connection, _PREPARED_FLAG, sqlstate == "42P05")
             return True
         return False
 
-    def receive(self, driver: Any, result: PGresult) -> None:
+    def receive(self, db: BaseDatabaseWrapper, result: PGresult) -> None:
+        driver = db.connection
         if self._preparing:
             setattr(driver, _PREPARED_FLAG, True)
         row = None
@@ -174,5 +174,5 @@ class MemberOpening:
                 setattr(driver, _TRANSFORMER, loader)
             loader.set_pgresult(result)
             row = loader.load_row(0, tuple)
-        self.member = _member_from_row(row)
+        self.member = _member_from_row(row, db)
         self.received = True

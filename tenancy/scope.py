@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -67,14 +67,15 @@ class ScopeOpening(Protocol):
     inside a transaction already open (a nested scope, a test's transaction), where it is
     sent alone. ``receive`` gets its result. If the message fails, ``retry`` is asked with
     the error's SQLSTATE whether to roll back and send it once more (a prepared statement
-    the server no longer has, say). Each is given the driver's connection it runs on.
+    the server no longer has, say). Each is given the database connection it runs on
+    (Django's; its ``connection`` is the driver's).
     """
 
-    def sql(self, driver: Any, *, first: bool) -> str: ...
+    def sql(self, db: BaseDatabaseWrapper, *, first: bool) -> str: ...
 
-    def receive(self, driver: Any, result: PGresult) -> None: ...
+    def receive(self, db: BaseDatabaseWrapper, result: PGresult) -> None: ...
 
-    def retry(self, driver: Any, sqlstate: str | None) -> bool: ...
+    def retry(self, db: BaseDatabaseWrapper, sqlstate: str | None) -> bool: ...
 
 
 def _log(db: BaseDatabaseWrapper, statement: str, started: float) -> None:
@@ -90,11 +91,15 @@ def _failure(result: PGresult) -> tuple[str | None, str]:
 
 
 def _apply(
-    db_scope: _DatabaseScope, *, begin: bool = False, opening: ScopeOpening | None = None
+    db: BaseDatabaseWrapper,
+    db_scope: _DatabaseScope,
+    *,
+    begin: bool = False,
+    opening: ScopeOpening | None = None,
 ) -> None:
-    # The connection itself, looked up once: each read through django.db.connection
-    # (a proxy) looks it up again in the thread's and task's locals.
-    db = connections[DEFAULT_DB_ALIAS]
+    """Make the scope's settings on ``db`` (the connection itself, looked up once by the
+    caller: each read through ``django.db.connection`` or ``connections[…]`` looks it up
+    again in the thread's and task's locals, about 12,000 instructions)."""
     if not getattr(db, "crm_app_role_active", False):
         db.ensure_connection()
     if not getattr(db, "crm_app_role_active", False):
@@ -116,13 +121,13 @@ def _apply(
             ],
         )
     if opening is not None:
-        statement = opening.sql(db.connection, first=False)
+        statement = opening.sql(db, first=False)
         started = time.monotonic()
         result = db.connection.pgconn.exec_(statement.encode())
         _log(db, statement, started)
         if result.status != ExecStatus.TUPLES_OK:
             raise TenantScopeError(f"Could not open the tenant's scope: {_failure(result)[1]}")
-        opening.receive(db.connection, result)
+        opening.receive(db, result)
 
 
 def _begin_with_settings(
@@ -142,10 +147,9 @@ def _begin_with_settings(
         f"BEGIN; SELECT set_config('{TENANT_SETTING}', '{tenant}', true), "
         f"set_config('{BYPASS_SETTING}', '{'on' if db_scope.bypass else 'off'}', true)"
     )
-    driver = db.connection
-    pgconn = driver.pgconn
+    pgconn = db.connection.pgconn
     for attempt in (1, 2):
-        opening_sql = opening.sql(driver, first=True) if opening is not None else ""
+        opening_sql = opening.sql(db, first=True) if opening is not None else ""
         started = time.monotonic()
         statement = f"{settings_sql}; {opening_sql}" if opening_sql else settings_sql
         result = pgconn.exec_(statement.encode())
@@ -154,22 +158,23 @@ def _begin_with_settings(
         sqlstate, message = _failure(result)
         if pgconn.transaction_status != TransactionStatus.IDLE:
             pgconn.exec_(b"ROLLBACK")
-        if attempt == 2 or opening is None or not opening.retry(driver, sqlstate):
+        if attempt == 2 or opening is None or not opening.retry(db, sqlstate):
             raise TenantScopeError(f"Could not open the tenant's transaction: {message}")
     _log(db, settings_sql, started)
     if opening is not None:
         _log(db, opening_sql, started)
-        opening.receive(driver, result)
+        opening.receive(db, result)
 
 
 @contextmanager
 def _database_scope(
     db_scope: _DatabaseScope, opening: ScopeOpening | None = None
 ) -> Iterator[None]:
-    outermost = not connections[DEFAULT_DB_ALIAS].in_atomic_block
+    db = connections[DEFAULT_DB_ALIAS]
+    outermost = not db.in_atomic_block
     outer = _current.get()
     with transaction.atomic():
-        _apply(db_scope, begin=outermost, opening=opening)
+        _apply(db, db_scope, begin=outermost, opening=opening)
         token = _current.set(db_scope)
         completed = False
         try:
@@ -181,7 +186,7 @@ def _database_scope(
         # and a rollback to the savepoint restores the outer ones, so only a nested block
         # that completed must put the outer scope back by hand.
         if completed and not outermost:
-            _apply(outer)
+            _apply(db, outer)
 
 
 @contextmanager
