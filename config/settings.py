@@ -101,7 +101,7 @@ MIDDLEWARE = [
     "tenancy.middleware.MessageMiddleware",  # Django's, not made for API requests
     "django_htmx.middleware.HtmxMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "csp.middleware.CSPMiddleware",
+    "tenancy.security_headers.ContentSecurityPolicyMiddleware",  # django-csp's
 ]
 
 ROOT_URLCONF = "config.urls"
