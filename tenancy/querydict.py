@@ -85,8 +85,3 @@ def _init(
 def install() -> None:
     """Called once from ``TenancyConfig.ready``."""
     QueryDict.__init__ = _init  # type: ignore[method-assign,assignment]
-
-
-def uninstall() -> None:
-    """Django's own ``QueryDict.__init__`` back (for the tests that compare)."""
-    QueryDict.__init__ = _django_init  # type: ignore[method-assign]

@@ -62,8 +62,8 @@ def current_tenant_id() -> int | None:
 class ScopeOpening(Protocol):
     """A statement of the scope's first round trip, sent after its ``BEGIN`` and settings.
 
-    ``sql(driver, first=True)`` is its text there (literals only: it travels in one
-    simple-protocol message); ``sql(driver, first=False)`` its text when the scope opens
+    ``sql(db, first=True)`` is its text there (literals only: it travels in one
+    simple-protocol message); ``sql(db, first=False)`` its text when the scope opens
     inside a transaction already open (a nested scope, a test's transaction), where it is
     sent alone. ``receive`` gets its result. If the message fails, ``retry`` is asked with
     the error's SQLSTATE whether to roll back and send it once more (a prepared statement
