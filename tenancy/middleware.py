@@ -123,7 +123,8 @@ class TenantScopeMiddleware:
         return None
 
     def _enter_scope(self, request: HttpRequest, stack: ExitStack) -> None:
-        header = request.headers.get("Authorization")
+        # META itself: request.headers copies every header into a dict of its own first.
+        header = request.META.get("HTTP_AUTHORIZATION")
         if header:
             tenant_id, credential = read_credential(header)
             if tenant_id is None or credential is None:
