@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -220,6 +221,15 @@ def load_membership_for_api_key(key: str) -> tuple[Membership, ApiToken]:
 
 class MembershipJWTAuthentication(JWTAuthentication):
     """``Authorization: Bearer <access token>``."""
+
+    def __init__(self) -> None:
+        """Without simplejwt's ``get_user_model()`` on every request (DRF makes the class
+        per request): only simplejwt's ``get_user``, which this class does not call,
+        reads ``user_model``, looked up when read."""
+
+    @property
+    def user_model(self) -> Any:  # type: ignore[override]
+        return get_user_model()
 
     def authenticate(self, request: Request) -> tuple[AbstractBaseUser, Token] | None:  # type: ignore[override]
         header = self.get_header(request)

@@ -47,6 +47,10 @@ class FailOpenMixin:
             return _fail_open(self, error)  # type: ignore[arg-type]
 
 
+#: DRF's parse of a rate's text (``"2000/minute"``: requests and seconds), by the text.
+_PARSED_RATES: dict[str | None, tuple[Any, Any]] = {}
+
+
 class CountingMixin:
     """A request counter per client and fixed window, where DRF keeps a list of every
     request's time in the window (a sliding log): DRF reads and writes back the whole
@@ -63,6 +67,18 @@ class CountingMixin:
     timer: Any
 
     get_cache_key: Any  # DRF's throttle's, after this class in the MRO
+    get_rate: Any
+    parse_rate: Any
+
+    def __init__(self) -> None:
+        """DRF's ``SimpleRateThrottle.__init__``, the rate's text parsed once per text:
+        DRF makes each throttle on every request and parsed its rate each time."""
+        rate = getattr(self, "rate", None) or self.get_rate()
+        self.rate = rate
+        parsed = _PARSED_RATES.get(rate)
+        if parsed is None:
+            parsed = _PARSED_RATES[rate] = self.parse_rate(rate)
+        self.num_requests, self.duration = parsed
 
     def allow_request(self, request: Request, view: Any) -> bool:
         if self.rate is None:
