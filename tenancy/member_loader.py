@@ -122,9 +122,10 @@ def _member_from_row(row: tuple[Any, ...] | None, db: BaseDatabaseWrapper) -> Me
 def load_member(tenant_id: int, membership_id: int) -> Membership | None:
     """The membership ``membership_id`` of ``tenant_id`` with its user, org unit, tenant
     (cached on it as ``select_related`` caches them) and ``managed_unit_ids``, or None."""
-    with connection.cursor() as cursor:
+    db = connections[DEFAULT_DB_ALIAS]
+    with db.cursor() as cursor:
         cursor.execute(_statement().sql, [tenant_id, membership_id])
-        return _member_from_row(cursor.fetchone(), connections[DEFAULT_DB_ALIAS])
+        return _member_from_row(cursor.fetchone(), db)
 
 
 _TRANSFORMER = "_crm_member_transformer"

@@ -13,8 +13,8 @@ sets such a response's headers from the texts django-csp's ``build_policy`` made
 first time, under the same conditions as django-csp (not on a debug 404 or 500, not
 over a header already set, not on an exempt response or an excluded path), and leaves
 every other response to django-csp. A change of either setting (a test's
-``override_settings``) forgets the texts. ``tests/tenancy/test_security_headers.py``
-compares the headers with django-csp's own.
+``override_settings``) forgets the texts and the excluded paths read with them.
+``tests/tenancy/test_security_headers.py`` compares the headers with django-csp's own.
 """
 
 from __future__ import annotations
@@ -41,27 +41,28 @@ _RESPONSE_PARTS = (
     "_csp_replace_ro",
 )
 _DEBUG_CODES = (http.client.INTERNAL_SERVER_ERROR, http.client.NOT_FOUND)
-#: Per policy (enforced, report-only): its header, the response's exemption flag, its
-#: setting.
-_POLICIES = (
-    (False, HEADER, "_csp_exempt", "CONTENT_SECURITY_POLICY"),
-    (True, HEADER_REPORT_ONLY, "_csp_exempt_ro", "CONTENT_SECURITY_POLICY_REPORT_ONLY"),
-)
-#: The text of each policy (``report_only``) built from the settings alone.
-_TEXTS: dict[bool, str] = {}
+#: Per policy (enforced, report-only): its header and the response's exemption flag.
+_POLICIES = ((False, HEADER, "_csp_exempt"), (True, HEADER_REPORT_ONLY, "_csp_exempt_ro"))
+_SETTINGS = {False: "CONTENT_SECURITY_POLICY", True: "CONTENT_SECURITY_POLICY_REPORT_ONLY"}
+#: Per policy (``report_only``): its text built from the settings alone, and the path
+#: prefixes its setting excludes.
+_TEXTS: dict[bool, tuple[str, tuple[str, ...]]] = {}
 
 
-def settings_policy(report_only: bool) -> str:
-    """django-csp's text of the settings' own policy (or report-only policy), made once."""
-    text = _TEXTS.get(report_only)
-    if text is None:
-        text = _TEXTS[report_only] = build_policy(report_only=report_only)
-    return text
+def settings_policy(report_only: bool) -> tuple[str, tuple[str, ...]]:
+    """django-csp's text of the settings' own policy (or report-only policy) and the path
+    prefixes it is not sent for (``EXCLUDE_URL_PREFIXES``), made once."""
+    known = _TEXTS.get(report_only)
+    if known is None:
+        policy = getattr(settings, _SETTINGS[report_only], None) or {}
+        excluded = tuple(policy.get("EXCLUDE_URL_PREFIXES", None) or ())
+        known = _TEXTS[report_only] = (build_policy(report_only=report_only), excluded)
+    return known
 
 
 @receiver(setting_changed)
 def _forget_policies(*, setting: str, **kwargs: Any) -> None:
-    if setting in ("CONTENT_SECURITY_POLICY", "CONTENT_SECURITY_POLICY_REPORT_ONLY"):
+    if setting in _SETTINGS.values():
         _TEXTS.clear()
 
 
@@ -78,12 +79,15 @@ class ContentSecurityPolicyMiddleware(CSPMiddleware):
             return super().process_response(request, response)
         if response.status_code in _DEBUG_CODES and settings.DEBUG:
             return response
-        for report_only, header, exempt, setting in _POLICIES:
-            text = settings_policy(report_only)
-            if text and getattr(response, exempt, False) is False and header not in response:
-                excluded = (getattr(settings, setting, None) or {}).get("EXCLUDE_URL_PREFIXES")
-                if not request.path_info.startswith(tuple(excluded or ())):
-                    response[header] = text
+        for report_only, header, exempt in _POLICIES:
+            text, excluded = settings_policy(report_only)
+            if (
+                text
+                and getattr(response, exempt, False) is False
+                and header not in response
+                and not request.path_info.startswith(excluded)
+            ):
+                response[header] = text
         # As django-csp: a nonce asked for after the header is written is an error.
         request.csp_nonce = CheckableLazyObject(self._csp_nonce_post_response)  # type: ignore[attr-defined]
         return response
