@@ -1,4 +1,4 @@
-"""Seven costs of Django's ORM a list pays on every query, removed when the app starts
+"""Eight costs of Django's ORM a list pays on every query, removed when the app starts
 (the seventh where a list asks for it).
 
 **A foreign key's column.** A column of the query's own table compiles through
@@ -48,6 +48,15 @@ value being a parameter, with the parameters Django's lookup prepares for the va
 (``bench/instructions.py``) where Django compiles it. A boolean or None, whose text
 Django writes by the value (``"verified"``, ``NOT "verified"``, ``IS NULL``), is
 compiled by Django each time.
+
+**Asking each condition for aggregates and windows.** Before compiling, Django splits
+the query's conditions into WHERE, HAVING and QUALIFY by asking the tree whether it holds
+an aggregate or a window function: each condition's ``contains_aggregate`` and
+``contains_over_clause``, cached properties computed anew for the conditions of every
+clone (48,000 instructions of a rep's page of visits, ``bench/instructions.py``). A
+comparison or null test of a column with a plain value (the kind of condition above)
+holds neither, so a tree of such conditions alone is the WHERE clause as it is, as Django
+finds; any other tree is split by Django.
 
 **A filter on a column.** ``filter(check_in_at__gte=…)`` resolves the name through the
 join machinery and promotes joins, for a condition on the model's own table.
@@ -119,6 +128,7 @@ _django_get_select = SQLCompiler.get_select
 _django_get_order_by = SQLCompiler.get_order_by
 _django_compile = SQLCompiler.compile
 _django_get_converters = SQLCompiler.get_converters
+_django_split_having_qualify = WhereNode.split_having_qualify
 
 
 def _get_col(self: ForeignKey[Any, Any], alias: str, output_field: Any = None) -> Any:
@@ -410,6 +420,35 @@ def _compile(self: SQLCompiler, node: Any) -> Any:
     return _django_compile(self, node)
 
 
+def _plain_conditions(node: WhereNode) -> bool:
+    """Every condition of the tree ``node`` compares a column with a plain value
+    (``_KEPT_LOOKUPS``, a ``Col`` and one of ``_PLAIN_VALUES``): no aggregate, no window."""
+    pending = [node]
+    while pending:
+        for child in pending.pop().children:
+            if type(child) is WhereNode:
+                pending.append(child)
+            elif not (
+                type(child) in _KEPT_LOOKUPS
+                and type(child.lhs) is Col
+                and isinstance(child.rhs, _PLAIN_VALUES)
+            ):
+                return False
+    return True
+
+
+def _split_having_qualify(
+    self: WhereNode, negated: bool = False, must_group_by: bool = False
+) -> tuple[WhereNode | None, WhereNode | None, WhereNode | None]:
+    """``WhereNode.split_having_qualify``: a tree of plain conditions alone
+    (``_plain_conditions``) is the WHERE clause as it is, what Django returns for a tree
+    with neither an aggregate nor a window; any other tree is Django's to split."""
+    if type(self) is WhereNode and _plain_conditions(self):
+        return self, None, None
+    split: Any = _django_split_having_qualify(self, negated, must_group_by)
+    return split  # type: ignore[no-any-return]
+
+
 def _related_column(opts: Any, name: str, column: str) -> tuple[Any, Any] | None:
     """For ``<relation>__<column>``: the foreign key ``name`` of the model's own table
     that is never null and leads to a model read from its own table, and that model's
@@ -648,14 +687,17 @@ def install() -> None:
     SQLCompiler.get_order_by = _get_order_by  # type: ignore[method-assign]
     SQLCompiler.compile = _compile  # type: ignore[method-assign]
     SQLCompiler.get_converters = _get_converters  # type: ignore[method-assign]
+    WhereNode.split_having_qualify = _split_having_qualify  # type: ignore[method-assign,assignment]
 
 
 def uninstall() -> None:
     """Django's own ``get_col``, ``get_select``, ``get_order_by``, ``compile``,
-    ``get_converters`` and ``prepare_join_on_clause`` back (for the tests that compare)."""
+    ``get_converters``, ``split_having_qualify`` and ``prepare_join_on_clause`` back (for
+    the tests that compare)."""
     ForeignKey.get_col = _django_get_col  # type: ignore[method-assign]
     SQLCompiler.get_select = _django_get_select  # type: ignore[method-assign]
     SQLCompiler.get_order_by = _django_get_order_by  # type: ignore[method-assign]
     SQLCompiler.compile = _django_compile  # type: ignore[method-assign]
     SQLCompiler.get_converters = _django_get_converters  # type: ignore[method-assign]
+    WhereNode.split_having_qualify = _django_split_having_qualify  # type: ignore[method-assign]
     PostgresOperations.prepare_join_on_clause = _django_prepare_join_on_clause  # type: ignore[method-assign]

@@ -11,9 +11,11 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from django.db.models import Count, Exists, F, ForeignKey, OuterRef, Q, QuerySet, Value
+from django.db.models import Count, Exists, F, ForeignKey, OuterRef, Q, QuerySet, Value, Window
+from django.db.models.functions import RowNumber
 from django.db.models.lookups import Exact
 from django.db.models.sql.compiler import SQLCompiler
+from django.db.models.sql.where import WhereNode
 
 from crm.models import Customer, Opportunity, Visit
 from tenancy import orm
@@ -128,6 +130,23 @@ QUERIES: dict[str, Callable[[], QuerySet[Any]]] = {
     "whole rows of the same model in a subquery": lambda: Visit.objects.filter(
         pk__in=Visit.objects.filter(rep__isnull=False).values("pk")
     ).exclude(pk__in=Visit.objects.filter(customer__isnull=True)),
+    # Conditions on aggregates and windows (HAVING, QUALIFY): Django splits them.
+    "a filter on an aggregate": lambda: (
+        Visit.objects.filter(rep__isnull=False)
+        .values("rep")
+        .annotate(n=Count("id"))
+        .filter(n__gte=1)
+    ),
+    "an aggregate or a column": lambda: (
+        Visit.objects.values("rep")
+        .annotate(n=Count("id"))
+        .filter(Q(n__gte=1) | Q(rep__isnull=True))
+    ),
+    "a filter on a window": lambda: (
+        Visit.objects.filter(rep__isnull=False)
+        .annotate(r=Window(RowNumber(), partition_by=[F("rep")], order_by=F("id").asc()))
+        .filter(r=1)
+    ),
     "a union of whole rows": lambda: Visit.objects.filter(rep__isnull=False).union(
         Visit.objects.filter(customer__isnull=False)
     ),
@@ -159,6 +178,52 @@ def test_every_query_compiles_and_runs_as_with_djangos_get_col(tree_a: TenantTre
         # Rows are there to compare.
         assert list(QUERIES["filter and order by keys"]())
         assert list(QUERIES["select related"]()) and list(QUERIES["a count in order"]())
+
+
+SPLIT: dict[str, Callable[[], QuerySet[Any]]] = {
+    "plain conditions": lambda: Visit.objects.filter(
+        rep__isnull=False, check_in_at__gte=datetime(2026, 1, 1, tzinfo=UTC)
+    ).exclude(Q(verified=True) | Q(distance_m__gt=Decimal("1.5"))),
+    "a condition on an expression": lambda: Visit.objects.filter(
+        check_in_at__gte=F("planned_start")
+    ),
+    "a condition in a related table": lambda: Visit.objects.filter(customer__name="x"),
+    "an aggregate": lambda: Visit.objects.values("rep").annotate(n=Count("id")).filter(n__gte=1),
+    "an aggregate negated": lambda: (
+        Visit.objects.values("rep")
+        .annotate(n=Count("id"))
+        .exclude(Q(n__gte=1) & Q(rep__isnull=True))
+    ),
+    "a window": lambda: Visit.objects.annotate(
+        r=Window(RowNumber(), order_by=F("id").asc())
+    ).filter(r__lte=3, rep__isnull=False),
+}
+
+
+def _split_parts(where: WhereNode, **arguments: Any) -> list[str | None]:
+    return [None if part is None else str(part) for part in where.split_having_qualify(**arguments)]
+
+
+@pytest.mark.parametrize("name", sorted(SPLIT))
+def test_conditions_split_into_where_having_and_qualify_as_djangos(
+    tree_a: TenantTree, name: str
+) -> None:
+    arguments = [{}, {"negated": True}, {"must_group_by": True}]
+    with tenant_scope(tree_a.tenant):
+        where = SPLIT[name]().query.where
+        ours = [_split_parts(where, **given) for given in arguments]
+        # A tree of plain conditions is not asked whether it holds aggregates or windows.
+        plain = name in {"plain conditions", "a condition in a related table"}
+        assert ("contains_aggregate" not in where.__dict__) is plain
+        assert where.split_having_qualify()[0] is where or not plain
+        orm.uninstall()
+        try:
+            where = SPLIT[name]().query.where
+            theirs = [_split_parts(where, **given) for given in arguments]
+        finally:
+            orm.install()
+    assert ours == theirs
+    assert any(part is not None for part in ours[0][1:]) is name.startswith(("an agg", "a win"))
 
 
 def test_a_models_own_columns_are_compiled_once_per_kind_of_compiler(
