@@ -425,7 +425,8 @@ def _plain_conditions(node: WhereNode) -> bool:
     (``_KEPT_LOOKUPS``, a ``Col`` and one of ``_PLAIN_VALUES``): no aggregate, no window."""
     pending = [node]
     while pending:
-        for child in pending.pop().children:
+        children: list[Any] = pending.pop().children
+        for child in children:
             if type(child) is WhereNode:
                 pending.append(child)
             elif not (
@@ -446,7 +447,7 @@ def _split_having_qualify(
     if type(self) is WhereNode and _plain_conditions(self):
         return self, None, None
     split: Any = _django_split_having_qualify(self, negated, must_group_by)
-    return split  # type: ignore[no-any-return]
+    return split
 
 
 def _related_column(opts: Any, name: str, column: str) -> tuple[Any, Any] | None:
@@ -687,7 +688,7 @@ def install() -> None:
     SQLCompiler.get_order_by = _get_order_by  # type: ignore[method-assign]
     SQLCompiler.compile = _compile  # type: ignore[method-assign]
     SQLCompiler.get_converters = _get_converters  # type: ignore[method-assign]
-    WhereNode.split_having_qualify = _split_having_qualify  # type: ignore[method-assign,assignment]
+    WhereNode.split_having_qualify = _split_having_qualify  # type: ignore[method-assign]
 
 
 def uninstall() -> None:
