@@ -173,6 +173,54 @@ def test_filter_sets_copy_their_filters_per_request() -> None:
     assert "_field" not in ContactFilter.base_filters["customer"].__dict__
 
 
+def test_a_filter_is_copied_as_copy_copies_it() -> None:
+    """Every filter of every filter set of the API is copied as ``copy.copy`` copies it
+    (the same class and attributes, a new object); a class with a copy protocol of its
+    own, or slots, is copied by ``copy.copy``."""
+    import copy
+
+    from crm.api import records  # noqa: F401 - the API's filter sets
+    from tenancy.api.filters import TenantFilterSet, _copied_by_dict, _shallow_copy
+
+    def subclasses(cls: type) -> list[type]:
+        return [cls, *(sub for direct in cls.__subclasses__() for sub in subclasses(direct))]
+
+    copied = 0
+    for filterset in subclasses(TenantFilterSet):
+        for filter_ in filterset.base_filters.values():  # type: ignore[attr-defined]
+            ours, theirs = _shallow_copy(filter_), copy.copy(filter_)
+            assert type(ours) is type(theirs) and ours is not filter_
+            assert ours.__dict__ == theirs.__dict__ == filter_.__dict__
+            assert _copied_by_dict(type(filter_))
+            copied += 1
+    assert copied >= 30
+
+    class Own:
+        def __init__(self) -> None:
+            self.made = 1
+
+        def __copy__(self) -> Own:
+            return self
+
+    class Reduced(Own):
+        __copy__ = None  # type: ignore[assignment]
+
+        def __reduce_ex__(self, protocol: Any) -> Any:
+            return (dict, ())  # a copy made by the protocol is a dict
+
+    class Slotted:
+        __slots__ = ("made",)
+
+        def __init__(self) -> None:
+            self.made = 1
+
+    own, reduced, slotted = Own(), Reduced(), Slotted()
+    assert _shallow_copy(own) is own
+    assert _shallow_copy(reduced) == {}
+    assert _shallow_copy(slotted) is not slotted and _shallow_copy(slotted).made == 1
+    assert not any(_copied_by_dict(cls) for cls in (Own, Reduced, Slotted))
+
+
 def test_a_filter_set_copies_a_filter_when_it_is_first_read() -> None:
     import django_filters
 
