@@ -104,6 +104,7 @@ import datetime
 import decimal
 import uuid
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
@@ -626,12 +627,13 @@ class ColumnRows(BaseIterable):
         return map(column_row_class(queryset.model, related), rows)
 
 
-def column_rows(queryset: QuerySet[Any], reads: Iterable[str] = ()) -> QuerySet[Any] | None:
-    """``queryset`` reading its rows as ``ColumnRow`` rows, when it reads whole rows of its
-    model, alone or with the rows of its own foreign keys (``select_related``, one level)
-    including those named in ``reads``, from the models' own tables (no ``only``/``defer``,
-    ``values``, annotations, ``extra``, prefetching or rows of a related manager) and no
-    receiver waits for the model's instances to be made; else None (see the module)."""
+def reads_columns(queryset: QuerySet[Any], reads: Iterable[str] = ()) -> bool:
+    """Whether ``queryset``'s rows can be read as ``ColumnRow`` rows: it reads whole rows of
+    its model, alone or with the rows of its own foreign keys (``select_related``, one
+    level) including those named in ``reads``, from the models' own tables (no
+    ``only``/``defer``, ``values``, annotations, ``extra``, prefetching or rows of a
+    related manager) and no receiver waits for the model's instances to be made (see the
+    module)."""
     query = queryset.query
     model = queryset.model
     if (
@@ -642,15 +644,39 @@ def column_rows(queryset: QuerySet[Any], reads: Iterable[str] = ()) -> QuerySet[
         or query.combinator
         or init_is_received(model)
     ):
-        return None
+        return False
     keys = _whole_rows(query)
     if keys is None or not {*reads} <= {key.name for key in keys}:
-        return None
-    if any(init_is_received(key.related_model) for key in keys):
+        return False
+    return not any(init_is_received(key.related_model) for key in keys)
+
+
+def column_rows(queryset: QuerySet[Any], reads: Iterable[str] = ()) -> QuerySet[Any] | None:
+    """A copy of ``queryset`` reading its rows as ``ColumnRow`` rows when it can
+    (``reads_columns``); else None."""
+    if not reads_columns(queryset, reads):
         return None
     rows = queryset._chain()  # type: ignore[attr-defined]
     rows._iterable_class = ColumnRows
     return rows
+
+
+@contextmanager
+def reading_columns(queryset: QuerySet[Any], reads: Iterable[str] | None) -> Iterator[bool]:
+    """Within the block, ``queryset`` itself and every queryset made from it read their
+    rows as ``ColumnRow`` rows, when it can (``reads_columns``; never with ``reads`` None):
+    yields whether it does. Its own way of reading is back after the block, so whoever
+    else holds it reads it as before; a page read in the block is made from it (a slice,
+    an order) without the copy ``column_rows`` makes (a query's clone: 30,000
+    instructions of a rep's page of visits, ``bench/instructions.py``)."""
+    kind = queryset._iterable_class
+    columns = reads is not None and reads_columns(queryset, reads)
+    if columns:
+        queryset._iterable_class = ColumnRows
+    try:
+        yield columns
+    finally:
+        queryset._iterable_class = kind
 
 
 _django_prepare_join_on_clause = PostgresOperations.prepare_join_on_clause

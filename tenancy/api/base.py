@@ -13,7 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from tenancy.models import Membership
-from tenancy.orm import column_rows
+from tenancy.orm import reading_columns
 
 M = TypeVar("M", bound=Model)
 
@@ -41,14 +41,14 @@ class TenantViewMixin(Generic[M]):
         without a serializer where it can (``ModelSerializer.represent_rows``), and read
         as ``ColumnRow`` rows when the serializer shows nothing but columns of the rows and
         row properties whose related rows the page selects (``column_reads``,
-        ``tenancy.orm.column_rows``: no model instance is made for it)."""
+        ``tenancy.orm.reading_columns``: no model instance is made for it)."""
         view: Any = self  # a GenericAPIView, which this mixin precedes
         queryset = view.filter_queryset(self.get_queryset())
         serializer_class = view.get_serializer_class()
         column_reads = getattr(serializer_class, "column_reads", None)
         reads = column_reads() if column_reads else None  # None: no column renderer
-        columns = column_rows(queryset, reads) if reads is not None else None
-        page = view.paginate_queryset(queryset if columns is None else columns)
+        with reading_columns(queryset, reads):  # the page only
+            page = view.paginate_queryset(queryset)
         if page is None:
             return Response(view.get_serializer(queryset, many=True).data)
         represent = getattr(serializer_class, "represent_rows", None)

@@ -18,7 +18,6 @@ from django.utils import timezone
 
 from crm.models import Customer, Visit
 from tenancy import orm
-from tenancy.api import base
 from tenancy.api.serializers import _UNBOUND_PLANS, _renderer
 from tenancy.scope import tenant_scope
 from tests import records
@@ -42,6 +41,9 @@ NOT_WHOLE_ROWS = {
     "extra select",
     "a union of whole rows",
     "a union with a constant",
+    "a filter on an aggregate",
+    "an aggregate or a column",
+    "a filter on a window",
 }
 
 
@@ -116,6 +118,33 @@ def test_anything_but_whole_rows_of_the_model_alone_is_read_as_instances(
         records.visit(tree_a)
         for name, queryset in _refused():
             assert orm.column_rows(queryset) is None, name
+
+
+def test_a_queryset_reads_columns_in_the_block_only(tree_a: TenantTree) -> None:
+    """``reading_columns``: the queryset itself and what is made from it in the block read
+    ``ColumnRow`` rows; after the block (an error too) it reads instances again, and a
+    queryset that cannot, or no ``reads``, is left as it is."""
+    with tenant_scope(tree_a.tenant):
+        records.visit(tree_a)
+        visits = Visit.objects.order_by("pk")
+        with orm.reading_columns(visits, ()) as columns:
+            assert columns
+            assert isinstance(visits[:1][0], orm.ColumnRow)
+            assert isinstance(visits.filter(pk__gt=0).get(), orm.ColumnRow)
+            sliced = list(visits[:5])
+        assert [row.pk for row in sliced] == [visit.pk for visit in visits]
+        assert isinstance(next(iter(visits.all())), Visit)
+        with pytest.raises(ZeroDivisionError), orm.reading_columns(visits, ()):
+            raise ZeroDivisionError
+        assert isinstance(visits.all()[0], Visit)
+        for reads, refused in ((None, visits), ((), Visit.objects.values("pk"))):
+            kind = refused._iterable_class
+            with orm.reading_columns(refused, reads) as columns:
+                assert not columns
+                assert refused._iterable_class is kind
+        for name, queryset in _refused():
+            with orm.reading_columns(queryset, ()) as columns:
+                assert not columns, name
 
 
 def test_a_model_whose_instances_are_awaited_is_read_as_instances(tree_a: TenantTree) -> None:
@@ -267,27 +296,27 @@ def test_every_list_answers_the_same_read_as_columns_or_as_instances(
     client = client_for(tree_a.members[role])
     since = datetime(2000, 1, 1, tzinfo=UTC).isoformat()
     read: list[Any] = []
-    counted = orm.column_rows
+    counted = orm.reads_columns
 
-    def counting(queryset: QuerySet[Any], reads: Any = ()) -> Any:
-        rows = counted(queryset, reads)
-        read.append(rows is not None)
-        return rows
+    def counting(queryset: QuerySet[Any], reads: Any = ()) -> bool:
+        columns = counted(queryset, reads)
+        read.append(columns)
+        return columns
 
     paths = _list_paths()
     assert "/api/v1/visits/" in paths and len(paths) > 20, paths
     for path in paths:
         for query in ({"page_size": 2}, {"page_size": 2, "updated_since": since}):
-            monkeypatch.setattr(base, "column_rows", counting)
+            monkeypatch.setattr(orm, "reads_columns", counting)
             first = client.get(path, query)
-            monkeypatch.setattr(base, "column_rows", lambda queryset, reads=(): None)
+            monkeypatch.setattr(orm, "reads_columns", lambda queryset, reads=(): False)
             second = client.get(path, query)
             assert first.status_code == second.status_code, (path, query)
             assert first.content == second.content, (path, query)
             if first.status_code == 200 and first.json().get("cursor"):
                 cursor = {"cursor": first.json()["cursor"], "page_size": 2}
-                monkeypatch.setattr(base, "column_rows", counting)
+                monkeypatch.setattr(orm, "reads_columns", counting)
                 following = client.get(path, cursor).content
-                monkeypatch.setattr(base, "column_rows", lambda queryset, reads=(): None)
+                monkeypatch.setattr(orm, "reads_columns", lambda queryset, reads=(): False)
                 assert following == client.get(path, cursor).content, path
     assert any(read), "no list was read as columns"
