@@ -213,6 +213,9 @@ _SHARED_PLANS: dict[type, list[tuple[str, Any, int, str | None]]] = {}
 #: The class plans among them that bind no field: an instance renders along the list
 #: itself, a nested field along it, ``represent`` without an instance.
 _UNBOUND_PLANS: dict[type, list[tuple[str, Any, int, str | None]]] = {}
+#: ``ModelSerializer._row_renderer``'s answer per class, with the class plan it was found
+#: for (an answer holds while that plan is the class's).
+_ROW_RENDERERS: dict[type, tuple[list[tuple[str, Any, int, str | None]], Any]] = {}
 
 
 def _renders_alone(field: Any, how: int) -> bool:
@@ -725,7 +728,12 @@ class ModelSerializer(serializers.ModelSerializer[M]):
     @classmethod
     def _row_renderer(cls) -> Renderer | None:
         """``_class_renderer``, when ``cls`` also shows a list as this class does (no list
-        serializer or ``many_init`` of its own); else None."""
+        serializer or ``many_init`` of its own); else None. Found once per class plan
+        (``_ROW_RENDERERS``): a list asks twice per request."""
+        plan = _UNBOUND_PLANS.get(cls)
+        known = _ROW_RENDERERS.get(cls)
+        if known is not None and known[0] is plan:
+            return known[1]
         render = cls._class_renderer()
         if (
             render is None
@@ -733,6 +741,8 @@ class ModelSerializer(serializers.ModelSerializer[M]):
             or hasattr(cls.Meta, "list_serializer_class")
         ):
             return None
+        if plan is not None:
+            _ROW_RENDERERS[cls] = (plan, render)
         return render
 
     @classmethod
@@ -807,6 +817,7 @@ def _forget_plans(*, setting: str, **kwargs: Any) -> None:
             _PLANNED,
             _SHARED_PLANS,
             _UNBOUND_PLANS,
+            _ROW_RENDERERS,
             _RENDERERS,
             _COLUMN_RENDERERS,
         ):

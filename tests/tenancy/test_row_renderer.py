@@ -522,9 +522,12 @@ def test_a_change_of_drfs_settings_makes_the_plans_again(tree_a: TenantTree) -> 
         rows = list(Visit.objects.filter(pk=visit.pk))
         ours, drf = shown(rows)
         assert ours is not None and ours[0]["id"] == visit.pk and ours == drf
+        found = VisitSerializer._row_renderer()  # found once per class plan
+        assert found is not None and VisitSerializer._row_renderer() is found
         text = {**django_settings.REST_FRAMEWORK, "COERCE_BIGINT_TO_STRING": True}
         with override_settings(REST_FRAMEWORK=text):
             ours, drf = shown(rows)
             assert ours is not None and ours[0]["id"] == str(visit.pk) and ours == drf
+            assert VisitSerializer._row_renderer() is not found  # the new plan's
         ours, drf = shown(rows)
         assert ours is not None and ours[0]["id"] == visit.pk and ours == drf
