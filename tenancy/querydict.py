@@ -14,6 +14,13 @@ same ``TooManyFieldsSent`` beyond ``DATA_UPLOAD_MAX_NUMBER_FIELDS``. The pairs a
 decoded in the encoding with errors replaced) read with string methods, and each value
 is appended to its key's list. ``tests/tenancy/test_querydict.py`` compares both on
 generated query strings.
+
+It also replaces ``QueryDict.get`` with one that reads the dictionary directly: Django's
+(``MultiValueDict.get``) reads ``self[key]``, which for a missing key raises a
+``KeyError``, raises a ``MultiValueDictKeyError`` from it and catches that (0.74 µs
+where a present key takes 0.24 µs). A request asks for several parameters it does not
+have (``page``, ``search``, ``format``, a range's other end). A subclass with a
+``__getitem__`` of its own gets Django's ``get``.
 """
 
 from __future__ import annotations
@@ -24,8 +31,11 @@ from urllib.parse import unquote
 from django.conf import settings
 from django.core.exceptions import TooManyFieldsSent
 from django.http import QueryDict
+from django.utils.datastructures import MultiValueDict
 
 _django_init = QueryDict.__init__
+_django_get = QueryDict.get
+_MISSING = object()
 _get: Any = dict.get
 _set: Any = dict.__setitem__
 
@@ -82,6 +92,19 @@ def _init(
     self._mutable = mutable
 
 
+def _get_value(self: QueryDict, key: str, default: Any = None) -> Any:
+    """``MultiValueDict.get``: the key's last value, or ``default`` when the key is missing
+    or its last value is ``[]`` (also for no value at all), read from the dict itself."""
+    if type(self).__getitem__ is not MultiValueDict.__getitem__:
+        return _django_get(self, key, default)
+    values = _get(self, key, _MISSING)
+    if values is _MISSING:
+        return default
+    value = values[-1] if values else []  # MultiValueDict.__getitem__
+    return default if value == [] else value
+
+
 def install() -> None:
     """Called once from ``TenancyConfig.ready``."""
     QueryDict.__init__ = _init  # type: ignore[method-assign,assignment]
+    QueryDict.get = _get_value  # type: ignore[method-assign,assignment]

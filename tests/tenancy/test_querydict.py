@@ -37,6 +37,31 @@ def _made(make: Any) -> tuple[str, Any]:
 
 def test_installed_when_the_app_starts() -> None:
     assert QueryDict.__init__ is querydict._init
+    assert QueryDict.get is querydict._get_value
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    text=_TEXT,
+    keys=st.lists(st.one_of(_PARTS, st.text(max_size=2)), max_size=4),
+    default=st.sampled_from([None, "", "d", [], 0]),
+)
+def test_a_value_is_got_as_django_gets_it(text: str, keys: list[str], default: Any) -> None:
+    made = QueryDict(text, mutable=True)
+    made.setlist("no values", [])
+    made.setlist("an empty list last", ["x", []])  # type: ignore[list-item]
+    for key in [*made, *keys, "no values", "an empty list last", "missing"]:
+        assert made.get(key, default) == querydict._django_get(made, key, default), key
+        assert made.get(key) == querydict._django_get(made, key), key
+
+
+def test_a_subclass_reading_its_own_way_gets_djangos_get() -> None:
+    class Shouting(QueryDict):
+        def __getitem__(self, key: str) -> Any:
+            return str(super().__getitem__(key)).upper()
+
+    made = Shouting("a=x")
+    assert made.get("a") == "X" and made.get("b", "-") == "-"
 
 
 @settings(max_examples=400, deadline=None)
