@@ -468,7 +468,7 @@ def test_search_narrows_lists_with_search_fields_and_is_ignored_by_the_others(
 def test_every_list_answers_the_same_rendered_with_or_without_a_serializer(
     url: str, tree_a: TenantTree, client_for: ClientFor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tenancy.api import base
+    from tenancy import orm
     from tenancy.api.serializers import ModelSerializer
 
     with tenant_scope(tree_a.tenant):
@@ -490,7 +490,7 @@ def test_every_list_answers_the_same_rendered_with_or_without_a_serializer(
     assert rendered and (rendered[0] is not None) == (url != "/api/v1/pipelines/"), url
     # DRF's serializer, of model instances (a page shown by DRF is not read as columns).
     monkeypatch.setattr(ModelSerializer, "represent_rows", classmethod(lambda cls, rows: None))
-    monkeypatch.setattr(base, "column_rows", lambda queryset, reads=(): None)
+    monkeypatch.setattr(orm, "reads_columns", lambda queryset, reads=(): False)
     assert ok(client.get(url, {"page_size": 3})) == ours
 
 
