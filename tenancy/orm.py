@@ -668,7 +668,10 @@ def reading_columns(queryset: QuerySet[Any], reads: Iterable[str] | None) -> Ite
     yields whether it does. Its own way of reading is back after the block, so whoever
     else holds it reads it as before; a page read in the block is made from it (a slice,
     an order) without the copy ``column_rows`` makes (a query's clone: 30,000
-    instructions of a rep's page of visits, ``bench/instructions.py``)."""
+    instructions of a rep's page of visits, ``bench/instructions.py``). The queryset must
+    be the request's own, as a view's always is (DRF's rule: a queryset shared between
+    requests would keep the first one's rows), since another thread reading it during the
+    block would read columns too."""
     kind = queryset._iterable_class
     columns = reads is not None and reads_columns(queryset, reads)
     if columns:
