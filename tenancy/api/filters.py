@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterator, MutableMapping
 from functools import partial
 from typing import Any
@@ -21,6 +20,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.filters import OrderingFilter, SearchFilter
 from rest_framework.request import Request
 
+from tenancy.copying import shallow_copy
 from tenancy.memo import remember
 from tenancy.orm import filter_column
 
@@ -317,41 +317,8 @@ def _per_request(filter_: django_filters.Filter) -> bool:
     return callable(queryset) or isinstance(queryset, Manager)
 
 
-#: Per class, whether ``copy.copy`` copies its instances by their ``__dict__`` alone: the
-#: class defines none of the copy protocol's methods (``__copy__``, ``__reduce_ex__``,
-#: ``__reduce__``, ``__getstate__``, ``__setstate__``) nor slots, so the copy is
-#: ``cls.__new__(cls)`` given the original's ``__dict__`` (``copyreg.__newobj__`` and
-#: ``copy._reconstruct``), made here without the protocol's calls (a third of copying a
-#: filter).
-_COPIED_BY_DICT: dict[type, bool] = {}
-
-
-def _copied_by_dict(cls: type) -> bool:
-    known = _COPIED_BY_DICT.get(cls)
-    if known is None:
-        known = _COPIED_BY_DICT[cls] = (
-            getattr(cls, "__copy__", None) is None
-            and cls.__reduce_ex__ is object.__reduce_ex__
-            and cls.__reduce__ is object.__reduce__
-            and cls.__getstate__ is object.__getstate__
-            and getattr(cls, "__setstate__", None) is None
-            and not any("__slots__" in vars(kind) for kind in cls.__mro__[:-1])
-        )
-    return known
-
-
-def _shallow_copy(original: Any) -> Any:
-    """``copy.copy(original)``, made directly for a class copied by its ``__dict__``."""
-    cls: Any = type(original)
-    if not _copied_by_dict(cls):
-        return copy.copy(original)
-    copied = cls.__new__(cls)
-    copied.__dict__.update(original.__dict__)
-    return copied
-
-
 def _copy_filter(original: django_filters.Filter) -> django_filters.Filter:
-    copied = _shallow_copy(original)
+    copied = shallow_copy(original)
     copied.extra = dict(original.extra)
     copied.__dict__.pop("_field", None)  # built per filter set, from its own extra
     if original.method is not None:  # a FilterMethod calls back the filter it belongs to

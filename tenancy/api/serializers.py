@@ -76,6 +76,7 @@ from rest_framework.relations import (
 )
 from rest_framework.settings import api_settings
 
+from tenancy.copying import shallow_copy
 from tenancy.memo import remember
 from tenancy.orm import ColumnRow, column_row_class, row_properties
 
@@ -87,7 +88,7 @@ _PROTOTYPES: dict[type, dict[str, serializers.Field[Any, Any, Any, Any]]] = {}
 def _copy_field(field: serializers.Field[Any, Any, Any, Any]) -> Any:
     if isinstance(field, (serializers.BaseSerializer, ManyRelatedField)) or hasattr(field, "child"):
         return copy.deepcopy(field)
-    return copy.copy(field)
+    return shallow_copy(field)
 
 
 #: How a planned field is read: through DRF, as a foreign key's id, as a column, as a

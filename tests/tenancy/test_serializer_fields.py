@@ -12,6 +12,7 @@ from django.utils import timezone
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from rest_framework import serializers
+from rest_framework.relations import ManyRelatedField
 from rest_framework.test import APIRequestFactory
 
 from tenancy.api.serializers import ModelSerializer
@@ -173,27 +174,39 @@ def test_filter_sets_copy_their_filters_per_request() -> None:
     assert "_field" not in ContactFilter.base_filters["customer"].__dict__
 
 
-def test_a_filter_is_copied_as_copy_copies_it() -> None:
-    """Every filter of every filter set of the API is copied as ``copy.copy`` copies it
-    (the same class and attributes, a new object); a class with a copy protocol of its
-    own, or slots, is copied by ``copy.copy``."""
+def test_filters_and_fields_are_copied_as_copy_copies_them() -> None:
+    """Every filter of every filter set of the API, and every field of every API
+    serializer, is copied as ``copy.copy`` copies it (the same class and attributes, a
+    new object); a class with a copy protocol of its own, or slots, is copied by
+    ``copy.copy`` (``tenancy.copying``)."""
     import copy
 
     from crm.api import records  # noqa: F401 - the API's filter sets
-    from tenancy.api.filters import TenantFilterSet, _copied_by_dict, _shallow_copy
+    from tenancy.api.filters import TenantFilterSet
+    from tenancy.copying import copied_by_dict, shallow_copy
 
     def subclasses(cls: type) -> list[type]:
         return [cls, *(sub for direct in cls.__subclasses__() for sub in subclasses(direct))]
 
-    copied = 0
-    for filterset in subclasses(TenantFilterSet):
-        for filter_ in filterset.base_filters.values():  # type: ignore[attr-defined]
-            ours, theirs = _shallow_copy(filter_), copy.copy(filter_)
-            assert type(ours) is type(theirs) and ours is not filter_
-            assert ours.__dict__ == theirs.__dict__ == filter_.__dict__
-            assert _copied_by_dict(type(filter_))
-            copied += 1
-    assert copied >= 30
+    originals: list[Any] = [
+        filter_
+        for filterset in subclasses(TenantFilterSet)
+        for filter_ in filterset.base_filters.values()  # type: ignore[attr-defined]
+    ]
+    filters = len(originals)
+    for cls in _api_serializers():
+        originals += [
+            field
+            for field in cls().fields.values()
+            if not isinstance(field, (serializers.BaseSerializer, ManyRelatedField))
+            and not hasattr(field, "child")  # deep-copied (_copy_field)
+        ]
+    assert filters >= 30 and len(originals) - filters >= 200
+    for original in originals:
+        ours, theirs = shallow_copy(original), copy.copy(original)
+        assert type(ours) is type(theirs) and ours is not original
+        assert ours.__dict__ == theirs.__dict__ == original.__dict__
+        assert copied_by_dict(type(original))
 
     class Own:
         def __init__(self) -> None:
@@ -215,10 +228,10 @@ def test_a_filter_is_copied_as_copy_copies_it() -> None:
             self.made = 1
 
     own, reduced, slotted = Own(), Reduced(), Slotted()
-    assert _shallow_copy(own) is own
-    assert _shallow_copy(reduced) == {}
-    assert _shallow_copy(slotted) is not slotted and _shallow_copy(slotted).made == 1
-    assert not any(_copied_by_dict(cls) for cls in (Own, Reduced, Slotted))
+    assert shallow_copy(own) is own
+    assert shallow_copy(reduced) == {}
+    assert shallow_copy(slotted) is not slotted and shallow_copy(slotted).made == 1
+    assert not any(copied_by_dict(cls) for cls in (Own, Reduced, Slotted))
 
 
 def test_a_filter_set_copies_a_filter_when_it_is_first_read() -> None:
