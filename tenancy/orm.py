@@ -81,7 +81,8 @@ the two fields and the connection: it is decided once per pair of fields and con
 
 **A page that is only shown.** A page of a list whose serializer shows nothing but
 columns is read into model instances only to be read back column by column.
-``column_rows`` reads such a page's rows (whole rows of the model alone) as the compiler
+``reading_columns`` (for a block: a list's pagination) and ``column_rows`` (a copy of the
+queryset) read such a page's rows (whole rows of the model alone) as the compiler
 returns them, the same SQL and the same converted values, each as a tuple of the
 model's concrete columns in the model's order (``ColumnRow``: each column also readable
 by its attribute name, and ``pk``), without making an instance (66 µs a rep's page of

@@ -751,7 +751,7 @@ class ModelSerializer(serializers.ModelSerializer[M]):
         """The function rendering a ``ColumnRow`` of the model (``tenancy.orm``) as
         ``represent_rows`` renders the model's instance: when ``represent_rows`` renders
         the class's rows without a serializer and every field shows a column of the row
-        (a list may then read its page with ``tenancy.orm.column_rows``); else None."""
+        (a list may then read its page with ``tenancy.orm.reading_columns``); else None."""
         if cls._row_renderer() is None:
             return None
         return _column_renderer(_UNBOUND_PLANS[cls], cls.Meta.model)
