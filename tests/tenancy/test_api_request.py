@@ -181,8 +181,8 @@ def test_outside_a_test_transaction_one_message_opens_the_scope_and_errors_roll_
     # Django logs "BEGIN" when it turns autocommit off (no round trip); the first
     # message to the server opens the transaction and makes the settings.
     statements = [q["sql"] for q in context.captured_queries if q["sql"] != "BEGIN"]
-    assert statements[0].startswith("BEGIN; SELECT set_config('app.tenant_id', ")
-    assert sum("set_config" in sql for sql in statements) == 1
+    assert statements[0].startswith("BEGIN; SET LOCAL app.tenant_id = '")
+    assert sum("app.tenant_id" in sql for sql in statements) == 1
     # The transaction ended with the request, and its settings with it.
     assert connection.connection.pgconn.transaction_status == TransactionStatus.IDLE
     with connection.cursor() as cursor:

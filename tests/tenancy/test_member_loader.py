@@ -94,7 +94,7 @@ def test_a_requests_membership_comes_with_the_message_opening_its_transaction(
     connection.close()  # a new connection: nothing prepared on it yet
     first, statements = _statements_of(client)
     assert first.status_code == 200 and first.json()["member"]["id"] == rep.pk
-    assert statements[0].startswith("BEGIN; SELECT set_config('app.tenant_id', ")
+    assert statements[0].startswith("BEGIN; SET LOCAL app.tenant_id = '")
     assert statements[1] == (
         f"PREPARE crm_member (bigint, bigint) AS {_statement_sql('$1', '$2')}; "
         f"EXECUTE crm_member({tree.tenant.pk}, {rep.pk})"
