@@ -146,3 +146,47 @@ def test_nested_scopes_restore_the_outer_tenant(tree_a: TenantTree, tree_b: Tena
             == 0
         )
         assert _raw_count("SELECT count(*) FROM crm_membership") == len(tree_a.members)
+
+
+def _settings() -> tuple[str | None, str | None]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT current_setting('app.tenant_id', true), current_setting('app.rls_bypass', true)"
+        )
+        row = cursor.fetchone()
+    return row[0], row[1]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_outermost_scope_makes_its_settings_for_its_transaction_only() -> None:
+    """Outside a test's transaction, as a request or a task enters it: the message that
+    opens the transaction makes the settings (``SET LOCAL``), the block sees them, and
+    they end with its commit or rollback."""
+    from django.test.utils import CaptureQueriesContext
+
+    from tests.factories import build_tenant_tree
+
+    tree = build_tenant_tree("setlocal", "Set local 本地")
+    other = build_tenant_tree("setlocal-b", "Set local B")
+    with CaptureQueriesContext(connection) as context, tenant_scope(tree.tenant):
+        assert _settings() == (str(tree.tenant.pk), "off")
+        assert {m.tenant_id for m in Membership.objects.all()} == {tree.tenant.pk}
+    opening = [q["sql"] for q in context.captured_queries if q["sql"] != "BEGIN"][0]
+    assert opening == (
+        f"BEGIN; SET LOCAL app.tenant_id = '{tree.tenant.pk}'; SET LOCAL app.rls_bypass = 'off'"
+    )
+    assert _settings() in (("", ""), ("", "off"))
+
+    with platform_scope("test: the bypass ends with its transaction"):
+        assert _settings() == ("", "on")
+        tenants = set(Membership.objects.values_list("tenant_id", flat=True))
+        assert {tree.tenant.pk, other.tenant.pk} <= tenants
+    assert _settings()[1] != "on"
+
+    with pytest.raises(RuntimeError), tenant_scope(other.tenant):
+        assert _settings() == (str(other.tenant.pk), "off")
+        raise RuntimeError("rolled back")
+    assert _settings()[0] == ""
+    with connection.cursor() as cursor:  # outside every scope the policies show nothing
+        cursor.execute("SELECT count(*) FROM crm_membership")
+        assert cursor.fetchone() == (0,)
