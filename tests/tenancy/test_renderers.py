@@ -43,6 +43,10 @@ CASES: dict[str, Any] = {
     "floats": [0.5, 1.25, -3.0, 0.1, 123456.789],
     "chinese": {"name": "蓝海物流 Lanhai", "备注": "续约 renewal"},
     "separators": {"line": "a\u2028b", "paragraph": "c\u2029d", "both": "\u2028\u2029"},
+    # Characters that share the separators' first two bytes in UTF-8 (E2 80 …).
+    "near_separators": {"none": "“引号”…—‘’", "quotes": ["“", "”", "…", "—"]},
+    "paragraph_only": ["“引号”\u2029…"],
+    "line_only": {"end": "——\u2028"},
     "escapes": {"quote": 'say "hi"', "slash": "a/b\\c", "control": "tab\there\nnl\x01"},
     "moments": {
         "utc": datetime(2026, 12, 6, 12, 30, 5, tzinfo=UTC),
