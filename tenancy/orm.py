@@ -81,22 +81,21 @@ the two fields and the connection: it is decided once per pair of fields and con
 
 **A page that is only shown.** A page of a list whose serializer shows nothing but
 columns is read into model instances only to be read back column by column.
-``reading_columns`` (for a block: a list's pagination) and ``column_rows`` (a copy of the
-queryset) read such a page's rows (whole rows of the model alone) as the compiler
-returns them, the same SQL and the same converted values, each as a tuple of the
-model's concrete columns in the model's order (``ColumnRow``: each column also readable
-by its attribute name, and ``pk``), without making an instance (66 µs a rep's page of
-19 visits, 0.18 ms a page of 50 customers, in alternating requests). Rows of foreign
-keys one level away read with it (``select_related``) follow its columns and are read
-as their models' rows (a deal's stage); a property of the model that reads only
-columns and such related rows is offered when the model names it in
-``row_properties``, with the relations it reads, which the page must select (a deal's
-probability and forecast category, from its stage: 0.40 ms a rep's page of 39 deals,
-0.54 ms a sync page of 50; an activity's ``is_follow_up``: 0.26 ms a page of 50, in
-alternating requests). A relation not read with the row raises ``RelationNotRead``
-instead of being fetched. Nothing is written through such a row, and no signal is sent
-for it (``Model.__init__``'s ``pre_init``/``post_init``): a model with a receiver of
-either, or of a related row's model, is read into instances as before.
+``reading_columns`` (for a block: a list's pagination) reads such a page's rows (whole
+rows of the model alone) as the compiler returns them, the same SQL and the same
+converted values, each as a tuple of the model's concrete columns in the model's order
+(``ColumnRow``: each column also readable by its attribute name, and ``pk``), without
+making an instance (66 µs a rep's page of 19 visits, 0.18 ms a page of 50 customers, in
+alternating requests). Rows of foreign keys one level away read with it
+(``select_related``) follow its columns and are read as their models' rows (a deal's
+stage); a property of the model that reads only columns and such related rows is offered
+when the model names it in ``row_properties``, with the relations it reads, which the
+page must select (a deal's probability and forecast category, from its stage: 0.40 ms a
+rep's page of 39 deals, 0.54 ms a sync page of 50; an activity's ``is_follow_up``: 0.26
+ms a page of 50, in alternating requests). A relation not read with the row raises
+``RelationNotRead`` instead of being fetched. Nothing is written through such a row, and
+no signal is sent for it (``Model.__init__``'s ``pre_init``/``post_init``): a model with
+a receiver of either, or of a related row's model, is read into instances as before.
 """
 
 from __future__ import annotations
@@ -652,27 +651,17 @@ def reads_columns(queryset: QuerySet[Any], reads: Iterable[str] = ()) -> bool:
     return not any(init_is_received(key.related_model) for key in keys)
 
 
-def column_rows(queryset: QuerySet[Any], reads: Iterable[str] = ()) -> QuerySet[Any] | None:
-    """A copy of ``queryset`` reading its rows as ``ColumnRow`` rows when it can
-    (``reads_columns``); else None."""
-    if not reads_columns(queryset, reads):
-        return None
-    rows = queryset._chain()  # type: ignore[attr-defined]
-    rows._iterable_class = ColumnRows
-    return rows
-
-
 @contextmanager
 def reading_columns(queryset: QuerySet[Any], reads: Iterable[str] | None) -> Iterator[bool]:
     """Within the block, ``queryset`` itself and every queryset made from it read their
     rows as ``ColumnRow`` rows, when it can (``reads_columns``; never with ``reads`` None):
     yields whether it does. Its own way of reading is back after the block, so whoever
     else holds it reads it as before; a page read in the block is made from it (a slice,
-    an order) without the copy ``column_rows`` makes (a query's clone: 30,000
-    instructions of a rep's page of visits, ``bench/instructions.py``). The queryset must
-    be the request's own, as a view's always is (DRF's rule: a queryset shared between
-    requests would keep the first one's rows), since another thread reading it during the
-    block would read columns too."""
+    an order) without a copy of the queryset (a query's clone: 30,000 instructions of a
+    rep's page of visits, ``bench/instructions.py``). The queryset must be the request's
+    own, as a view's always is (DRF's rule: a queryset shared between requests would keep
+    the first one's rows), since another thread reading it during the block would read
+    columns too."""
     kind = queryset._iterable_class
     columns = reads is not None and reads_columns(queryset, reads)
     if columns:

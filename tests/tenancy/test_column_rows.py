@@ -1,10 +1,10 @@
-"""A page that is only shown is read as columns (``tenancy.orm.column_rows``): the same
+"""A page that is only shown is read as columns (``tenancy.orm.reading_columns``): the same
 SQL and values as the model's instances, rendered (``column_renderer``) as the
 instances are, and every list of the API answers the same with it as without it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -47,6 +47,17 @@ NOT_WHOLE_ROWS = {
 }
 
 
+def column_rows(queryset: QuerySet[Any], reads: Iterable[str] = ()) -> QuerySet[Any] | None:
+    """A copy of ``queryset`` reading its rows as ``ColumnRow`` rows, as
+    ``orm.reading_columns`` makes it read them in its block, when it can
+    (``orm.reads_columns``); else None."""
+    if not orm.reads_columns(queryset, reads):
+        return None
+    rows: Any = queryset._chain()  # type: ignore[attr-defined]
+    rows._iterable_class = orm.ColumnRows
+    return rows
+
+
 def _columns(instance: Any) -> tuple[Any, ...]:
     return tuple(getattr(instance, field.attname) for field in type(instance)._meta.concrete_fields)
 
@@ -60,7 +71,7 @@ def test_whole_rows_read_as_columns_are_the_instances_columns(tree_a: TenantTree
         records.visit(tree_a)
         records.visit(tree_a)
         for name, make in QUERIES.items():
-            columns = orm.column_rows(make())
+            columns = column_rows(make())
             if name in NOT_WHOLE_ROWS:
                 assert columns is None, name
                 continue
@@ -108,7 +119,7 @@ def _refused() -> Iterator[tuple[str, QuerySet[Any]]]:
     yield "a related manager's rows", customer.visits.all()
     yield "values", Visit.objects.values("id")
     yield "values_list", Visit.objects.values_list("id", flat=True)
-    yield "read as columns already", orm.column_rows(Visit.objects.all())  # type: ignore[misc]
+    yield "read as columns already", column_rows(Visit.objects.all())  # type: ignore[misc]
 
 
 def test_anything_but_whole_rows_of_the_model_alone_is_read_as_instances(
@@ -117,7 +128,7 @@ def test_anything_but_whole_rows_of_the_model_alone_is_read_as_instances(
     with tenant_scope(tree_a.tenant):
         records.visit(tree_a)
         for name, queryset in _refused():
-            assert orm.column_rows(queryset) is None, name
+            assert column_rows(queryset) is None, name
 
 
 def test_a_queryset_reads_columns_in_the_block_only(tree_a: TenantTree) -> None:
@@ -153,11 +164,11 @@ def test_a_model_whose_instances_are_awaited_is_read_as_instances(tree_a: Tenant
 
     with tenant_scope(tree_a.tenant):
         records.visit(tree_a)
-        assert orm.column_rows(Visit.objects.all()) is not None
+        assert column_rows(Visit.objects.all()) is not None
         post_init.connect(receiver, sender=Visit)
         try:
-            assert orm.column_rows(Visit.objects.all()) is None
-            assert orm.column_rows(Customer.objects.all()) is not None  # another model's
+            assert column_rows(Visit.objects.all()) is None
+            assert column_rows(Customer.objects.all()) is not None  # another model's
         finally:
             post_init.disconnect(receiver, sender=Visit)
 
@@ -183,9 +194,9 @@ def test_every_column_only_plan_renders_a_row_of_columns_as_its_instance(
             instances = list(model._default_manager.order_by("pk")[:5])
             manager = model._default_manager
             rows = manager.select_related(*reads) if reads else manager.all()
-            columns = orm.column_rows(rows.order_by("pk")[:5], reads)
+            columns = column_rows(rows.order_by("pk")[:5], reads)
             assert columns is not None, cls.__qualname__
-            assert orm.column_rows(model._default_manager.all(), reads) is None or not reads
+            assert column_rows(model._default_manager.all(), reads) is None or not reads
             for zone in ZONES:
                 with timezone.override(zone):
                     shown = cls.represent_rows(list(columns))
@@ -209,7 +220,7 @@ def test_rows_of_columns_a_class_cannot_show_are_refused(tree_a: TenantTree) -> 
         VisitSerializer()._read_plan()
         CustomerSerializer()._read_plan()
         assert CustomerSerializer.column_renderer() is not None
-        visits = orm.column_rows(Visit.objects.all())
+        visits = column_rows(Visit.objects.all())
         assert visits is not None
         with pytest.raises(TypeError):
             CustomerSerializer.represent_rows(list(visits))  # another model's rows
@@ -236,10 +247,10 @@ def test_a_row_property_reads_the_related_row_read_with_it_and_never_fetches_one
         )
         OpportunitySerializer()._read_plan()
         assert OpportunitySerializer.column_reads() == {"stage"}
-        assert orm.column_rows(Opportunity.objects.all(), {"stage"}) is None
-        assert orm.column_rows(Opportunity.objects.select_related("customer"), {"stage"}) is None
+        assert column_rows(Opportunity.objects.all(), {"stage"}) is None
+        assert column_rows(Opportunity.objects.select_related("customer"), {"stage"}) is None
         selected = Opportunity.objects.select_related("stage", "product_line").order_by("id")
-        columns = orm.column_rows(selected, {"stage"})
+        columns = column_rows(selected, {"stage"})
         assert columns is not None
         rows, instances = list(columns), list(selected)
         assert {(row.probability, row.forecast_category) for row in rows} == {
@@ -252,7 +263,7 @@ def test_a_row_property_reads_the_related_row_read_with_it_and_never_fetches_one
                 instance.forecast_category,
             )
             assert row.stage.name == instance.stage.name
-        bare = orm.column_rows(Opportunity.objects.order_by("id"))
+        bare = column_rows(Opportunity.objects.order_by("id"))
         assert bare is not None
         first = list(bare)[0]
         with (
