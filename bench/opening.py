@@ -10,7 +10,8 @@ connection, as the application role, for the ways of making the settings, beside
 
 * ``SELECT set_config(…, true), set_config(…, true)`` (what the scope sent before): a
   query the server plans and runs, with a snapshot and a row sent back;
-* ``SET LOCAL …; SET LOCAL …`` (what it sends now): utility commands, none of that.
+* ``SET LOCAL …; SET LOCAL …`` (what it sends now, ``tenancy.scope.begin_with_settings_sql``):
+  utility commands, none of that.
 
 Each message is timed alone, then its transaction is committed untimed; the cases are
 timed in turns (``common.interleaved``), with ``--gap-us`` of Python work before each
@@ -39,11 +40,11 @@ if __name__ == "__main__":
 
 from bench import common  # noqa: E402
 
+#: The settings as the scope made them before ``SET LOCAL``, for the comparison.
 SELECT_SETTINGS = (
-    "SELECT set_config('app.tenant_id', '{tenant}', true), "
+    "BEGIN; SELECT set_config('app.tenant_id', '{tenant}', true), "
     "set_config('app.rls_bypass', 'off', true)"
 )
-SET_LOCAL_SETTINGS = "SET LOCAL app.tenant_id = '{tenant}'; SET LOCAL app.rls_bypass = 'off'"
 
 
 def parse_args() -> argparse.Namespace:
@@ -71,7 +72,7 @@ def main() -> None:
 
     from tenancy.member_loader import PREPARED_NAME, _statement
     from tenancy.models import Membership
-    from tenancy.scope import platform_scope
+    from tenancy.scope import begin_with_settings_sql, platform_scope
 
     with platform_scope("bench: a membership to read"):
         member = Membership.objects.order_by("tenant_id", "pk").first()
@@ -87,13 +88,17 @@ def main() -> None:
         sys.exit(f"Could not prepare the membership's statement: {prepared.error_message!r}")
     execute = f"EXECUTE {PREPARED_NAME}({tenant}, {membership})"
     select_settings = SELECT_SETTINGS.format(tenant=tenant)
-    set_local = SET_LOCAL_SETTINGS.format(tenant=tenant)
+    set_local = begin_with_settings_sql(tenant, bypass=False)  # what the scope sends
+    before, after = (
+        "BEGIN; SELECT set_config ×2; EXECUTE member",
+        "BEGIN; SET LOCAL ×2; EXECUTE member",
+    )
     messages = {
         "SELECT 1 (/healthz)": "SELECT 1",
-        "BEGIN; SELECT set_config ×2": f"BEGIN; {select_settings}",
-        "BEGIN; SET LOCAL ×2": f"BEGIN; {set_local}",
-        "BEGIN; SELECT set_config ×2; EXECUTE member": f"BEGIN; {select_settings}; {execute}",
-        "BEGIN; SET LOCAL ×2; EXECUTE member": f"BEGIN; {set_local}; {execute}",
+        "BEGIN; SELECT set_config ×2": select_settings,
+        "BEGIN; SET LOCAL ×2": set_local,
+        before: f"{select_settings}; {execute}",
+        after: f"{set_local}; {execute}",
     }
 
     def timing(message: bytes) -> float:
@@ -136,11 +141,10 @@ def main() -> None:
             f"{row['message']:<{width}}  {row['p25_us']:>7} {row['p50_us']:>7} "
             f"{row['p75_us']:>7}  {row['over_select_1']:>9.2f}"
         )
-    before = results[3]["p50_us"]
-    after = results[4]["p50_us"]
+    p50 = {row["message"]: row["p50_us"] for row in results}
     print(
-        f"\nThe opening message: {before} µs with SELECT set_config, {after} µs with "
-        f"SET LOCAL ({after - before:+} µs). {common.revision_line()}"
+        f"\nThe opening message: {p50[before]} µs with SELECT set_config, {p50[after]} µs "
+        f"with SET LOCAL ({p50[after] - p50[before]:+} µs). {common.revision_line()}"
     )
     common.write_report(
         "opening",

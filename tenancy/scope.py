@@ -130,6 +130,20 @@ def _apply(
         opening.receive(db, result)
 
 
+def begin_with_settings_sql(tenant_id: int | None, *, bypass: bool) -> str:
+    """The statements that open a scope's transaction and make its settings, for one
+    simple-protocol message: the values are literals (a tenant id made an ``int`` here,
+    and a fixed ``on``/``off``). The settings are made with ``SET LOCAL``, which is
+    ``set_config(…, true)``: a utility command the server runs without planning a query,
+    taking a snapshot or sending a row back (``SELECT set_config(…)`` cost the server
+    about 0.08 ms more of every request here: ``bench/opening.py``)."""
+    tenant = "" if tenant_id is None else str(int(tenant_id))
+    return (
+        f"BEGIN; SET LOCAL {TENANT_SETTING} = '{tenant}'; "
+        f"SET LOCAL {BYPASS_SETTING} = '{'on' if bypass else 'off'}'"
+    )
+
+
 def _begin_with_settings(
     db: BaseDatabaseWrapper, db_scope: _DatabaseScope, opening: ScopeOpening | None = None
 ) -> None:
@@ -137,20 +151,12 @@ def _begin_with_settings(
     statement if there is one (a request's credential: its membership).
 
     The driver would send its own ``BEGIN`` and wait for it before the settings: two
-    round trips at the start of every request. Sent as one simple-protocol message, the
-    values are literals: a tenant id made an ``int`` here, and a fixed ``on``/``off``.
-    The settings are made with ``SET LOCAL``, which is ``set_config(…, true)``: a
-    utility command the server runs without planning a query, taking a snapshot or
-    sending a row back (``SELECT set_config(…)`` cost the server about 0.07–0.1 ms more
-    of every request here). The driver sees the open transaction and sends no ``BEGIN``
-    of its own; Django's commit or rollback ends it as usual. The message's last result
-    is the opening's.
+    round trips at the start of every request. Sent as one simple-protocol message
+    (``begin_with_settings_sql``), the driver sees the open transaction and sends no
+    ``BEGIN`` of its own; Django's commit or rollback ends it as usual. The message's
+    last result is the opening's.
     """
-    tenant = "" if db_scope.tenant_id is None else str(int(db_scope.tenant_id))
-    settings_sql = (
-        f"BEGIN; SET LOCAL {TENANT_SETTING} = '{tenant}'; "
-        f"SET LOCAL {BYPASS_SETTING} = '{'on' if db_scope.bypass else 'off'}'"
-    )
+    settings_sql = begin_with_settings_sql(db_scope.tenant_id, bypass=db_scope.bypass)
     pgconn = db.connection.pgconn
     for attempt in (1, 2):
         opening_sql = opening.sql(db, first=True) if opening is not None else ""
