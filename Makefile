@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PORT ?= 8000
 
-.PHONY: install run test lint typecheck migrations-check pytest worker beat clean-data
+.PHONY: install run test lint typecheck migrations-check pytest worker beat stop-db clean-data
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -62,5 +62,9 @@ worker beat: install
 	@eval "$$($(BIN)/python scripts/devenv.py)" && \
 	DEBUG=$${DEBUG:-1} $(BIN)/celery -A config $@ --loglevel=INFO
 
-clean-data:
+# `make run` leaves the embedded PostgreSQL running (the next start is quicker); this stops it.
+stop-db:
+	@if test -x $(BIN)/python; then $(BIN)/python scripts/devenv.py --stop; fi
+
+clean-data: stop-db
 	rm -rf .data

