@@ -64,7 +64,8 @@ worker beat: install
 
 # `make run` leaves the embedded PostgreSQL running (the next start is quicker); this stops it.
 stop-db:
-	@if test -x $(BIN)/python; then $(BIN)/python scripts/devenv.py --stop; fi
+	@if test -x $(BIN)/python; then $(BIN)/python scripts/devenv.py --stop; \
+	else echo "No $(VENV): the embedded PostgreSQL is not installed, nothing to stop."; fi
 
 clean-data: stop-db
 	rm -rf .data

@@ -23,6 +23,7 @@ import signal
 import socket
 import sys
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,20 +68,27 @@ def embedded_database_url() -> str:
     return f"postgres://postgres@{quote(socket_dir, safe='')}/{DATABASE_NAME}"
 
 
-def embedded_postmaster(data: Path) -> int | None:
-    """The process id of the PostgreSQL server running on ``data``, or None: the first
-    line of its ``postmaster.pid``, when that process is a ``postgres`` serving ``data``
-    (a stale file may name a process id the system has given to another program)."""
+def embedded_postmaster(data: Path) -> Any:
+    """The PostgreSQL server running on ``data`` (a ``psutil.Process``), or None: the
+    process the first line of its ``postmaster.pid`` names, when that process is a
+    ``postgres`` serving ``data`` (a stale file may name a process id the system has
+    given to another program). ``data`` is compared with its links resolved, as the
+    embedded server is started with it."""
     import psutil
 
     try:
         pid = int((data / "postmaster.pid").read_text().split("\n", 1)[0])
-        command = psutil.Process(pid).cmdline()
-    except (FileNotFoundError, ValueError, psutil.Error):
+        server = psutil.Process(pid)
+        command = server.cmdline()
+    except (FileNotFoundError, NotADirectoryError, ValueError, psutil.NoSuchProcess):
         return None
-    if not command or Path(command[0]).name != "postgres" or str(data) not in command:
+    except (PermissionError, psutil.AccessDenied) as error:
+        sys.exit(f"Cannot tell whether PostgreSQL runs on {data}: {error} (run as its owner).")
+    if not command or Path(command[0]).name != "postgres":
         return None
-    return pid
+    if str(data.resolve()) not in command and str(data) not in command:
+        return None
+    return server
 
 
 def stop_embedded(data: Path, timeout: float = 60.0) -> bool:
@@ -88,16 +96,21 @@ def stop_embedded(data: Path, timeout: float = 60.0) -> bool:
     shutdown: SIGINT to the server, then wait for it to exit). False if none was running."""
     import psutil
 
-    pid = embedded_postmaster(data)
-    if pid is None:
+    server = embedded_postmaster(data)
+    if server is None:
         log(f"No embedded PostgreSQL is running on {data}.")
         return False
-    server = psutil.Process(pid)
-    server.send_signal(signal.SIGINT)
     try:
+        server.send_signal(signal.SIGINT)
         server.wait(timeout)
+    except psutil.NoSuchProcess:
+        pass  # it stopped on its own meanwhile
+    except psutil.AccessDenied as error:
+        sys.exit(f"Cannot stop the PostgreSQL on {data}: {error} (run as its owner).")
     except psutil.TimeoutExpired:
-        sys.exit(f"The embedded PostgreSQL (process {pid}) did not stop within {timeout:.0f} s.")
+        sys.exit(
+            f"The embedded PostgreSQL (process {server.pid}) did not stop within {timeout:.0f} s."
+        )
     log(f"Stopped the embedded PostgreSQL on {data}.")
     return True
 
