@@ -85,10 +85,16 @@ M = TypeVar("M", bound=Model)
 _PROTOTYPES: dict[type, dict[str, serializers.Field[Any, Any, Any, Any]]] = {}
 
 
+def copied_deep(field: serializers.Field[Any, Any, Any, Any]) -> bool:
+    """Whether ``_copy_field`` copies ``field`` deeply: it holds other fields (a nested
+    serializer, a many-related field, a list's child), as DRF copies its fields."""
+    return isinstance(field, (serializers.BaseSerializer, ManyRelatedField)) or hasattr(
+        field, "child"
+    )
+
+
 def _copy_field(field: serializers.Field[Any, Any, Any, Any]) -> Any:
-    if isinstance(field, (serializers.BaseSerializer, ManyRelatedField)) or hasattr(field, "child"):
-        return copy.deepcopy(field)
-    return shallow_copy(field)
+    return copy.deepcopy(field) if copied_deep(field) else shallow_copy(field)
 
 
 #: How a planned field is read: through DRF, as a foreign key's id, as a column, as a
