@@ -110,15 +110,11 @@ def _apply(
     if begin and db.connection.pgconn.transaction_status == TransactionStatus.IDLE:
         _begin_with_settings(db, db_scope, opening)
         return
+    tenant, bypass = _setting_values(db_scope.tenant_id, bypass=db_scope.bypass)
     with db.cursor() as cursor:
         cursor.execute(
             "SELECT set_config(%s, %s, true), set_config(%s, %s, true)",
-            [
-                TENANT_SETTING,
-                "" if db_scope.tenant_id is None else str(db_scope.tenant_id),
-                BYPASS_SETTING,
-                "on" if db_scope.bypass else "off",
-            ],
+            [TENANT_SETTING, tenant, BYPASS_SETTING, bypass],
         )
     if opening is not None:
         statement = opening.sql(db, first=False)
@@ -130,17 +126,22 @@ def _apply(
         opening.receive(db, result)
 
 
+def _setting_values(tenant_id: int | None, *, bypass: bool) -> tuple[str, str]:
+    """The values of the two settings: the tenant id as text (empty for none) and
+    ``on``/``off``."""
+    return ("" if tenant_id is None else str(int(tenant_id))), ("on" if bypass else "off")
+
+
 def begin_with_settings_sql(tenant_id: int | None, *, bypass: bool) -> str:
     """The statements that open a scope's transaction and make its settings, for one
-    simple-protocol message: the values are literals (a tenant id made an ``int`` here,
-    and a fixed ``on``/``off``). The settings are made with ``SET LOCAL``, which is
+    simple-protocol message: the values are literals (``_setting_values``: a tenant id
+    made an ``int``, and a fixed ``on``/``off``). The settings are made with ``SET LOCAL``, which is
     ``set_config(…, true)``: a utility command the server runs without planning a query,
     taking a snapshot or sending a row back (``SELECT set_config(…)`` cost the server
     about 0.08 ms more of every request here: ``bench/opening.py``)."""
-    tenant = "" if tenant_id is None else str(int(tenant_id))
+    tenant, on_off = _setting_values(tenant_id, bypass=bypass)
     return (
-        f"BEGIN; SET LOCAL {TENANT_SETTING} = '{tenant}'; "
-        f"SET LOCAL {BYPASS_SETTING} = '{'on' if bypass else 'off'}'"
+        f"BEGIN; SET LOCAL {TENANT_SETTING} = '{tenant}'; SET LOCAL {BYPASS_SETTING} = '{on_off}'"
     )
 
 
